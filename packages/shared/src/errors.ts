@@ -1,0 +1,57 @@
+/** Error codes of the HTTP APIs (SPEC §5). The same `{code, message, retryable}` shape serves ingest and the run API. */
+export const ERROR_CODES = [
+  "INVALID_SPEC",
+  "INVALID_PARAMS",
+  "NOT_FOUND",
+  "ALREADY_TERMINAL",
+  "PAYLOAD_TOO_LARGE",
+  "TOO_MANY_REQUESTS",
+  "UNAUTHORIZED",
+  "INTERNAL_ERROR",
+  "UNAVAILABLE",
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export interface ApiErrorBody {
+  code: ErrorCode;
+  message: string;
+  retryable: boolean;
+}
+
+const HTTP_STATUS: Record<ErrorCode, number> = {
+  INVALID_SPEC: 400,
+  INVALID_PARAMS: 400,
+  NOT_FOUND: 404,
+  ALREADY_TERMINAL: 409,
+  PAYLOAD_TOO_LARGE: 413,
+  TOO_MANY_REQUESTS: 429,
+  UNAUTHORIZED: 401,
+  INTERNAL_ERROR: 500,
+  UNAVAILABLE: 503,
+};
+
+const RETRYABLE: ReadonlySet<ErrorCode> = new Set(["TOO_MANY_REQUESTS", "UNAVAILABLE", "INTERNAL_ERROR"]);
+
+/** An error an HTTP handler throws on purpose; the error middleware turns it into its status and body. */
+export class ApiError extends Error {
+  override readonly name = "ApiError";
+  readonly status: number;
+  readonly retryable: boolean;
+  /** Seconds a client should wait before retrying; sent as Retry-After. */
+  readonly retryAfterSeconds: number | undefined;
+
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    options: { retryAfterSeconds?: number; cause?: unknown } = {},
+  ) {
+    super(message, { cause: options.cause });
+    this.status = HTTP_STATUS[code];
+    this.retryable = RETRYABLE.has(code);
+    this.retryAfterSeconds = options.retryAfterSeconds;
+  }
+
+  toBody(): ApiErrorBody {
+    return { code: this.code, message: this.message, retryable: this.retryable };
+  }
+}

@@ -1,0 +1,38 @@
+/** A small line logger: `2026-05-09T12:00:00.000Z info  ingest  listening port=7070`. One line per event, to stderr. */
+export type LogLevel = "debug" | "info" | "warn" | "error";
+export type LogFields = Record<string, string | number | boolean | null | undefined>;
+
+export interface Logger {
+  debug(message: string, fields?: LogFields): void;
+  info(message: string, fields?: LogFields): void;
+  warn(message: string, fields?: LogFields): void;
+  error(message: string, fields?: LogFields): void;
+}
+
+const LEVEL_ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+function formatValue(value: string | number | boolean | null): string {
+  const text = String(value);
+  return /[\s"=]/.test(text) ? JSON.stringify(text) : text;
+}
+
+export function createLogger(service: string, minLevel: LogLevel = "info", write: (line: string) => void = (line) => process.stderr.write(line)): Logger {
+  const log = (level: LogLevel, message: string, fields?: LogFields): void => {
+    if (LEVEL_ORDER[level] < LEVEL_ORDER[minLevel]) return;
+    let line = `${new Date().toISOString()} ${level.padEnd(5)} ${service.padEnd(7)} ${message}`;
+    for (const [key, value] of Object.entries(fields ?? {})) {
+      if (value !== undefined) line += ` ${key}=${formatValue(value)}`;
+    }
+    write(`${line}\n`);
+  };
+  return {
+    debug: (message, fields) => log("debug", message, fields),
+    info: (message, fields) => log("info", message, fields),
+    warn: (message, fields) => log("warn", message, fields),
+    error: (message, fields) => log("error", message, fields),
+  };
+}
+
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

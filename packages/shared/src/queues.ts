@@ -1,0 +1,35 @@
+/**
+ * The job catalog shared by producers (ingest, runner) and consumers (worker): queue names, payloads and
+ * job options in one place, so a producer and its consumer cannot drift apart.
+ */
+import type { JobsOptions } from "bullmq";
+import type { CliInvocationEvent } from "./telemetry.js";
+
+/** One accepted ingest request: its valid entries, enqueued as one job so the worker can batch many requests per insert. */
+export interface ClientTelemetryJob {
+  entries: CliInvocationEvent[];
+  /** When ingest accepted the request (ms since epoch); the worker's queue-lag metric and the bench use it. */
+  receivedAtMs: number;
+}
+
+/** Retries with backoff for about an hour (ClickHouse outages), then the job stays in the failed set for an operator to retry. */
+const DURABLE_JOB_OPTIONS: JobsOptions = {
+  attempts: 25,
+  backoff: { type: "exponential", delay: 500 },
+  removeOnComplete: true,
+  removeOnFail: false,
+};
+
+export const JOB_CATALOG = {
+  clientTelemetry: {
+    queue: "client-telemetry",
+    jobName: "cli_invocations",
+    options: DURABLE_JOB_OPTIONS,
+  },
+} as const;
+
+export interface JobPayloads {
+  clientTelemetry: ClientTelemetryJob;
+}
+
+export type JobKind = keyof typeof JOB_CATALOG;

@@ -1,0 +1,163 @@
+/**
+ * The `cli_invocation` telemetry entry as the swamp CLI sends it (SPEC §2, reference/swamp-telemetry.md).
+ * Optional fields may be absent (legacy clients); unknown extra fields are allowed and kept.
+ */
+import { Ajv, type ErrorObject } from "ajv";
+
+export interface CommandInvocation {
+  command: string;
+  subcommand?: string;
+  args?: string[];
+  optionKeys?: string[];
+  globalOptions?: string[];
+  [extra: string]: unknown;
+}
+
+export type InvocationStatus = "success" | "error" | "user_error";
+
+export interface InvocationResult {
+  status: InvocationStatus;
+  exitCode: number;
+  errorType?: string;
+  errorMessage?: string;
+  [extra: string]: unknown;
+}
+
+export interface WorkflowContext {
+  workflowName: string;
+  runId: string;
+  jobName: string;
+  stepName: string;
+  modelType?: string;
+  /** Current clients (swamp #1547 renamed `driver` to `executor`). */
+  executor?: string;
+  /** Clients of swamp PR #1349. */
+  driver?: string;
+  [extra: string]: unknown;
+}
+
+export interface CliInvocationProperties {
+  id: string;
+  invocation: CommandInvocation;
+  result: InvocationResult;
+  startedAt: string;
+  completedAt: string;
+  durationMs: number;
+  swampVersion?: string;
+  denoVersion?: string;
+  platform?: string;
+  invocationContext?: Record<string, unknown>;
+  parentInvocationId?: string;
+  workflowContext?: WorkflowContext;
+  triggerSource?: string;
+  initiatedBy?: string;
+  $repo_id?: string;
+  [extra: string]: unknown;
+}
+
+export interface CliInvocationEvent {
+  event: "cli_invocation";
+  distinct_id: string;
+  insert_id?: string;
+  properties: CliInvocationProperties;
+  [extra: string]: unknown;
+}
+
+const ISO_TIMESTAMP = "^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(\\.\\d{1,9})?(Z|[+-]\\d{2}:\\d{2})$";
+const ID = { type: "string", minLength: 1, maxLength: 200 } as const;
+const TEXT = { type: "string", maxLength: 4096 } as const;
+const NAME = { type: "string", maxLength: 512 } as const;
+const NAMES = { type: "array", maxItems: 256, items: NAME } as const;
+
+export const CliInvocationEventSchema = {
+  $id: "cli_invocation",
+  type: "object",
+  required: ["event", "distinct_id", "properties"],
+  properties: {
+    event: { const: "cli_invocation" },
+    distinct_id: ID,
+    insert_id: ID,
+    properties: {
+      type: "object",
+      required: ["id", "invocation", "result", "startedAt", "completedAt", "durationMs"],
+      properties: {
+        id: ID,
+        invocation: {
+          type: "object",
+          required: ["command"],
+          properties: { command: NAME, subcommand: NAME, args: NAMES, optionKeys: NAMES, globalOptions: NAMES },
+        },
+        result: {
+          type: "object",
+          required: ["status", "exitCode"],
+          properties: {
+            status: { enum: ["success", "error", "user_error"] },
+            exitCode: { type: "integer", minimum: -2147483648, maximum: 2147483647 },
+            errorType: NAME,
+            errorMessage: TEXT,
+          },
+        },
+        startedAt: { type: "string", pattern: ISO_TIMESTAMP },
+        completedAt: { type: "string", pattern: ISO_TIMESTAMP },
+        durationMs: { type: "number", minimum: 0, maximum: 31_536_000_000 },
+        swampVersion: NAME,
+        denoVersion: NAME,
+        platform: NAME,
+        invocationContext: { type: "object" },
+        parentInvocationId: ID,
+        workflowContext: {
+          type: "object",
+          required: ["workflowName", "runId", "jobName", "stepName"],
+          properties: {
+            workflowName: NAME,
+            runId: NAME,
+            jobName: NAME,
+            stepName: NAME,
+            modelType: NAME,
+            executor: NAME,
+            driver: NAME,
+          },
+        },
+        triggerSource: NAME,
+        initiatedBy: NAME,
+        $repo_id: NAME,
+      },
+    },
+  },
+} as const;
+
+/** Keys of `properties` with their own columns; everything else lands in the unknown-field bag. */
+export const KNOWN_PROPERTY_KEYS: ReadonlySet<string> = new Set(Object.keys(CliInvocationEventSchema.properties.properties.properties));
+/** Envelope keys with their own columns. */
+export const KNOWN_ENVELOPE_KEYS: ReadonlySet<string> = new Set(Object.keys(CliInvocationEventSchema.properties));
+
+const ajv = new Ajv({ allErrors: false, strict: true, allowUnionTypes: false });
+const validate = ajv.compile<CliInvocationEvent>(CliInvocationEventSchema);
+
+function describe(error: ErrorObject): string {
+  const path = error.instancePath === "" ? "entry" : error.instancePath.slice(1).replaceAll("/", ".");
+  if (error.keyword === "required") return `${path}.${String(error.params["missingProperty"])} is required`;
+  if (error.keyword === "enum") return `${path} must be one of ${(error.params["allowedValues"] as unknown[]).join(", ")}`;
+  if (error.keyword === "const") return `${path} must be ${JSON.stringify(error.params["allowedValue"])}`;
+  if (error.keyword === "pattern") return `${path} must be an ISO 8601 timestamp`;
+  return `${path} ${error.message ?? "is invalid"}`;
+}
+
+export type ValidationResult = { ok: true; event: CliInvocationEvent } | { ok: false; message: string };
+
+export function validateCliInvocation(value: unknown): ValidationResult {
+  if (validate(value)) return { ok: true, event: value };
+  const first = validate.errors?.[0];
+  return { ok: false, message: first ? describe(first) : "entry is invalid" };
+}
+
+/** The idempotency key of an entry: `insert_id`, else `properties.id` (SPEC §2). */
+export function entryId(event: CliInvocationEvent): string {
+  return event.insert_id ?? event.properties.id;
+}
+
+/** The driver of a child entry: `workflowContext.driver` (PR #1349 clients) or `.executor` (current clients). */
+export function entryDriver(event: CliInvocationEvent): string {
+  const context = event.properties.workflowContext;
+  return context?.driver ?? context?.executor ?? "";
+}
