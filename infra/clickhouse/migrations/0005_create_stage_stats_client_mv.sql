@@ -1,0 +1,14 @@
+-- Client children feed stage_stats: workflow = workflowName, stage = stepName. Clients report no retries.
+CREATE MATERIALIZED VIEW IF NOT EXISTS flowmeter.stage_stats_client_mv TO flowmeter.stage_stats_1m AS
+SELECT
+    toStartOfMinute(completed_at) AS minute,
+    workflow_name AS workflow,
+    step_name AS stage,
+    driver,
+    status,
+    count() AS entries,
+    toUInt64(0) AS retries,
+    quantilesTDigestState(0.5, 0.9, 0.99)(duration_ms) AS duration_quantiles
+FROM flowmeter.cli_invocations
+WHERE is_child
+GROUP BY minute, workflow, stage, driver, status

@@ -1,0 +1,75 @@
+import { cpSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ClickHouseClient } from "@clickhouse/client";
+import { createLogger } from "@flowmeter/shared";
+import { tempDir } from "@flowmeter/test-utils";
+import { parseWorkerConfig } from "../config.js";
+import { createClickHouse } from "./client.js";
+import { insertJsonRows } from "./insert-json-rows.js";
+import { MigrationError, migrate } from "./migrate.js";
+import { COLUMNS } from "./tables/cli-invocations.table.js";
+
+const logger = createLogger("test", "error");
+const migrationsDir = parseWorkerConfig({}).clickhouse.migrationsDir;
+
+describe("migrations on chDB", () => {
+  const data = tempDir("migrate");
+  let clickhouse: ClickHouseClient;
+
+  beforeAll(() => {
+    clickhouse = createClickHouse({ url: undefined, dataDir: data.path });
+  });
+  afterAll(async () => {
+    await clickhouse.close();
+    data.remove();
+  });
+
+  async function rows<T>(query: string): Promise<T[]> {
+    return (await clickhouse.query({ query, format: "JSONEachRow" })).json<T>();
+  }
+
+  it("applies every file once, then nothing", async () => {
+    const first = await migrate(clickhouse, migrationsDir, logger);
+    expect(first.applied[0]).toBe("0001_create_cli_invocations");
+    const second = await migrate(clickhouse, migrationsDir, logger);
+    expect(second.applied).toEqual([]);
+    const ledger = await rows<{ version: number }>("SELECT version FROM flowmeter.schema_migrations ORDER BY version");
+    expect(ledger.map((row) => row.version)).toEqual(first.applied.map((name) => Number(name.slice(0, 4))));
+  });
+
+  it("cli_invocations COLUMNS match DESCRIBE TABLE", async () => {
+    const described = await rows<{ name: string }>("DESCRIBE TABLE flowmeter.cli_invocations");
+    expect(described.map((column) => column.name)).toEqual([...COLUMNS]);
+  });
+
+  it("refuses an applied file that changed, and a new file numbered below the highest applied", async () => {
+    const edited = tempDir("migrations-edited");
+    cpSync(migrationsDir, edited.path, { recursive: true });
+    writeFileSync(join(edited.path, "0002_create_driver_stats_1m.sql"), "SELECT 1");
+    await expect(migrate(clickhouse, edited.path, logger)).rejects.toThrow(MigrationError);
+    await expect(migrate(clickhouse, edited.path, logger)).rejects.toThrow(/changed after it was applied/);
+    edited.remove();
+
+    const misplaced = tempDir("migrations-misplaced");
+    cpSync(migrationsDir, misplaced.path, { recursive: true });
+    writeFileSync(join(misplaced.path, "0000_create_nothing.sql"), "SELECT 1");
+    await expect(migrate(clickhouse, misplaced.path, logger)).rejects.toThrow(/numbered below the highest applied/);
+    misplaced.remove();
+  });
+
+  // NOTES-clickhouse.md: through chDB, per-query settings become sticky session SETs; an insert that inherits
+  // an old insert_deduplication_token is dropped without an error. Different inserts must all land.
+  it("two different inserts both land, and a plain insert after them lands too", async () => {
+    await clickhouse.command({ query: "CREATE TABLE IF NOT EXISTS flowmeter.hazard_probe (id String) ENGINE = MergeTree ORDER BY id SETTINGS non_replicated_deduplication_window = 100" });
+    await insertJsonRows(clickhouse, "flowmeter.hazard_probe", [{ id: "a" }]);
+    await insertJsonRows(clickhouse, "flowmeter.hazard_probe", [{ id: "b" }]);
+    await insertJsonRows(clickhouse, "flowmeter.hazard_probe", [{ id: "a" }]);
+    await clickhouse.insert({ table: "flowmeter.hazard_probe", values: [{ id: "c" }], format: "JSONEachRow" });
+    await clickhouse.insert({ table: "flowmeter.hazard_probe", values: [{ id: "d" }], format: "JSONEachRow" });
+    const ids = await rows<{ id: string }>("SELECT id FROM flowmeter.hazard_probe ORDER BY id");
+    expect(ids.map((row) => row.id)).toEqual(["a", "b", "c", "d"]);
+    const [token] = await rows<{ token: string }>("SELECT getSetting('insert_deduplication_token') AS token");
+    expect(token?.token).toBe("");
+  });
+});

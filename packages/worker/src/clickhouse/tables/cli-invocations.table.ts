@@ -1,0 +1,143 @@
+/** flowmeter.cli_invocations: one row per accepted cli_invocation entry (migration 0001). */
+import type { ClickHouseClient } from "@clickhouse/client";
+import { CliInvocationEventSchema, entryDriver, entryId, type CliInvocationEvent } from "@flowmeter/shared";
+import { insertJsonRows, toClickHouseTime } from "../insert-json-rows.js";
+
+export const TABLE = "flowmeter.cli_invocations";
+
+export const COLUMNS = [
+  "insert_id", "entry_id", "distinct_id", "received_at", "started_at", "completed_at", "duration_ms",
+  "command", "subcommand", "args", "option_keys", "global_options",
+  "status", "exit_code", "error_type", "error_message",
+  "swamp_version", "deno_version", "platform", "repo_id",
+  "is_child", "parent_invocation_id", "workflow_name", "run_id", "job_name", "step_name", "model_type", "driver",
+  "trigger_source", "initiated_by", "invocation_context", "extra",
+] as const satisfies readonly (keyof CliInvocationRow)[];
+
+export interface CliInvocationRow {
+  insert_id: string;
+  entry_id: string;
+  distinct_id: string;
+  received_at: string;
+  started_at: string;
+  completed_at: string;
+  duration_ms: number;
+  command: string;
+  subcommand: string;
+  args: string[];
+  option_keys: string[];
+  global_options: string[];
+  status: string;
+  exit_code: number;
+  error_type: string;
+  error_message: string;
+  swamp_version: string;
+  deno_version: string;
+  platform: string;
+  repo_id: string;
+  is_child: boolean;
+  parent_invocation_id: string;
+  workflow_name: string;
+  run_id: string;
+  job_name: string;
+  step_name: string;
+  model_type: string;
+  driver: string;
+  trigger_source: string;
+  initiated_by: string;
+  invocation_context: string;
+  extra: string;
+}
+
+interface SchemaNode {
+  properties?: Record<string, object>;
+}
+
+/**
+ * Every field the schema does not name, kept at its path: `{"properties": {"newField": 1, "result": {"extra": 2}}}`.
+ * Objects the schema stores whole (invocationContext) are not walked.
+ */
+export function unknownFields(value: unknown, schema: object): Record<string, unknown> | undefined {
+  if (typeof value !== "object" || value === null || Array.isArray(value) || (schema as SchemaNode).properties === undefined) return undefined;
+  const known = (schema as SchemaNode).properties ?? {};
+  const unknown: Record<string, unknown> = {};
+  let found = false;
+  for (const [key, child] of Object.entries(value)) {
+    const childSchema = Object.hasOwn(known, key) ? known[key] : undefined;
+    const nested = childSchema === undefined ? child : unknownFields(child, childSchema);
+    if (nested !== undefined) {
+      Object.defineProperty(unknown, key, { value: nested, enumerable: true, writable: true, configurable: true });
+      found = true;
+    }
+  }
+  return found ? unknown : undefined;
+}
+
+function epochMs(timestamp: string): number {
+  const ms = Date.parse(timestamp);
+  return Number.isFinite(ms) ? ms : 0;
+}
+
+export function toRow(event: CliInvocationEvent, receivedAtMs: number): CliInvocationRow {
+  const p = event.properties;
+  const context = p.workflowContext;
+  return {
+    insert_id: entryId(event),
+    entry_id: p.id,
+    distinct_id: event.distinct_id,
+    received_at: toClickHouseTime(receivedAtMs),
+    started_at: toClickHouseTime(epochMs(p.startedAt)),
+    completed_at: toClickHouseTime(epochMs(p.completedAt)),
+    duration_ms: p.durationMs,
+    command: p.invocation.command,
+    subcommand: p.invocation.subcommand ?? "",
+    args: p.invocation.args ?? [],
+    option_keys: p.invocation.optionKeys ?? [],
+    global_options: p.invocation.globalOptions ?? [],
+    status: p.result.status,
+    exit_code: p.result.exitCode,
+    error_type: p.result.errorType ?? "",
+    error_message: p.result.errorMessage ?? "",
+    swamp_version: p.swampVersion ?? "",
+    deno_version: p.denoVersion ?? "",
+    platform: p.platform ?? "",
+    repo_id: p.$repo_id ?? "",
+    is_child: context !== undefined,
+    parent_invocation_id: p.parentInvocationId ?? "",
+    workflow_name: context?.workflowName ?? "",
+    run_id: context?.runId ?? "",
+    job_name: context?.jobName ?? "",
+    step_name: context?.stepName ?? "",
+    model_type: context?.modelType ?? "",
+    driver: entryDriver(event),
+    trigger_source: p.triggerSource ?? "",
+    initiated_by: p.initiatedBy ?? "",
+    invocation_context: p.invocationContext === undefined ? "" : JSON.stringify(p.invocationContext),
+    extra: JSON.stringify(unknownFields(event, CliInvocationEventSchema) ?? {}),
+  };
+}
+
+export async function insertCliInvocations(client: ClickHouseClient, rows: readonly CliInvocationRow[]): Promise<void> {
+  await insertJsonRows(client, TABLE, rows);
+}
+
+/**
+ * The insert_ids among `rows` that are already stored. Looks rows up by (started_at, insert_id), the table's
+ * sort key, so the cost follows the batch, not the table. The keys travel as one string literal read by
+ * format(), which keeps the query's syntax tree small for any batch size.
+ */
+export async function findStoredInsertIds(client: ClickHouseClient, rows: readonly CliInvocationRow[]): Promise<Set<string>> {
+  if (rows.length === 0) return new Set();
+  const keys = rows.map((row) => JSON.stringify({ started_at: row.started_at, insert_id: row.insert_id })).join("\n");
+  const literal = keys.replaceAll("\\", "\\\\").replaceAll("'", "\\'");
+  const result = await client.query({
+    query: `SELECT insert_id FROM ${TABLE}
+            WHERE (started_at, insert_id) IN (
+              SELECT started_at, insert_id FROM format(JSONEachRow, 'started_at DateTime64(3, \\'UTC\\'), insert_id String', '${literal}'))`,
+    format: "JSONEachRow",
+    // Harmless if it sticks to a chDB session: it only raises the parser's size limit.
+    clickhouse_settings: { max_query_size: "268435456" },
+  });
+  const stored = await result.json<{ insert_id: string }>();
+  return new Set(stored.map((row) => row.insert_id));
+}

@@ -1,0 +1,66 @@
+import { fileURLToPath } from "node:url";
+import { resolve } from "node:path";
+import { DEFAULT_REDIS_URL, EnvReader, readRedisConfig, type EnvSource, type LogLevel } from "@flowmeter/shared";
+
+export interface ClickHouseConfig {
+  /** http(s) URL of a ClickHouse server; undefined means embedded chDB under `dataDir`. */
+  url: string | undefined;
+  /** Directory chDB keeps its data in (embedded mode only). */
+  dataDir: string;
+  migrationsDir: string;
+}
+
+export interface WorkerConfig {
+  redisUrl: string;
+  queuePrefix: string;
+  clickhouse: ClickHouseConfig;
+  http: { host: string; port: number };
+  batch: { maxRows: number; maxWaitMs: number };
+  /** Jobs held in flight at once; each waits for the batch that contains its rows. */
+  concurrency: number;
+  lockDurationMs: number;
+  stalledIntervalMs: number;
+  /** How long an entry id stays claimed by the job writing it (guards two workers writing one entry at once). */
+  claimTtlMs: number;
+  shutdownTimeoutMs: number;
+  /** Test-only fault injection: `kill-after-insert` SIGKILLs the worker after its first ClickHouse insert, before acknowledging. */
+  failpoint: "none" | "kill-after-insert";
+  logLevel: LogLevel;
+}
+
+const DEFAULT_MIGRATIONS_DIR = resolve(fileURLToPath(new URL(".", import.meta.url)), "../../../infra/clickhouse/migrations");
+
+export function readClickHouseConfig(reader: EnvReader): ClickHouseConfig {
+  const dataDir = resolve(reader.string("FLOWMETER_DATA_DIR", "./.flowmeter"));
+  return {
+    url: reader.url("CLICKHOUSE_URL", ["http:", "https:"]),
+    dataDir: resolve(dataDir, "clickhouse"),
+    migrationsDir: resolve(reader.string("CLICKHOUSE_MIGRATIONS_DIR", DEFAULT_MIGRATIONS_DIR)),
+  };
+}
+
+export function parseWorkerConfig(env: EnvSource): WorkerConfig {
+  const reader = new EnvReader(env);
+  const redis = readRedisConfig(reader);
+  const config: WorkerConfig = {
+    redisUrl: redis.url ?? DEFAULT_REDIS_URL,
+    queuePrefix: redis.queuePrefix,
+    clickhouse: readClickHouseConfig(reader),
+    http: { host: reader.string("WORKER_HOST", "127.0.0.1"), port: reader.port("WORKER_METRICS_PORT", 7072) },
+    batch: {
+      maxRows: reader.int("WORKER_BATCH_MAX_ROWS", 50_000, { min: 1, max: 1_000_000 }),
+      maxWaitMs: reader.int("WORKER_BATCH_MAX_WAIT_MS", 1000, { min: 1, max: 60_000 }),
+    },
+    concurrency: reader.int("WORKER_CONCURRENCY", 1000, { min: 1, max: 100_000 }),
+    lockDurationMs: reader.int("WORKER_LOCK_DURATION_MS", 30_000, { min: 1000 }),
+    stalledIntervalMs: reader.int("WORKER_STALLED_INTERVAL_MS", 30_000, { min: 1000 }),
+    claimTtlMs: reader.int("WORKER_CLAIM_TTL_MS", 3_600_000, { min: 1000 }),
+    shutdownTimeoutMs: reader.int("WORKER_SHUTDOWN_TIMEOUT_MS", 30_000, { min: 0 }),
+    failpoint: reader.oneOf("FLOWMETER_FAILPOINT", ["none", "kill-after-insert"], "none"),
+    logLevel: reader.logLevel(),
+  };
+  if (config.stalledIntervalMs > config.lockDurationMs) {
+    reader.problem(`WORKER_STALLED_INTERVAL_MS (${config.stalledIntervalMs}) must not exceed WORKER_LOCK_DURATION_MS (${config.lockDurationMs})`);
+  }
+  return reader.finish(config);
+}

@@ -1,0 +1,76 @@
+#!/usr/bin/env node
+/** The worker service: consumes the queues into ClickHouse and serves /metrics. Run migrations first (migrate-main). */
+import { ConfigError, createLogger, createRedis, errorMessage } from "@flowmeter/shared";
+import { createClickHouse, describeClickHouse } from "./clickhouse/client.js";
+import { parseWorkerConfig } from "./config.js";
+import { createClientTelemetryConsumer } from "./consumers/client-telemetry.consumer.js";
+import { createWorkerHttpServer } from "./http/server.js";
+import { createWorkerMetrics } from "./metrics.js";
+import { drainThenClose } from "./shutdown.js";
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = parseWorkerConfig(process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`flowmeter worker: ${error.message}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+  const logger = createLogger("worker", config.logLevel);
+  const redis = createRedis(config.redisUrl, "worker");
+  redis.on("error", (error) => logger.warn("redis connection problem", { error: errorMessage(error) }));
+  const clickhouse = createClickHouse(config.clickhouse);
+  const metrics = createWorkerMetrics();
+
+  const ready = await clickhouse.query({ query: "SELECT count() AS applied FROM flowmeter.schema_migrations", format: "JSONEachRow" }).catch(() => undefined);
+  if (ready === undefined) {
+    logger.error(`the ClickHouse schema is missing; run migrations first: node packages/worker/dist/migrate-main.js (${describeClickHouse(config.clickhouse)})`);
+    await clickhouse.close();
+    redis.disconnect();
+    process.exit(1);
+  }
+  await ready.json();
+
+  const consumer = createClientTelemetryConsumer({ config, redis, clickhouse, metrics, logger });
+  const server = createWorkerHttpServer({
+    registry: metrics.registry,
+    clickhouse,
+    logger,
+    beforeScrape: consumer.sampleQueue,
+    isHealthy: async () => redis.status === "ready" && (await clickhouse.ping()).success,
+  });
+  server.listen(config.http.port, config.http.host);
+  consumer.start();
+  logger.info("worker started", {
+    clickhouse: describeClickHouse(config.clickhouse),
+    redis: config.redisUrl,
+    queue_prefix: config.queuePrefix,
+    metrics: `http://${config.http.host}:${config.http.port}/metrics`,
+    batch_max_rows: config.batch.maxRows,
+    batch_max_wait_ms: config.batch.maxWaitMs,
+  });
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info("shutting down: draining the queue into ClickHouse", { signal, timeout_ms: config.shutdownTimeoutMs });
+    const left = await drainThenClose(consumer, config.shutdownTimeoutMs);
+    if (left > 0) logger.warn("shutdown timeout: jobs left on the queue for the next worker", { jobs: left });
+    server.close();
+    await clickhouse.close();
+    redis.disconnect();
+    logger.info("worker stopped");
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+  process.on("SIGINT", () => void stop("SIGINT"));
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`flowmeter worker: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exit(1);
+});

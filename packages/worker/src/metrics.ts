@@ -1,0 +1,45 @@
+/** Every worker metric, in one place. Labels are closed sets; ids never become labels. */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+export function createWorkerMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: "flowmeter_" });
+  return {
+    registry,
+    /** table: cli_invocations (runner tables join with the runner stream). */
+    rowsInserted: new Counter({ name: "flowmeter_worker_rows_inserted_total", help: "Rows written to ClickHouse", labelNames: ["table"], registers: [registry] }),
+    /** table as above. */
+    insertBatchRows: new Histogram({
+      name: "flowmeter_worker_insert_batch_rows",
+      help: "Rows per ClickHouse insert",
+      labelNames: ["table"],
+      buckets: [1, 10, 100, 500, 1000, 5000, 10_000, 25_000, 50_000, 100_000],
+      registers: [registry],
+    }),
+    /** table as above. */
+    insertDuration: new Histogram({
+      name: "flowmeter_worker_insert_duration_seconds",
+      help: "Time of one ClickHouse insert, dedup lookup included",
+      labelNames: ["table"],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    /** table as above. */
+    insertFailures: new Counter({ name: "flowmeter_worker_insert_failures_total", help: "ClickHouse inserts that failed (the jobs retry)", labelNames: ["table"], registers: [registry] }),
+    /** queue: client-telemetry; reason: size | time | shutdown. */
+    flushes: new Counter({ name: "flowmeter_worker_flushes_total", help: "Batch flushes by trigger", labelNames: ["queue", "reason"], registers: [registry] }),
+    /** reason: in_batch (twice in one batch) | in_flight (another job is writing it) | stored (already in ClickHouse). */
+    duplicatesDropped: new Counter({
+      name: "flowmeter_worker_duplicates_dropped_total",
+      help: "Entries not written because they were already written or being written",
+      labelNames: ["reason"],
+      registers: [registry],
+    }),
+    /** queue: client-telemetry. */
+    queueLag: new Gauge({ name: "flowmeter_worker_queue_lag_seconds", help: "Age of the oldest record not yet written", labelNames: ["queue"], registers: [registry] }),
+    /** queue as above; state: waiting | active | delayed | failed. */
+    queueDepth: new Gauge({ name: "flowmeter_worker_queue_depth", help: "Jobs by state", labelNames: ["queue", "state"], registers: [registry] }),
+  };
+}
+
+export type WorkerMetrics = ReturnType<typeof createWorkerMetrics>;
