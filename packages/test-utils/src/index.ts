@@ -2,3 +2,4 @@ export { childEntry, legacyEntry, parentEntry } from "./fixtures.js";
 export { deleteQueuePrefix, testQueuePrefix, testRedisUrl } from "./redis.js";
 export { tempDir } from "./temp-dir.js";
 export { waitFor } from "./wait-for.js";
+export { freePort } from "./free-port.js";

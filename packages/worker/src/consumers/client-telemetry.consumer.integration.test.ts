@@ -1,0 +1,165 @@
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Queue } from "bullmq";
+import type { ClickHouseClient } from "@clickhouse/client";
+import { JOB_CATALOG, createLogger, createRedis, type CliInvocationEvent, type ClientTelemetryJob } from "@flowmeter/shared";
+import { childEntry, deleteQueuePrefix, legacyEntry, parentEntry, tempDir, testQueuePrefix, testRedisUrl, waitFor } from "@flowmeter/test-utils";
+import { createClickHouse } from "../clickhouse/client.js";
+import { migrate } from "../clickhouse/migrate.js";
+import { parseWorkerConfig } from "../config.js";
+import { createWorkerMetrics } from "../metrics.js";
+import { createClientTelemetryConsumer, type ClientTelemetryConsumer } from "./client-telemetry.consumer.js";
+
+const logger = createLogger("test", "error");
+
+describe("client telemetry consumer (real Redis, chDB)", () => {
+  const data = tempDir("consumer");
+  const prefix = testQueuePrefix("consumer");
+  const redis = createRedis(testRedisUrl(), "worker");
+  const metrics = createWorkerMetrics();
+  let clickhouse: ClickHouseClient;
+  let consumer: ClientTelemetryConsumer;
+  let queue: Queue<ClientTelemetryJob>;
+
+  beforeAll(async () => {
+    clickhouse = createClickHouse({ url: undefined, dataDir: data.path });
+    await migrate(clickhouse, parseWorkerConfig({}).clickhouse.migrationsDir, logger);
+    const config = { ...parseWorkerConfig({ QUEUE_PREFIX: prefix }), batch: { maxRows: 5000, maxWaitMs: 100 } };
+    consumer = createClientTelemetryConsumer({ config, redis, clickhouse, metrics, logger });
+    consumer.start();
+    queue = new Queue(JOB_CATALOG.clientTelemetry.queue, { connection: redis, prefix });
+  });
+
+  afterAll(async () => {
+    await consumer.close();
+    await queue.close();
+    redis.disconnect();
+    await clickhouse.close();
+    await deleteQueuePrefix(prefix);
+    data.remove();
+  });
+
+  async function rows<T>(query: string): Promise<T[]> {
+    return (await clickhouse.query({ query, format: "JSONEachRow" })).json<T>();
+  }
+
+  async function enqueue(entries: CliInvocationEvent[]): Promise<void> {
+    const job = await queue.add(JOB_CATALOG.clientTelemetry.jobName, { entries, receivedAtMs: Date.now() }, JOB_CATALOG.clientTelemetry.options);
+    await waitFor(async () => ((await queue.getJobState(job.id ?? "")) === "unknown" ? true : undefined), { what: `job ${job.id} written and removed` });
+  }
+
+  async function countRaw(where: string): Promise<number> {
+    const [row] = await rows<{ n: string }>(`SELECT count() AS n FROM flowmeter.cli_invocations WHERE ${where}`);
+    return Number(row?.n);
+  }
+
+  it("stores parent, children (executor and driver) and legacy entries, unknown fields kept", async () => {
+    const workflow = `wf-${randomUUID()}`;
+    const parent = parentEntry();
+    const child = childEntry(parent.properties.id, { workflowName: workflow, driver: "loopback" });
+    const oldChild = childEntry(parent.properties.id, { workflowName: workflow, driverKey: "driver", driver: "local", status: "success" });
+    const legacy = legacyEntry();
+    const withExtras = parentEntry();
+    withExtras.properties["datastoreType"] = "s3";
+    withExtras.properties.result["retryHint"] = "later";
+    withExtras["sent_by"] = "proxy";
+    await enqueue([parent, child, oldChild, legacy, withExtras]);
+
+    const stored = await rows<{ insert_id: string; is_child: boolean; driver: string; workflow_name: string; extra: string; parent_invocation_id: string }>(
+      `SELECT insert_id, is_child, driver, workflow_name, extra, parent_invocation_id FROM flowmeter.cli_invocations
+       WHERE insert_id IN ('${[parent, child, oldChild, withExtras].map((e) => e.insert_id).join("','")}', '${legacy.properties.id}')`,
+    );
+    const byId = new Map(stored.map((row) => [row.insert_id, row]));
+    expect(byId.size).toBe(5);
+    expect(byId.get(child.insert_id ?? "")).toMatchObject({ is_child: true, driver: "loopback", workflow_name: workflow, parent_invocation_id: parent.properties.id });
+    expect(byId.get(oldChild.insert_id ?? "")).toMatchObject({ driver: "local" });
+    expect(byId.get(parent.insert_id ?? "")).toMatchObject({ is_child: false, driver: "" });
+    expect(byId.has(legacy.properties.id)).toBe(true);
+    expect(JSON.parse(byId.get(withExtras.insert_id ?? "")?.extra ?? "")).toEqual({ sent_by: "proxy", properties: { datastoreType: "s3", result: { retryHint: "later" } } });
+
+    const drivers = await rows<{ driver: string; status: string; count: string }>(
+      `SELECT driver, status, count FROM flowmeter.stage_stats WHERE workflow = '${workflow}' ORDER BY driver`,
+    );
+    expect(drivers.map((row) => [row.driver, row.status, Number(row.count)])).toEqual([
+      ["local", "success", 1],
+      ["loopback", "error", 1],
+    ]);
+  });
+
+  it("writes a re-sent entry, a job delivered twice and a duplicate within a batch once, in raw and rollups", async () => {
+    const command = `cmd-${randomUUID()}`;
+    const workflow = `wf-${randomUUID()}`;
+    const parent = parentEntry();
+    parent.properties.invocation.command = command;
+    const children = Array.from({ length: 20 }, (_, index) => {
+      const child = childEntry(parent.properties.id, { workflowName: workflow, stepName: `step-${index % 3}`, status: index % 4 === 0 ? "error" : "success", durationMs: 100 + index });
+      child.properties.invocation.command = command;
+      return child;
+    });
+    const batch = [parent, ...children];
+    await enqueue([...batch, children[0] as CliInvocationEvent]);
+    await enqueue(batch);
+    await enqueue(children.slice(5, 10));
+
+    expect(await countRaw(`command = '${command}'`)).toBe(21);
+    const [rollup] = await rows<{ n: string }>(`SELECT sum(count) AS n FROM flowmeter.command_stats WHERE command = '${command}'`);
+    expect(Number(rollup?.n)).toBe(21);
+
+    // Rollup counts equal a GROUP BY over the raw rows, group by group.
+    const fromRaw = await rows<{ stage: string; status: string; n: string }>(
+      `SELECT step_name AS stage, status, count() AS n FROM flowmeter.cli_invocations WHERE workflow_name = '${workflow}' GROUP BY stage, status ORDER BY stage, status`,
+    );
+    const fromRollup = await rows<{ stage: string; status: string; n: string }>(
+      `SELECT stage, status, sum(count) AS n FROM flowmeter.stage_stats WHERE workflow = '${workflow}' GROUP BY stage, status ORDER BY stage, status`,
+    );
+    expect(fromRollup).toEqual(fromRaw);
+    const driverRaw = await rows<{ n: string }>(`SELECT count() AS n FROM flowmeter.cli_invocations WHERE workflow_name = '${workflow}' AND is_child`);
+    const driverRollup = await rows<{ n: string }>(
+      `SELECT sum(count) AS n FROM flowmeter.driver_stats WHERE source = 'client' AND driver = 'loopback' AND minute >= toStartOfMinute(now() - INTERVAL 2 MINUTE)`,
+    );
+    expect(Number(driverRollup[0]?.n)).toBeGreaterThanOrEqual(Number(driverRaw[0]?.n));
+  });
+
+  it("a batch already written before its worker died is not written again when its jobs come back", async () => {
+    const command = `crash-${randomUUID()}`;
+    const entries = Array.from({ length: 50 }, () => {
+      const entry = parentEntry();
+      entry.properties.invocation.command = command;
+      return entry;
+    });
+    // The first delivery wrote its rows, but the worker died before acknowledging: write them directly,
+    // then deliver the same entries again as the retried job would.
+    const { insertCliInvocations, toRow } = await import("../clickhouse/tables/cli-invocations.table.js");
+    await insertCliInvocations(clickhouse, entries.slice(0, 30).map((entry) => toRow(entry, Date.now())));
+    await enqueue(entries);
+    expect(await countRaw(`command = '${command}'`)).toBe(50);
+    const [rollup] = await rows<{ n: string }>(`SELECT sum(count) AS n FROM flowmeter.command_stats WHERE command = '${command}'`);
+    expect(Number(rollup?.n)).toBe(50);
+  });
+
+  it("quantiles in the rollup follow the raw durations", async () => {
+    const command = `q-${randomUUID()}`;
+    const entries = Array.from({ length: 101 }, (_, index) => {
+      const entry = parentEntry({ durationMs: index * 10 });
+      entry.properties.invocation.command = command;
+      return entry;
+    });
+    await enqueue(entries);
+    const [stats] = await rows<{ p50_ms: number; p99_ms: number; count: string }>(
+      `SELECT sum(count) AS count, max(p50_ms) AS p50_ms, max(p99_ms) AS p99_ms FROM flowmeter.command_stats WHERE command = '${command}'`,
+    );
+    expect(Number(stats?.count)).toBe(101);
+    expect(stats?.p50_ms).toBeGreaterThan(450);
+    expect(stats?.p50_ms).toBeLessThan(550);
+    expect(stats?.p99_ms).toBeGreaterThan(950);
+  });
+
+  it("reports what it wrote and dropped in its metrics", async () => {
+    const text = await metrics.registry.metrics();
+    expect(text).toMatch(/flowmeter_worker_rows_inserted_total\{table="cli_invocations"\} \d+/);
+    expect(text).toMatch(/flowmeter_worker_duplicates_dropped_total\{reason="stored"\} [1-9]/);
+    expect(text).toMatch(/flowmeter_worker_duplicates_dropped_total\{reason="in_batch"\} [1-9]/);
+    await consumer.sampleQueue();
+    expect(await metrics.registry.getSingleMetricAsString("flowmeter_worker_queue_depth")).toContain('state="failed"');
+  });
+});
