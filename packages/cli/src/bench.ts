@@ -1,0 +1,244 @@
+/**
+ * `npm run bench`: starts a private pipeline (its own chDB directory, queue prefix and ports, the usual Redis),
+ * sends cli_invocation entries over HTTP for a fixed time, batched (100 per request) and then one per request,
+ * and prints: entries/s acknowledged (202), entries/s visible in ClickHouse, freshness p50/p95 (202 → the
+ * entry's command visible in command_stats), and the raw chDB insert rate of the same rows as the ceiling.
+ *
+ * Knobs: BENCH_SECONDS (per phase, default 15), BENCH_CONCURRENCY (requests in flight, default 16),
+ * BENCH_BATCH_SIZE (default 100).
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { Redis } from "ioredis";
+import { EnvReader, createLogger, type CliInvocationEvent } from "@flowmeter/shared";
+import { childEntry, deleteQueuePrefix, freePort, parentEntry, tempDir } from "@flowmeter/test-utils";
+import { createClickHouse, insertJsonRows, migrate, parseWorkerConfig, toRow } from "@flowmeter/worker";
+import { chooseRedis } from "./redis-server.js";
+import { SERVICE_ENTRY_POINTS } from "./services.js";
+
+/** Entry ids in a template are this prefix plus a 3-digit entry index; each request swaps in ids of its own. */
+const ID_SLOT = "00000000-0000-4000-8000-000000000";
+const ID_SLOT_PATTERN = /00000000-0000-4000-8000-000000000(\d{3})/;
+
+interface PhaseResult {
+  name: string;
+  seconds: number;
+  acked: number;
+  ackedPerSecond: number;
+  visiblePerSecond: number;
+  freshnessP50Ms: number;
+  freshnessP95Ms: number;
+  errors: number;
+}
+
+function quantile(sorted: number[], q: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
+}
+
+/** Entries of one request as a JSON template whose ids are swapped per request (serializing anew each time would load the CPU the pipeline needs). */
+function requestTemplate(size: number, startedAt: Date): string[] {
+  const drivers = ["loopback", "docker", "ssh", "k8s"];
+  const entries: CliInvocationEvent[] = [];
+  for (let index = 0; index < size; index += 1) {
+    const id = `${ID_SLOT}${String(index).padStart(3, "0")}`;
+    entries.push(
+      index % 5 === 0
+        ? parentEntry({ id, startedAt, durationMs: 200 + index * 37 })
+        : childEntry(entries[0]?.properties.id ?? id, { id, startedAt, driver: drivers[index % drivers.length] ?? "loopback", stepName: `step-${index % 7}`, status: index % 9 === 0 ? "error" : "success", durationMs: 50 + ((index * 7919) % 2000) }),
+    );
+  }
+  const body = size === 1 ? JSON.stringify(entries[0]) : JSON.stringify({ events: entries });
+  // split() with a capture group keeps the entry indexes at the odd positions.
+  return body.split(new RegExp(ID_SLOT_PATTERN, "g"));
+}
+
+function fillTemplate(parts: string[], runTag: string, sequence: number): string {
+  let body = parts[0] ?? "";
+  for (let index = 1; index < parts.length; index += 2) body += `${runTag}-${sequence}-${parts[index]}${parts[index + 1] ?? ""}`;
+  return body;
+}
+
+async function waitHealthy(url: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await fetch(url).then((response) => response.ok).catch(() => false)) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`${url} did not become healthy`);
+}
+
+export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
+  const reader = new EnvReader(env);
+  const seconds = reader.int("BENCH_SECONDS", 15, { min: 1, max: 3600 });
+  const concurrency = reader.int("BENCH_CONCURRENCY", 16, { min: 1, max: 1024 });
+  const batchSize = reader.int("BENCH_BATCH_SIZE", 100, { min: 2, max: 1000 });
+  reader.finish(undefined);
+  const logger = createLogger("bench", "info");
+
+  const data = tempDir("bench");
+  const redis = await chooseRedis(env["REDIS_URL"], data.path, logger);
+  const prefix = `fmtest-bench-${randomBytes(4).toString("hex")}`;
+  const [ingestPort, workerPort] = [await freePort(), await freePort()];
+  const serviceEnv = {
+    ...env,
+    FLOWMETER_DATA_DIR: data.path,
+    REDIS_URL: redis.url,
+    QUEUE_PREFIX: prefix,
+    INGEST_PORT: String(ingestPort),
+    WORKER_METRICS_PORT: String(workerPort),
+    INGEST_RATE_LIMIT_ENTRIES_PER_SECOND: "0",
+    LOG_LEVEL: env["LOG_LEVEL"] ?? "warn",
+  };
+  const migrated = spawnSync(process.execPath, [SERVICE_ENTRY_POINTS.migrate()], { env: serviceEnv, stdio: "inherit" });
+  if (migrated.status !== 0) return 1;
+  const services: ChildProcess[] = (["worker", "ingest"] as const).map((name) => spawn(process.execPath, [SERVICE_ENTRY_POINTS[name]()], { env: serviceEnv, stdio: "inherit" }));
+  const ingestUrl = `http://127.0.0.1:${ingestPort}`;
+  const workerUrl = `http://127.0.0.1:${workerPort}`;
+  await waitHealthy(`${ingestUrl}/healthz`);
+  await waitHealthy(`${workerUrl}/healthz`);
+
+  const query = async (sql: string): Promise<string> => {
+    const response = await fetch(`${workerUrl}/query?format=TabSeparated`, { method: "POST", body: sql });
+    const text = await response.text();
+    if (!response.ok) throw new Error(`query failed: ${text}`);
+    return text.trim();
+  };
+  const storedRows = async () => Number(await query("SELECT count() FROM flowmeter.cli_invocations"));
+
+  async function runPhase(name: string, entriesPerRequest: number): Promise<PhaseResult> {
+    const runTag = `${name}-${randomBytes(3).toString("hex")}`;
+    const parts = requestTemplate(entriesPerRequest, new Date());
+    const rowsBefore = await storedRows();
+    const startedAt = performance.now();
+    const deadline = startedAt + seconds * 1000;
+    let sequence = 0;
+    let acked = 0;
+    let errors = 0;
+
+    const sender = async () => {
+      while (performance.now() < deadline) {
+        const body = fillTemplate(parts, runTag, (sequence += 1));
+        const response = await fetch(`${ingestUrl}/ingest`, { method: "POST", headers: { "content-type": "application/json" }, body }).catch(() => undefined);
+        if (response?.status === 202) acked += ((await response.json()) as { accepted: number }).accepted;
+        else {
+          errors += 1;
+          await response?.arrayBuffer();
+        }
+      }
+    };
+
+    // Freshness probes: one entry with its own command every 250 ms; a poller notes when each shows in command_stats.
+    const probeAcked = new Map<string, number>();
+    const probeVisible = new Map<string, number>();
+    const probeMinute = new Date(Math.floor(Date.now() / 60_000) * 60_000).toISOString().slice(0, 19).replace("T", " ");
+    const prober = async () => {
+      for (let probe = 0; performance.now() < deadline; probe += 1) {
+        const entry = parentEntry();
+        entry.properties.invocation.command = `probe-${runTag}-${probe}`;
+        const response = await fetch(`${ingestUrl}/ingest`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(entry) }).catch(() => undefined);
+        if (response?.status === 202) probeAcked.set(entry.properties.invocation.command, performance.now());
+        await response?.arrayBuffer();
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+    };
+    let polling = true;
+    const poller = async () => {
+      while (polling) {
+        const seen = await query(`SELECT DISTINCT command FROM flowmeter.command_stats WHERE minute >= '${probeMinute}' AND startsWith(command, 'probe-${runTag}-')`).catch(() => "");
+        const now = performance.now();
+        for (const command of seen.split("\n")) if (command !== "" && !probeVisible.has(command)) probeVisible.set(command, now);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    };
+
+    const polled = poller();
+    await Promise.all([...Array.from({ length: concurrency }, sender), prober()]);
+    const sendSeconds = (performance.now() - startedAt) / 1000;
+    const expected = rowsBefore + acked + probeAcked.size;
+    let visibleAt = performance.now();
+    for (let stored = await storedRows(); stored < expected; stored = await storedRows()) {
+      if (performance.now() - visibleAt > 120_000) throw new Error(`only ${stored - rowsBefore} of ${expected - rowsBefore} acknowledged entries became visible`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    visibleAt = performance.now();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    polling = false;
+    await polled;
+
+    const freshness = [...probeAcked].map(([command, ackedAt]) => (probeVisible.get(command) ?? visibleAt) - ackedAt).sort((a, b) => a - b);
+    const result: PhaseResult = {
+      name,
+      seconds: sendSeconds,
+      acked,
+      ackedPerSecond: acked / sendSeconds,
+      visiblePerSecond: acked / ((visibleAt - startedAt) / 1000),
+      freshnessP50Ms: quantile(freshness, 0.5),
+      freshnessP95Ms: quantile(freshness, 0.95),
+      errors,
+    };
+    logger.info("phase done", { phase: name, acked, errors });
+    return result;
+  }
+
+  let results: PhaseResult[];
+  try {
+    results = [await runPhase(`batched-${batchSize}`, batchSize), await runPhase("single", 1)];
+  } finally {
+    for (const service of services.reverse()) {
+      service.kill("SIGTERM");
+      await new Promise((resolve) => service.once("exit", resolve));
+    }
+  }
+
+  // Ceiling: the same rows inserted straight into a fresh chDB directory (the worker has let go of its own).
+  const ceilingDir = tempDir("bench-ceiling");
+  const clickhouse = createClickHouse({ url: undefined, dataDir: ceilingDir.path });
+  await migrate(clickhouse, parseWorkerConfig({}).clickhouse.migrationsDir, createLogger("migrate", "warn"));
+  const parts = requestTemplate(batchSize, new Date());
+  const ceilingRows = Math.max(200_000, Math.min(1_000_000, results[0]?.acked ?? 0));
+  const events: CliInvocationEvent[] = [];
+  for (let sequence = 0; events.length < ceilingRows; sequence += 1) {
+    events.push(...(JSON.parse(fillTemplate(parts, "ceiling", sequence)) as { events: CliInvocationEvent[] }).events);
+  }
+  const rows = events.map((event) => toRow(event, Date.now()));
+  const ceilingStarted = performance.now();
+  for (let offset = 0; offset < rows.length; offset += 50_000) await insertJsonRows(clickhouse, "flowmeter.cli_invocations", rows.slice(offset, offset + 50_000));
+  const ceilingPerSecond = rows.length / ((performance.now() - ceilingStarted) / 1000);
+  await clickhouse.close();
+  ceilingDir.remove();
+
+  const redisClient = new Redis(redis.url);
+  await deleteQueuePrefix(prefix, redis.url).catch(() => undefined);
+  redisClient.disconnect();
+  redis.process?.kill("SIGTERM");
+  data.remove();
+
+  const format = (value: number) => (Number.isFinite(value) ? Math.round(value).toLocaleString("en-US") : "n/a");
+  const lines = [
+    "",
+    `flowmeter bench: ${seconds} s per phase, ${concurrency} requests in flight, ${process.env["CLICKHOUSE_URL"] ? "ClickHouse server" : "embedded chDB"}, Redis ${redis.url}`,
+    "",
+    "phase         acked entries/s   visible entries/s   freshness p50   freshness p95   acked    errors",
+    ...results.map((result) =>
+      [
+        result.name.padEnd(13),
+        format(result.ackedPerSecond).padStart(15),
+        format(result.visiblePerSecond).padStart(19),
+        `${format(result.freshnessP50Ms)} ms`.padStart(15),
+        `${format(result.freshnessP95Ms)} ms`.padStart(15),
+        format(result.acked).padStart(9),
+        String(result.errors).padStart(8),
+      ].join(" "),
+    ),
+    "",
+    `ceiling: raw chDB insert of the same rows into cli_invocations (+ rollup views): ${format(ceilingPerSecond)} rows/s (${format(rows.length)} rows)`,
+    `end to end / ceiling (batched): ${(((results[0]?.visiblePerSecond ?? 0) / ceilingPerSecond) * 100).toFixed(1)} %`,
+    `targets (2 cores): >= 50,000 entries/s end to end batched, freshness p95 <= 5,000 ms`,
+    "",
+  ];
+  process.stdout.write(lines.join("\n"));
+  return 0;
+}
+
+export const benchInternals = { requestTemplate, fillTemplate };

@@ -1,0 +1,57 @@
+/**
+ * Finds a Redis for `flowmeter start`: REDIS_URL if set, else the one on 127.0.0.1:6379, else a private
+ * redis-server under the data directory (AOF on, noeviction: queued telemetry must never be evicted).
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { DEFAULT_REDIS_URL, redisAnswers, type Logger } from "@flowmeter/shared";
+
+import { CliError } from "./cli-error.js";
+
+export class RedisUnavailableError extends CliError {
+  override readonly name = "RedisUnavailableError";
+}
+
+export const REDIS_INSTALL_HINT =
+  "flowmeter needs Redis (its queues live there). Install it and run `npm start` again:\n" +
+  "  Debian/Ubuntu: sudo apt-get install -y redis-server\n" +
+  "  macOS:         brew install redis\n" +
+  "or point REDIS_URL at a Redis server (redis://host:6379).";
+
+export interface RedisChoice {
+  url: string;
+  /** The private server we launched, to stop on shutdown. */
+  process: ChildProcess | undefined;
+}
+
+function redisServerInstalled(): boolean {
+  return spawnSync("redis-server", ["--version"], { stdio: "ignore" }).status === 0;
+}
+
+export async function chooseRedis(configuredUrl: string | undefined, dataDir: string, logger: Logger, port = 6379): Promise<RedisChoice> {
+  if (configuredUrl !== undefined) {
+    if (await redisAnswers(configuredUrl, 2000)) return { url: configuredUrl, process: undefined };
+    throw new RedisUnavailableError(`REDIS_URL=${configuredUrl} does not answer. Start that Redis, or unset REDIS_URL to let flowmeter use or launch a local one.`);
+  }
+  const localUrl = port === 6379 ? DEFAULT_REDIS_URL : `redis://127.0.0.1:${port}`;
+  if (await redisAnswers(localUrl, 1000)) {
+    logger.info("using the Redis already running", { url: localUrl });
+    return { url: localUrl, process: undefined };
+  }
+  if (!redisServerInstalled()) throw new RedisUnavailableError(`nothing answers on ${localUrl} and redis-server is not installed.\n${REDIS_INSTALL_HINT}`);
+
+  const dir = join(dataDir, "redis");
+  mkdirSync(dir, { recursive: true });
+  const args = ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--maxmemory-policy", "noeviction"];
+  const server = spawn("redis-server", args, { stdio: ["ignore", "ignore", "inherit"], detached: true });
+  logger.info("launching a private redis-server", { url: localUrl, dir, appendonly: "yes", maxmemory_policy: "noeviction" });
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    if (server.exitCode !== null) break;
+    if (await redisAnswers(localUrl, 500)) return { url: localUrl, process: server };
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  server.kill("SIGKILL");
+  throw new RedisUnavailableError(`the private redis-server on ${localUrl} did not start (is the port in use by something that is not Redis?).\n${REDIS_INSTALL_HINT}`);
+}

@@ -1,0 +1,91 @@
+/**
+ * `flowmeter start`: the whole pipeline in one process tree on the embedded default. Migrations run first
+ * (one-shot), then the worker and ingest as child processes. SIGTERM/SIGINT stop ingest first, then the
+ * worker, which drains the queue into ClickHouse, then the private Redis if we launched one.
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { createLogger, errorMessage, type Logger } from "@flowmeter/shared";
+import { parseStartConfig } from "./config.js";
+import { chooseRedis } from "./redis-server.js";
+import { SERVICE_ENTRY_POINTS, type ServiceName } from "./services.js";
+
+interface RunningService {
+  name: ServiceName | "redis";
+  process: ChildProcess;
+}
+
+function exited(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve();
+    else child.once("exit", () => resolve());
+  });
+}
+
+async function stopService(service: RunningService, logger: Logger, timeoutMs = 60_000): Promise<void> {
+  if (service.process.exitCode !== null || service.process.signalCode !== null) return;
+  service.process.kill("SIGTERM");
+  const timer = setTimeout(() => {
+    logger.warn("service did not stop in time; killing it", { service: service.name });
+    service.process.kill("SIGKILL");
+  }, timeoutMs);
+  await exited(service.process);
+  clearTimeout(timer);
+}
+
+export async function start(env: NodeJS.ProcessEnv): Promise<number> {
+  const config = parseStartConfig(env);
+  const logger = createLogger("start", config.logLevel);
+  const redis = await chooseRedis(config.redisUrl, config.dataDir, logger);
+  const childEnv = { ...env, REDIS_URL: redis.url, FLOWMETER_DATA_DIR: config.dataDir };
+
+  const migrated = spawnSync(process.execPath, [SERVICE_ENTRY_POINTS.migrate()], { env: childEnv, stdio: "inherit" });
+  if (migrated.status !== 0) {
+    redis.process?.kill("SIGTERM");
+    return 1;
+  }
+
+  const services: RunningService[] = [];
+  if (redis.process) services.push({ name: "redis", process: redis.process });
+  for (const name of ["worker", "ingest"] as const) {
+    // Own process group: a Ctrl-C reaches only this supervisor, which stops the services in order.
+    const child = spawn(process.execPath, [SERVICE_ENTRY_POINTS[name]()], { env: childEnv, stdio: "inherit", detached: true });
+    services.push({ name, process: child });
+  }
+
+  process.once("exit", () => services.forEach((service) => service.process.kill("SIGTERM")));
+  let stopping = false;
+  const stopAll = async (reason: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    logger.info("stopping flowmeter", { reason });
+    // Order matters: no new data in, then drain the queue into ClickHouse, then Redis.
+    for (const name of ["ingest", "worker", "redis"] as const) {
+      const service = services.find((candidate) => candidate.name === name);
+      if (service) await stopService(service, logger);
+    }
+  };
+
+  const outcome = new Promise<number>((resolve) => {
+    for (const service of services) {
+      service.process.once("exit", (code, signal) => {
+        if (stopping) return;
+        logger.error("a service stopped unexpectedly; stopping the rest", { service: service.name, code, signal });
+        void stopAll(`${service.name} exited`).then(() => resolve(1));
+      });
+    }
+    const onSignal = (signal: NodeJS.Signals) => void stopAll(signal).then(() => resolve(0));
+    process.once("SIGTERM", onSignal);
+    process.once("SIGINT", onSignal);
+  });
+
+  logger.info("flowmeter is running", {
+    ingest: `http://127.0.0.1:${config.ingestPort}/ingest`,
+    worker_metrics: `http://127.0.0.1:${config.workerMetricsPort}/metrics`,
+    query: `http://127.0.0.1:${config.workerMetricsPort}/query`,
+    data: config.dataDir,
+  });
+  return outcome.catch((error: unknown) => {
+    logger.error("start failed", { error: errorMessage(error) });
+    return 1;
+  });
+}

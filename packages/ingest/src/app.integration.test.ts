@@ -1,0 +1,372 @@
+import { createServer, type AddressInfo, type Socket } from "node:net";
+import { gzipSync } from "node:zlib";
+import { createLogger, createRedis, type CliInvocationEvent, type ClientTelemetryJob } from "@flowmeter/shared";
+import { childEntry, deleteQueuePrefix, legacyEntry, parentEntry, testQueuePrefix, testRedisUrl } from "@flowmeter/test-utils";
+import type { Redis } from "ioredis";
+import request, { type Response } from "supertest";
+import { afterEach, describe, expect, it } from "vitest";
+import { createIngestApp, type IngestApp } from "./app.js";
+import { parseIngestConfig } from "./config.js";
+import { closeIngestQueue, createIngestQueue, type ClientTelemetryQueue } from "./ingest/client-telemetry-queue.js";
+
+/** The exact batch of reference/swamp-telemetry.md §5: a parent and one failed child. */
+const SWAMP_BATCH = `{"events":[
+{"event":"cli_invocation","distinct_id":"user-uuid-1111","insert_id":"3f1c2b9e-8a4d-4e6f-9b21-5c7d8e9f0a1b",
+ "properties":{"id":"3f1c2b9e-8a4d-4e6f-9b21-5c7d8e9f0a1b",
+  "invocation":{"command":"workflow","args":["<REDACTED>"],"optionKeys":["--input","--repo-dir","--skip-checks"],
+                "globalOptions":["--json"],"subcommand":"run"},
+  "result":{"status":"success","exitCode":0},
+  "startedAt":"2026-05-09T12:00:00.000Z","completedAt":"2026-05-09T12:00:04.321Z","durationMs":4321,
+  "swampVersion":"20260509.120000.0","denoVersion":"2.3.1","platform":"linux",
+  "invocationContext":{"agentSessionDetected":true,"isInteractive":false,"externalDatastoreConfigured":false,
+                       "configuredAiTools":["claude"],"detectedAiTool":"claude"},
+  "$repo_id":"repo-uuid-2222"}},
+{"event":"cli_invocation","distinct_id":"user-uuid-1111","insert_id":"a7e4d2c1-0b3f-4c5d-8e6f-7a8b9c0d1e2f",
+ "properties":{"id":"a7e4d2c1-0b3f-4c5d-8e6f-7a8b9c0d1e2f",
+  "invocation":{"command":"model","args":["run","<REDACTED>","execute"],"optionKeys":[],"globalOptions":[],
+                "subcommand":"method"},
+  "result":{"status":"error","exitCode":1,"errorType":"Error","errorMessage":"command exited with code 1"},
+  "startedAt":"2026-05-09T12:00:01.000Z","completedAt":"2026-05-09T12:00:02.250Z","durationMs":1250,
+  "swampVersion":"20260509.120000.0","denoVersion":"2.3.1","platform":"linux",
+  "invocationContext":{"agentSessionDetected":true,"isInteractive":false,"externalDatastoreConfigured":false,
+                       "configuredAiTools":["claude"],"detectedAiTool":"claude"},
+  "parentInvocationId":"3f1c2b9e-8a4d-4e6f-9b21-5c7d8e9f0a1b",
+  "workflowContext":{"workflowName":"deploy","runId":"9d8c7b6a-5f4e-4d3c-2b1a-0f9e8d7c6b5a","jobName":"build",
+                     "stepName":"validate","modelType":"command/shell","executor":"loopback"},
+  "$repo_id":"repo-uuid-2222"}}
+]}`;
+
+interface Harness {
+  ingest: IngestApp;
+  queue: ClientTelemetryQueue;
+  /** Every job waiting on the queue, oldest first. */
+  jobs(): Promise<ClientTelemetryJob[]>;
+  /** Every entry waiting on the queue, in job order. */
+  entries(): Promise<CliInvocationEvent[]>;
+}
+
+const cleanups: Array<() => Promise<void>> = [];
+
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function setup(env: Record<string, string> = {}, redisUrl = testRedisUrl()): Promise<Harness> {
+  const prefix = testQueuePrefix("ingest");
+  const config = parseIngestConfig({ ...env, REDIS_URL: redisUrl, QUEUE_PREFIX: prefix });
+  const redis: Redis = createRedis(redisUrl, "producer");
+  redis.on("error", () => {});
+  const queue = createIngestQueue(redis, prefix);
+  const ingest = createIngestApp({ config, queue, redis, logger: createLogger("ingest", "error", () => {}) });
+  const reachable = redisUrl === testRedisUrl();
+  cleanups.push(async () => {
+    await ingest.close();
+    await closeIngestQueue(queue, redis);
+    if (reachable) await deleteQueuePrefix(prefix);
+  });
+  if (reachable) await queue.waitUntilReady();
+  const jobs = async (): Promise<ClientTelemetryJob[]> =>
+    (await queue.getWaiting(0, -1)).sort((a, b) => Number(a.id) - Number(b.id)).map((job) => job.data);
+  return { ingest, queue, jobs, entries: async () => (await jobs()).flatMap((job) => job.entries) };
+}
+
+function post(harness: Harness, body: string | Buffer | object, headers: Record<string, string> = {}): Promise<Response> {
+  let req = request(harness.ingest.app).post("/ingest").set("content-type", "application/json");
+  for (const [name, value] of Object.entries(headers)) req = req.set(name, value);
+  // superagent would JSON-serialize a Buffer sent as application/json; send its bytes as they are.
+  if (Buffer.isBuffer(body)) return req.serialize((data: unknown) => data as string).send(body);
+  return req.send(typeof body === "string" ? body : JSON.stringify(body));
+}
+
+/** Every error answer is exactly {code, message, retryable}, in JSON. */
+function expectError(res: Response, status: number, code: string): void {
+  expect(res.status).toBe(status);
+  expect(res.headers["content-type"]).toMatch(/^application\/json/);
+  expect(Object.keys(res.body as object).sort()).toEqual(["code", "message", "retryable"]);
+  expect((res.body as { code: string }).code).toBe(code);
+  expect(typeof (res.body as { message: unknown }).message).toBe("string");
+  expect((res.body as { retryable: boolean }).retryable).toBe(code === "UNAVAILABLE" || code === "TOO_MANY_REQUESTS" || code === "INTERNAL_ERROR");
+}
+
+describe("POST /ingest: what the swamp CLI sends", () => {
+  it("accepts the parent + child batch of the reference and enqueues it verbatim as one job", async () => {
+    const harness = await setup();
+    const res = await post(harness, SWAMP_BATCH);
+    expect(res.status).toBe(202);
+    expect(res.body).toEqual({ accepted: 2, rejected: [] });
+    const jobs = await harness.jobs();
+    expect(jobs).toHaveLength(1);
+    expect(jobs[0]?.entries).toEqual((JSON.parse(SWAMP_BATCH) as { events: unknown[] }).events);
+    expect(typeof jobs[0]?.receivedAtMs).toBe("number");
+    const [job] = await harness.queue.getWaiting(0, -1);
+    expect(job?.name).toBe("cli_invocations");
+    expect(job?.opts.attempts).toBe(25);
+  });
+
+  it("accepts a bare single event", async () => {
+    const harness = await setup();
+    const entry = parentEntry();
+    const res = await post(harness, entry);
+    expect(res.status).toBe(202);
+    expect(res.body).toEqual({ accepted: 1, rejected: [] });
+    expect(await harness.entries()).toEqual([entry]);
+  });
+
+  it("accepts a legacy entry, a child with driver instead of executor, and keeps unknown properties verbatim", async () => {
+    const harness = await setup();
+    const legacy = legacyEntry();
+    const parent = parentEntry();
+    const child = childEntry(parent.properties.id, { driverKey: "driver", driver: "local" });
+    const extended = { ...parentEntry(), futureEnvelopeField: [1, { a: null }] } as CliInvocationEvent;
+    extended.properties = { ...extended.properties, newField: { nested: ["x"] }, triggerSource: "api", initiatedBy: "ghost" };
+    const res = await post(harness, { events: [legacy, child, extended] });
+    expect(res.body).toEqual({ accepted: 3, rejected: [] });
+    expect(await harness.entries()).toEqual([legacy, child, extended]);
+    expect((await harness.entries())[1]?.properties.workflowContext).toMatchObject({ driver: "local" });
+  });
+
+  it("reads a top-level array and NDJSON", async () => {
+    const harness = await setup();
+    const [a, b, c, d] = [parentEntry(), parentEntry(), parentEntry(), parentEntry()];
+    expect((await post(harness, [a, b])).body).toEqual({ accepted: 2, rejected: [] });
+    const ndjson = `${JSON.stringify(c)}\n${JSON.stringify(d)}\n`;
+    expect((await post(harness, ndjson, { "content-type": "application/x-ndjson" })).body).toEqual({ accepted: 2, rejected: [] });
+    expect((await post(harness, ndjson)).body).toEqual({ accepted: 2, rejected: [] });
+    expect(await harness.entries()).toEqual([a, b, c, d, c, d]);
+  });
+
+  it("accepts a gzip body", async () => {
+    const harness = await setup();
+    const res = await post(harness, gzipSync(Buffer.from(SWAMP_BATCH)), { "content-encoding": "gzip" });
+    expect(res.status).toBe(202);
+    expect(res.body).toEqual({ accepted: 2, rejected: [] });
+    expect(await harness.entries()).toHaveLength(2);
+  });
+
+  it("enqueues an entry repeated within one request once, counting each as accepted", async () => {
+    const harness = await setup();
+    const entry = parentEntry();
+    const legacy = legacyEntry();
+    const res = await post(harness, { events: [entry, legacy, entry, legacy] });
+    expect(res.body).toEqual({ accepted: 4, rejected: [] });
+    expect(await harness.entries()).toEqual([entry, legacy]);
+  });
+
+  it("answers 202 with nothing enqueued for an empty batch", async () => {
+    const harness = await setup();
+    expect((await post(harness, { events: [] })).body).toEqual({ accepted: 0, rejected: [] });
+    expect(await harness.jobs()).toEqual([]);
+  });
+});
+
+describe("POST /ingest: bad input", () => {
+  it("rejects only the entry with wrong types, naming the field, and enqueues the others", async () => {
+    const harness = await setup();
+    const [good1, bad, good2] = [parentEntry(), parentEntry(), parentEntry()];
+    (bad.properties as Record<string, unknown>)["durationMs"] = "slow";
+    (bad.properties.result as Record<string, unknown>)["status"] = "meh";
+    const res = await post(harness, { events: [good1, bad, good2] });
+    expect(res.status).toBe(202);
+    expect(res.body).toEqual({ accepted: 2, rejected: [{ index: 1, code: "INVALID_PARAMS", message: expect.stringContaining("properties.") as unknown }] });
+    expect(await harness.entries()).toEqual([good1, good2]);
+  });
+
+  it("answers 202 with accepted 0 when every entry is rejected", async () => {
+    const harness = await setup();
+    const res = await post(harness, [{}, { event: "other" }]);
+    expect(res.status).toBe(202);
+    expect((res.body as { accepted: number }).accepted).toBe(0);
+    expect((res.body as { rejected: unknown[] }).rejected).toHaveLength(2);
+    expect(await harness.jobs()).toEqual([]);
+  });
+
+  it("answers 400 INVALID_PARAMS to malformed JSON, without echoing it", async () => {
+    const harness = await setup();
+    const res = await post(harness, '{"events": [{"event": "cli_invocation", "distinct_id": secret-value');
+    expectError(res, 400, "INVALID_PARAMS");
+    expect(JSON.stringify(res.body)).not.toContain("secret");
+    expect(await harness.jobs()).toEqual([]);
+  });
+
+  it("answers 400 INVALID_PARAMS to an empty body, non-UTF-8 bytes and shapes that are not events", async () => {
+    const harness = await setup();
+    expectError(await post(harness, ""), 400, "INVALID_PARAMS");
+    expectError(await request(harness.ingest.app).post("/ingest"), 400, "INVALID_PARAMS");
+    expectError(await post(harness, Buffer.from([0x5b, 0x22, 0xc3, 0x28, 0x22, 0x5d])), 400, "INVALID_PARAMS");
+    expectError(await post(harness, "42"), 400, "INVALID_PARAMS");
+    expectError(await post(harness, '{"events": "nope"}'), 400, "INVALID_PARAMS");
+    expectError(await post(harness, gzipSync(Buffer.from("[]")).subarray(0, 10), { "content-encoding": "gzip" }), 400, "INVALID_PARAMS");
+    expectError(await post(harness, "[]", { "content-encoding": "compress" }), 415, "INVALID_PARAMS");
+    expect(await harness.jobs()).toEqual([]);
+  });
+
+  it("answers 413 to a body over INGEST_MAX_BODY_BYTES, and to a gzip bomb", async () => {
+    const harness = await setup();
+    const big = JSON.stringify([parentEntry(), { padding: "x".repeat(1_048_576) }]);
+    expectError(await post(harness, big), 413, "PAYLOAD_TOO_LARGE");
+    const bomb = gzipSync(Buffer.alloc(64 * 1024 * 1024, 0x20));
+    expect(bomb.length).toBeLessThan(100_000);
+    const res = await post(harness, bomb, { "content-encoding": "gzip" });
+    expectError(res, 413, "PAYLOAD_TOO_LARGE");
+    expect(await harness.jobs()).toEqual([]);
+  });
+
+  it("rejects an entry over INGEST_MAX_ENTRY_BYTES on its own", async () => {
+    const harness = await setup();
+    const [small, large] = [parentEntry(), parentEntry()];
+    (large.properties as Record<string, unknown>)["blob"] = "x".repeat(70_000);
+    const res = await post(harness, [large, small]);
+    expect(res.status).toBe(202);
+    expect(res.body).toEqual({ accepted: 1, rejected: [{ index: 0, code: "PAYLOAD_TOO_LARGE", message: expect.stringContaining("65536") as unknown }] });
+    expect(await harness.entries()).toEqual([small]);
+  });
+
+  it("enqueues a 10k-entry batch in jobs of at most 1000, and refuses 10001 entries with 413", async () => {
+    const harness = await setup({ INGEST_MAX_BODY_BYTES: String(32 * 1024 * 1024) });
+    const entries = Array.from({ length: 10_000 }, () => parentEntry());
+    const res = await post(harness, { events: entries });
+    expect(res.body).toEqual({ accepted: 10_000, rejected: [] });
+    const jobs = await harness.jobs();
+    expect(jobs).toHaveLength(10);
+    expect(jobs.every((job) => job.entries.length <= 1000)).toBe(true);
+    expect(new Set(jobs.flatMap((job) => job.entries.map((entry) => entry.insert_id)))).toEqual(new Set(entries.map((entry) => entry.insert_id)));
+
+    const tooMany = await post(harness, Array.from({ length: 10_001 }, () => ({})));
+    expectError(tooMany, 413, "PAYLOAD_TOO_LARGE");
+    expect((tooMany.body as { message: string }).message).toContain("10000");
+    expect(await harness.jobs()).toHaveLength(10);
+  }, 60_000);
+
+  it("keeps __proto__ keys as data and pollutes nothing", async () => {
+    const harness = await setup();
+    const entry = parentEntry();
+    const json = JSON.stringify(entry)
+      .replace('"properties":{', '"properties":{"__proto__":{"polluted":true},')
+      .replace('{"event":', '{"__proto__":{"polluted":true},"event":');
+    const res = await post(harness, `{"events":[${json}]}`);
+    expect(res.body).toEqual({ accepted: 1, rejected: [] });
+    const [stored] = (await harness.entries()) as unknown as Array<Record<string, unknown> & { properties: Record<string, unknown> }>;
+    expect(stored).toBeDefined();
+    expect(Object.hasOwn(stored ?? {}, "__proto__")).toBe(true);
+    expect(Object.hasOwn(stored?.properties ?? {}, "__proto__")).toBe(true);
+    expect(Object.getOwnPropertyDescriptor(stored?.properties, "__proto__")?.value).toEqual({ polluted: true });
+    expect(Object.getPrototypeOf(stored)).toBe(Object.prototype);
+    expect(stored?.properties["id"]).toBe(entry.properties.id);
+    expect(({} as Record<string, unknown>)["polluted"]).toBeUndefined();
+    expect((Object.prototype as Record<string, unknown>)["polluted"]).toBeUndefined();
+  });
+
+  it("rejects an entry nested 100k levels deep and keeps the others; the server stays up", async () => {
+    const harness = await setup();
+    const [before, deep, after] = [parentEntry(), parentEntry(), parentEntry()];
+    const depth = 100_000;
+    const deepJson = JSON.stringify(deep).replace('"properties":{', `"properties":{"deep":${"[".repeat(depth)}${"]".repeat(depth)},`);
+    const res = await post(harness, `[${JSON.stringify(before)},${deepJson},${JSON.stringify(after)}]`);
+    expect(res.status).toBe(202);
+    expect(res.body).toEqual({ accepted: 2, rejected: [{ index: 1, code: "INVALID_PARAMS", message: "entry is nested deeper than 32 levels" }] });
+    expect(await harness.entries()).toEqual([before, after]);
+    expect((await request(harness.ingest.app).get("/healthz")).status).toBe(200);
+  });
+});
+
+describe("POST /ingest: auth and rate limit", () => {
+  it("requires a configured key, by x-api-key or Bearer", async () => {
+    const harness = await setup({ INGEST_API_KEYS: "key-one,key-two" });
+    expectError(await post(harness, parentEntry()), 401, "UNAUTHORIZED");
+    expectError(await post(harness, parentEntry(), { "x-api-key": "key-three" }), 401, "UNAUTHORIZED");
+    expectError(await post(harness, parentEntry(), { authorization: "Bearer nope" }), 401, "UNAUTHORIZED");
+    expectError(await post(harness, parentEntry(), { authorization: "Basic a2V5LW9uZQ==" }), 401, "UNAUTHORIZED");
+    expect(await harness.jobs()).toEqual([]);
+    expect((await post(harness, parentEntry(), { "x-api-key": "key-one" })).status).toBe(202);
+    expect((await post(harness, parentEntry(), { authorization: "Bearer key-two" })).status).toBe(202);
+    expect(await harness.jobs()).toHaveLength(2);
+  });
+
+  it("answers 429 with Retry-After past the per-key rate, other keys unaffected", async () => {
+    const harness = await setup({ INGEST_API_KEYS: "a,b", INGEST_RATE_LIMIT_ENTRIES_PER_SECOND: "1" });
+    expect((await post(harness, [parentEntry(), parentEntry()], { "x-api-key": "a" })).status).toBe(202);
+    const limited = await post(harness, [parentEntry()], { "x-api-key": "a" });
+    expectError(limited, 429, "TOO_MANY_REQUESTS");
+    expect(Number(limited.headers["retry-after"])).toBeGreaterThanOrEqual(1);
+    expect((await post(harness, [parentEntry()], { "x-api-key": "b" })).status).toBe(202);
+    expect((await harness.jobs()).flatMap((job) => job.entries)).toHaveLength(3);
+  });
+});
+
+describe("Redis unreachable", () => {
+  it("answers 503 UNAVAILABLE with Retry-After, quickly, on /ingest and /healthz", async () => {
+    const harness = await setup({}, "redis://127.0.0.1:1");
+    const started = Date.now();
+    const res = await post(harness, SWAMP_BATCH);
+    expect(Date.now() - started).toBeLessThan(3000);
+    expectError(res, 503, "UNAVAILABLE");
+    expect((res.body as { retryable: boolean }).retryable).toBe(true);
+    expect(Number(res.headers["retry-after"])).toBeGreaterThan(0);
+    const health = await request(harness.ingest.app).get("/healthz");
+    expectError(health, 503, "UNAVAILABLE");
+    expect(Date.now() - started).toBeLessThan(3000);
+  });
+});
+
+describe("Redis that accepts connections but never answers", () => {
+  it("answers 503 UNAVAILABLE after the enqueue timeout", async () => {
+    const sockets: Socket[] = [];
+    const silent = createServer((socket) => sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    cleanups.push(async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    });
+    const harness = await setup({}, `redis://127.0.0.1:${(silent.address() as AddressInfo).port}`);
+    const started = Date.now();
+    const res = await post(harness, parentEntry());
+    const elapsedMs = Date.now() - started;
+    expectError(res, 503, "UNAVAILABLE");
+    expect(res.headers["retry-after"]).toBeDefined();
+    expect(elapsedMs).toBeGreaterThanOrEqual(1900);
+    expect(elapsedMs).toBeLessThan(3000);
+  });
+});
+
+describe("routes", () => {
+  it("serves /healthz", async () => {
+    const harness = await setup();
+    const res = await request(harness.ingest.app).get("/healthz");
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ status: "ok", redis: "up" });
+  });
+
+  it("serves /metrics with the ingest metrics and default process metrics", async () => {
+    const harness = await setup();
+    await post(harness, [parentEntry(), {}]);
+    await request(harness.ingest.app).get("/nope");
+    const res = await request(harness.ingest.app).get("/metrics");
+    expect(res.status).toBe(200);
+    expect(res.headers["content-type"]).toMatch(/^text\/plain/);
+    for (const name of [
+      "flowmeter_ingest_requests_total",
+      "flowmeter_ingest_entries_accepted_total",
+      "flowmeter_ingest_entries_rejected_total",
+      "flowmeter_ingest_enqueue_duration_seconds",
+      "flowmeter_ingest_request_body_bytes",
+      "flowmeter_process_cpu_user_seconds_total",
+    ]) {
+      expect(res.text).toContain(name);
+    }
+    expect(res.text).toContain('flowmeter_ingest_requests_total{route="/ingest",status="202"} 1');
+    expect(res.text).toContain('flowmeter_ingest_requests_total{route="other",status="404"} 1');
+    expect(res.text).toContain("flowmeter_ingest_entries_accepted_total 1");
+    expect(res.text).toContain('flowmeter_ingest_entries_rejected_total{reason="INVALID_PARAMS"} 1');
+  });
+
+  it("answers unknown routes and wrong methods in the error shape", async () => {
+    const harness = await setup();
+    expectError(await request(harness.ingest.app).get("/"), 404, "NOT_FOUND");
+    expectError(await request(harness.ingest.app).post("/ingest/"), 404, "NOT_FOUND");
+    const wrongMethod = await request(harness.ingest.app).get("/ingest");
+    expectError(wrongMethod, 405, "NOT_FOUND");
+    expect(wrongMethod.headers["allow"]).toBe("POST");
+    expectError(await request(harness.ingest.app).options("/ingest"), 405, "NOT_FOUND");
+    expectError(await request(harness.ingest.app).delete("/metrics"), 405, "NOT_FOUND");
+  });
+});

@@ -1,0 +1,48 @@
+import { DEFAULT_REDIS_URL, EnvReader, readRedisConfig, type EnvSource, type LogLevel } from "@flowmeter/shared";
+
+export interface IngestConfig {
+  port: number;
+  /** Address to bind: INGEST_HOST when API keys are configured, always 127.0.0.1 without them. */
+  host: string;
+  /** INGEST_HOST as set, when it was not used because no API keys are configured (main.ts warns about it). */
+  ignoredHost: string | undefined;
+  /** Accepted API keys; empty means unauthenticated and loopback-only. */
+  apiKeys: readonly string[];
+  /** Limit on the request body, after gzip/deflate decoding. */
+  maxBodyBytes: number;
+  maxEntriesPerRequest: number;
+  /** Limit on one entry's JSON; larger entries are rejected on their own. */
+  maxEntryBytes: number;
+  /** Token bucket refill rate per API key (or remote address); burst is twice this. 0 disables rate limiting. */
+  rateLimitEntriesPerSecond: number;
+  logLevel: LogLevel;
+  redis: { url: string; queuePrefix: string };
+}
+
+export const LOOPBACK_HOST = "127.0.0.1";
+
+export function isLoopbackHost(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+/** Reads the ingest configuration; throws one ConfigError listing every problem. */
+export function parseIngestConfig(env: EnvSource): IngestConfig {
+  const reader = new EnvReader(env);
+  const apiKeys = reader.list("INGEST_API_KEYS");
+  const requestedHost = reader.optionalString("INGEST_HOST");
+  const authenticated = apiKeys.length > 0;
+  const redis = readRedisConfig(reader);
+  const config: IngestConfig = {
+    port: reader.port("INGEST_PORT", 7070),
+    host: authenticated ? (requestedHost ?? "0.0.0.0") : (requestedHost !== undefined && isLoopbackHost(requestedHost) ? requestedHost : LOOPBACK_HOST),
+    ignoredHost: !authenticated && requestedHost !== undefined && !isLoopbackHost(requestedHost) ? requestedHost : undefined,
+    apiKeys,
+    maxBodyBytes: reader.int("INGEST_MAX_BODY_BYTES", 1_048_576, { min: 1024, max: 1024 * 1024 * 1024 }),
+    maxEntriesPerRequest: reader.int("INGEST_MAX_ENTRIES_PER_REQUEST", 10_000, { min: 1, max: 1_000_000 }),
+    maxEntryBytes: reader.int("INGEST_MAX_ENTRY_BYTES", 65_536, { min: 256, max: 1024 * 1024 * 1024 }),
+    rateLimitEntriesPerSecond: reader.int("INGEST_RATE_LIMIT_ENTRIES_PER_SECOND", 100_000, { min: 0, max: 1_000_000_000 }),
+    logLevel: reader.logLevel(),
+    redis: { url: redis.url ?? DEFAULT_REDIS_URL, queuePrefix: redis.queuePrefix },
+  };
+  return reader.finish(config);
+}

@@ -1,0 +1,75 @@
+import { ApiError, JOB_CATALOG, type CliInvocationEvent, type ClientTelemetryJob } from "@flowmeter/shared";
+import { Queue } from "bullmq";
+import type { Redis } from "ioredis";
+
+/** Entries per job; a larger request becomes several jobs added in one round trip. */
+export const MAX_ENTRIES_PER_JOB = 1000;
+export const ENQUEUE_TIMEOUT_MS = 2000;
+export const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
+
+const FAIL_FAST_STATUSES: ReadonlySet<string> = new Set(["reconnecting", "close", "end"]);
+
+export type ClientTelemetryQueue = Queue<ClientTelemetryJob>;
+
+/** The queue ingest produces to; `connection` should come from createRedis(url, "producer") so adds fail fast. */
+export function createIngestQueue(connection: Redis, prefix: string): ClientTelemetryQueue {
+  return new Queue<ClientTelemetryJob>(JOB_CATALOG.clientTelemetry.queue, { connection, prefix });
+}
+
+/**
+ * Closes Redis, then the queue. BullMQ finishes its connection setup in the background and reports a failure
+ * through the queue's "error" listeners; once queue.close() has removed them, such a late failure would become an
+ * unhandled rejection. So Redis goes first, the setup is given a moment to settle (it never does when Redis was
+ * between reconnect attempts), and the queue is closed last.
+ */
+export async function closeIngestQueue(queue: ClientTelemetryQueue, redis: Redis, settleMs = 500): Promise<void> {
+  // QUIT can wait forever on a server that accepts connections but never answers.
+  await settle(redis.quit(), settleMs);
+  redis.disconnect();
+  await settle(queue.waitUntilReady(), settleMs);
+  await queue.close();
+}
+
+/** Waits for `promise` to resolve or reject, or for `ms`, whichever comes first; never throws. */
+async function settle(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    promise.catch(() => undefined),
+    new Promise((resolve) => {
+      timer = setTimeout(resolve, ms);
+    }),
+  ]);
+  clearTimeout(timer);
+}
+
+/**
+ * Puts the entries on the queue, resolving only once Redis has them. Throws ApiError UNAVAILABLE when Redis is
+ * not connected or does not answer within the timeout. After a timeout the add may still land later; a client
+ * retry then duplicates those entries on the queue, and the worker's dedup by entry id absorbs that.
+ */
+export async function enqueueEntries(queue: ClientTelemetryQueue, redis: Redis, entries: readonly CliInvocationEvent[], receivedAtMs: number, timeoutMs = ENQUEUE_TIMEOUT_MS): Promise<number> {
+  const unavailable = (cause?: unknown): ApiError =>
+    new ApiError("UNAVAILABLE", "the queue is unavailable; retry later", { retryAfterSeconds: UNAVAILABLE_RETRY_AFTER_SECONDS, cause });
+  // Fail fast between reconnect attempts; during a connection attempt BullMQ waits for "ready", bounded by the timeout.
+  if (FAIL_FAST_STATUSES.has(redis.status)) throw unavailable();
+  const { jobName, options } = JOB_CATALOG.clientTelemetry;
+  const jobs: Array<{ name: typeof jobName; data: ClientTelemetryJob; opts: typeof options }> = [];
+  for (let start = 0; start < entries.length; start += MAX_ENTRIES_PER_JOB) {
+    jobs.push({ name: jobName, data: { entries: entries.slice(start, start + MAX_ENTRIES_PER_JOB), receivedAtMs }, opts: options });
+  }
+  const [first] = jobs;
+  if (first === undefined) return 0;
+  const adding = jobs.length === 1 ? queue.add(first.name, first.data, first.opts) : queue.addBulk(jobs);
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`enqueue timed out after ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    await Promise.race([adding, timeout]);
+  } catch (error) {
+    throw unavailable(error);
+  } finally {
+    clearTimeout(timer);
+  }
+  return jobs.length;
+}

@@ -1,0 +1,90 @@
+/**
+ * Turns a request body into the list of entries it carries. Accepted shapes: one bare event object,
+ * `{"events": [...]}` (what the swamp CLI sends for two or more entries), a top-level array, or NDJSON.
+ * Entries are not validated here; each one is checked on its own later.
+ */
+import { ApiError } from "@flowmeter/shared";
+
+const NDJSON_TYPES: ReadonlySet<string> = new Set([
+  "application/x-ndjson",
+  "application/ndjson",
+  "application/jsonl",
+  "application/jsonlines",
+  "application/x-jsonlines",
+]);
+
+const SHAPE_HINT = 'expected an event object, {"events": [...]}, an array of events, or NDJSON (one event per line)';
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** Throws ApiError INVALID_PARAMS when the body is empty, not UTF-8, not JSON or not one of the accepted shapes. */
+export function parseBody(body: Uint8Array | undefined, contentType: string | undefined): unknown[] {
+  if (body === undefined || body.length === 0) throw new ApiError("INVALID_PARAMS", `request body is empty; ${SHAPE_HINT}`);
+  let text: string;
+  try {
+    text = utf8.decode(body);
+  } catch {
+    throw new ApiError("INVALID_PARAMS", "request body is not valid UTF-8");
+  }
+  if (text.trim() === "") throw new ApiError("INVALID_PARAMS", `request body is empty; ${SHAPE_HINT}`);
+
+  if (isNdjsonType(contentType)) return parseNdjson(text);
+
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    // Several lines that each parse on their own are NDJSON sent with a JSON content type.
+    const lines = text.split("\n").filter((line) => line.trim() !== "");
+    const entries = lines.length > 1 ? parseEachLine(lines) : undefined;
+    if (entries !== undefined) return entries;
+    throw new ApiError("INVALID_PARAMS", `request body is not valid JSON${jsonErrorPosition(error)}; ${SHAPE_HINT}`);
+  }
+  return entriesOf(value);
+}
+
+function entriesOf(value: unknown): unknown[] {
+  if (Array.isArray(value)) return value;
+  if (typeof value !== "object" || value === null) throw new ApiError("INVALID_PARAMS", `request body is a JSON ${value === null ? "null" : typeof value}; ${SHAPE_HINT}`);
+  if (Object.hasOwn(value, "events") && !Object.hasOwn(value, "event")) {
+    const events = (value as { events: unknown }).events;
+    if (!Array.isArray(events)) throw new ApiError("INVALID_PARAMS", '"events" must be an array of events');
+    return events;
+  }
+  return [value];
+}
+
+function parseNdjson(text: string): unknown[] {
+  const entries: unknown[] = [];
+  let lineNumber = 0;
+  for (const line of text.split("\n")) {
+    lineNumber += 1;
+    if (line.trim() === "") continue;
+    try {
+      entries.push(JSON.parse(line));
+    } catch (error) {
+      throw new ApiError("INVALID_PARAMS", `NDJSON line ${lineNumber} is not valid JSON${jsonErrorPosition(error)}`);
+    }
+  }
+  if (entries.length === 0) throw new ApiError("INVALID_PARAMS", `request body is empty; ${SHAPE_HINT}`);
+  return entries;
+}
+
+function isNdjsonType(contentType: string | undefined): boolean {
+  const mediaType = contentType?.split(";", 1)[0]?.trim().toLowerCase();
+  return mediaType !== undefined && NDJSON_TYPES.has(mediaType);
+}
+
+function parseEachLine(lines: string[]): unknown[] | undefined {
+  try {
+    return lines.map((line) => JSON.parse(line) as unknown);
+  } catch {
+    return undefined;
+  }
+}
+
+/** JSON.parse messages quote the input; keep only the position, so no row content reaches the client. */
+function jsonErrorPosition(error: unknown): string {
+  const match = error instanceof Error ? /at position (\d+)/.exec(error.message) : null;
+  return match ? ` (at position ${match[1]})` : "";
+}

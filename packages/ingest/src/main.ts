@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+import { ConfigError, createLogger, errorMessage } from "@flowmeter/shared";
+import { parseIngestConfig, type IngestConfig } from "./config.js";
+import { startIngestServer } from "./server.js";
+
+function readConfig(): IngestConfig {
+  try {
+    return parseIngestConfig(process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`flowmeter-ingest: ${error.message}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+}
+
+const config = readConfig();
+const logger = createLogger("ingest", config.logLevel);
+
+try {
+  const server = await startIngestServer(config, logger);
+  let signalled = false;
+  const shutdown = (signal: NodeJS.Signals): void => {
+    if (signalled) return;
+    signalled = true;
+    logger.info("shutting down", { signal });
+    server.stop().then(
+      () => {
+        logger.info("stopped");
+        process.exit(0);
+      },
+      (error: unknown) => {
+        logger.error("shutdown failed", { error: errorMessage(error) });
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", shutdown);
+  process.on("SIGINT", shutdown);
+} catch (error) {
+  logger.error("failed to start", { error: errorMessage(error) });
+  process.exit(1);
+}

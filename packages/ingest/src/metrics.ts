@@ -1,0 +1,60 @@
+/** Every ingest metric, created per app (one Registry per createIngestApp call) so tests can build many apps. */
+import { Counter, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+/** Values of the `route` label; any other path is counted as "other". */
+export const METRIC_ROUTES = ["/ingest", "/healthz", "/metrics"] as const;
+
+export interface IngestMetrics {
+  registry: Registry;
+  /** route: /ingest | /healthz | /metrics | other. status: the HTTP status sent (200, 202, 400, 401, 404, 405, 413, 415, 429, 500, 503). */
+  requests: Counter<"route" | "status">;
+  entriesAccepted: Counter;
+  /**
+   * reason: the error code. Per entry: INVALID_PARAMS (fails the schema, or nested too deep), PAYLOAD_TOO_LARGE
+   * (entry over INGEST_MAX_ENTRY_BYTES). For every entry of a refused request: TOO_MANY_REQUESTS (rate limit),
+   * UNAVAILABLE (Redis unreachable).
+   */
+  entriesRejected: Counter<"reason">;
+  /** outcome: ok | error (error includes the ~2 s timeout). */
+  enqueueDuration: Histogram<"outcome">;
+  /** Body size after gzip/deflate decoding, for requests whose body was read. */
+  requestBodyBytes: Histogram;
+}
+
+export function createIngestMetrics(): IngestMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: "flowmeter_" });
+  return {
+    registry,
+    requests: new Counter({
+      name: "flowmeter_ingest_requests_total",
+      help: "HTTP requests answered, by route and status",
+      labelNames: ["route", "status"],
+      registers: [registry],
+    }),
+    entriesAccepted: new Counter({
+      name: "flowmeter_ingest_entries_accepted_total",
+      help: "Entries accepted and enqueued (an entry repeated within one request counts each time)",
+      registers: [registry],
+    }),
+    entriesRejected: new Counter({
+      name: "flowmeter_ingest_entries_rejected_total",
+      help: "Entries not accepted, by reason (error code)",
+      labelNames: ["reason"],
+      registers: [registry],
+    }),
+    enqueueDuration: new Histogram({
+      name: "flowmeter_ingest_enqueue_duration_seconds",
+      help: "Time to put one request's entries on the queue",
+      labelNames: ["outcome"],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
+    requestBodyBytes: new Histogram({
+      name: "flowmeter_ingest_request_body_bytes",
+      help: "Size of request bodies after decoding",
+      buckets: [256, 1024, 4096, 16_384, 65_536, 262_144, 1_048_576, 4_194_304],
+      registers: [registry],
+    }),
+  };
+}

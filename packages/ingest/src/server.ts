@@ -1,0 +1,97 @@
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { createRedis, errorMessage, type Logger } from "@flowmeter/shared";
+import { createIngestApp, type IngestApp } from "./app.js";
+import type { IngestConfig } from "./config.js";
+import { closeIngestQueue, createIngestQueue } from "./ingest/client-telemetry-queue.js";
+
+export interface IngestServer {
+  host: string;
+  port: number;
+  ingest: IngestApp;
+  /** Stops accepting connections, lets requests in flight finish, then closes the queue and Redis. */
+  stop(): Promise<void>;
+}
+
+/** After this long, connections still open at shutdown are cut. */
+const SHUTDOWN_GRACE_MS = 10_000;
+
+/** Connects to Redis, builds the app and listens on config.host:config.port. */
+export async function startIngestServer(config: IngestConfig, logger: Logger): Promise<IngestServer> {
+  const redis = createRedis(config.redis.url, "producer");
+  let redisDown = false;
+  // Log state changes only: the producer connection retries every ~2 s while Redis is away.
+  redis.on("error", (error) => {
+    if (redisDown) return;
+    redisDown = true;
+    logger.warn("redis unreachable; /ingest answers 503 until it is back", { redis: redactUrl(config.redis.url), error: errorMessage(error) });
+  });
+  redis.on("ready", () => {
+    if (!redisDown) return;
+    redisDown = false;
+    logger.info("redis reachable again", { redis: redactUrl(config.redis.url) });
+  });
+  const queue = createIngestQueue(redis, config.redis.queuePrefix);
+  const ingest = createIngestApp({ config, queue, redis, logger });
+  const server = createServer(ingest.app);
+
+  const closeConnections = async (): Promise<void> => {
+    await ingest.close();
+    await closeIngestQueue(queue, redis);
+  };
+
+  try {
+    await listen(server, config.port, config.host);
+  } catch (error) {
+    await closeConnections();
+    throw error;
+  }
+  const address = server.address() as AddressInfo;
+  if (config.apiKeys.length === 0) {
+    logger.warn("INGEST_API_KEYS is not set: accepting unauthenticated requests, listening on loopback only", {
+      host: config.host,
+      ignored_ingest_host: config.ignoredHost,
+    });
+  }
+  logger.info("listening", { host: address.address, port: address.port, auth: config.apiKeys.length > 0 ? "on" : "off", redis: redactUrl(config.redis.url) });
+
+  let stopping: Promise<void> | undefined;
+  return {
+    host: address.address,
+    port: address.port,
+    ingest,
+    stop() {
+      stopping ??= (async () => {
+        const forceClose = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
+        forceClose.unref();
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeIdleConnections();
+        });
+        clearTimeout(forceClose);
+        await closeConnections();
+      })();
+      return stopping;
+    },
+  };
+}
+
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+}
+
+function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password !== "") parsed.password = "***";
+    return parsed.toString();
+  } catch {
+    return "(invalid url)";
+  }
+}
