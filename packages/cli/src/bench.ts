@@ -12,7 +12,7 @@ import { randomBytes } from "node:crypto";
 import { Redis } from "ioredis";
 import { EnvReader, createLogger, type CliInvocationEvent } from "@flowmeter/shared";
 import { childEntry, deleteQueuePrefix, freePort, parentEntry, tempDir } from "@flowmeter/test-utils";
-import { createClickHouse, insertJsonRows, migrate, parseWorkerConfig, toRow } from "@flowmeter/worker";
+import { CLI_INVOCATION_COLUMNS, createClickHouse, insertJsonRows, migrate, parseWorkerConfig, toClickHouseTime, toRow } from "@flowmeter/worker";
 import { chooseRedis } from "./redis-server.js";
 import { SERVICE_ENTRY_POINTS } from "./services.js";
 
@@ -201,9 +201,10 @@ export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
   for (let sequence = 0; events.length < ceilingRows; sequence += 1) {
     events.push(...(JSON.parse(fillTemplate(parts, "ceiling", sequence)) as { events: CliInvocationEvent[] }).events);
   }
-  const rows = events.map((event) => toRow(event, Date.now()));
+  const receivedAt = toClickHouseTime(Date.now());
+  const rows = events.map((event) => toRow(event, receivedAt));
   const ceilingStarted = performance.now();
-  for (let offset = 0; offset < rows.length; offset += 50_000) await insertJsonRows(clickhouse, "flowmeter.cli_invocations", rows.slice(offset, offset + 50_000));
+  for (let offset = 0; offset < rows.length; offset += 50_000) await insertJsonRows(clickhouse, "flowmeter.cli_invocations", CLI_INVOCATION_COLUMNS, rows.slice(offset, offset + 50_000));
   const ceilingPerSecond = rows.length / ((performance.now() - ceilingStarted) / 1000);
   await clickhouse.close();
   ceilingDir.remove();

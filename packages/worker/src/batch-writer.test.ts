@@ -79,6 +79,31 @@ describe("BatchWriter", () => {
     expect(flushes).toEqual([[1, 2], [3, 4, 5]]);
   });
 
+  it("flushes items whose wait ran out while another flush was running", async () => {
+    let release: () => void = () => {};
+    const flushes: number[][] = [];
+    const writer = new BatchWriter<number>({
+      name: "test",
+      maxRows: 10,
+      maxWaitMs: 100,
+      rowsOf: () => 1,
+      flush: async (items) => {
+        flushes.push(items);
+        if (flushes.length === 1) await new Promise<void>((resolve) => (release = resolve));
+      },
+    });
+    const first = writer.add(1);
+    await vi.advanceTimersByTimeAsync(100);
+    const second = writer.add(2);
+    await vi.advanceTimersByTimeAsync(500);
+    expect(flushes).toEqual([[1]]);
+    release();
+    await first;
+    await vi.advanceTimersByTimeAsync(0);
+    await second;
+    expect(flushes).toEqual([[1], [2]]);
+  });
+
   it("close() flushes what waits with reason shutdown and refuses new items", async () => {
     const { writer, flushes } = recordingWriter(10);
     const added = writer.add(1);

@@ -40,8 +40,15 @@ export class BatchWriter<T> {
       this.pending.push({ item, resolve, reject });
       this.pendingRows += this.options.rowsOf(item);
       if (this.pendingRows >= this.options.maxRows) this.trigger("size");
-      else this.timer ??= setTimeout(() => this.trigger("time"), this.options.maxWaitMs);
+      else this.startTimer();
     });
+  }
+
+  private startTimer(): void {
+    this.timer ??= setTimeout(() => {
+      this.timer = undefined;
+      this.trigger("time");
+    }, this.options.maxWaitMs);
   }
 
   /** Flushes what is waiting and refuses new items. */
@@ -74,7 +81,7 @@ export class BatchWriter<T> {
         this.flushing = undefined;
         if (this.pending.length === 0) return;
         if (this.pendingRows >= this.options.maxRows || this.closed) this.trigger(this.closed ? "shutdown" : "size");
-        else this.timer ??= setTimeout(() => this.trigger("time"), this.options.maxWaitMs);
+        else if (this.timer === undefined) this.trigger("time");
       });
   }
 }

@@ -4,5 +4,5 @@ export { MigrationError, migrate, readMigrations, type Migration } from "./click
 export { parseWorkerConfig, readClickHouseConfig, type ClickHouseConfig, type WorkerConfig } from "./config.js";
 export { createClientTelemetryConsumer, type ClientTelemetryConsumer } from "./consumers/client-telemetry.consumer.js";
 export { createWorkerMetrics, type WorkerMetrics } from "./metrics.js";
-export { insertJsonRows } from "./clickhouse/insert-json-rows.js";
-export { toRow } from "./clickhouse/tables/cli-invocations.table.js";
+export { insertJsonRows, toClickHouseTime } from "./clickhouse/insert-json-rows.js";
+export { COLUMNS as CLI_INVOCATION_COLUMNS, toRow } from "./clickhouse/tables/cli-invocations.table.js";

@@ -130,7 +130,8 @@ describe("client telemetry consumer (real Redis, chDB)", () => {
     // The first delivery wrote its rows, but the worker died before acknowledging: write them directly,
     // then deliver the same entries again as the retried job would.
     const { insertCliInvocations, toRow } = await import("../clickhouse/tables/cli-invocations.table.js");
-    await insertCliInvocations(clickhouse, entries.slice(0, 30).map((entry) => toRow(entry, Date.now())));
+    const { toClickHouseTime } = await import("../clickhouse/insert-json-rows.js");
+    await insertCliInvocations(clickhouse, entries.slice(0, 30).map((entry) => toRow(entry, toClickHouseTime(Date.now()))));
     await enqueue(entries);
     expect(await countRaw(`command = '${command}'`)).toBe(50);
     const [rollup] = await rows<{ n: string }>(`SELECT sum(count) AS n FROM flowmeter.command_stats WHERE command = '${command}'`);

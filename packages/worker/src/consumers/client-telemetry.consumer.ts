@@ -14,6 +14,7 @@ import type { Redis } from "ioredis";
 import type { ClickHouseClient } from "@clickhouse/client";
 import { JOB_CATALOG, entryId, errorMessage, type ClientTelemetryJob, type Logger } from "@flowmeter/shared";
 import { BatchWriter, type FlushReason } from "../batch-writer.js";
+import { toClickHouseTime } from "../clickhouse/insert-json-rows.js";
 import { TABLE, findStoredInsertIds, insertCliInvocations, toRow, type CliInvocationRow } from "../clickhouse/tables/cli-invocations.table.js";
 import type { WorkerConfig } from "../config.js";
 import type { WorkerMetrics } from "../metrics.js";
@@ -34,17 +35,29 @@ export interface ClientTelemetryConsumerDeps {
   logger: Logger;
 }
 
+/** Claims each key for its owner unless another owner holds it; returns the 0-based indexes of keys held by others. */
+const CLAIM_SCRIPT = `
+local lost = {}
+for i, key in ipairs(KEYS) do
+  local owner = ARGV[i + 1]
+  if not redis.call('SET', key, owner, 'PX', ARGV[1], 'NX') and redis.call('GET', key) ~= owner then
+    lost[#lost + 1] = i - 1
+  end
+end
+return lost`;
+const CLAIM_CHUNK = 5000;
+
 /** Step 2: keeps the rows whose id this job claimed now or claimed on an earlier attempt. */
 async function keepClaimed(redis: Redis, prefix: string, ttlMs: number, rows: { jobId: string; row: CliInvocationRow }[]) {
-  const key = (insertId: string) => `${prefix}:${QUEUE}:claim:${insertId}`;
-  const claims = redis.pipeline();
-  for (const { jobId, row } of rows) claims.set(key(row.insert_id), jobId, "PX", ttlMs, "NX");
-  const claimed = (await claims.exec()) ?? [];
-  const contested = rows.filter((_, index) => claimed[index]?.[1] !== "OK");
-  if (contested.length === 0) return rows;
-  const owners = await redis.mget(contested.map(({ row }) => key(row.insert_id)));
-  const lost = new Set(contested.filter(({ jobId }, index) => owners[index] !== jobId && owners[index] !== null).map(({ row }) => row.insert_id));
-  return rows.filter(({ row }) => !lost.has(row.insert_id));
+  const lost = new Set<number>();
+  for (let offset = 0; offset < rows.length; offset += CLAIM_CHUNK) {
+    const chunk = rows.slice(offset, offset + CLAIM_CHUNK);
+    const keys = chunk.map(({ row }) => `${prefix}:${QUEUE}:claim:${row.insert_id}`);
+    const owners = chunk.map(({ jobId }) => jobId);
+    const indexes = (await redis.eval(CLAIM_SCRIPT, keys.length, ...keys, ttlMs, ...owners)) as number[];
+    for (const index of indexes) lost.add(offset + index);
+  }
+  return lost.size === 0 ? rows : rows.filter((_, index) => !lost.has(index));
 }
 
 export function createClientTelemetryConsumer({ config, redis, clickhouse, metrics, logger }: ClientTelemetryConsumerDeps) {
@@ -57,10 +70,11 @@ export function createClientTelemetryConsumer({ config, redis, clickhouse, metri
     const unique = new Map<string, { jobId: string; row: CliInvocationRow }>();
     let entries = 0;
     for (const { jobId, data } of jobs) {
+      const receivedAt = toClickHouseTime(data.receivedAtMs);
       for (const event of data.entries) {
         entries += 1;
         const id = entryId(event);
-        if (!unique.has(id)) unique.set(id, { jobId, row: toRow(event, data.receivedAtMs) });
+        if (!unique.has(id)) unique.set(id, { jobId, row: toRow(event, receivedAt) });
       }
     }
     metrics.duplicatesDropped.inc({ reason: "in_batch" }, entries - unique.size);

@@ -1,7 +1,7 @@
 /** flowmeter.cli_invocations: one row per accepted cli_invocation entry (migration 0001). */
 import type { ClickHouseClient } from "@clickhouse/client";
 import { CliInvocationEventSchema, entryDriver, entryId, type CliInvocationEvent } from "@flowmeter/shared";
-import { insertJsonRows, toClickHouseTime } from "../insert-json-rows.js";
+import { insertJsonRows, isoToClickHouseTime } from "../insert-json-rows.js";
 
 export const TABLE = "flowmeter.cli_invocations";
 
@@ -73,21 +73,17 @@ export function unknownFields(value: unknown, schema: object): Record<string, un
   return found ? unknown : undefined;
 }
 
-function epochMs(timestamp: string): number {
-  const ms = Date.parse(timestamp);
-  return Number.isFinite(ms) ? ms : 0;
-}
-
-export function toRow(event: CliInvocationEvent, receivedAtMs: number): CliInvocationRow {
+/** `receivedAt` is ClickHouse time text (toClickHouseTime), computed once per job. */
+export function toRow(event: CliInvocationEvent, receivedAt: string): CliInvocationRow {
   const p = event.properties;
   const context = p.workflowContext;
   return {
     insert_id: entryId(event),
     entry_id: p.id,
     distinct_id: event.distinct_id,
-    received_at: toClickHouseTime(receivedAtMs),
-    started_at: toClickHouseTime(epochMs(p.startedAt)),
-    completed_at: toClickHouseTime(epochMs(p.completedAt)),
+    received_at: receivedAt,
+    started_at: isoToClickHouseTime(p.startedAt),
+    completed_at: isoToClickHouseTime(p.completedAt),
     duration_ms: p.durationMs,
     command: p.invocation.command,
     subcommand: p.invocation.subcommand ?? "",
@@ -118,7 +114,7 @@ export function toRow(event: CliInvocationEvent, receivedAtMs: number): CliInvoc
 }
 
 export async function insertCliInvocations(client: ClickHouseClient, rows: readonly CliInvocationRow[]): Promise<void> {
-  await insertJsonRows(client, TABLE, rows);
+  await insertJsonRows(client, TABLE, COLUMNS, rows);
 }
 
 /**
@@ -128,12 +124,12 @@ export async function insertCliInvocations(client: ClickHouseClient, rows: reado
  */
 export async function findStoredInsertIds(client: ClickHouseClient, rows: readonly CliInvocationRow[]): Promise<Set<string>> {
   if (rows.length === 0) return new Set();
-  const keys = rows.map((row) => JSON.stringify({ started_at: row.started_at, insert_id: row.insert_id })).join("\n");
+  const keys = rows.map((row) => JSON.stringify([row.started_at, row.insert_id])).join("\n");
   const literal = keys.replaceAll("\\", "\\\\").replaceAll("'", "\\'");
   const result = await client.query({
     query: `SELECT insert_id FROM ${TABLE}
             WHERE (started_at, insert_id) IN (
-              SELECT started_at, insert_id FROM format(JSONEachRow, 'started_at DateTime64(3, \\'UTC\\'), insert_id String', '${literal}'))`,
+              SELECT started_at, insert_id FROM format(JSONCompactEachRow, 'started_at DateTime64(3, \\'UTC\\'), insert_id String', '${literal}'))`,
     format: "JSONEachRow",
     // Harmless if it sticks to a chDB session: it only raises the parser's size limit.
     clickhouse_settings: { max_query_size: "268435456" },
