@@ -4,6 +4,7 @@
  */
 import type { JobsOptions } from "bullmq";
 import type { CliInvocationEvent } from "./telemetry.js";
+import type { RunEventsJob, RunJob } from "./run-events.js";
 
 /** One accepted ingest request: its valid entries, enqueued as one job so the worker can batch many requests per insert. */
 export interface ClientTelemetryJob {
@@ -26,10 +27,24 @@ export const JOB_CATALOG = {
     jobName: "cli_invocations",
     options: DURABLE_JOB_OPTIONS,
   },
+  /** Runner lifecycle events and telemetry samples, many per job (one job per publisher flush). Consumers dedupe by event_id / (attempt_id, seq). */
+  runEvents: {
+    queue: "run-events",
+    jobName: "run_events",
+    options: DURABLE_JOB_OPTIONS,
+  },
+  /** Submitted runs; a runner's RunConsumer executes each. A failed run is a result, not a job failure, so no retries. Job id = run_id. */
+  runs: {
+    queue: "runs",
+    jobName: "run",
+    options: { attempts: 1, removeOnComplete: { age: 86_400, count: 10_000 }, removeOnFail: { age: 7 * 86_400 } } satisfies JobsOptions,
+  },
 } as const;
 
 export interface JobPayloads {
   clientTelemetry: ClientTelemetryJob;
+  runEvents: RunEventsJob;
+  runs: RunJob;
 }
 
 export type JobKind = keyof typeof JOB_CATALOG;

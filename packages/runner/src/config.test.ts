@@ -1,0 +1,62 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError } from "@flowmeter/shared";
+import { parseRunnerConfig } from "./config.js";
+
+describe("parseRunnerConfig", () => {
+  it("has defaults for everything", () => {
+    expect(parseRunnerConfig({}, "/srv")).toEqual({
+      host: "127.0.0.1",
+      port: 7071,
+      maxRuns: 4,
+      stageConcurrency: 4,
+      sampleIntervalMs: 1000,
+      heartbeatIntervalMs: 30_000,
+      stageKillGraceMs: 5000,
+      shutdownTimeoutMs: 30_000,
+      eventRetentionSeconds: 604_800,
+      dataDir: "/srv/.flowmeter",
+      spoolDir: "/srv/.flowmeter/spool",
+      logLevel: "info",
+      redis: { url: "redis://127.0.0.1:6379", queuePrefix: "flowmeter" },
+    });
+  });
+
+  it("reads every variable; the spool dir follows FLOWMETER_DATA_DIR unless set", () => {
+    const config = parseRunnerConfig(
+      {
+        RUNNER_PORT: "8081",
+        RUNNER_HOST: "0.0.0.0",
+        RUNNER_MAX_RUNS: "8",
+        RUNNER_SAMPLE_INTERVAL_MS: "500",
+        RUNNER_HEARTBEAT_INTERVAL_MS: "10000",
+        RUNNER_STAGE_KILL_GRACE_MS: "0",
+        FLOWMETER_DATA_DIR: "data",
+        REDIS_URL: "redis://redis:6380",
+        QUEUE_PREFIX: "fm",
+        LOG_LEVEL: "debug",
+      },
+      "/srv",
+    );
+    expect(config).toMatchObject({ port: 8081, host: "0.0.0.0", maxRuns: 8, sampleIntervalMs: 500, heartbeatIntervalMs: 10_000, stageKillGraceMs: 0, logLevel: "debug" });
+    expect(config.spoolDir).toBe("/srv/data/spool");
+    expect(config.redis).toEqual({ url: "redis://redis:6380", queuePrefix: "fm" });
+    expect(parseRunnerConfig({ FLOWMETER_DATA_DIR: "data", RUNNER_SPOOL_DIR: "/var/spool/fm" }, "/srv").spoolDir).toBe("/var/spool/fm");
+  });
+
+  it("lists every problem at once", () => {
+    let error: unknown;
+    try {
+      parseRunnerConfig({ RUNNER_PORT: "http", RUNNER_MAX_RUNS: "0", RUNNER_SAMPLE_INTERVAL_MS: "10", REDIS_URL: "http://x", LOG_LEVEL: "loud" });
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).problems).toEqual([
+      'REDIS_URL="http://x": expected a redis: or rediss: URL',
+      'RUNNER_PORT="http": expected an integer',
+      "RUNNER_MAX_RUNS=0: expected an integer between 1 and 1000",
+      "RUNNER_SAMPLE_INTERVAL_MS=10: expected an integer between 100 and 3600000",
+      'LOG_LEVEL="loud": expected one of debug, info, warn, error',
+    ]);
+  });
+});

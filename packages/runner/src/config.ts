@@ -1,0 +1,52 @@
+import { resolve, join } from "node:path";
+import { DEFAULT_REDIS_URL, EnvReader, readRedisConfig, type EnvSource, type LogLevel } from "@flowmeter/shared";
+
+export interface RunnerConfig {
+  /** HTTP server (health, metrics; the run API later). */
+  host: string;
+  port: number;
+  /** Runs executed at once by this process (BullMQ worker concurrency on the `runs` queue). */
+  maxRuns: number;
+  /** Stages running at once in one run, unless the workflow or the submitted run sets `concurrency`. */
+  stageConcurrency: number;
+  /** Host sample interval per run. */
+  sampleIntervalMs: number;
+  /** Heartbeat interval per running stage. */
+  heartbeatIntervalMs: number;
+  /** Time between SIGTERM and SIGKILL when a stage times out or is cancelled. */
+  stageKillGraceMs: number;
+  /** On SIGTERM/SIGINT, how long active runs may go on before they are cancelled ("runner shutting down"). */
+  shutdownTimeoutMs: number;
+  /** How long a run's events stay readable in Redis (followRun, the run API), from its last event. */
+  eventRetentionSeconds: number;
+  /** Absolute. */
+  dataDir: string;
+  /** Absolute; where events are spooled while Redis is unreachable. */
+  spoolDir: string;
+  logLevel: LogLevel;
+  redis: { url: string; queuePrefix: string };
+}
+
+/** Reads the runner configuration; throws one ConfigError listing every problem. `cwd` resolves relative directories. */
+export function parseRunnerConfig(env: EnvSource, cwd: string = process.cwd()): RunnerConfig {
+  const reader = new EnvReader(env);
+  const redis = readRedisConfig(reader);
+  const dataDir = resolve(cwd, reader.string("FLOWMETER_DATA_DIR", "./.flowmeter"));
+  const spoolDir = resolve(cwd, reader.optionalString("RUNNER_SPOOL_DIR") ?? join(dataDir, "spool"));
+  const config: RunnerConfig = {
+    host: reader.string("RUNNER_HOST", "127.0.0.1"),
+    port: reader.port("RUNNER_PORT", 7071),
+    maxRuns: reader.int("RUNNER_MAX_RUNS", 4, { min: 1, max: 1000 }),
+    stageConcurrency: reader.int("RUNNER_STAGE_CONCURRENCY", 4, { min: 1, max: 1000 }),
+    sampleIntervalMs: reader.int("RUNNER_SAMPLE_INTERVAL_MS", 1000, { min: 100, max: 3_600_000 }),
+    heartbeatIntervalMs: reader.int("RUNNER_HEARTBEAT_INTERVAL_MS", 30_000, { min: 100, max: 3_600_000 }),
+    stageKillGraceMs: reader.int("RUNNER_STAGE_KILL_GRACE_MS", 5000, { min: 0, max: 600_000 }),
+    shutdownTimeoutMs: reader.int("RUNNER_SHUTDOWN_TIMEOUT_MS", 30_000, { min: 0, max: 3_600_000 }),
+    eventRetentionSeconds: reader.int("RUNNER_EVENT_RETENTION_SECONDS", 7 * 86_400, { min: 60, max: 365 * 86_400 }),
+    dataDir,
+    spoolDir,
+    logLevel: reader.logLevel(),
+    redis: { url: redis.url ?? DEFAULT_REDIS_URL, queuePrefix: redis.queuePrefix },
+  };
+  return reader.finish(config);
+}

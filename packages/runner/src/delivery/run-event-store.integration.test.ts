@@ -1,0 +1,75 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Redis } from "ioredis";
+import { uuidV7, type RunEvent } from "@flowmeter/shared";
+import { deleteQueuePrefix, testQueuePrefix, testRedisUrl } from "@flowmeter/test-utils";
+import { UnknownEventCursorError } from "../errors.js";
+import { RunEventStore, runKey } from "./run-event-store.js";
+
+function event(runId: string, seq: number, type: "stage.queued" | "run.finished" = "stage.queued"): RunEvent {
+  const now = Date.now();
+  const base = { event_id: uuidV7(now), run_id: runId, attempt_id: "a1", seq, ts_ms: now, timestamp: new Date(now).toISOString(), level: "info" as const, message: "m" };
+  return type === "run.finished"
+    ? { ...base, event_type: type, event_type_v2: "RunCompleted", stage_name: null, group_id: null, payload: { workflow: "w", duration_ms: 1 } }
+    : { ...base, event_type: type, event_type_v2: "StageQueued", stage_name: "s", group_id: "g0", payload: { workflow: "w", driver: "shell", depends_on: [] } };
+}
+
+describe("RunEventStore (real Redis)", () => {
+  const prefix = testQueuePrefix("store");
+  let redis: Redis;
+  let store: RunEventStore;
+  beforeAll(() => {
+    redis = new Redis(testRedisUrl());
+    store = new RunEventStore(redis, { prefix, retentionSeconds: 3600 });
+  });
+  afterAll(async () => {
+    await deleteQueuePrefix(prefix);
+    redis.disconnect();
+  });
+
+  it("stores events by seq, skips re-appended ones, and reads from a seq or event_id cursor", async () => {
+    const events = [0, 1, 2, 3].map((seq) => event("r1", seq));
+    await store.append(events.slice(0, 3));
+    await store.append(events.slice(1)); // a replay overlapping what is stored
+    const all = await store.read("r1");
+    expect(all.map((item) => item.event_id)).toEqual(events.map((item) => item.event_id));
+    expect((await store.read("r1", { afterSeq: 1 })).map((item) => item.seq)).toEqual([2, 3]);
+    expect((await store.read("r1", { afterEventId: events[2]?.event_id as string })).map((item) => item.seq)).toEqual([3]);
+    expect((await store.read("r1", {}, 2)).map((item) => item.seq)).toEqual([0, 1]);
+    expect((await store.last("r1"))?.seq).toBe(3);
+    expect(await store.last("nothing")).toBeUndefined();
+    await expect(store.read("r1", { afterEventId: "no-such-event" })).rejects.toBeInstanceOf(UnknownEventCursorError);
+    const ttl = await redis.ttl(runKey(prefix, "r1", "events"));
+    expect(ttl).toBeGreaterThan(3000);
+    expect(await redis.ttl(runKey(prefix, "r1", "event-ids"))).toBeGreaterThan(3000);
+  });
+
+  it("follows a run: stored events first, then new ones, until the terminal event", async () => {
+    await store.append([event("r2", 0), event("r2", 1)]);
+    const follower = new Redis(testRedisUrl());
+    try {
+      const seen: number[] = [];
+      const following = (async () => {
+        for await (const item of new RunEventStore(follower, { prefix }).follow("r2", {}, { blockMs: 100 })) seen.push(item.seq);
+      })();
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      await store.append([event("r2", 2), event("r2", 3, "run.finished")]);
+      await following;
+      expect(seen).toEqual([0, 1, 2, 3]);
+    } finally {
+      follower.disconnect();
+    }
+  });
+
+  it("stops following when the signal aborts", async () => {
+    const follower = new Redis(testRedisUrl());
+    try {
+      const controller = new AbortController();
+      setTimeout(() => controller.abort(), 100);
+      const seen: RunEvent[] = [];
+      for await (const item of new RunEventStore(follower, { prefix }).follow("never-started", {}, { blockMs: 50, signal: controller.signal })) seen.push(item);
+      expect(seen).toEqual([]);
+    } finally {
+      follower.disconnect();
+    }
+  });
+});

@@ -1,0 +1,179 @@
+/**
+ * Redis goes away in the middle of a run: the run goes on, its events are spooled locally, and once Redis is
+ * back they are replayed: every event and sample reaches the `run-events` queue exactly once, in order.
+ * Uses a private redis-server (no persistence) that the test kills and restarts on the same port.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { createServer } from "node:net";
+import { Queue, Worker } from "bullmq";
+import { JOB_CATALOG, createLogger, createRedis, type RunEvent, type RunEventsJob, type TelemetrySample } from "@flowmeter/shared";
+import { tempDir, waitFor } from "@flowmeter/test-utils";
+import { DriverRegistry } from "../drivers/driver-registry.js";
+import { RunExecution } from "../execution/run-execution.js";
+import { validateWorkflow } from "../workflow/validate-workflow.js";
+import { EventPublisher } from "./event-publisher.js";
+import { createQueueDelivery } from "./queue-delivery.js";
+import { RunEventStore } from "./run-event-store.js";
+import { SpoolFile } from "./spool-file.js";
+
+const quiet = createLogger("runner", "error", () => {});
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const { port } = server.address() as { port: number };
+  server.close();
+  await once(server, "close");
+  return port;
+}
+
+async function startRedis(port: number): Promise<ChildProcess> {
+  const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: ["ignore", "pipe", "inherit"] });
+  let output = "";
+  child.stdout?.on("data", (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  await waitFor(() => (output.includes("Ready to accept connections") ? true : undefined), { timeoutMs: 10_000, intervalMs: 20, what: "redis-server to start" });
+  return child;
+}
+
+async function stopRedis(child: ChildProcess | undefined): Promise<void> {
+  if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  child.kill("SIGKILL");
+  await once(child, "exit");
+}
+
+describe("spool and replay when Redis goes away mid-run (private redis-server)", () => {
+  const prefix = "fmtest-spool";
+  let port: number;
+  let redisProcess: ChildProcess | undefined;
+  const dir = tempDir("spool-replay");
+  beforeAll(async () => {
+    port = await freePort();
+    redisProcess = await startRedis(port);
+  });
+  afterAll(async () => {
+    await stopRedis(redisProcess);
+    dir.remove();
+  });
+
+  it("keeps running, spools, then delivers everything exactly once and in order", async () => {
+    const url = `redis://127.0.0.1:${port}`;
+    const producer = createRedis(url, "producer");
+    producer.on("error", () => {});
+    const queue = new Queue<RunEventsJob>(JOB_CATALOG.runEvents.queue, { connection: producer, prefix });
+    queue.on("error", () => {});
+    const store = new RunEventStore(producer, { prefix });
+    const queueDelivery = createQueueDelivery({ queue, store, redis: producer });
+    let inFlight = 0;
+    let deliveredItems = 0;
+    const publisher = new EventPublisher({
+      deliver: async (batch) => {
+        inFlight += 1;
+        try {
+          await queueDelivery(batch);
+          deliveredItems += batch.events.length + batch.samples.length;
+        } finally {
+          inFlight -= 1;
+        }
+      },
+      spool: new SpoolFile(dir.path, quiet),
+      logger: quiet,
+      flushIntervalMs: 50,
+      retryMinMs: 100,
+      retryMaxMs: 300,
+    });
+    await publisher.start();
+
+    // What was emitted, and what a consumer of the queue received (as the worker would), in order.
+    const emitted: { events: RunEvent[]; samples: TelemetrySample[] } = { events: [], samples: [] };
+    const received: { events: RunEvent[]; samples: TelemetrySample[]; items: number } = { events: [], samples: [], items: 0 };
+    const consumerConnection = createRedis(url, "worker");
+    consumerConnection.on("error", () => {});
+    const consumer = new Worker<RunEventsJob>(
+      JOB_CATALOG.runEvents.queue,
+      async (job) => {
+        received.events.push(...job.data.events);
+        received.samples.push(...job.data.samples);
+        received.items += job.data.events.length + job.data.samples.length;
+      },
+      { connection: consumerConnection, prefix, concurrency: 1 },
+    );
+    consumer.on("error", () => {});
+
+    const drivers = new DriverRegistry();
+    const run = new RunExecution({
+      runId: "spooled-run",
+      workflow: validateWorkflow(
+        {
+          name: "through-an-outage",
+          stages: [
+            { name: "before", driver: "shell", run: "sleep 0.3" },
+            { name: "during", driver: "shell", run: "sleep 1", depends_on: ["before"] },
+            { name: "after", driver: "shell", run: "sleep 0.3", depends_on: ["during"] },
+          ],
+        },
+        { drivers: drivers.names() },
+      ),
+      drivers,
+      logger: quiet,
+      sampleIntervalMs: 100,
+      heartbeatIntervalMs: 200,
+      output: {
+        event: (event) => {
+          emitted.events.push(event);
+          publisher.event(event);
+        },
+        sample: (sample) => {
+          emitted.samples.push(sample);
+          publisher.sample(sample);
+        },
+      },
+    });
+
+    try {
+      const done = run.run();
+      // Kill Redis once "during" runs, at a moment when everything delivered so far was consumed and nothing is
+      // in flight: a server without persistence loses what it held, which is not what this test is about.
+      await waitFor(() => (emitted.events.some((event) => event.event_type === "stage.started" && event.stage_name === "during") ? true : undefined));
+      await waitFor(
+        () => {
+          if (inFlight > 0 || deliveredItems === 0 || received.items !== deliveredItems) return undefined;
+          redisProcess?.kill("SIGKILL");
+          return true;
+        },
+        { intervalMs: 2, what: "a quiet moment to kill redis" },
+      );
+      await once(redisProcess as ChildProcess, "exit");
+      const receivedBeforeOutage = received.items;
+
+      await waitFor(() => (publisher.spooledItems > 0 ? true : undefined), { what: "events to be spooled" });
+      const outcome = await done; // the run went on without Redis
+      expect(outcome.status).toBe("succeeded");
+      await publisher.flush();
+      expect(publisher.spooledItems).toBeGreaterThan(0);
+      expect(received.items).toBe(receivedBeforeOutage);
+      expect(emitted.events.at(-1)?.event_type).toBe("run.finished");
+
+      redisProcess = await startRedis(port);
+      await waitFor(() => (publisher.spooledItems === 0 ? true : undefined), { what: "the spool to be replayed" });
+      await waitFor(() => (received.items === emitted.events.length + emitted.samples.length ? true : undefined), { what: "the consumer to get everything" });
+
+      expect(received.events.map((event) => event.event_id)).toEqual(emitted.events.map((event) => event.event_id));
+      expect(received.samples.map((sample) => sample.seq)).toEqual(emitted.samples.map((sample) => sample.seq));
+      expect(received.events.map((event) => event.seq)).toEqual(emitted.events.map((_, index) => index));
+      // The follower store got the replayed events too (the ones before the outage went with the old server).
+      const stored = await store.read("spooled-run");
+      expect(stored.at(-1)?.event_type).toBe("run.finished");
+    } finally {
+      await publisher.close();
+      await consumer.close();
+      await queue.close();
+      consumerConnection.disconnect();
+      producer.disconnect();
+    }
+  }, 30_000);
+});

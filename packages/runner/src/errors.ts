@@ -1,0 +1,38 @@
+/** The runner's exceptions. Expected outcomes (a stage failing, a run cancelled) are values, not errors. */
+
+/** A workflow definition the runner refuses to run; `problems` names every stage and field at fault. */
+export class WorkflowValidationError extends Error {
+  override readonly name = "WorkflowValidationError";
+  readonly retryable = false;
+
+  constructor(
+    readonly problems: readonly string[],
+    readonly context: { source?: string } = {},
+  ) {
+    const where = context.source === undefined ? "" : ` (${context.source})`;
+    super(`invalid workflow${where}:\n${problems.map((problem) => `  - ${problem}`).join("\n")}`);
+  }
+}
+
+/** A batch could not be handed to Redis; the publisher spools it and retries. */
+export class DeliveryError extends Error {
+  override readonly name = "DeliveryError";
+  readonly retryable = true;
+
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super(message, { cause: options.cause });
+  }
+}
+
+/** A resume cursor (event_id) that names no stored event of the run: unknown, or past its retention. */
+export class UnknownEventCursorError extends Error {
+  override readonly name = "UnknownEventCursorError";
+  readonly retryable = false;
+
+  constructor(
+    readonly runId: string,
+    readonly eventId: string,
+  ) {
+    super(`run ${runId} has no stored event ${eventId} (unknown, or older than the retention)`);
+  }
+}

@@ -1,0 +1,102 @@
+import {
+  RUN_EVENT_V2_NAMES,
+  isTerminalRunEvent,
+  uuidV7,
+  type HeartbeatMetrics,
+  type HostMetrics,
+  type Logger,
+  type RunEvent,
+  type RunEventLevel,
+  type RunEventOf,
+  type RunEventPayloads,
+  type RunEventType,
+  type TelemetrySample,
+} from "@flowmeter/shared";
+
+/** Where a run's events and samples go: the EventPublisher in production, an array in tests. Must not block or throw. */
+export interface RunOutput {
+  event(event: RunEvent): void;
+  sample(sample: TelemetrySample): void;
+}
+
+export interface EventFields {
+  message: string;
+  level?: RunEventLevel;
+  stage_name?: string;
+  group_id?: string;
+}
+
+/**
+ * Builds the envelopes of one run attempt: event_id, seq (0-based, strictly increasing), timestamps, the v2
+ * name; and the 1-based seq of its samples. After the terminal run event it refuses everything, so nothing
+ * can follow the terminal event.
+ */
+export class RunEventSequencer {
+  private nextSeq: number;
+  private nextSampleSeq = 1;
+  private terminal = false;
+
+  constructor(
+    readonly runId: string,
+    readonly attemptId: string,
+    private readonly output: RunOutput,
+    private readonly logger: Logger,
+    firstSeq = 0,
+  ) {
+    this.nextSeq = firstSeq;
+  }
+
+  get ended(): boolean {
+    return this.terminal;
+  }
+
+  emit<T extends RunEventType>(type: T, fields: EventFields, payload: RunEventPayloads[T]): void {
+    if (this.terminal) {
+      this.logger.error("event after the terminal event dropped", { run_id: this.runId, event_type: type });
+      return;
+    }
+    const now = Date.now();
+    const event: RunEventOf<T> = {
+      event_id: uuidV7(now),
+      run_id: this.runId,
+      attempt_id: this.attemptId,
+      seq: this.nextSeq++,
+      ts_ms: now,
+      timestamp: new Date(now).toISOString(),
+      level: fields.level ?? "info",
+      event_type: type,
+      event_type_v2: RUN_EVENT_V2_NAMES[type],
+      message: fields.message,
+      stage_name: fields.stage_name ?? null,
+      group_id: fields.group_id ?? null,
+      payload,
+    };
+    this.terminal = isTerminalRunEvent(event);
+    this.deliver(() => this.output.event(event as RunEvent));
+  }
+
+  host(stageName: string, host: HostMetrics): void {
+    if (this.terminal) return;
+    const sample: TelemetrySample = { kind: "host", ...this.sampleIds(), stage_name: stageName, host };
+    this.deliver(() => this.output.sample(sample));
+  }
+
+  heartbeat(stage: { stage_name: string; group_id: string; stage_attempt: number }, heartbeat: HeartbeatMetrics): void {
+    if (this.terminal) return;
+    const sample: TelemetrySample = { kind: "heartbeat", ...this.sampleIds(), ...stage, heartbeat };
+    this.deliver(() => this.output.sample(sample));
+  }
+
+  private sampleIds(): { run_id: string; attempt_id: string; seq: number; timestamp_ms: number } {
+    return { run_id: this.runId, attempt_id: this.attemptId, seq: this.nextSampleSeq++, timestamp_ms: Date.now() };
+  }
+
+  /** Telemetry trouble never fails a run. */
+  private deliver(send: () => void): void {
+    try {
+      send();
+    } catch (error) {
+      this.logger.error("run output failed", { run_id: this.runId, error: error instanceof Error ? error.message : String(error) });
+    }
+  }
+}

@@ -1,0 +1,329 @@
+import { describe, expect, it } from "vitest";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import {
+  RUN_EVENT_V2_NAMES,
+  createLogger,
+  isTerminalRunEvent,
+  type RunEvent,
+  type RunEventOf,
+  type RunEventType,
+  type StepHeartbeat,
+  type HostSample,
+  type TelemetrySample,
+} from "@flowmeter/shared";
+import { tempDir } from "@flowmeter/test-utils";
+import { DriverRegistry } from "../drivers/driver-registry.js";
+import { nodeDriver } from "../drivers/node-driver.js";
+import { shellDriver } from "../drivers/shell-driver.js";
+import { createRunnerMetrics } from "../metrics.js";
+import { validateWorkflow } from "../workflow/validate-workflow.js";
+import { RunExecution, type RunExecutionOptions } from "./run-execution.js";
+
+const quiet = createLogger("runner", "error", () => {});
+const drivers = new DriverRegistry();
+
+function collector() {
+  const events: RunEvent[] = [];
+  const samples: TelemetrySample[] = [];
+  return { events, samples, output: { event: (event: RunEvent) => events.push(event), sample: (sample: TelemetrySample) => samples.push(sample) } };
+}
+
+function execution(workflow: unknown, options: Partial<RunExecutionOptions> = {}) {
+  const sink = collector();
+  const registry = options.drivers ?? drivers;
+  const run = new RunExecution({
+    runId: "run-1",
+    workflow: validateWorkflow(workflow, { drivers: registry.names() }),
+    drivers: registry,
+    output: sink.output,
+    logger: quiet,
+    killGraceMs: 200,
+    ...options,
+  });
+  return { run, ...sink };
+}
+
+function ofType<T extends RunEventType>(events: RunEvent[], type: T, stage?: string): RunEventOf<T>[] {
+  return events.filter((event): event is RunEventOf<T> & RunEvent => event.event_type === type && (stage === undefined || event.stage_name === stage)) as RunEventOf<T>[];
+}
+
+function only<T extends RunEventType>(events: RunEvent[], type: T, stage?: string): RunEventOf<T> {
+  const found = ofType(events, type, stage);
+  expect(found, `${type} ${stage ?? ""}`).toHaveLength(1);
+  return found[0] as RunEventOf<T>;
+}
+
+/** Envelope rules of SPEC §3 that hold for every run. */
+function expectWellFormed(events: RunEvent[]): void {
+  expect(events.map((event) => event.seq)).toEqual(events.map((_, index) => index));
+  const terminal = events.filter(isTerminalRunEvent);
+  expect(terminal).toHaveLength(1);
+  expect(events.at(-1)).toBe(terminal[0]);
+  expect(events[0]?.event_type).toBe("run.started");
+  expect(new Set(events.map((event) => event.event_id)).size).toBe(events.length);
+  for (const event of events) {
+    expect(event.event_id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(event.event_type_v2).toBe(RUN_EVENT_V2_NAMES[event.event_type]);
+    expect(event.timestamp).toBe(new Date(event.ts_ms).toISOString());
+    expect(event.run_id).toBe("run-1");
+    expect(event.attempt_id).toBe(events[0]?.attempt_id);
+    if (event.event_type.startsWith("stage.")) expect(event.group_id).toMatch(/^g\d+$/);
+    else expect(event.stage_name).toBeNull();
+  }
+}
+
+describe("RunExecution", () => {
+  it("runs a DAG in parallel groups: g0 stages overlap, g1 waits for both", async () => {
+    const { run, events } = execution({
+      name: "parallel",
+      stages: [
+        { name: "a", driver: "shell", run: "sleep 0.3" },
+        { name: "b", driver: "shell", run: "sleep 0.3" },
+        { name: "c", driver: "shell", run: "true", depends_on: ["a", "b"] },
+      ],
+    });
+    const outcome = await run.run();
+    expect(outcome.status).toBe("succeeded");
+    expectWellFormed(events);
+    expect(events.at(-1)?.event_type).toBe("run.finished");
+    expect(only(events, "stage.queued", "c").payload.depends_on).toEqual(["a", "b"]);
+    for (const name of ["a", "b"]) expect(only(events, "stage.started", name).group_id).toBe("g0");
+    expect(only(events, "stage.started", "c").group_id).toBe("g1");
+    const startedA = only(events, "stage.started", "a").seq;
+    const startedB = only(events, "stage.started", "b").seq;
+    const doneA = only(events, "stage.completed", "a");
+    const doneB = only(events, "stage.completed", "b");
+    expect(Math.max(startedA, startedB)).toBeLessThan(Math.min(doneA.seq, doneB.seq)); // overlap in time
+    expect(only(events, "stage.started", "c").seq).toBeGreaterThan(Math.max(doneA.seq, doneB.seq));
+    expect(doneA.payload).toMatchObject({ exit_code: 0, stage_attempt: 1, driver: "shell", workflow: "parallel" });
+    expect(doneA.payload.duration_ms).toBeGreaterThanOrEqual(250);
+    expect(outcome.durationMs).toBeLessThan(2000);
+  });
+
+  it("keeps to the concurrency limit", async () => {
+    const { run, events } = execution(
+      {
+        name: "serial",
+        stages: [
+          { name: "a", driver: "shell", run: "sleep 0.1" },
+          { name: "b", driver: "shell", run: "sleep 0.1" },
+        ],
+      },
+      { concurrency: 1 },
+    );
+    await run.run();
+    expect(only(events, "run.started").payload.concurrency).toBe(1);
+    expect(only(events, "stage.started", "b").seq).toBeGreaterThan(only(events, "stage.completed", "a").seq);
+  });
+
+  it("retries with the real attempt number in every event", async () => {
+    const { run, events } = execution({
+      name: "retry",
+      stages: [{ name: "flaky", driver: "shell", run: 'echo "attempt $FLOWMETER_STAGE_ATTEMPT" >&2; [ "$FLOWMETER_STAGE_ATTEMPT" -ge 3 ]', retries: 2 }],
+    });
+    const outcome = await run.run();
+    expect(outcome.status).toBe("succeeded");
+    expectWellFormed(events);
+    const stageEvents = events.filter((event) => event.stage_name === "flaky" && event.event_type !== "stage.queued");
+    expect(stageEvents.map((event) => [event.event_type, (event.payload as { stage_attempt: number }).stage_attempt])).toEqual([
+      ["stage.started", 1],
+      ["stage.failed", 1],
+      ["stage.started", 2],
+      ["stage.failed", 2],
+      ["stage.started", 3],
+      ["stage.completed", 3],
+    ]);
+    const failures = ofType(events, "stage.failed");
+    expect(failures.map((event) => event.payload.will_retry)).toEqual([true, true]);
+    expect(failures[0]?.payload).toMatchObject({ exit_code: 1, error: "exited with code 1", stderr_tail: "attempt 1\n" });
+    expect(ofType(events, "stage.started").map((event) => event.payload.max_attempts)).toEqual([3, 3, 3]);
+  });
+
+  it("fails the run when a stage fails its last attempt, and skips its dependents naming it", async () => {
+    const { run, events } = execution({
+      name: "broken",
+      stages: [
+        { name: "build", driver: "shell", run: "exit 3", retries: 1 },
+        { name: "test", driver: "shell", run: "true", depends_on: ["build"] },
+        { name: "deploy", driver: "shell", run: "true", depends_on: ["test"] },
+        { name: "docs", driver: "shell", run: "true" },
+      ],
+    });
+    const outcome = await run.run();
+    expect(outcome.status).toBe("failed");
+    expectWellFormed(events);
+    expect(ofType(events, "run.finished")).toHaveLength(0);
+    const failed = only(events, "run.failed");
+    expect(failed.payload.error).toBe('stage "build" exited with code 3');
+    expect(failed.level).toBe("error");
+    const buildFailures = ofType(events, "stage.failed", "build");
+    expect(buildFailures.map((event) => [event.payload.stage_attempt, event.payload.exit_code, event.payload.will_retry])).toEqual([
+      [1, 3, true],
+      [2, 3, false],
+    ]);
+    expect(only(events, "stage.skipped", "test").payload).toMatchObject({ reason: 'dependency "build" failed', stage_attempt: 0 });
+    expect(only(events, "stage.skipped", "deploy").payload.reason).toBe('dependency "test" was skipped (stage "build" failed)');
+    expect(ofType(events, "stage.started", "test")).toHaveLength(0);
+    expect(only(events, "stage.completed", "docs").payload.exit_code).toBe(0);
+  });
+
+  it("kills a stage at its timeout: SIGTERM, then SIGKILL after the grace period", async () => {
+    const { run, events } = execution({
+      name: "slow",
+      stages: [
+        { name: "polite", driver: "shell", run: "sleep 5", timeout_secs: 0.3 },
+        { name: "stubborn", driver: "shell", run: "trap '' TERM; sleep 5", timeout_secs: 0.3 },
+      ],
+    });
+    const outcome = await run.run();
+    expect(outcome.status).toBe("failed");
+    expect(outcome.durationMs).toBeLessThan(2500);
+    expectWellFormed(events);
+    const polite = only(events, "stage.failed", "polite").payload;
+    expect(polite).toMatchObject({ timed_out: true, exit_code: 143, error: "timed out after 0.3s (exit code 143)", will_retry: false });
+    expect(polite.duration_ms).toBeLessThan(1500);
+    const stubborn = only(events, "stage.failed", "stubborn").payload;
+    expect(stubborn).toMatchObject({ timed_out: true, exit_code: 137 });
+    expect(stubborn.duration_ms).toBeGreaterThanOrEqual(450); // timeout + grace
+  });
+
+  it("lets an allow_failure stage fail without failing the run or skipping its dependents", async () => {
+    const { run, events } = execution({
+      name: "lenient",
+      stages: [
+        { name: "lint", driver: "shell", run: "exit 1", allow_failure: true },
+        { name: "deploy", driver: "shell", run: "true", depends_on: ["lint"] },
+      ],
+    });
+    const outcome = await run.run();
+    expect(outcome.status).toBe("succeeded");
+    expectWellFormed(events);
+    expect(events.at(-1)?.event_type).toBe("run.finished");
+    const lint = only(events, "stage.failed", "lint");
+    expect(lint.payload).toMatchObject({ exit_code: 1, allowed_failure: true, will_retry: false });
+    expect(lint.level).toBe("warn");
+    expect(only(events, "stage.completed", "deploy").payload.exit_code).toBe(0);
+  });
+
+  it("cancels: running stages fail with exit_code -1, queued ones are skipped, then run.cancelled", async () => {
+    const metrics = createRunnerMetrics(drivers.names());
+    const { run, events } = execution(
+      {
+        name: "long",
+        stages: [
+          { name: "a", driver: "shell", run: "sleep 5" },
+          { name: "b", driver: "shell", run: "sleep 5" },
+          { name: "c", driver: "shell", run: "true", depends_on: ["a"] },
+        ],
+      },
+      { metrics },
+    );
+    const done = run.run();
+    while (ofType(events, "stage.started").length < 2) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(run.cancel("user asked")).toBe(true);
+    expect(run.cancel("again")).toBe(false);
+    const outcome = await done;
+    expect(outcome).toMatchObject({ status: "cancelled", error: "user asked" });
+    expect(outcome.durationMs).toBeLessThan(2000);
+    expectWellFormed(events);
+    for (const name of ["a", "b"]) {
+      expect(only(events, "stage.failed", name).payload).toMatchObject({ exit_code: -1, cancelled: true, will_retry: false, error: "cancelled: user asked" });
+    }
+    expect(only(events, "stage.skipped", "c").payload.reason).toBe("run cancelled: user asked");
+    expect(only(events, "run.cancelled").payload.reason).toBe("user asked");
+    const text = await metrics.registry.metrics();
+    expect(text).toContain('flowmeter_runner_stage_outcomes_total{driver="shell",status="cancelled"} 2');
+    expect(text).toContain('flowmeter_runner_runs_total{status="cancelled"} 1');
+    expect(text).toMatch(/flowmeter_runner_active_runs 0/);
+  });
+
+  it("cancelled before it starts: every stage skipped, run.cancelled", async () => {
+    const { run, events } = execution({ name: "never", stages: [{ name: "a", driver: "shell", run: "true" }] });
+    run.cancel("runner shutting down");
+    const outcome = await run.run();
+    expect(outcome.status).toBe("cancelled");
+    expectWellFormed(events);
+    expect(events.map((event) => event.event_type)).toEqual(["run.started", "stage.queued", "stage.skipped", "run.cancelled"]);
+  });
+
+  it("sends heartbeats for running stages, with output growth and stagnation", async () => {
+    const { run, samples } = execution(
+      { name: "beat", stages: [{ name: "talk", driver: "shell", run: "echo hi; sleep 0.75" }] },
+      { heartbeatIntervalMs: 100, sampleIntervalMs: 10_000 },
+    );
+    await run.run();
+    const beats = samples.filter((sample): sample is StepHeartbeat => sample.kind === "heartbeat");
+    expect(beats.length).toBeGreaterThanOrEqual(5);
+    const first = beats[0] as StepHeartbeat;
+    expect(first).toMatchObject({ run_id: "run-1", stage_name: "talk", group_id: "g0", stage_attempt: 1, seq: 1 });
+    expect(first.heartbeat).toMatchObject({ stdout_bytes: 3, stdout_delta_bytes: 3, stderr_bytes: 0, stagnant_heartbeats: 0, output_state: "active", pid_alive: true });
+    expect(first.heartbeat.pid).toEqual(expect.any(Number));
+    expect(first.heartbeat.elapsed_secs).toBeGreaterThan(0);
+    expect(beats[1]?.heartbeat).toMatchObject({ stdout_delta_bytes: 0, stagnant_heartbeats: 1, output_state: "quiet" });
+    expect(beats[3]?.heartbeat).toMatchObject({ stagnant_heartbeats: 3, output_state: "stagnant" });
+    expect(beats.map((beat) => beat.seq)).toEqual(beats.map((_, index) => index + 1));
+  });
+
+  it("samples the host per run: RSS, CPU, cumulative IO, the running stage", async () => {
+    const { run, samples } = execution(
+      { name: "sampled", stages: [{ name: "work", driver: "shell", run: "sleep 0.5" }] },
+      { sampleIntervalMs: 100 },
+    );
+    await run.run();
+    const hosts = samples.filter((sample): sample is HostSample => sample.kind === "host");
+    expect(hosts.length).toBeGreaterThanOrEqual(3);
+    expect(hosts.map((sample) => sample.seq)).toEqual(hosts.map((_, index) => index + 1));
+    for (const sample of hosts) {
+      expect(sample).toMatchObject({ run_id: "run-1", attempt_id: run.attemptId });
+      expect(sample.timestamp_ms).toBeGreaterThan(0);
+      expect(sample.host.rss_bytes).toBeGreaterThan(1_000_000);
+      expect(sample.host.cpu_percent).toBeGreaterThanOrEqual(0);
+      expect(sample.host.io_read_bytes).toBeGreaterThanOrEqual(0);
+      expect(sample.host.io_write_bytes).toBeGreaterThanOrEqual(0);
+    }
+    expect(hosts.some((sample) => sample.stage_name === "work")).toBe(true);
+    for (let index = 1; index < hosts.length; index += 1) {
+      expect(hosts[index]?.host.io_write_bytes).toBeGreaterThanOrEqual(hosts[index - 1]?.host.io_write_bytes ?? 0);
+    }
+  });
+
+  it("runs node stages, inline or from a file, with the run's input and the stage env", async () => {
+    const dir = tempDir("node-driver");
+    try {
+      const script = join(dir.path, "fail.mjs");
+      writeFileSync(script, "process.exit(Number(process.env.CODE));\n");
+      const { run, events } = execution(
+        {
+          name: "nodey",
+          stages: [
+            { name: "inline", driver: "node", run: "const i = JSON.parse(process.env.FLOWMETER_INPUT); if (i.n !== 7 || process.env.FLOWMETER_STAGE_NAME !== 'inline') process.exit(9)" },
+            { name: "file", driver: "node", run: script, env: { CODE: "4" }, allow_failure: true },
+          ],
+        },
+        { input: { n: 7 } },
+      );
+      await run.run();
+      expect(only(events, "stage.completed", "inline").payload.exit_code).toBe(0);
+      expect(only(events, "stage.failed", "file").payload.exit_code).toBe(4);
+    } finally {
+      dir.remove();
+    }
+  });
+
+  it("reports a stage that cannot start as failed with exit_code -1", async () => {
+    const registry = new DriverRegistry([shellDriver, nodeDriver, { name: "missing", command: () => ({ file: "/nonexistent/flowmeter-binary", args: [] }) }]);
+    const { run, events } = execution({ name: "nostart", stages: [{ name: "a", driver: "missing", run: "x" }] }, { drivers: registry });
+    const outcome = await run.run();
+    expect(outcome.status).toBe("failed");
+    expectWellFormed(events);
+    expect(only(events, "stage.failed", "a").payload).toMatchObject({ exit_code: -1 });
+    expect(only(events, "stage.failed", "a").payload.error).toMatch(/^could not start: .*ENOENT/);
+  });
+
+  it("continues seq from firstSeq (a re-delivered run)", async () => {
+    const { run, events } = execution({ name: "again", stages: [{ name: "a", driver: "shell", run: "true" }] }, { firstSeq: 10 });
+    await run.run();
+    expect(events.map((event) => event.seq)).toEqual([10, 11, 12, 13, 14]);
+  });
+});

@@ -1,0 +1,396 @@
+/**
+ * Executes one run attempt of a validated workflow: a DAG of stages, each started once its dependencies are
+ * done, at most `concurrency` at a time, with retries, timeouts, allow_failure, skips and cancel; and the
+ * run's lifecycle events (SPEC §3) and telemetry (SPEC §4) on a RunOutput.
+ *
+ * Outcome rules: a stage that fails its last attempt fails the run unless it has allow_failure, and its
+ * dependents (and theirs) are skipped with a reason naming it; a failing run ends `run.failed`, never
+ * `run.finished`; a cancelled run ends `run.cancelled` after its running stages got `stage.failed` (exit_code
+ * -1) and its not-yet-started stages `stage.skipped`. Exactly one terminal event ends the attempt.
+ */
+import {
+  errorMessage,
+  uuidV7,
+  type Logger,
+  type RunEventLevel,
+  type RunEventPayloads,
+  type StageDefinition,
+  type WorkflowDefinition,
+} from "@flowmeter/shared";
+import type { DriverRegistry } from "../drivers/driver-registry.js";
+import type { RunnerMetrics, RunOutcomeStatus, StageOutcome } from "../metrics.js";
+import { HostSampler } from "../telemetry/host-sampler.js";
+import { StageHeartbeat } from "../telemetry/stage-heartbeat.js";
+import { planStages, type PlannedStage } from "../workflow/stage-graph.js";
+import { RunEventSequencer, type RunOutput } from "./run-event-sequencer.js";
+import { StageProcess, type StageProcessResult } from "./stage-process.js";
+
+export const DEFAULT_STAGE_CONCURRENCY = 4;
+
+export interface RunExecutionOptions {
+  runId: string;
+  /** A fresh UUID v7 when omitted. */
+  attemptId?: string;
+  /** Must be validated (validateWorkflow) against `drivers`. */
+  workflow: WorkflowDefinition;
+  /** Handed to every stage as JSON in FLOWMETER_INPUT. */
+  input?: unknown;
+  /** Stages running at once; default: the workflow's `concurrency`, else 4. */
+  concurrency?: number;
+  drivers: DriverRegistry;
+  output: RunOutput;
+  metrics?: RunnerMetrics;
+  logger: Logger;
+  sampleIntervalMs?: number;
+  heartbeatIntervalMs?: number;
+  killGraceMs?: number;
+  /** seq of the first event; a run re-delivered after a crash continues after the events already stored. */
+  firstSeq?: number;
+  /** Working directory of the stages (default: the runner's). */
+  cwd?: string;
+  /** Base environment of the stages (default: the runner's); each stage's `env` is laid over it. */
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface RunOutcome {
+  runId: string;
+  attemptId: string;
+  status: RunOutcomeStatus;
+  /** run.failed error, or run.cancelled reason. */
+  error?: string;
+  durationMs: number;
+}
+
+type StageStatus = "pending" | "running" | "succeeded" | "failed" | "skipped";
+
+interface StageState {
+  plan: PlannedStage;
+  stage: StageDefinition;
+  status: StageStatus;
+  attempt: number;
+  process: StageProcess | undefined;
+  /** Why the stage failed (for run.failed), or the stage whose failure caused its skip. */
+  failure?: string;
+  rootCause?: string;
+}
+
+export class RunExecution {
+  readonly runId: string;
+  readonly attemptId: string;
+  readonly workflow: WorkflowDefinition;
+  private readonly concurrency: number;
+  private readonly events: RunEventSequencer;
+  /** In start order (level, then file order), which is also a topological order. */
+  private readonly stages: StageState[];
+  private readonly stagesByName: ReadonlyMap<string, StageState>;
+  private cancelReason: string | undefined;
+  private wake: (() => void) | undefined;
+  private started = false;
+
+  constructor(private readonly options: RunExecutionOptions) {
+    this.runId = options.runId;
+    this.attemptId = options.attemptId ?? uuidV7();
+    this.workflow = options.workflow;
+    this.concurrency = options.concurrency ?? options.workflow.concurrency ?? DEFAULT_STAGE_CONCURRENCY;
+    this.events = new RunEventSequencer(this.runId, this.attemptId, options.output, options.logger, options.firstSeq ?? 0);
+    this.stages = planStages(options.workflow).map((plan) => ({ plan, stage: plan.stage, status: "pending", attempt: 0, process: undefined }));
+    this.stagesByName = new Map(this.stages.map((state) => [state.stage.name, state]));
+  }
+
+  /** True once the terminal event was emitted. */
+  get ended(): boolean {
+    return this.events.ended;
+  }
+
+  /**
+   * Stops the run: running stages are terminated (SIGTERM, then SIGKILL after the grace period) and reported
+   * failed with exit_code -1, stages not started are skipped, then `run.cancelled`. False when already ended
+   * or cancelled. May be called before `run()`.
+   */
+  cancel(reason: string): boolean {
+    if (this.cancelReason !== undefined || this.events.ended) return false;
+    this.cancelReason = reason;
+    for (const state of this.stages) state.process?.terminate();
+    this.wake?.();
+    return true;
+  }
+
+  /** Runs the workflow to its terminal event; resolves with the outcome and never rejects. */
+  async run(): Promise<RunOutcome> {
+    if (this.started) throw new Error(`run ${this.runId} already started`);
+    this.started = true;
+    const startedAtMs = Date.now();
+    const { metrics, logger } = this.options;
+    metrics?.activeRuns.inc();
+    const sampler = new HostSampler(() => this.runningStages().flatMap((state) => (state.process?.pid == null ? [] : [state.process.pid])));
+    const sampleTimer = setInterval(() => {
+      try {
+        const names = this.runningStages().map((state) => state.stage.name);
+        this.events.host(names.join(","), sampler.sample());
+      } catch (error) {
+        logger.warn("host sample failed", { run_id: this.runId, error: errorMessage(error) });
+      }
+    }, this.options.sampleIntervalMs ?? 1000);
+    try {
+      this.events.emit(
+        "run.started",
+        { message: `run of workflow "${this.workflow.name}" started (${this.stages.length} stages, concurrency ${this.concurrency})` },
+        { workflow: this.workflow.name, stage_count: this.stages.length, concurrency: this.concurrency },
+      );
+      for (const state of this.stages) {
+        const dependsOn = [...state.plan.dependsOn];
+        this.stageEvent(state, "stage.queued", `queued${dependsOn.length > 0 ? ` (depends on ${dependsOn.join(", ")})` : ""}`, "info", { depends_on: dependsOn });
+      }
+      await this.schedule();
+      clearInterval(sampleTimer);
+      return this.finish(startedAtMs);
+    } catch (error) {
+      // A bug in the runner, not a stage failure: stop what runs, and still end the run with one terminal event.
+      logger.error("run execution failed", { run_id: this.runId, error: errorMessage(error) });
+      for (const state of this.stages) state.process?.terminate();
+      const message = `runner error: ${errorMessage(error)}`;
+      this.endRun("run.failed", startedAtMs, message);
+      return { runId: this.runId, attemptId: this.attemptId, status: "failed", error: message, durationMs: Date.now() - startedAtMs };
+    } finally {
+      clearInterval(sampleTimer);
+      metrics?.activeRuns.dec();
+    }
+  }
+
+  private runningStages(): StageState[] {
+    return this.stages.filter((state) => state.status === "running");
+  }
+
+  /** Starts what can start, waits for a change (a stage ended, or cancel), until nothing runs. */
+  private async schedule(): Promise<void> {
+    for (;;) {
+      if (this.cancelReason === undefined) {
+        this.skipBlocked();
+        this.startReady();
+      }
+      if (this.runningStages().length === 0) return;
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+      });
+      this.wake = undefined;
+    }
+  }
+
+  /** A dependency is satisfied once it succeeded, or failed with allow_failure. */
+  private static satisfies(state: StageState): boolean {
+    return state.status === "succeeded" || (state.status === "failed" && state.stage.allow_failure === true);
+  }
+
+  /** Skips pending stages with a failed or skipped dependency. Stages are in level order, so one pass also covers chains. */
+  private skipBlocked(): void {
+    for (const state of this.stages) {
+      if (state.status !== "pending") continue;
+      for (const name of state.plan.dependsOn) {
+        const dependency = this.stagesByName.get(name);
+        if (dependency === undefined) continue;
+        let reason: string | undefined;
+        if (dependency.status === "failed" && !RunExecution.satisfies(dependency)) {
+          reason = `dependency "${name}" failed`;
+          state.rootCause = name;
+        } else if (dependency.status === "skipped") {
+          state.rootCause = dependency.rootCause ?? name;
+          reason = `dependency "${name}" was skipped (stage "${state.rootCause}" failed)`;
+        }
+        if (reason !== undefined) {
+          this.skip(state, reason);
+          break;
+        }
+      }
+    }
+  }
+
+  private skip(state: StageState, reason: string): void {
+    state.status = "skipped";
+    this.stageEvent(state, "stage.skipped", `skipped: ${reason}`, "warn", { stage_attempt: 0, reason });
+    this.options.metrics?.stageOutcomes.inc({ driver: state.stage.driver, status: "skipped" });
+  }
+
+  private startReady(): void {
+    let running = this.runningStages().length;
+    for (const state of this.stages) {
+      if (running >= this.concurrency) return;
+      if (state.status !== "pending") continue;
+      const ready = state.plan.dependsOn.every((name) => {
+        const dependency = this.stagesByName.get(name);
+        return dependency !== undefined && RunExecution.satisfies(dependency);
+      });
+      if (!ready) continue;
+      state.status = "running";
+      running += 1;
+      void this.runStage(state)
+        .catch((error: unknown) => {
+          // A runner bug, not a stage failure; the stage counts as failed so the run cannot succeed.
+          this.options.logger.error("stage execution failed", { run_id: this.runId, stage: state.stage.name, error: errorMessage(error) });
+          state.status = "failed";
+          state.failure = `runner error: ${errorMessage(error)}`;
+        })
+        .finally(() => this.wake?.());
+    }
+  }
+
+  /** Every attempt of one stage, until it succeeds, runs out of attempts, or the run is cancelled. */
+  private async runStage(state: StageState): Promise<void> {
+    const { stage } = state;
+    const maxAttempts = 1 + (stage.retries ?? 0);
+    const attemptsLabel = (attempt: number): string => `attempt ${attempt} of ${maxAttempts}`;
+    for (let attempt = 1; ; attempt += 1) {
+      state.attempt = attempt;
+      this.stageEvent(state, "stage.started", `started (${attemptsLabel(attempt)})`, "info", { stage_attempt: attempt, max_attempts: maxAttempts });
+      const result = await this.runAttempt(state, attempt);
+
+      const cancelled = result.terminated;
+      if (result.exitCode === 0 && result.spawnError === undefined && !result.timedOut && !cancelled) {
+        state.status = "succeeded";
+        this.stageEvent(state, "stage.completed", `succeeded in ${result.durationMs} ms (${attemptsLabel(attempt)})`, "info", {
+          stage_attempt: attempt,
+          duration_ms: result.durationMs,
+          exit_code: 0,
+        });
+        this.options.metrics?.stageOutcomes.inc({ driver: stage.driver, status: "succeeded" });
+        return;
+      }
+
+      const willRetry = !cancelled && this.cancelReason === undefined && attempt < maxAttempts;
+      const error =
+        result.spawnError !== undefined
+          ? `could not start: ${result.spawnError}`
+          : cancelled
+            ? `cancelled: ${this.cancelReason ?? "run cancelled"}`
+            : result.timedOut
+              ? `timed out after ${stage.timeout_secs}s (exit code ${result.exitCode})`
+              : `exited with code ${result.exitCode}`;
+      const allowed = stage.allow_failure === true;
+      const level: RunEventLevel = willRetry || allowed || cancelled ? "warn" : "error";
+      const suffix = willRetry ? ", retrying" : allowed ? ", allowed to fail" : "";
+      this.stageEvent(state, "stage.failed", `failed: ${error} (${attemptsLabel(attempt)}${suffix})`, level, {
+        stage_attempt: attempt,
+        duration_ms: result.durationMs,
+        exit_code: cancelled ? -1 : result.exitCode,
+        error,
+        will_retry: willRetry,
+        timed_out: result.timedOut,
+        cancelled,
+        allowed_failure: allowed,
+        ...(result.stderrTail === "" ? {} : { stderr_tail: result.stderrTail }),
+      });
+      if (willRetry) continue;
+      state.status = "failed";
+      state.failure = error;
+      const outcome: StageOutcome = cancelled ? "cancelled" : result.timedOut ? "timed_out" : "failed";
+      this.options.metrics?.stageOutcomes.inc({ driver: stage.driver, status: outcome });
+      return;
+    }
+  }
+
+  /** One process run, with its heartbeats. */
+  private async runAttempt(state: StageState, attempt: number): Promise<StageProcessResult> {
+    const { stage } = state;
+    const { metrics, drivers } = this.options;
+    let child: StageProcess;
+    try {
+      child = new StageProcess({
+        command: drivers.get(stage.driver).command(stage),
+        cwd: this.options.cwd ?? process.cwd(),
+        env: this.stageEnv(stage, attempt),
+        ...(stage.timeout_secs === undefined ? {} : { timeoutMs: stage.timeout_secs * 1000 }),
+        killGraceMs: this.options.killGraceMs ?? 5000,
+      });
+    } catch (error) {
+      return { exitCode: -1, signal: null, timedOut: false, terminated: false, spawnError: errorMessage(error), durationMs: 0, stderrTail: "" };
+    }
+    state.process = child;
+    if (this.cancelReason !== undefined) child.terminate();
+
+    const handle = {};
+    metrics?.heartbeats.set(handle, child.startedAtMs);
+    metrics?.activeStages.inc({ driver: stage.driver });
+    const heartbeat = new StageHeartbeat();
+    const heartbeatTimer = setInterval(() => {
+      metrics?.heartbeats.set(handle, Date.now());
+      const fields = heartbeat.next({
+        startedAtMs: child.startedAtMs,
+        stdoutBytes: child.stdoutBytes,
+        stderrBytes: child.stderrBytes,
+        pid: child.pid,
+        pidAlive: child.alive,
+      });
+      this.events.heartbeat({ stage_name: stage.name, group_id: state.plan.groupId, stage_attempt: attempt }, fields);
+    }, this.options.heartbeatIntervalMs ?? 30_000);
+    try {
+      return await child.result;
+    } finally {
+      clearInterval(heartbeatTimer);
+      state.process = undefined;
+      metrics?.heartbeats.delete(handle);
+      metrics?.activeStages.dec({ driver: stage.driver });
+      metrics?.stageDuration.observe({ driver: stage.driver }, (Date.now() - child.startedAtMs) / 1000);
+    }
+  }
+
+  private stageEnv(stage: StageDefinition, attempt: number): NodeJS.ProcessEnv {
+    return {
+      ...(this.options.env ?? process.env),
+      FLOWMETER_RUN_ID: this.runId,
+      FLOWMETER_ATTEMPT_ID: this.attemptId,
+      FLOWMETER_WORKFLOW: this.workflow.name,
+      FLOWMETER_STAGE_NAME: stage.name,
+      FLOWMETER_STAGE_ATTEMPT: String(attempt),
+      ...(this.options.input === undefined ? {} : { FLOWMETER_INPUT: JSON.stringify(this.options.input) }),
+      ...stage.env,
+    };
+  }
+
+  private finish(startedAtMs: number): RunOutcome {
+    const base = { runId: this.runId, attemptId: this.attemptId };
+    if (this.cancelReason !== undefined) {
+      const reason = `run cancelled: ${this.cancelReason}`;
+      for (const state of this.stages) if (state.status === "pending") this.skip(state, reason);
+      this.endRun("run.cancelled", startedAtMs, this.cancelReason);
+      return { ...base, status: "cancelled", error: this.cancelReason, durationMs: Date.now() - startedAtMs };
+    }
+    const failed = this.stages.filter((state) => state.status === "failed" && state.stage.allow_failure !== true);
+    if (failed.length > 0) {
+      const error = failed.map((state) => `stage "${state.stage.name}" ${state.failure ?? "failed"}`).join("; ");
+      this.endRun("run.failed", startedAtMs, error);
+      return { ...base, status: "failed", error, durationMs: Date.now() - startedAtMs };
+    }
+    this.endRun("run.finished", startedAtMs);
+    return { ...base, status: "succeeded", durationMs: Date.now() - startedAtMs };
+  }
+
+  private endRun(type: "run.finished" | "run.failed" | "run.cancelled", startedAtMs: number, detail = ""): void {
+    if (this.events.ended) return;
+    const workflow = this.workflow.name;
+    const durationMs = Date.now() - startedAtMs;
+    if (type === "run.finished") {
+      this.events.emit(type, { message: `run of workflow "${workflow}" succeeded in ${durationMs} ms` }, { workflow, duration_ms: durationMs });
+      this.options.metrics?.runOutcomes.inc({ status: "succeeded" });
+    } else if (type === "run.failed") {
+      this.events.emit(type, { message: `run of workflow "${workflow}" failed: ${detail}`, level: "error" }, { workflow, duration_ms: durationMs, error: detail });
+      this.options.metrics?.runOutcomes.inc({ status: "failed" });
+    } else {
+      this.events.emit(type, { message: `run of workflow "${workflow}" cancelled: ${detail}`, level: "warn" }, { workflow, duration_ms: durationMs, reason: detail });
+      this.options.metrics?.runOutcomes.inc({ status: "cancelled" });
+    }
+  }
+
+  /** Emits a stage event with the fields every stage event carries. */
+  private stageEvent<T extends "stage.queued" | "stage.started" | "stage.completed" | "stage.failed" | "stage.skipped">(
+    state: StageState,
+    type: T,
+    what: string,
+    level: RunEventLevel,
+    payload: Omit<RunEventPayloads[T], "workflow" | "driver">,
+  ): void {
+    this.events.emit(
+      type,
+      { message: `stage "${state.stage.name}" ${what}`, level, stage_name: state.stage.name, group_id: state.plan.groupId },
+      { workflow: this.workflow.name, driver: state.stage.driver, ...payload } as RunEventPayloads[T],
+    );
+  }
+}

@@ -1,0 +1,195 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Queue } from "bullmq";
+import type { Redis } from "ioredis";
+import { JOB_CATALOG, createLogger, createRedis, isTerminalRunEvent, type RunEvent, type RunEventsJob, type RunJob } from "@flowmeter/shared";
+import { deleteQueuePrefix, tempDir, testQueuePrefix, testRedisUrl, waitFor } from "@flowmeter/test-utils";
+import { parseRunnerConfig, type RunnerConfig } from "../config.js";
+import { RunEventStore } from "../delivery/run-event-store.js";
+import { WorkflowValidationError } from "../errors.js";
+import { startRunner, type RunningRunner } from "../start-runner.js";
+import { cancelRun } from "./cancel-run.js";
+import { followRun } from "./follow-run.js";
+import { createRunQueue, submitRun, type RunQueue } from "./submit-run.js";
+
+const quiet = createLogger("runner", "error", () => {});
+
+describe("run fleet: submitRun → RunConsumer → followRun (real Redis)", () => {
+  const prefix = testQueuePrefix("fleet");
+  const dir = tempDir("fleet");
+  let config: RunnerConfig;
+  let runner: RunningRunner;
+  let producer: Redis;
+  let runs: RunQueue;
+  const connection = { redisUrl: testRedisUrl(), queuePrefix: prefix };
+
+  beforeAll(async () => {
+    config = parseRunnerConfig({
+      REDIS_URL: testRedisUrl(),
+      QUEUE_PREFIX: prefix,
+      RUNNER_PORT: "0",
+      FLOWMETER_DATA_DIR: dir.path,
+      RUNNER_MAX_RUNS: "2",
+      RUNNER_SAMPLE_INTERVAL_MS: "100",
+      RUNNER_HEARTBEAT_INTERVAL_MS: "200",
+      RUNNER_STAGE_KILL_GRACE_MS: "200",
+      RUNNER_SHUTDOWN_TIMEOUT_MS: "300",
+    });
+    runner = await startRunner(config, quiet);
+    await runner.consumer.ready();
+    producer = createRedis(testRedisUrl(), "producer");
+    runs = createRunQueue(producer, prefix);
+  });
+
+  afterAll(async () => {
+    await runner.stop();
+    await runs.close();
+    producer.disconnect();
+    await deleteQueuePrefix(prefix);
+    dir.remove();
+  });
+
+  async function follow(runId: string, until?: (event: RunEvent) => boolean): Promise<RunEvent[]> {
+    const seen: RunEvent[] = [];
+    for await (const event of followRun(connection, runId, { blockMs: 200 })) {
+      seen.push(event);
+      if (until?.(event) === true) break;
+    }
+    return seen;
+  }
+
+  it("executes a submitted run; followRun sees every event up to the terminal one; the worker's queue gets them", async () => {
+    const { run_id } = await submitRun(
+      runs,
+      {
+        name: "fleet",
+        stages: [
+          { name: "a", driver: "shell", run: "echo a" },
+          { name: "b", driver: "node", run: "console.log(process.env.FLOWMETER_INPUT)", depends_on: ["a"] },
+        ],
+      },
+      { greeting: "hi" },
+    );
+    const events = await follow(run_id);
+    expect(events.map((event) => event.seq)).toEqual(events.map((_, index) => index));
+    expect(events.map((event) => event.event_type)).toEqual([
+      "run.started",
+      "stage.queued",
+      "stage.queued",
+      "stage.started",
+      "stage.completed",
+      "stage.started",
+      "stage.completed",
+      "run.finished",
+    ]);
+    expect(events.filter(isTerminalRunEvent)).toHaveLength(1);
+
+    const eventsQueue = new Queue<RunEventsJob>(JOB_CATALOG.runEvents.queue, { connection: producer, prefix });
+    try {
+      await waitFor(async () => {
+        const jobs = await eventsQueue.getJobs(["waiting"]);
+        const queued = jobs.sort((x, y) => Number(x.id) - Number(y.id)).flatMap((job) => job.data.events.filter((event) => event.run_id === run_id));
+        return queued.length === events.length ? queued : undefined;
+      }).then((queued) => expect(queued.map((event) => event.event_id)).toEqual(events.map((event) => event.event_id)));
+    } finally {
+      await eventsQueue.close();
+    }
+  });
+
+  it("reads a finished run from a cursor, and again from the start", async () => {
+    const { run_id } = await submitRun(runs, { name: "short", stages: [{ name: "only", driver: "shell", run: "true" }] });
+    const all = await follow(run_id);
+    const resumed: RunEvent[] = [];
+    for await (const event of followRun(connection, run_id, { afterEventId: all[1]?.event_id as string })) resumed.push(event);
+    expect(resumed.map((event) => event.seq)).toEqual(all.slice(2).map((event) => event.seq));
+  });
+
+  it("cancels a run from any process with cancelRun", async () => {
+    const { run_id } = await submitRun(runs, {
+      name: "long",
+      stages: [
+        { name: "wait", driver: "shell", run: "sleep 10" },
+        { name: "next", driver: "shell", run: "true", depends_on: ["wait"] },
+      ],
+    });
+    const following = follow(run_id);
+    await waitFor(async () => ((await new RunEventStore(producer, { prefix }).read(run_id)).some((event) => event.event_type === "stage.started") ? true : undefined));
+    const started = Date.now();
+    await cancelRun(producer, prefix, run_id, "user pressed ctrl-c");
+    const events = await following;
+    expect(Date.now() - started).toBeLessThan(3000);
+    const failed = events.find((event) => event.event_type === "stage.failed");
+    expect(failed?.payload).toMatchObject({ exit_code: -1, cancelled: true });
+    expect(events.find((event) => event.event_type === "stage.skipped")?.payload).toMatchObject({ reason: "run cancelled: user pressed ctrl-c" });
+    expect(events.at(-1)).toMatchObject({ event_type: "run.cancelled", payload: { reason: "user pressed ctrl-c" } });
+  });
+
+  it("cancels a run requested before a runner took it", async () => {
+    const runId = "cancel-early-" + Date.now();
+    await cancelRun(producer, prefix, runId, "changed my mind");
+    await submitRun(runs, { name: "early", stages: [{ name: "a", driver: "shell", run: "sleep 5" }] }, undefined, { runId });
+    const events = await follow(runId);
+    expect(events.map((event) => event.event_type)).toEqual(["run.started", "stage.queued", "stage.skipped", "run.cancelled"]);
+  });
+
+  it("refuses an invalid workflow before queueing it", async () => {
+    const before = await runs.getJobCounts();
+    await expect(submitRun(runs, { name: "bad", stages: [{ name: "a", driver: "docker", run: "x" }] })).rejects.toBeInstanceOf(WorkflowValidationError);
+    expect(await runs.getJobCounts()).toEqual(before);
+  });
+
+  it("ends a queued job with an invalid workflow with run.failed, so followers stop", async () => {
+    const job: RunJob = { run_id: "invalid-" + Date.now(), workflow: { name: "bad", stages: [] }, submittedAtMs: Date.now() };
+    await runs.add(JOB_CATALOG.runs.jobName, job, { jobId: job.run_id });
+    const events = await follow(job.run_id);
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({ event_type: "run.failed", seq: 0, level: "error" });
+    expect((events[0]?.payload as { error: string }).error).toContain("stages must be a non-empty list");
+  });
+
+  it("continues seq after stored events of an earlier attempt, and does not rerun an ended run", async () => {
+    const runId = "redelivered-" + Date.now();
+    const store = new RunEventStore(producer, { prefix });
+    const { run_id } = await submitRun(runs, { name: "first", stages: [{ name: "a", driver: "shell", run: "true" }] }, undefined, { runId });
+    const first = await follow(run_id);
+    // An earlier attempt that stopped after run.started + stage.queued, as if its runner died.
+    const otherId = `${runId}-b`;
+    await store.append(first.slice(0, 2).map((event) => ({ ...event, run_id: otherId })));
+    await submitRun(runs, { name: "first", stages: [{ name: "a", driver: "shell", run: "true" }] }, undefined, { runId: otherId });
+    const second = await follow(otherId);
+    expect(second.slice(2).map((event) => event.seq)).toEqual([2, 3, 4, 5, 6]);
+    expect(new Set(second.slice(2).map((event) => event.attempt_id)).size).toBe(1);
+    expect(second[2]?.attempt_id).not.toBe(second[0]?.attempt_id);
+
+    // Same run id again: the job is taken, but the run already ended, so nothing new is emitted.
+    await runs.remove(run_id);
+    await submitRun(runs, { name: "first", stages: [{ name: "a", driver: "shell", run: "true" }] }, undefined, { runId });
+    await waitFor(async () => ((await runs.getJob(run_id))?.finishedOn !== undefined ? true : undefined));
+    expect((await runs.getJob(run_id))?.returnvalue).toMatchObject({ status: "already_ended" });
+    expect(await store.read(run_id)).toHaveLength(first.length);
+  });
+
+  it("serves health and metrics", async () => {
+    const health = await fetch(`${runner.url}/v1/health`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toMatchObject({ status: "ok", spooled_items: 0, redis: "ready" });
+    const text = await (await fetch(`${runner.url}/metrics`)).text();
+    expect(text).toContain("flowmeter_runner_up 1");
+    expect(text).toMatch(/flowmeter_runner_stage_outcomes_total\{driver="shell",status="succeeded"\} [1-9]/);
+    expect(text).toContain("flowmeter_process_cpu_user_seconds_total");
+  });
+
+  it("on stop, cancels runs still active after the shutdown timeout with reason \"runner shutting down\"", async () => {
+    const second = await startRunner({ ...config, spoolDir: `${dir.path}/spool-2` }, quiet);
+    await second.consumer.ready();
+    await runner.stop(); // only `second` takes runs now
+    const { run_id } = await submitRun(runs, { name: "slow", stages: [{ name: "a", driver: "shell", run: "sleep 10" }] });
+    const following = follow(run_id);
+    await waitFor(() => (second.consumer.activeRuns === 1 ? true : undefined));
+    await waitFor(async () => ((await new RunEventStore(producer, { prefix }).read(run_id)).some((event) => event.event_type === "stage.started") ? true : undefined));
+    const started = Date.now();
+    await second.stop();
+    expect(Date.now() - started).toBeLessThan(3000);
+    const events = await following;
+    expect(events.at(-1)).toMatchObject({ event_type: "run.cancelled", payload: { reason: "runner shutting down" } });
+  });
+});

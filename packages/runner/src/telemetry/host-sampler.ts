@@ -1,0 +1,136 @@
+/**
+ * Host metrics of one run, read from /proc (Linux). A sample covers the runner process itself (shared by all
+ * the runs it executes at once) plus the live process trees of the run's running stages:
+ * - rss_bytes: runner RSS + VmRSS of every live stage process and descendant;
+ * - cpu_percent: CPU time used by those processes over the interval / wall time × 100 (100 = one core);
+ *   child CPU time is read in clock ticks, taken as 100 per second (USER_HZ on Linux);
+ * - io_read_bytes / io_write_bytes: cumulative storage bytes (/proc/<pid>/io read_bytes, write_bytes) of the
+ *   runner plus every stage process seen during the run, exited ones included at their last reading, so the
+ *   counters never go down within a run.
+ * Without /proc (not Linux) only the runner's own RSS and CPU are reported; IO is 0.
+ */
+import { readFileSync, readdirSync } from "node:fs";
+import type { HostMetrics } from "@flowmeter/shared";
+
+const CLOCK_TICKS_PER_SECOND = 100;
+
+interface ProcReading {
+  rssBytes: number;
+  cpuTicks: number;
+  readBytes: number;
+  writeBytes: number;
+}
+
+function readProc(pid: number | "self"): ProcReading | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    if (fields[0] === "Z" || fields[0] === "X") return undefined;
+    const cpuTicks = Number(fields[11] ?? 0) + Number(fields[12] ?? 0);
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const rssKb = Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+    const { readBytes, writeBytes } = readIo(pid);
+    return { rssBytes: rssKb * 1024, cpuTicks, readBytes, writeBytes };
+  } catch {
+    return undefined; // exited between listing and reading, or no /proc
+  }
+}
+
+function readIo(pid: number | "self"): { readBytes: number; writeBytes: number } {
+  try {
+    const io = readFileSync(`/proc/${pid}/io`, "utf8");
+    return {
+      readBytes: Number(/^read_bytes:\s+(\d+)/m.exec(io)?.[1] ?? 0),
+      writeBytes: Number(/^write_bytes:\s+(\d+)/m.exec(io)?.[1] ?? 0),
+    };
+  } catch {
+    return { readBytes: 0, writeBytes: 0 };
+  }
+}
+
+/** `pid` and all its live descendants, through /proc/<pid>/task/<tid>/children. */
+export function processTree(pid: number): number[] {
+  const found: number[] = [];
+  const pending = [pid];
+  while (pending.length > 0 && found.length < 10_000) {
+    const next = pending.pop() as number;
+    found.push(next);
+    let tasks: string[];
+    try {
+      tasks = readdirSync(`/proc/${next}/task`);
+    } catch {
+      continue;
+    }
+    for (const task of tasks) {
+      try {
+        for (const child of readFileSync(`/proc/${next}/task/${task}/children`, "utf8").split(" ")) {
+          if (child !== "") pending.push(Number(child));
+        }
+      } catch {
+        // task gone, or a kernel without CONFIG_PROC_CHILDREN: the tree is the processes found so far
+      }
+    }
+  }
+  return found;
+}
+
+export class HostSampler {
+  private lastWallMs: number;
+  private lastSelfCpu = process.cpuUsage();
+  private readonly lastTicks = new Map<number, number>();
+  private readonly lastIo = new Map<number, { readBytes: number; writeBytes: number }>();
+  private exitedReadBytes = 0;
+  private exitedWriteBytes = 0;
+
+  /** `stagePids`: pids of the run's running stage processes (each stands for its whole tree). */
+  constructor(
+    private readonly stagePids: () => readonly number[],
+    nowMs: number = Date.now(),
+  ) {
+    this.lastWallMs = nowMs;
+  }
+
+  sample(nowMs: number = Date.now()): HostMetrics {
+    const wallMs = Math.max(1, nowMs - this.lastWallMs);
+    this.lastWallMs = nowMs;
+    const selfCpu = process.cpuUsage(this.lastSelfCpu);
+    this.lastSelfCpu = process.cpuUsage();
+    let cpuMs = (selfCpu.user + selfCpu.system) / 1000;
+    let rssBytes = process.memoryUsage.rss();
+    const self = readIo("self");
+
+    const seen = new Set<number>();
+    for (const root of this.stagePids()) {
+      for (const pid of processTree(root)) {
+        if (seen.has(pid)) continue;
+        const reading = readProc(pid);
+        if (reading === undefined) continue;
+        seen.add(pid);
+        rssBytes += reading.rssBytes;
+        cpuMs += ((reading.cpuTicks - (this.lastTicks.get(pid) ?? 0)) * 1000) / CLOCK_TICKS_PER_SECOND;
+        this.lastTicks.set(pid, reading.cpuTicks);
+        this.lastIo.set(pid, { readBytes: reading.readBytes, writeBytes: reading.writeBytes });
+      }
+    }
+    // Processes gone since the last sample: keep their last IO reading in the totals, forget the rest.
+    for (const [pid, io] of this.lastIo) {
+      if (seen.has(pid)) continue;
+      this.exitedReadBytes += io.readBytes;
+      this.exitedWriteBytes += io.writeBytes;
+      this.lastIo.delete(pid);
+      this.lastTicks.delete(pid);
+    }
+    let readBytes = self.readBytes + this.exitedReadBytes;
+    let writeBytes = self.writeBytes + this.exitedWriteBytes;
+    for (const io of this.lastIo.values()) {
+      readBytes += io.readBytes;
+      writeBytes += io.writeBytes;
+    }
+    return {
+      rss_bytes: rssBytes,
+      cpu_percent: Math.round((cpuMs / wallMs) * 10_000) / 100,
+      io_read_bytes: readBytes,
+      io_write_bytes: writeBytes,
+    };
+  }
+}

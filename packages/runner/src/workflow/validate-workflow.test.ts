@@ -1,0 +1,123 @@
+import { describe, expect, it } from "vitest";
+import { WorkflowValidationError } from "../errors.js";
+import { planStages } from "./stage-graph.js";
+import { validateWorkflow } from "./validate-workflow.js";
+
+const drivers = ["node", "shell"];
+
+function problems(workflow: unknown): readonly string[] {
+  try {
+    validateWorkflow(workflow, { drivers });
+  } catch (error) {
+    expect(error).toBeInstanceOf(WorkflowValidationError);
+    return (error as WorkflowValidationError).problems;
+  }
+  throw new Error("expected the workflow to be rejected");
+}
+
+const stage = (name: string, extra: Record<string, unknown> = {}) => ({ name, driver: "shell", run: "true", ...extra });
+
+describe("validateWorkflow", () => {
+  it("accepts a valid workflow and returns a clean copy", () => {
+    const workflow = validateWorkflow(
+      {
+        name: "deploy",
+        concurrency: 2,
+        stages: [stage("build"), stage("test", { depends_on: ["build", "build"], retries: 2, timeout_secs: 600, allow_failure: false, env: { CI: "1" } })],
+      },
+      { drivers },
+    );
+    expect(workflow).toEqual({
+      name: "deploy",
+      concurrency: 2,
+      stages: [
+        { name: "build", driver: "shell", run: "true" },
+        { name: "test", driver: "shell", run: "true", depends_on: ["build"], retries: 2, timeout_secs: 600, allow_failure: false, env: { CI: "1" } },
+      ],
+    });
+  });
+
+  it("names the stage and the unknown dependency", () => {
+    expect(problems({ name: "w", stages: [stage("build"), stage("test", { depends_on: ["buidl"] })] })).toEqual([
+      'stage "test": depends_on names unknown stage "buidl"',
+    ]);
+  });
+
+  it("names the cycle", () => {
+    expect(
+      problems({ name: "w", stages: [stage("a", { depends_on: ["c"] }), stage("b", { depends_on: ["a"] }), stage("c", { depends_on: ["b"] }), stage("d")] }),
+    ).toEqual(["dependency cycle: a -> c -> b -> a (each stage depends on the next)"]);
+  });
+
+  it("rejects a stage depending on itself", () => {
+    expect(problems({ name: "w", stages: [stage("a", { depends_on: ["a"] })] })).toEqual(['stage "a": depends_on names the stage itself']);
+  });
+
+  it("rejects duplicate names", () => {
+    expect(problems({ name: "w", stages: [stage("build"), stage("test"), stage("build")] })).toEqual([
+      'stage "build": duplicate stage name (stages[0] and stages[2])',
+    ]);
+  });
+
+  it("rejects unknown drivers, listing the known ones", () => {
+    expect(problems({ name: "w", stages: [stage("a", { driver: "docker" })] })).toEqual(['stage "a": unknown driver "docker" (known: node, shell)']);
+  });
+
+  it("rejects missing and mistyped fields, every problem at once", () => {
+    expect(
+      problems({
+        name: "w",
+        stages: [
+          { name: "a", run: "" },
+          { driver: "shell", run: "x" },
+          stage("b", { retries: -1, timeout_secs: 0, allow_failure: "yes", env: { CI: 1, "bad-name": "x" }, depends_on: "a" }),
+          stage("c", { dependson: ["a"] }),
+          "oops",
+          stage("has space"),
+        ],
+      }),
+    ).toEqual([
+      'stage "a": driver is required (known: node, shell)',
+      'stage "a": run is required (a non-empty string)',
+      "stages[1]: name is required",
+      'stage "b": depends_on must be a list of stage names',
+      'stage "b": retries must be an integer between 0 and 100',
+      'stage "b": timeout_secs must be a number of seconds above 0 and at most 604800',
+      'stage "b": allow_failure must be true or false',
+      'stage "b": env.CI must be a string (quote numbers and booleans)',
+      'stage "b": env name "bad-name" is not a valid variable name',
+      'stage "c": unknown field "dependson" (known: name, driver, run, depends_on, retries, timeout_secs, allow_failure, env)',
+      "stages[4]: must be an object with name, driver and run",
+      'stages[5]: name "has space" must be 1-128 characters of letters, digits, "_", "." or "-"',
+    ]);
+  });
+
+  it("rejects a bad workflow name, concurrency, unknown keys and empty stages", () => {
+    expect(problems({ concurrency: 0, stage: [], stages: [] })).toEqual([
+      'workflow: unknown field "stage" (known: name, concurrency, stages)',
+      'workflow: name is required: 1-128 characters of letters, digits, "_", "." or "-"',
+      "workflow: concurrency must be an integer between 1 and 1000",
+      "workflow: stages must be a non-empty list",
+    ]);
+    expect(problems("name: x")).toEqual(["workflow must be an object with name and stages"]);
+  });
+
+  it("puts the source in the message", () => {
+    expect(() => validateWorkflow({ name: "w", stages: [] }, { drivers, source: "ci.yaml" })).toThrow(/^invalid workflow \(ci\.yaml\):\n  - workflow: stages/);
+  });
+});
+
+describe("planStages", () => {
+  it("gives each stage its level (longest path from a root) and group, in start order", () => {
+    const workflow = validateWorkflow(
+      { name: "w", stages: [stage("deploy", { depends_on: ["test", "build"] }), stage("test", { depends_on: ["build"] }), stage("build"), stage("lint")] },
+      { drivers },
+    );
+    expect(planStages(workflow).map((plan) => [plan.stage.name, plan.groupId])).toEqual([
+      ["build", "g0"],
+      ["lint", "g0"],
+      ["test", "g1"],
+      ["deploy", "g2"],
+    ]);
+  });
+});

@@ -1,0 +1,243 @@
+/**
+ * The runner's wire contract (SPEC §3, §4): lifecycle events, telemetry samples, the workflow definition,
+ * and the job payloads of the `run-events` and `runs` queues (see JOB_CATALOG in queues.ts).
+ *
+ * Producers: packages/runner. Consumers: packages/worker (ClickHouse), the CLI (`followRun`), the run API.
+ * Field names on the wire are snake_case, as in the void-box envelope the SPEC follows.
+ */
+import { randomBytes } from "node:crypto";
+
+// ---------------------------------------------------------------------------------------------------------
+// Lifecycle events (SPEC §3)
+// ---------------------------------------------------------------------------------------------------------
+
+/**
+ * Every event type, with its `event_type_v2` name: the one place mapping dotted names to PascalCase.
+ * Dotted names are past tense (something that happened), as the v2 names are.
+ */
+export const RUN_EVENT_V2_NAMES = {
+  "run.started": "RunStarted",
+  "stage.queued": "StageQueued",
+  "stage.started": "StageStarted",
+  "stage.completed": "StageSucceeded",
+  "stage.failed": "StageFailed",
+  "stage.skipped": "StageSkipped",
+  "run.finished": "RunCompleted",
+  "run.failed": "RunFailed",
+  "run.cancelled": "RunCancelled",
+} as const;
+
+export type RunEventType = keyof typeof RUN_EVENT_V2_NAMES;
+export type RunEventTypeV2 = (typeof RUN_EVENT_V2_NAMES)[RunEventType];
+export const RUN_EVENT_TYPES = Object.keys(RUN_EVENT_V2_NAMES) as RunEventType[];
+
+/** Exactly one of these ends each run attempt, and nothing follows it. */
+export const TERMINAL_RUN_EVENT_TYPES = ["run.finished", "run.failed", "run.cancelled"] as const;
+export type TerminalRunEventType = (typeof TERMINAL_RUN_EVENT_TYPES)[number];
+
+export type RunEventLevel = "info" | "warn" | "error";
+
+/**
+ * Payload of each event type. The SPEC §3 table gives the required fields; the runner adds, on every event,
+ * `workflow` (the workflow name) and, on every stage event, `driver`, so a consumer can roll an event up
+ * (stage_stats: workflow, stage, driver, status) without joining it to other events.
+ */
+export interface RunEventPayloads {
+  "run.started": { workflow: string; stage_count: number; concurrency: number };
+  "stage.queued": { workflow: string; driver: string; depends_on: string[] };
+  "stage.started": { workflow: string; driver: string; stage_attempt: number; max_attempts: number };
+  "stage.completed": { workflow: string; driver: string; stage_attempt: number; duration_ms: number; exit_code: number };
+  /**
+   * One failed attempt. `will_retry` says whether another attempt follows, so the terminal failure of a stage
+   * is the `stage.failed` with `will_retry: false`. `exit_code` is the process exit code, 128+signal number
+   * when a signal killed it (SIGTERM 143, SIGKILL 137), and -1 when the run was cancelled or the process
+   * could not be started.
+   */
+  "stage.failed": {
+    workflow: string;
+    driver: string;
+    stage_attempt: number;
+    duration_ms: number;
+    exit_code: number;
+    error: string;
+    will_retry: boolean;
+    timed_out: boolean;
+    cancelled: boolean;
+    /** allow_failure: this failure does not fail the run and does not skip dependents. */
+    allowed_failure: boolean;
+    /** Last bytes of the attempt's stderr (at most 1 KiB), when it wrote any. */
+    stderr_tail?: string;
+  };
+  /** `stage_attempt` is 0: a skipped stage never started. */
+  "stage.skipped": { workflow: string; driver: string; stage_attempt: number; reason: string };
+  "run.finished": { workflow: string; duration_ms: number };
+  "run.failed": { workflow: string; duration_ms: number; error: string };
+  "run.cancelled": { workflow: string; duration_ms: number; reason: string };
+}
+
+/** The envelope of one event of type T (SPEC §3, as in void-box). */
+export interface RunEventOf<T extends RunEventType> {
+  /** UUID v7; unique, the resume cursor of `GET /v1/runs/{id}/events?from_event_id=`, and the dedup key downstream. */
+  event_id: string;
+  run_id: string;
+  /** One execution of the run (a run re-delivered after a runner crash gets a new attempt_id and continues seq). */
+  attempt_id: string;
+  /** 0-based, strictly increasing per run. */
+  seq: number;
+  ts_ms: number;
+  /** RFC 3339, UTC, milliseconds. */
+  timestamp: string;
+  level: RunEventLevel;
+  event_type: T;
+  event_type_v2: (typeof RUN_EVENT_V2_NAMES)[T];
+  message: string;
+  /** null on run events. */
+  stage_name: string | null;
+  /** `g<level>`, level = longest dependency path from a root stage; null on run events. */
+  group_id: string | null;
+  payload: RunEventPayloads[T];
+}
+
+/** Any run event, discriminated by `event_type`. */
+export type RunEvent = { [T in RunEventType]: RunEventOf<T> }[RunEventType];
+
+export function isTerminalRunEvent(event: Pick<RunEvent, "event_type">): boolean {
+  return (TERMINAL_RUN_EVENT_TYPES as readonly string[]).includes(event.event_type);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Telemetry samples (SPEC §4)
+// ---------------------------------------------------------------------------------------------------------
+
+/**
+ * Host metrics of a run. Cumulative counters (io_*) are stored as sent; roll them up with deltas or max,
+ * never sums. The runner documents which processes a sample covers (packages/runner/README.md).
+ */
+export interface HostMetrics {
+  rss_bytes: number;
+  /** 100 = one core fully busy over the sample interval; may exceed 100 on several cores. */
+  cpu_percent: number;
+  io_read_bytes: number;
+  io_write_bytes: number;
+}
+
+export type OutputState = "active" | "quiet" | "stagnant";
+
+/** A running stage's liveness (seed 002). Byte counts are cumulative for the attempt; deltas are since the previous heartbeat. */
+export interface HeartbeatMetrics {
+  /** Seconds since the attempt started (millisecond precision). */
+  elapsed_secs: number;
+  stdout_bytes: number;
+  stderr_bytes: number;
+  stdout_delta_bytes: number;
+  stderr_delta_bytes: number;
+  /** Consecutive heartbeats without output growth (0 when the last interval had output). */
+  stagnant_heartbeats: number;
+  pid: number | null;
+  pid_alive: boolean;
+  /** active: output grew since the previous heartbeat; quiet: no growth, fewer than N heartbeats; stagnant: no growth for N or more. */
+  output_state: OutputState;
+}
+
+interface SampleBase {
+  run_id: string;
+  attempt_id: string;
+  /** 1-based per run attempt, shared by host samples and heartbeats; (attempt_id, seq) is the dedup key. */
+  seq: number;
+  timestamp_ms: number;
+}
+
+/** One host sample per run per interval (default 1 s). */
+export interface HostSample extends SampleBase {
+  kind: "host";
+  /** The stages running at sample time, comma-separated in start order; "" when none runs. */
+  stage_name: string;
+  host: HostMetrics;
+}
+
+/** One heartbeat per running stage per interval (default 30 s). */
+export interface StepHeartbeat extends SampleBase {
+  kind: "heartbeat";
+  stage_name: string;
+  group_id: string;
+  stage_attempt: number;
+  heartbeat: HeartbeatMetrics;
+}
+
+export type TelemetrySample = HostSample | StepHeartbeat;
+
+// ---------------------------------------------------------------------------------------------------------
+// Workflow definition (SPEC §6a) and queue payloads
+// ---------------------------------------------------------------------------------------------------------
+
+export interface StageDefinition {
+  name: string;
+  /** A driver registered in the runner: `shell` (`sh -c run`), `node` (a JS file path or an inline script). */
+  driver: string;
+  run: string;
+  depends_on?: string[];
+  /** Extra attempts after the first failure. */
+  retries?: number;
+  timeout_secs?: number;
+  /** A failure does not fail the run, and dependents still run. */
+  allow_failure?: boolean;
+  env?: Record<string, string>;
+}
+
+export interface WorkflowDefinition {
+  name: string;
+  /** Most stages running at once in one run of this workflow. */
+  concurrency?: number;
+  stages: StageDefinition[];
+}
+
+/** A job of the `run-events` queue: everything one publisher flush carried, from any number of runs. */
+export interface RunEventsJob {
+  events: RunEvent[];
+  samples: TelemetrySample[];
+  /** When the batch was handed to the queue (ms since epoch); a replayed spool batch carries its replay time. */
+  producedAtMs: number;
+}
+
+/** A job of the `runs` queue: one submitted run, executed by whichever runner takes it. */
+export interface RunJob {
+  run_id: string;
+  workflow: WorkflowDefinition;
+  /** Handed to every stage as JSON in FLOWMETER_INPUT. */
+  input?: unknown;
+  /** Overrides the workflow's `concurrency` for this run. */
+  concurrency?: number;
+  submittedAtMs: number;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// UUID v7 (RFC 9562)
+// ---------------------------------------------------------------------------------------------------------
+
+let lastUuidMs = -1;
+let uuidCounter = 0;
+
+/**
+ * A UUID v7: 48-bit Unix ms timestamp, then a 12-bit counter (rand_a, RFC 9562 §6.2 method 1) that makes ids
+ * from one process sort in creation order within a millisecond, then 62 random bits.
+ */
+export function uuidV7(nowMs: number = Date.now()): string {
+  let ms = Math.max(nowMs, lastUuidMs);
+  if (ms === lastUuidMs) {
+    uuidCounter += 1;
+    if (uuidCounter > 0xfff) {
+      ms += 1;
+      uuidCounter = 0;
+    }
+  } else {
+    uuidCounter = randomBytes(2).readUInt16BE(0) & 0x3ff; // random start, headroom for increments
+  }
+  lastUuidMs = ms;
+  const bytes = randomBytes(16);
+  bytes.writeUIntBE(ms, 0, 6);
+  bytes[6] = 0x70 | (uuidCounter >> 8);
+  bytes[7] = uuidCounter & 0xff;
+  bytes[8] = 0x80 | ((bytes[8] ?? 0) & 0x3f);
+  const hex = bytes.toString("hex");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
