@@ -4,6 +4,7 @@ import { ConfigError, createLogger, createRedis, errorMessage } from "@flowmeter
 import { createClickHouse, describeClickHouse } from "./clickhouse/client.js";
 import { parseWorkerConfig } from "./config.js";
 import { createClientTelemetryConsumer } from "./consumers/client-telemetry.consumer.js";
+import { createRunEventsConsumer } from "./consumers/run-events.consumer.js";
 import { createWorkerHttpServer } from "./http/server.js";
 import { createWorkerMetrics } from "./metrics.js";
 import { drainThenClose } from "./shutdown.js";
@@ -34,16 +35,19 @@ async function main(): Promise<void> {
   }
   await ready.json();
 
-  const consumer = createClientTelemetryConsumer({ config, redis, clickhouse, metrics, logger });
+  const deps = { config, redis, clickhouse, metrics, logger };
+  const consumers = [createClientTelemetryConsumer(deps), createRunEventsConsumer(deps)];
   const server = createWorkerHttpServer({
     registry: metrics.registry,
     clickhouse,
     logger,
-    beforeScrape: consumer.sampleQueue,
+    beforeScrape: async () => {
+      await Promise.all(consumers.map((consumer) => consumer.sampleQueue()));
+    },
     isHealthy: async () => redis.status === "ready" && (await clickhouse.ping()).success,
   });
   server.listen(config.http.port, config.http.host);
-  consumer.start();
+  for (const consumer of consumers) consumer.start();
   logger.info("worker started", {
     clickhouse: describeClickHouse(config.clickhouse),
     redis: config.redisUrl,
@@ -58,7 +62,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info("shutting down: draining the queue into ClickHouse", { signal, timeout_ms: config.shutdownTimeoutMs });
-    const left = await drainThenClose(consumer, config.shutdownTimeoutMs);
+    const left = await drainThenClose(consumers, config.shutdownTimeoutMs);
     if (left > 0) logger.warn("shutdown timeout: jobs left on the queue for the next worker", { jobs: left });
     server.close();
     await clickhouse.close();

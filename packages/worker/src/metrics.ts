@@ -6,7 +6,7 @@ export function createWorkerMetrics() {
   collectDefaultMetrics({ register: registry, prefix: "flowmeter_" });
   return {
     registry,
-    /** table: cli_invocations (runner tables join with the runner stream). */
+    /** table: cli_invocations | run_events | run_telemetry (TableSink.label). */
     rowsInserted: new Counter({ name: "flowmeter_worker_rows_inserted_total", help: "Rows written to ClickHouse", labelNames: ["table"], registers: [registry] }),
     /** table as above. */
     insertBatchRows: new Histogram({
@@ -26,16 +26,16 @@ export function createWorkerMetrics() {
     }),
     /** table as above. */
     insertFailures: new Counter({ name: "flowmeter_worker_insert_failures_total", help: "ClickHouse inserts that failed (the jobs retry)", labelNames: ["table"], registers: [registry] }),
-    /** queue: client-telemetry; reason: size | time | shutdown. */
+    /** queue: client-telemetry | run-events; reason: size | time | shutdown. */
     flushes: new Counter({ name: "flowmeter_worker_flushes_total", help: "Batch flushes by trigger", labelNames: ["queue", "reason"], registers: [registry] }),
-    /** reason: in_batch (twice in one batch) | in_flight (another job is writing it) | stored (already in ClickHouse). */
+    /** table as above; reason: in_batch (twice in one batch) | in_flight (another job is writing it) | stored (already in ClickHouse). */
     duplicatesDropped: new Counter({
       name: "flowmeter_worker_duplicates_dropped_total",
-      help: "Entries not written because they were already written or being written",
-      labelNames: ["reason"],
+      help: "Records not written because they were already written or being written",
+      labelNames: ["table", "reason"],
       registers: [registry],
     }),
-    /** queue: client-telemetry. */
+    /** queue: client-telemetry | run-events. */
     queueLag: new Gauge({ name: "flowmeter_worker_queue_lag_seconds", help: "Age of the oldest record not yet written", labelNames: ["queue"], registers: [registry] }),
     /** queue as above; state: waiting | active | delayed | failed. */
     queueDepth: new Gauge({ name: "flowmeter_worker_queue_depth", help: "Jobs by state", labelNames: ["queue", "state"], registers: [registry] }),

@@ -8,7 +8,8 @@ import { createClickHouse } from "../clickhouse/client.js";
 import { migrate } from "../clickhouse/migrate.js";
 import { parseWorkerConfig } from "../config.js";
 import { createWorkerMetrics } from "../metrics.js";
-import { createClientTelemetryConsumer, type ClientTelemetryConsumer } from "./client-telemetry.consumer.js";
+import { createClientTelemetryConsumer } from "./client-telemetry.consumer.js";
+import type { QueueConsumer } from "./queue-consumer.js";
 
 const logger = createLogger("test", "error");
 
@@ -18,7 +19,7 @@ describe("client telemetry consumer (real Redis, chDB)", () => {
   const redis = createRedis(testRedisUrl(), "worker");
   const metrics = createWorkerMetrics();
   let clickhouse: ClickHouseClient;
-  let consumer: ClientTelemetryConsumer;
+  let consumer: QueueConsumer;
   let queue: Queue<ClientTelemetryJob>;
 
   beforeAll(async () => {
@@ -129,9 +130,10 @@ describe("client telemetry consumer (real Redis, chDB)", () => {
     });
     // The first delivery wrote its rows, but the worker died before acknowledging: write them directly,
     // then deliver the same entries again as the retried job would.
-    const { insertCliInvocations, toRow } = await import("../clickhouse/tables/cli-invocations.table.js");
+    const { cliInvocationsSink, toRow } = await import("../clickhouse/tables/cli-invocations.table.js");
     const { toClickHouseTime } = await import("../clickhouse/insert-json-rows.js");
-    await insertCliInvocations(clickhouse, entries.slice(0, 30).map((entry) => toRow(entry, toClickHouseTime(Date.now()))));
+    const { insertSinkRows } = await import("../clickhouse/table-sink.js");
+    await insertSinkRows(clickhouse, cliInvocationsSink, entries.slice(0, 30).map((entry) => toRow(entry, toClickHouseTime(Date.now()))));
     await enqueue(entries);
     expect(await countRaw(`command = '${command}'`)).toBe(50);
     const [rollup] = await rows<{ n: string }>(`SELECT sum(count) AS n FROM flowmeter.command_stats WHERE command = '${command}'`);
@@ -158,8 +160,8 @@ describe("client telemetry consumer (real Redis, chDB)", () => {
   it("reports what it wrote and dropped in its metrics", async () => {
     const text = await metrics.registry.metrics();
     expect(text).toMatch(/flowmeter_worker_rows_inserted_total\{table="cli_invocations"\} \d+/);
-    expect(text).toMatch(/flowmeter_worker_duplicates_dropped_total\{reason="stored"\} [1-9]/);
-    expect(text).toMatch(/flowmeter_worker_duplicates_dropped_total\{reason="in_batch"\} [1-9]/);
+    expect(text).toMatch(/flowmeter_worker_duplicates_dropped_total\{table="cli_invocations",reason="stored"\} [1-9]/);
+    expect(text).toMatch(/flowmeter_worker_duplicates_dropped_total\{table="cli_invocations",reason="in_batch"\} [1-9]/);
     await consumer.sampleQueue();
     expect(await metrics.registry.getSingleMetricAsString("flowmeter_worker_queue_depth")).toContain('state="failed"');
   });

@@ -1,7 +1,8 @@
 /** flowmeter.cli_invocations: one row per accepted cli_invocation entry (migration 0001). */
 import type { ClickHouseClient } from "@clickhouse/client";
 import { CliInvocationEventSchema, entryDriver, entryId, type CliInvocationEvent } from "@flowmeter/shared";
-import { insertJsonRows, isoToClickHouseTime } from "../insert-json-rows.js";
+import { isoToClickHouseTime } from "../insert-json-rows.js";
+import type { TableSink } from "../table-sink.js";
 
 export const TABLE = "flowmeter.cli_invocations";
 
@@ -113,27 +114,12 @@ export function toRow(event: CliInvocationEvent, receivedAt: string): CliInvocat
   };
 }
 
-export async function insertCliInvocations(client: ClickHouseClient, rows: readonly CliInvocationRow[]): Promise<void> {
-  await insertJsonRows(client, TABLE, COLUMNS, rows);
-}
-
-/**
- * The insert_ids among `rows` that are already stored. Looks rows up by (started_at, insert_id), the table's
- * sort key, so the cost follows the batch, not the table. The keys travel as one string literal read by
- * format(), which keeps the query's syntax tree small for any batch size.
- */
-export async function findStoredInsertIds(client: ClickHouseClient, rows: readonly CliInvocationRow[]): Promise<Set<string>> {
-  if (rows.length === 0) return new Set();
-  const keys = rows.map((row) => JSON.stringify([row.started_at, row.insert_id])).join("\n");
-  const literal = keys.replaceAll("\\", "\\\\").replaceAll("'", "\\'");
-  const result = await client.query({
-    query: `SELECT insert_id FROM ${TABLE}
-            WHERE (started_at, insert_id) IN (
-              SELECT started_at, insert_id FROM format(JSONCompactEachRow, 'started_at DateTime64(3, \\'UTC\\'), insert_id String', '${literal}'))`,
-    format: "JSONEachRow",
-    // Harmless if it sticks to a chDB session: it only raises the parser's size limit.
-    clickhouse_settings: { max_query_size: "268435456" },
-  });
-  const stored = await result.json<{ insert_id: string }>();
-  return new Set(stored.map((row) => row.insert_id));
-}
+export const cliInvocationsSink: TableSink<CliInvocationRow> = {
+  table: TABLE,
+  label: "cli_invocations",
+  columns: COLUMNS,
+  identity: [
+    { column: "started_at", type: "DateTime64(3, 'UTC')" },
+    { column: "insert_id", type: "String" },
+  ],
+};

@@ -1,0 +1,99 @@
+/**
+ * One BullMQ queue consumed in batches: many jobs are held in flight at once, their rows gathered by a
+ * BatchWriter, and each job completes only after the flush that carried its rows succeeded. A failed flush
+ * fails its jobs, which BullMQ retries with backoff.
+ */
+import { Queue, Worker, type Job } from "bullmq";
+import type { Redis } from "ioredis";
+import { errorMessage, type Logger } from "@flowmeter/shared";
+import { BatchWriter, type FlushReason } from "../batch-writer.js";
+import type { WorkerConfig } from "../config.js";
+import type { WorkerMetrics } from "../metrics.js";
+
+export interface QueuedJob<Data> {
+  jobId: string;
+  data: Data;
+}
+
+export interface QueueConsumerOptions<Data> {
+  /** Queue name from JOB_CATALOG; also the metrics label. */
+  queue: "client-telemetry" | "run-events";
+  config: Pick<WorkerConfig, "queuePrefix" | "batch" | "concurrency" | "lockDurationMs" | "stalledIntervalMs">;
+  redis: Redis;
+  metrics: WorkerMetrics;
+  logger: Logger;
+  rowsOf: (data: Data) => number;
+  /** When the oldest record of a job was produced, for the queue-lag gauge. */
+  producedAtMs: (data: Data) => number;
+  flush: (jobs: QueuedJob<Data>[], reason: FlushReason) => Promise<void>;
+}
+
+export interface QueueConsumer {
+  queueName: string;
+  start(): void;
+  /** Jobs waiting or running. */
+  pendingJobs(): Promise<number>;
+  sampleQueue(): Promise<void>;
+  /** Stop taking jobs, flush what is held, close the queue handles. */
+  close(): Promise<void>;
+}
+
+export function createQueueConsumer<Data>(options: QueueConsumerOptions<Data>): QueueConsumer {
+  const { queue: name, config, redis, metrics, logger } = options;
+  const writer = new BatchWriter<QueuedJob<Data>>({
+    name,
+    maxRows: config.batch.maxRows,
+    maxWaitMs: config.batch.maxWaitMs,
+    rowsOf: (job) => options.rowsOf(job.data),
+    flush: async (jobs, reason) => {
+      metrics.flushes.inc({ queue: name, reason });
+      await options.flush(jobs, reason);
+    },
+  });
+
+  const worker = new Worker<Data>(
+    name,
+    async function processQueuedJob(job: Job<Data>) {
+      await writer.add({ jobId: job.id ?? "", data: job.data });
+    },
+    {
+      connection: redis,
+      prefix: config.queuePrefix,
+      concurrency: config.concurrency,
+      lockDuration: config.lockDurationMs,
+      stalledInterval: config.stalledIntervalMs,
+      // A worker killed mid-batch leaves its jobs stalled; they must come back, not fail.
+      maxStalledCount: 100,
+      autorun: false,
+    },
+  );
+  worker.on("failed", (job, error) => logger.warn("job failed; it will be retried", { queue: name, job: job?.id, attempt: job?.attemptsMade, error: errorMessage(error) }));
+  worker.on("error", (error) => logger.error("queue worker error", { queue: name, error: errorMessage(error) }));
+
+  const queue = new Queue<Data>(name, { connection: redis, prefix: config.queuePrefix });
+
+  return {
+    queueName: name,
+    start(): void {
+      void worker.run();
+    },
+    async pendingJobs(): Promise<number> {
+      const counts = await queue.getJobCounts("waiting", "active", "prioritized");
+      return Object.values(counts).reduce((sum, count) => sum + count, 0);
+    },
+    async sampleQueue(): Promise<void> {
+      const counts = await queue.getJobCounts("waiting", "active", "delayed", "failed");
+      for (const [state, count] of Object.entries(counts)) metrics.queueDepth.set({ queue: name, state }, count);
+      const [oldestActive] = await queue.getJobs(["active"], 0, 0, true);
+      const [oldestWaiting] = await queue.getJobs(["waiting"], 0, 0, true);
+      const produced = [oldestActive, oldestWaiting].filter((job) => job !== undefined).map((job) => options.producedAtMs(job.data));
+      metrics.queueLag.set({ queue: name }, produced.length === 0 ? 0 : Math.max(0, (Date.now() - Math.min(...produced)) / 1000));
+    },
+    async close(): Promise<void> {
+      const closing = worker.close();
+      await writer.close();
+      await closing;
+      await queue.close();
+    },
+  };
+}

@@ -1,0 +1,92 @@
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Queue } from "bullmq";
+import type { ClickHouseClient } from "@clickhouse/client";
+import { JOB_CATALOG, RUN_EVENT_V2_NAMES, createLogger, createRedis, uuidV7, type RunEvent, type RunEventsJob, type TelemetrySample } from "@flowmeter/shared";
+import { deleteQueuePrefix, tempDir, testQueuePrefix, testRedisUrl, waitFor } from "@flowmeter/test-utils";
+import { createClickHouse } from "../clickhouse/client.js";
+import { migrate } from "../clickhouse/migrate.js";
+import { parseWorkerConfig } from "../config.js";
+import { createWorkerMetrics } from "../metrics.js";
+import type { QueueConsumer } from "./queue-consumer.js";
+import { createRunEventsConsumer } from "./run-events.consumer.js";
+
+const logger = createLogger("test", "error");
+
+function stageEvents(runId: string, workflow: string): RunEvent[] {
+  const attemptId = randomUUID();
+  const now = Date.now();
+  const base = (seq: number) => ({ event_id: uuidV7(now + seq), run_id: runId, attempt_id: attemptId, seq, ts_ms: now + seq, timestamp: new Date(now + seq).toISOString(), level: "info" as const, message: "" });
+  const stage = { stage_name: "test", group_id: "g0" };
+  return [
+    { ...base(0), event_type: "run.started", event_type_v2: RUN_EVENT_V2_NAMES["run.started"], stage_name: null, group_id: null, payload: { workflow, stage_count: 1, concurrency: 1 } },
+    { ...base(1), ...stage, event_type: "stage.started", event_type_v2: "StageStarted", payload: { workflow, driver: "shell", stage_attempt: 1, max_attempts: 2 } },
+    { ...base(2), ...stage, level: "warn", event_type: "stage.failed", event_type_v2: "StageFailed", payload: { workflow, driver: "shell", stage_attempt: 1, duration_ms: 40, exit_code: 1, error: "exit 1", will_retry: true, timed_out: false, cancelled: false, allowed_failure: false } },
+    { ...base(3), ...stage, event_type: "stage.started", event_type_v2: "StageStarted", payload: { workflow, driver: "shell", stage_attempt: 2, max_attempts: 2 } },
+    { ...base(4), ...stage, event_type: "stage.completed", event_type_v2: "StageSucceeded", payload: { workflow, driver: "shell", stage_attempt: 2, duration_ms: 55, exit_code: 0 } },
+    { ...base(5), event_type: "run.finished", event_type_v2: "RunCompleted", stage_name: null, group_id: null, payload: { workflow, duration_ms: 120 } },
+  ];
+}
+
+describe("run events consumer (real Redis, chDB)", () => {
+  const data = tempDir("run-events");
+  const prefix = testQueuePrefix("run-events");
+  const redis = createRedis(testRedisUrl(), "worker");
+  let clickhouse: ClickHouseClient;
+  let consumer: QueueConsumer;
+  let queue: Queue<RunEventsJob>;
+
+  beforeAll(async () => {
+    clickhouse = createClickHouse({ url: undefined, dataDir: data.path });
+    await migrate(clickhouse, parseWorkerConfig({}).clickhouse.migrationsDir, logger);
+    const config = { ...parseWorkerConfig({ QUEUE_PREFIX: prefix }), batch: { maxRows: 5000, maxWaitMs: 100 } };
+    consumer = createRunEventsConsumer({ config, redis, clickhouse, metrics: createWorkerMetrics(), logger });
+    consumer.start();
+    queue = new Queue(JOB_CATALOG.runEvents.queue, { connection: redis, prefix });
+  });
+
+  afterAll(async () => {
+    await consumer.close();
+    await queue.close();
+    redis.disconnect();
+    await clickhouse.close();
+    await deleteQueuePrefix(prefix);
+    data.remove();
+  });
+
+  async function rows<T>(query: string): Promise<T[]> {
+    return (await clickhouse.query({ query, format: "JSONEachRow" })).json<T>();
+  }
+
+  async function deliver(job: RunEventsJob): Promise<void> {
+    const added = await queue.add(JOB_CATALOG.runEvents.jobName, job, JOB_CATALOG.runEvents.options);
+    await waitFor(async () => ((await queue.getJobState(added.id ?? "")) === "unknown" ? true : undefined), { what: "run-events job written" });
+  }
+
+  it("writes replayed events and samples once, and counts the stage once with its retry", async () => {
+    const runId = randomUUID();
+    const workflow = `wf-${runId}`;
+    const events = stageEvents(runId, workflow);
+    const attemptId = events[0]?.attempt_id ?? "";
+    const samples: TelemetrySample[] = [1, 2, 3].map((seq) => ({
+      kind: "host",
+      run_id: runId,
+      attempt_id: attemptId,
+      seq,
+      timestamp_ms: Date.now() + seq,
+      stage_name: "test",
+      host: { rss_bytes: 1000 * seq, cpu_percent: 12.5, io_read_bytes: 10 * seq, io_write_bytes: 20 * seq },
+    }));
+    await deliver({ events: events.slice(0, 4), samples: samples.slice(0, 2), producedAtMs: Date.now() });
+    // A spool replay re-sends what may already have landed, together with what had not.
+    await deliver({ events, samples, producedAtMs: Date.now() });
+
+    const stored = await rows<{ seq: string; stage_outcome: string }>(`SELECT seq, stage_outcome FROM flowmeter.run_events WHERE run_id = '${runId}' ORDER BY seq`);
+    expect(stored.map((row) => Number(row.seq))).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(stored.map((row) => row.stage_outcome)).toEqual(["", "", "", "", "succeeded", ""]);
+    const telemetry = await rows<{ n: string; max_io: string }>(`SELECT count() AS n, max(io_write_bytes) AS max_io FROM flowmeter.run_telemetry WHERE run_id = '${runId}'`);
+    expect(telemetry.map((row) => [Number(row.n), Number(row.max_io)])).toEqual([[3, 60]]);
+    const [stage] = await rows<{ count: string; retries: string; status: string; driver: string }>(`SELECT count, retries, status, driver FROM flowmeter.stage_stats WHERE workflow = '${workflow}'`);
+    expect([Number(stage?.count), Number(stage?.retries), stage?.status, stage?.driver]).toEqual([1, 1, "succeeded", "shell"]);
+  });
+});

@@ -1,0 +1,35 @@
+/** Consumes the runner's run-events queue into flowmeter.run_events and flowmeter.run_telemetry. */
+import { JOB_CATALOG, type RunEventsJob } from "@flowmeter/shared";
+import { toClickHouseTime } from "../clickhouse/insert-json-rows.js";
+import { runEventsSink, toRow as toEventRow, type RunEventRow } from "../clickhouse/tables/run-events.table.js";
+import { runTelemetrySink, toRow as toSampleRow, type RunTelemetryRow } from "../clickhouse/tables/run-telemetry.table.js";
+import type { ConsumerDeps } from "./client-telemetry.consumer.js";
+import { insertOnce, type OwnedRow } from "./insert-once.js";
+import { createQueueConsumer, type QueueConsumer } from "./queue-consumer.js";
+
+export function createRunEventsConsumer(deps: ConsumerDeps): QueueConsumer {
+  const { config, logger } = deps;
+  const insertDeps = { ...deps, queuePrefix: config.queuePrefix, claimTtlMs: config.claimTtlMs };
+  return createQueueConsumer<RunEventsJob>({
+    queue: JOB_CATALOG.runEvents.queue,
+    config,
+    redis: deps.redis,
+    metrics: deps.metrics,
+    logger,
+    rowsOf: (data) => data.events.length + data.samples.length,
+    producedAtMs: (data) => data.producedAtMs,
+    async flush(jobs, reason) {
+      const startedAt = performance.now();
+      const events: OwnedRow<RunEventRow>[] = [];
+      const samples: OwnedRow<RunTelemetryRow>[] = [];
+      for (const { jobId, data } of jobs) {
+        const receivedAt = toClickHouseTime(Date.now());
+        for (const event of data.events) events.push({ jobId, row: toEventRow(event, receivedAt) });
+        for (const sample of data.samples) samples.push({ jobId, row: toSampleRow(sample, receivedAt) });
+      }
+      const writtenEvents = await insertOnce(insertDeps, runEventsSink, events);
+      const writtenSamples = await insertOnce(insertDeps, runTelemetrySink, samples);
+      logger.debug("batch written", { queue: JOB_CATALOG.runEvents.queue, jobs: jobs.length, events: writtenEvents, samples: writtenSamples, reason, ms: Math.round(performance.now() - startedAt) });
+    },
+  });
+}
