@@ -2,11 +2,13 @@
 import { ConfigError } from "@flowmeter/shared";
 import { CliError } from "./cli-error.js";
 import { query } from "./query.js";
+import { run } from "./run.js";
 import { start } from "./start.js";
 
 const USAGE = `usage: flowmeter <command>
 
-  start            run ingest + worker on the embedded default (what \`npm start\` does)
+  start            run ingest, worker and runner on the embedded default (what \`npm start\` does)
+  run <file>       submit a workflow run to the runners and follow it live; exits 0 succeeded, 1 failed, 2 cancelled
   query "<SQL>"    run a read-only query against flowmeter's ClickHouse through the worker
   bench            measure the pipeline end to end (what \`npm run bench\` does)
 `;
@@ -16,6 +18,8 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case "start":
       return start(process.env);
+    case "run":
+      return run(rest, process.env);
     case "query":
       if (rest.length === 0) break;
       return query(rest.join(" "), process.env);

@@ -12,6 +12,7 @@ export const SERVICE_ENTRY_POINTS = {
   migrate: () => join(distOf("@flowmeter/worker"), "migrate-main.js"),
   worker: () => join(distOf("@flowmeter/worker"), "main.js"),
   ingest: () => join(distOf("@flowmeter/ingest"), "main.js"),
+  runner: () => join(distOf("@flowmeter/runner"), "main.js"),
 } as const;
 
 export type ServiceName = keyof typeof SERVICE_ENTRY_POINTS;

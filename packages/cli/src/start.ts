@@ -1,7 +1,8 @@
 /**
  * `flowmeter start`: the whole pipeline in one process tree on the embedded default. Migrations run first
- * (one-shot), then the worker and ingest as child processes. SIGTERM/SIGINT stop ingest first, then the
- * worker, which drains the queue into ClickHouse, then the private Redis if we launched one.
+ * (one-shot), then the worker, ingest and the runner as child processes. SIGTERM/SIGINT stop ingest and the
+ * runner first (no new data), then the worker, which drains the queues into ClickHouse, then the private
+ * Redis if we launched one.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createLogger, errorMessage, type Logger } from "@flowmeter/shared";
@@ -46,7 +47,7 @@ export async function start(env: NodeJS.ProcessEnv): Promise<number> {
 
   const services: RunningService[] = [];
   if (redis.process) services.push({ name: "redis", process: redis.process });
-  for (const name of ["worker", "ingest"] as const) {
+  for (const name of ["worker", "ingest", "runner"] as const) {
     // Own process group: a Ctrl-C reaches only this supervisor, which stops the services in order.
     const child = spawn(process.execPath, [SERVICE_ENTRY_POINTS[name]()], { env: childEnv, stdio: "inherit", detached: true });
     services.push({ name, process: child });
@@ -59,10 +60,13 @@ export async function start(env: NodeJS.ProcessEnv): Promise<number> {
     stopping = true;
     logger.info("stopping flowmeter", { reason });
     // Order matters: no new data in, then drain the queue into ClickHouse, then Redis.
-    for (const name of ["ingest", "worker", "redis"] as const) {
+    const stop = (name: RunningService["name"]) => {
       const service = services.find((candidate) => candidate.name === name);
-      if (service) await stopService(service, logger);
-    }
+      return service ? stopService(service, logger) : Promise.resolve();
+    };
+    await Promise.all([stop("ingest"), stop("runner")]);
+    await stop("worker");
+    await stop("redis");
   };
 
   const outcome = new Promise<number>((resolve) => {
@@ -80,6 +84,7 @@ export async function start(env: NodeJS.ProcessEnv): Promise<number> {
 
   logger.info("flowmeter is running", {
     ingest: `http://127.0.0.1:${config.ingestPort}/ingest`,
+    runner: `http://127.0.0.1:${config.runnerPort}/v1/health`,
     worker_metrics: `http://127.0.0.1:${config.workerMetricsPort}/metrics`,
     query: `http://127.0.0.1:${config.workerMetricsPort}/query`,
     data: config.dataDir,

@@ -1,0 +1,81 @@
+/** The live view `flowmeter run` draws: one line per stage, updated from the run's events. */
+import type { RunEvent } from "@flowmeter/shared";
+
+export type StageState = "queued" | "running" | "succeeded" | "failed" | "skipped";
+
+export interface StageView {
+  name: string;
+  group: string;
+  driver: string;
+  state: StageState;
+  attempt: number;
+  startedAtMs: number | undefined;
+  durationMs: number | undefined;
+  detail: string;
+}
+
+const SYMBOL: Record<StageState, string> = { queued: "·", running: "▶", succeeded: "✔", failed: "✖", skipped: "↷" };
+
+export class RunView {
+  readonly stages = new Map<string, StageView>();
+  outcome: "finished" | "failed" | "cancelled" | undefined;
+  summary = "";
+
+  apply(event: RunEvent): void {
+    switch (event.event_type) {
+      case "stage.queued":
+        this.stage(event).driver = event.payload.driver;
+        break;
+      case "stage.started":
+        Object.assign(this.stage(event), { state: "running", attempt: event.payload.stage_attempt, startedAtMs: event.ts_ms, durationMs: undefined, detail: "" });
+        break;
+      case "stage.completed":
+        Object.assign(this.stage(event), { state: "succeeded", durationMs: event.payload.duration_ms, detail: "" });
+        break;
+      case "stage.failed":
+        Object.assign(this.stage(event), {
+          state: event.payload.will_retry ? "running" : "failed",
+          durationMs: event.payload.duration_ms,
+          detail: `${event.payload.will_retry ? "retrying after " : ""}${event.payload.error}${event.payload.allowed_failure ? " (allowed)" : ""}`,
+        });
+        break;
+      case "stage.skipped":
+        Object.assign(this.stage(event), { state: "skipped", detail: event.payload.reason });
+        break;
+      case "run.finished":
+        this.outcome = "finished";
+        this.summary = `run succeeded in ${(event.payload.duration_ms / 1000).toFixed(1)} s`;
+        break;
+      case "run.failed":
+        this.outcome = "failed";
+        this.summary = `run failed after ${(event.payload.duration_ms / 1000).toFixed(1)} s: ${event.payload.error}`;
+        break;
+      case "run.cancelled":
+        this.outcome = "cancelled";
+        this.summary = `run cancelled: ${event.payload.reason}`;
+        break;
+      default:
+        break;
+    }
+  }
+
+  private stage(event: RunEvent): StageView {
+    const name = event.stage_name ?? "";
+    let view = this.stages.get(name);
+    if (!view) {
+      view = { name, group: event.group_id ?? "", driver: "", state: "queued", attempt: 0, startedAtMs: undefined, durationMs: undefined, detail: "" };
+      this.stages.set(name, view);
+    }
+    return view;
+  }
+
+  lines(nowMs: number): string[] {
+    const width = Math.max(5, ...[...this.stages.keys()].map((name) => name.length));
+    return [...this.stages.values()].map((stage) => {
+      const elapsed = stage.state === "running" && stage.startedAtMs !== undefined ? nowMs - stage.startedAtMs : stage.durationMs;
+      const time = elapsed === undefined ? "" : `${(elapsed / 1000).toFixed(1)} s`;
+      const attempt = stage.attempt > 1 ? ` attempt ${stage.attempt}` : "";
+      return `${SYMBOL[stage.state]} ${stage.name.padEnd(width)}  ${stage.group.padEnd(3)} ${stage.state.padEnd(9)} ${time.padStart(8)}${attempt}${stage.detail ? `  ${stage.detail}` : ""}`;
+    });
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * `flowmeter run <file>`: submits a run of a workflow file to the runner fleet (the BullMQ runs queue), follows
+ * its events with a live view of stage states, and exits with the run's outcome: 0 succeeded, 1 failed,
+ * 2 cancelled. Ctrl-C cancels the run (a second Ctrl-C stops following without waiting).
+ */
+import { DEFAULT_REDIS_URL, EnvReader, createRedis, type RunEvent } from "@flowmeter/shared";
+import { WorkflowValidationError, cancelRun, createRunQueue, followRun, loadWorkflowFile, submitRun } from "@flowmeter/runner";
+import { CliError } from "./cli-error.js";
+import { RunView } from "./run-view.js";
+
+const NO_RUNNER_HINT_MS = 10_000;
+
+export async function run(args: string[], env: NodeJS.ProcessEnv, out: NodeJS.WriteStream = process.stdout): Promise<number> {
+  const [file] = args;
+  if (file === undefined) throw new CliError("usage: flowmeter run <workflow.yaml|workflow.json>");
+  const reader = new EnvReader(env);
+  const redisUrl = reader.url("REDIS_URL", ["redis:", "rediss:"]) ?? DEFAULT_REDIS_URL;
+  const queuePrefix = reader.string("QUEUE_PREFIX", "flowmeter");
+  reader.finish(undefined);
+
+  const workflow = await loadWorkflowFile(file).catch((error: unknown) => {
+    if (error instanceof WorkflowValidationError) throw new CliError(`${file}: ${error.message}`);
+    throw error;
+  });
+  const redis = createRedis(redisUrl, "producer");
+  redis.on("error", () => {});
+  const queue = createRunQueue(redis, queuePrefix);
+  let runId: string;
+  try {
+    runId = (await submitRun(queue, workflow)).run_id;
+  } catch (error) {
+    await queue.close().catch(() => undefined);
+    redis.disconnect();
+    throw new CliError(`could not submit the run: Redis at ${redisUrl} is not reachable (${String(error instanceof Error ? error.message : error)}). Is flowmeter running (npm start)?`);
+  }
+  await queue.close();
+  out.write(`run ${runId} of workflow ${workflow.name} submitted (${workflow.stages.length} stages)\n`);
+
+  const view = new RunView();
+  const live = out.isTTY === true;
+  let drawn = 0;
+  const draw = () => {
+    if (!live) return;
+    const lines = view.lines(Date.now());
+    out.write(`${drawn > 0 ? `\x1b[${drawn}A` : ""}${lines.map((line) => `\x1b[2K${line}`).join("\n")}${lines.length > 0 ? "\n" : ""}`);
+    drawn = lines.length;
+  };
+  const ticker = setInterval(draw, 250);
+  const hint = setTimeout(() => out.write(`no runner has started run ${runId} yet; runners take runs from Redis ${redisUrl} (prefix ${queuePrefix}). Is one running (npm start)?\n`), NO_RUNNER_HINT_MS);
+
+  const stopFollowing = new AbortController();
+  let interrupts = 0;
+  const onInterrupt = () => {
+    interrupts += 1;
+    if (interrupts === 1) {
+      out.write(`cancelling run ${runId} (Ctrl-C again to stop following)\n`);
+      void cancelRun(redis, queuePrefix, runId, "cancelled from flowmeter run").catch(() => undefined);
+    } else stopFollowing.abort();
+  };
+  process.on("SIGINT", onInterrupt);
+
+  try {
+    for await (const event of followRun({ redisUrl, queuePrefix }, runId, { signal: stopFollowing.signal })) {
+      clearTimeout(hint);
+      view.apply(event);
+      if (live) draw();
+      else out.write(`${describe(event)}\n`);
+    }
+  } finally {
+    clearInterval(ticker);
+    clearTimeout(hint);
+    process.off("SIGINT", onInterrupt);
+    redis.disconnect();
+  }
+  if (view.outcome === undefined) {
+    out.write(`stopped following run ${runId}; it goes on\n`);
+    return 130;
+  }
+  out.write(`${view.summary}\n`);
+  return view.outcome === "finished" ? 0 : view.outcome === "failed" ? 1 : 2;
+}
+
+function describe(event: RunEvent): string {
+  const stage = event.stage_name === null ? "" : ` ${event.stage_name}`;
+  const attempt = "stage_attempt" in event.payload && event.payload.stage_attempt > 0 ? ` attempt ${event.payload.stage_attempt}` : "";
+  return `${event.timestamp} ${event.event_type}${stage}${attempt}${event.message ? `: ${event.message}` : ""}`;
+}
