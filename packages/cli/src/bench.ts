@@ -5,9 +5,10 @@
  * entry's command visible in command_stats), and the raw chDB insert rate of the same rows as the ceiling.
  *
  * Knobs: BENCH_SECONDS (per phase, default 15), BENCH_CONCURRENCY (requests in flight, default 16),
- * BENCH_BATCH_SIZE (default 100).
+ * BENCH_BATCH_SIZE (default 100), BENCH_CPU_PROFILE_DIR (write V8 CPU profiles of ingest and the worker there).
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { Agent, request as httpRequest } from "node:http";
 import { randomBytes } from "node:crypto";
 import { Redis } from "ioredis";
 import { EnvReader, createLogger, type CliInvocationEvent } from "@flowmeter/shared";
@@ -29,6 +30,22 @@ interface PhaseResult {
   freshnessP50Ms: number;
   freshnessP95Ms: number;
   errors: number;
+}
+
+const agent = new Agent({ keepAlive: true, maxSockets: 1024 });
+
+/** POST with a keep-alive agent: fetch() costs the load generator several times more CPU per request, CPU the pipeline needs. */
+function post(url: string, body: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const request = httpRequest(url, { method: "POST", agent, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) } }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on("data", (chunk: Buffer) => chunks.push(chunk));
+      response.on("end", () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+      response.on("error", reject);
+    });
+    request.on("error", reject);
+    request.end(body);
+  });
 }
 
 function quantile(sorted: number[], q: number): number {
@@ -73,8 +90,10 @@ export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
   const seconds = reader.int("BENCH_SECONDS", 15, { min: 1, max: 3600 });
   const concurrency = reader.int("BENCH_CONCURRENCY", 16, { min: 1, max: 1024 });
   const batchSize = reader.int("BENCH_BATCH_SIZE", 100, { min: 2, max: 1000 });
+  const profileDir = reader.optionalString("BENCH_CPU_PROFILE_DIR");
   reader.finish(undefined);
   const logger = createLogger("bench", "info");
+  const nodeFlags = profileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${profileDir}`];
 
   const data = tempDir("bench");
   const redis = await chooseRedis(env["REDIS_URL"], data.path, logger);
@@ -92,17 +111,16 @@ export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
   };
   const migrated = spawnSync(process.execPath, [SERVICE_ENTRY_POINTS.migrate()], { env: serviceEnv, stdio: "inherit" });
   if (migrated.status !== 0) return 1;
-  const services: ChildProcess[] = (["worker", "ingest"] as const).map((name) => spawn(process.execPath, [SERVICE_ENTRY_POINTS[name]()], { env: serviceEnv, stdio: "inherit" }));
+  const services: ChildProcess[] = (["worker", "ingest"] as const).map((name) => spawn(process.execPath, [...nodeFlags, SERVICE_ENTRY_POINTS[name]()], { env: serviceEnv, stdio: "inherit" }));
   const ingestUrl = `http://127.0.0.1:${ingestPort}`;
   const workerUrl = `http://127.0.0.1:${workerPort}`;
   await waitHealthy(`${ingestUrl}/healthz`);
   await waitHealthy(`${workerUrl}/healthz`);
 
   const query = async (sql: string): Promise<string> => {
-    const response = await fetch(`${workerUrl}/query?format=TabSeparated`, { method: "POST", body: sql });
-    const text = await response.text();
-    if (!response.ok) throw new Error(`query failed: ${text}`);
-    return text.trim();
+    const response = await post(`${workerUrl}/query?format=TabSeparated`, sql);
+    if (response.status !== 200) throw new Error(`query failed: ${response.body}`);
+    return response.body.trim();
   };
   const storedRows = async () => Number(await query("SELECT count() FROM flowmeter.cli_invocations"));
 
@@ -119,12 +137,9 @@ export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
     const sender = async () => {
       while (performance.now() < deadline) {
         const body = fillTemplate(parts, runTag, (sequence += 1));
-        const response = await fetch(`${ingestUrl}/ingest`, { method: "POST", headers: { "content-type": "application/json" }, body }).catch(() => undefined);
-        if (response?.status === 202) acked += ((await response.json()) as { accepted: number }).accepted;
-        else {
-          errors += 1;
-          await response?.arrayBuffer();
-        }
+        const response = await post(`${ingestUrl}/ingest`, body).catch(() => undefined);
+        if (response?.status === 202) acked += (JSON.parse(response.body) as { accepted: number }).accepted;
+        else errors += 1;
       }
     };
 
@@ -136,9 +151,8 @@ export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
       for (let probe = 0; performance.now() < deadline; probe += 1) {
         const entry = parentEntry();
         entry.properties.invocation.command = `probe-${runTag}-${probe}`;
-        const response = await fetch(`${ingestUrl}/ingest`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(entry) }).catch(() => undefined);
+        const response = await post(`${ingestUrl}/ingest`, JSON.stringify(entry)).catch(() => undefined);
         if (response?.status === 202) probeAcked.set(entry.properties.invocation.command, performance.now());
-        await response?.arrayBuffer();
         await new Promise((resolve) => setTimeout(resolve, 250));
       }
     };
@@ -185,6 +199,7 @@ export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
   try {
     results = [await runPhase(`batched-${batchSize}`, batchSize), await runPhase("single", 1)];
   } finally {
+    agent.destroy();
     for (const service of services.reverse()) {
       service.kill("SIGTERM");
       await new Promise((resolve) => service.once("exit", resolve));
