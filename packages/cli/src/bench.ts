@@ -13,7 +13,7 @@ import { randomBytes } from "node:crypto";
 import { Redis } from "ioredis";
 import { EnvReader, createLogger, type CliInvocationEvent } from "@flowmeter/shared";
 import { childEntry, deleteQueuePrefix, freePort, parentEntry, tempDir } from "@flowmeter/test-utils";
-import { CLI_INVOCATION_COLUMNS, createClickHouse, insertJsonRows, migrate, parseWorkerConfig, toClickHouseTime, toRow } from "@flowmeter/worker";
+import { CLI_INVOCATION_COLUMNS, insertJsonRows, openScratchDatabase, toClickHouseTime, toRow } from "@flowmeter/worker";
 import { chooseRedis } from "./redis-server.js";
 import { SERVICE_ENTRY_POINTS } from "./services.js";
 
@@ -207,9 +207,7 @@ export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
   }
 
   // Ceiling: the same rows inserted straight into a fresh chDB directory (the worker has let go of its own).
-  const ceilingDir = tempDir("bench-ceiling");
-  const clickhouse = createClickHouse({ url: undefined, dataDir: ceilingDir.path });
-  await migrate(clickhouse, parseWorkerConfig({}).clickhouse.migrationsDir, createLogger("migrate", "warn"));
+  const ceiling = await openScratchDatabase("bench-ceiling");
   const parts = requestTemplate(batchSize, new Date());
   const ceilingRows = Math.max(200_000, Math.min(1_000_000, results[0]?.acked ?? 0));
   const events: CliInvocationEvent[] = [];
@@ -219,10 +217,9 @@ export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
   const receivedAt = toClickHouseTime(Date.now());
   const rows = events.map((event) => toRow(event, receivedAt));
   const ceilingStarted = performance.now();
-  for (let offset = 0; offset < rows.length; offset += 50_000) await insertJsonRows(clickhouse, "flowmeter.cli_invocations", CLI_INVOCATION_COLUMNS, rows.slice(offset, offset + 50_000));
+  for (let offset = 0; offset < rows.length; offset += 50_000) await insertJsonRows(ceiling.clickhouse, "flowmeter.cli_invocations", CLI_INVOCATION_COLUMNS, rows.slice(offset, offset + 50_000));
   const ceilingPerSecond = rows.length / ((performance.now() - ceilingStarted) / 1000);
-  await clickhouse.close();
-  ceilingDir.remove();
+  await ceiling.close();
 
   const redisClient = new Redis(redis.url);
   await deleteQueuePrefix(prefix, redis.url).catch(() => undefined);

@@ -5,10 +5,9 @@
  */
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ClickHouseClient } from "@clickhouse/client";
 import { createLogger, createRedis, type RunEvent, type WorkflowDefinition } from "@flowmeter/shared";
 import { createRunQueue, followRun, parseRunnerConfig, startRunner, submitRun, type RunningRunner } from "@flowmeter/runner";
-import { createClickHouse, createRunEventsConsumer, createWorkerMetrics, migrate, parseWorkerConfig, type QueueConsumer } from "@flowmeter/worker";
+import { createRunEventsConsumer, createWorkerMetrics, openScratchDatabase, parseWorkerConfig, type QueueConsumer, type ScratchDatabase } from "@flowmeter/worker";
 import { deleteQueuePrefix, tempDir, testQueuePrefix, testRedisUrl, waitFor } from "@flowmeter/test-utils";
 
 const logger = createLogger("test", "error");
@@ -17,15 +16,14 @@ describe("runner events into ClickHouse rollups", () => {
   const data = tempDir("runner-pipeline");
   const prefix = testQueuePrefix("runner-pipeline");
   const redis = createRedis(testRedisUrl(), "worker");
-  let clickhouse: ClickHouseClient;
+  let database: ScratchDatabase;
   let consumer: QueueConsumer;
   let runner: RunningRunner;
 
   beforeAll(async () => {
-    clickhouse = createClickHouse({ url: undefined, dataDir: join(data.path, "clickhouse") });
-    await migrate(clickhouse, parseWorkerConfig({}).clickhouse.migrationsDir, logger);
+    database = await openScratchDatabase("runner-pipeline");
     const workerConfig = { ...parseWorkerConfig({ QUEUE_PREFIX: prefix }), batch: { maxRows: 5000, maxWaitMs: 100 } };
-    consumer = createRunEventsConsumer({ config: workerConfig, redis, clickhouse, metrics: createWorkerMetrics(), logger });
+    consumer = createRunEventsConsumer({ config: workerConfig, redis, metrics: createWorkerMetrics(), logger, clickhouse: database.clickhouse });
     consumer.start();
     runner = await startRunner(
       parseRunnerConfig({
@@ -44,14 +42,12 @@ describe("runner events into ClickHouse rollups", () => {
     await runner.stop();
     await consumer.close();
     redis.disconnect();
-    await clickhouse.close();
+    await database.close();
     await deleteQueuePrefix(prefix);
     data.remove();
   });
 
-  async function rows<T>(query: string): Promise<T[]> {
-    return (await clickhouse.query({ query, format: "JSONEachRow" })).json<T>();
-  }
+  const rows = <T>(query: string) => database.rows<T>(query);
 
   it("stores every event once, in seq order, with retries and outcomes in the rollups", async () => {
     const counter = join(data.path, "flaky-count");

@@ -1,11 +1,12 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Queue } from "bullmq";
-import type { ClickHouseClient } from "@clickhouse/client";
 import { JOB_CATALOG, createLogger, createRedis, type CliInvocationEvent, type ClientTelemetryJob } from "@flowmeter/shared";
-import { childEntry, deleteQueuePrefix, legacyEntry, parentEntry, tempDir, testQueuePrefix, testRedisUrl, waitFor } from "@flowmeter/test-utils";
-import { createClickHouse } from "../clickhouse/client.js";
-import { migrate } from "../clickhouse/migrate.js";
+import { childEntry, deleteQueuePrefix, legacyEntry, parentEntry, testQueuePrefix, testRedisUrl, waitFor } from "@flowmeter/test-utils";
+import { toClickHouseTime } from "../clickhouse/insert-json-rows.js";
+import { openScratchDatabase, type ScratchDatabase } from "../clickhouse/scratch-database.js";
+import { insertSinkRows } from "../clickhouse/table-sink.js";
+import { cliInvocationsSink, toRow } from "../clickhouse/tables/cli-invocations.table.js";
 import { parseWorkerConfig } from "../config.js";
 import { createWorkerMetrics } from "../metrics.js";
 import { createClientTelemetryConsumer } from "./client-telemetry.consumer.js";
@@ -14,17 +15,16 @@ import type { QueueConsumer } from "./queue-consumer.js";
 const logger = createLogger("test", "error");
 
 describe("client telemetry consumer (real Redis, chDB)", () => {
-  const data = tempDir("consumer");
   const prefix = testQueuePrefix("consumer");
   const redis = createRedis(testRedisUrl(), "worker");
   const metrics = createWorkerMetrics();
-  let clickhouse: ClickHouseClient;
+  let database: ScratchDatabase;
   let consumer: QueueConsumer;
   let queue: Queue<ClientTelemetryJob>;
 
   beforeAll(async () => {
-    clickhouse = createClickHouse({ url: undefined, dataDir: data.path });
-    await migrate(clickhouse, parseWorkerConfig({}).clickhouse.migrationsDir, logger);
+    database = await openScratchDatabase("consumer");
+    const { clickhouse } = database;
     const config = { ...parseWorkerConfig({ QUEUE_PREFIX: prefix }), batch: { maxRows: 5000, maxWaitMs: 100 } };
     consumer = createClientTelemetryConsumer({ config, redis, clickhouse, metrics, logger });
     consumer.start();
@@ -35,14 +35,11 @@ describe("client telemetry consumer (real Redis, chDB)", () => {
     await consumer.close();
     await queue.close();
     redis.disconnect();
-    await clickhouse.close();
+    await database.close();
     await deleteQueuePrefix(prefix);
-    data.remove();
   });
 
-  async function rows<T>(query: string): Promise<T[]> {
-    return (await clickhouse.query({ query, format: "JSONEachRow" })).json<T>();
-  }
+  const rows = <T>(query: string) => database.rows<T>(query);
 
   async function enqueue(entries: CliInvocationEvent[]): Promise<void> {
     const job = await queue.add(JOB_CATALOG.clientTelemetry.jobName, { entries, receivedAtMs: Date.now() }, JOB_CATALOG.clientTelemetry.options);
@@ -130,10 +127,7 @@ describe("client telemetry consumer (real Redis, chDB)", () => {
     });
     // The first delivery wrote its rows, but the worker died before acknowledging: write them directly,
     // then deliver the same entries again as the retried job would.
-    const { cliInvocationsSink, toRow } = await import("../clickhouse/tables/cli-invocations.table.js");
-    const { toClickHouseTime } = await import("../clickhouse/insert-json-rows.js");
-    const { insertSinkRows } = await import("../clickhouse/table-sink.js");
-    await insertSinkRows(clickhouse, cliInvocationsSink, entries.slice(0, 30).map((entry) => toRow(entry, toClickHouseTime(Date.now()))));
+    await insertSinkRows(database.clickhouse, cliInvocationsSink, entries.slice(0, 30).map((entry) => toRow(entry, toClickHouseTime(Date.now()))));
     await enqueue(entries);
     expect(await countRaw(`command = '${command}'`)).toBe(50);
     const [rollup] = await rows<{ n: string }>(`SELECT sum(count) AS n FROM flowmeter.command_stats WHERE command = '${command}'`);

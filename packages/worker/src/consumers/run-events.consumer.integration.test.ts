@@ -1,11 +1,9 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Queue } from "bullmq";
-import type { ClickHouseClient } from "@clickhouse/client";
 import { JOB_CATALOG, RUN_EVENT_V2_NAMES, createLogger, createRedis, uuidV7, type RunEvent, type RunEventsJob, type TelemetrySample } from "@flowmeter/shared";
-import { deleteQueuePrefix, tempDir, testQueuePrefix, testRedisUrl, waitFor } from "@flowmeter/test-utils";
-import { createClickHouse } from "../clickhouse/client.js";
-import { migrate } from "../clickhouse/migrate.js";
+import { deleteQueuePrefix, testQueuePrefix, testRedisUrl, waitFor } from "@flowmeter/test-utils";
+import { openScratchDatabase, type ScratchDatabase } from "../clickhouse/scratch-database.js";
 import { parseWorkerConfig } from "../config.js";
 import { createWorkerMetrics } from "../metrics.js";
 import type { QueueConsumer } from "./queue-consumer.js";
@@ -29,16 +27,15 @@ function stageEvents(runId: string, workflow: string): RunEvent[] {
 }
 
 describe("run events consumer (real Redis, chDB)", () => {
-  const data = tempDir("run-events");
   const prefix = testQueuePrefix("run-events");
   const redis = createRedis(testRedisUrl(), "worker");
-  let clickhouse: ClickHouseClient;
+  let database: ScratchDatabase;
   let consumer: QueueConsumer;
   let queue: Queue<RunEventsJob>;
 
   beforeAll(async () => {
-    clickhouse = createClickHouse({ url: undefined, dataDir: data.path });
-    await migrate(clickhouse, parseWorkerConfig({}).clickhouse.migrationsDir, logger);
+    database = await openScratchDatabase("run-events");
+    const { clickhouse } = database;
     const config = { ...parseWorkerConfig({ QUEUE_PREFIX: prefix }), batch: { maxRows: 5000, maxWaitMs: 100 } };
     consumer = createRunEventsConsumer({ config, redis, clickhouse, metrics: createWorkerMetrics(), logger });
     consumer.start();
@@ -49,14 +46,11 @@ describe("run events consumer (real Redis, chDB)", () => {
     await consumer.close();
     await queue.close();
     redis.disconnect();
-    await clickhouse.close();
+    await database.close();
     await deleteQueuePrefix(prefix);
-    data.remove();
   });
 
-  async function rows<T>(query: string): Promise<T[]> {
-    return (await clickhouse.query({ query, format: "JSONEachRow" })).json<T>();
-  }
+  const rows = <T>(query: string) => database.rows<T>(query);
 
   async function deliver(job: RunEventsJob): Promise<void> {
     const added = await queue.add(JOB_CATALOG.runEvents.jobName, job, JOB_CATALOG.runEvents.options);
