@@ -1,10 +1,14 @@
 import { resolve, join } from "node:path";
-import { DEFAULT_REDIS_URL, EnvReader, readRedisConfig, type EnvSource, type LogLevel } from "@flowmeter/shared";
+import { DEFAULT_REDIS_URL, EnvReader, isLoopbackHost, readRedisConfig, type EnvSource, type LogLevel } from "@flowmeter/shared";
 
 export interface RunnerConfig {
-  /** HTTP server (health, metrics; the run API later). */
+  /** HTTP server: the run API, health, metrics, OpenAPI. */
   host: string;
   port: number;
+  /** Bearer tokens the run API accepts; empty: no auth, which is only allowed on a loopback host. */
+  apiTokens: readonly string[];
+  /** Absolute; `POST /v1/runs {"file": …}` paths resolve under it and may not leave it. */
+  workflowsDir: string;
   /** Runs executed at once by this process (BullMQ worker concurrency on the `runs` queue). */
   maxRuns: number;
   /** Stages running at once in one run, unless the workflow or the submitted run sets `concurrency`. */
@@ -17,8 +21,14 @@ export interface RunnerConfig {
   stageKillGraceMs: number;
   /** On SIGTERM/SIGINT, how long active runs may go on before they are cancelled ("runner shutting down"). */
   shutdownTimeoutMs: number;
-  /** How long a run's events stay readable in Redis (followRun, the run API), from its last event. */
+  /** How long a run's record, events and samples stay readable in Redis (followRun, the run API) after it ends. */
   eventRetentionSeconds: number;
+  /** Telemetry samples kept in Redis per run for `GET /v1/runs/{id}/telemetry` (newest win); 0 keeps none. */
+  telemetryBufferSize: number;
+  /** A running run's lease: its runner renews it every third of this; once it runs out, the run is failed (runner_restarted). */
+  leaseMs: number;
+  /** How often each runner looks for runs whose lease ran out (also once at start). */
+  reconcileIntervalMs: number;
   /** Absolute. */
   dataDir: string;
   /** Absolute; where events are spooled while Redis is unreachable. */
@@ -33,9 +43,16 @@ export function parseRunnerConfig(env: EnvSource, cwd: string = process.cwd()): 
   const redis = readRedisConfig(reader);
   const dataDir = resolve(cwd, reader.string("FLOWMETER_DATA_DIR", "./.flowmeter"));
   const spoolDir = resolve(cwd, reader.optionalString("RUNNER_SPOOL_DIR") ?? join(dataDir, "spool"));
+  const host = reader.string("RUNNER_HOST", "127.0.0.1");
+  const apiTokens = reader.list("RUNNER_API_TOKENS");
+  if (!isLoopbackHost(host) && apiTokens.length === 0) {
+    reader.problem(`RUNNER_HOST=${host}: listening beyond loopback needs RUNNER_API_TOKENS (comma-separated bearer tokens)`);
+  }
   const config: RunnerConfig = {
-    host: reader.string("RUNNER_HOST", "127.0.0.1"),
+    host,
     port: reader.port("RUNNER_PORT", 7071),
+    apiTokens,
+    workflowsDir: resolve(cwd, reader.string("RUNNER_WORKFLOWS_DIR", ".")),
     maxRuns: reader.int("RUNNER_MAX_RUNS", 4, { min: 1, max: 1000 }),
     stageConcurrency: reader.int("RUNNER_STAGE_CONCURRENCY", 4, { min: 1, max: 1000 }),
     sampleIntervalMs: reader.int("RUNNER_SAMPLE_INTERVAL_MS", 1000, { min: 100, max: 3_600_000 }),
@@ -43,6 +60,9 @@ export function parseRunnerConfig(env: EnvSource, cwd: string = process.cwd()): 
     stageKillGraceMs: reader.int("RUNNER_STAGE_KILL_GRACE_MS", 5000, { min: 0, max: 600_000 }),
     shutdownTimeoutMs: reader.int("RUNNER_SHUTDOWN_TIMEOUT_MS", 30_000, { min: 0, max: 3_600_000 }),
     eventRetentionSeconds: reader.int("RUNNER_EVENT_RETENTION_SECONDS", 7 * 86_400, { min: 60, max: 365 * 86_400 }),
+    telemetryBufferSize: reader.int("RUNNER_TELEMETRY_BUFFER_SIZE", 5000, { min: 0, max: 1_000_000 }),
+    leaseMs: reader.int("RUNNER_LEASE_MS", 30_000, { min: 300, max: 3_600_000 }),
+    reconcileIntervalMs: reader.int("RUNNER_RECONCILE_INTERVAL_MS", 10_000, { min: 100, max: 3_600_000 }),
     dataDir,
     spoolDir,
     logLevel: reader.logLevel(),

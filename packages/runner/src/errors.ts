@@ -36,3 +36,16 @@ export class UnknownEventCursorError extends Error {
     super(`run ${runId} has no stored event ${eventId} (unknown, or older than the retention)`);
   }
 }
+
+/** A workflow `file` the runner will not read: outside its workflows directory, missing, not a file, or too large. */
+export class WorkflowFileError extends Error {
+  override readonly name = "WorkflowFileError";
+  readonly retryable = false;
+
+  constructor(
+    message: string,
+    readonly file: string,
+  ) {
+    super(message);
+  }
+}

@@ -9,6 +9,9 @@ export type StageOutcome = (typeof STAGE_OUTCOMES)[number];
 export const RUN_OUTCOMES = ["succeeded", "failed", "cancelled"] as const;
 export type RunOutcomeStatus = (typeof RUN_OUTCOMES)[number];
 
+/** Values of the `reason` label of reconciled runs. */
+export const RECONCILE_REASONS = ["runner_restarted", "job_lost"] as const;
+
 export interface RunnerMetrics {
   registry: Registry;
   up: Gauge;
@@ -21,6 +24,8 @@ export interface RunnerMetrics {
   stageDuration: Histogram<"driver">;
   /** status: succeeded | failed | cancelled. */
   runOutcomes: Counter<"status">;
+  /** reason: runner_restarted | job_lost. Runs this process's reconciler failed on behalf of a runner that is gone. */
+  runsReconciled: Counter<"reason">;
   /** Events and samples waiting in the local spool file (the queue was unreachable). */
   eventsSpooled: Gauge;
   deliveryFailures: Counter;
@@ -63,6 +68,12 @@ export function createRunnerMetrics(driverNames: readonly string[]): RunnerMetri
       labelNames: ["status"],
       registers: [registry],
     }),
+    runsReconciled: new Counter({
+      name: "flowmeter_runner_runs_reconciled_total",
+      help: "Runs failed by this runner's reconciler because their runner stopped renewing the lease (runner_restarted) or their job was lost (job_lost)",
+      labelNames: ["reason"],
+      registers: [registry],
+    }),
     eventsSpooled: new Gauge({
       name: "flowmeter_runner_events_spooled",
       help: "Events and samples buffered in the local spool file because the queue was unreachable",
@@ -97,5 +108,6 @@ export function createRunnerMetrics(driverNames: readonly string[]): RunnerMetri
     for (const status of STAGE_OUTCOMES) metrics.stageOutcomes.inc({ driver, status }, 0);
   }
   for (const status of RUN_OUTCOMES) metrics.runOutcomes.inc({ status }, 0);
+  for (const reason of RECONCILE_REASONS) metrics.runsReconciled.inc({ reason }, 0);
   return metrics;
 }

@@ -1,17 +1,20 @@
 /**
- * Wires a runner process: metrics, the producer connection, the run event store, the event publisher (with
- * its spool), the run consumer and the HTTP server. main.ts calls it with the parsed config; `npm start` and
- * tests can call it too.
+ * Wires a runner process: metrics, the producer connection, the run event store, sample buffer and run records,
+ * the event publisher (with its spool), the run consumer (with its lease keeper), the reconciler and the HTTP server
+ * (run API). main.ts calls it with the parsed config; `npm start` and tests can call it too.
  *
- * Shutdown order (stop()): stop taking runs and let active runs end (cancelled with "runner shutting down"
- * after shutdownTimeoutMs), flush the publisher (what cannot be delivered stays in the spool for the next
- * start), close the queue and Redis, close the HTTP server.
+ * Shutdown order (stop()): stop the reconciler; stop taking runs and let active runs end (cancelled with "runner
+ * shutting down" after shutdownTimeoutMs); flush the publisher (what cannot be delivered stays in the spool for the
+ * next start); stop renewing leases; close the queues and Redis; close the HTTP server. A runner that dies instead
+ * stops renewing its leases, and another runner's reconciler fails its runs (runner_restarted).
  */
 import { once } from "node:events";
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
 import type { AddressInfo } from "node:net";
 import type { Server } from "node:http";
 import { Queue } from "bullmq";
-import { JOB_CATALOG, createRedis, errorMessage, type Logger, type RunEventsJob } from "@flowmeter/shared";
+import { JOB_CATALOG, createRedis, errorMessage, type Logger, type RunEvent, type RunEventsJob } from "@flowmeter/shared";
 import type { RunnerConfig } from "./config.js";
 import { EventPublisher } from "./delivery/event-publisher.js";
 import { createQueueDelivery } from "./delivery/queue-delivery.js";
@@ -19,16 +22,28 @@ import { RunEventStore } from "./delivery/run-event-store.js";
 import { SpoolFile } from "./delivery/spool-file.js";
 import { DriverRegistry } from "./drivers/driver-registry.js";
 import { RunConsumer } from "./fleet/run-consumer.js";
+import { RunReconciler } from "./fleet/run-reconciler.js";
+import { createRunQueue } from "./fleet/submit-run.js";
 import { createRunnerApp } from "./http/app.js";
 import { createRunnerMetrics, type RunnerMetrics } from "./metrics.js";
+import { RunRecords } from "./runs/run-records.js";
+import { RunSampleStore } from "./telemetry/run-sample-store.js";
 
 export interface RunningRunner {
   /** http://host:port of the HTTP server. */
   url: string;
   metrics: RunnerMetrics;
+  /** This process in run records: `<host>-<pid>-<random>`. */
+  runnerId: string;
   publisher: EventPublisher;
   consumer: RunConsumer;
+  reconciler: RunReconciler;
   stop(): Promise<void>;
+}
+
+/** A runner id unique across hosts and restarts (the pid alone repeats). */
+export function newRunnerId(): string {
+  return `${hostname().replace(/[^A-Za-z0-9.-]/g, "_")}-${process.pid}-${randomBytes(3).toString("hex")}`;
 }
 
 export async function startRunner(config: RunnerConfig, logger: Logger, options: { drivers?: DriverRegistry } = {}): Promise<RunningRunner> {
@@ -49,22 +64,46 @@ export async function startRunner(config: RunnerConfig, logger: Logger, options:
   const queue = new Queue<RunEventsJob>(JOB_CATALOG.runEvents.queue, { connection: producer, prefix: config.redis.queuePrefix });
   // Queue errors mirror the connection's (logged above); without a listener an "error" event would crash the process.
   queue.on("error", () => {});
-  const store = new RunEventStore(producer, { prefix: config.redis.queuePrefix, retentionSeconds: config.eventRetentionSeconds });
+  const { queuePrefix: prefix } = config.redis;
+  const retentionSeconds = config.eventRetentionSeconds;
+  const runnerId = newRunnerId();
+  const store = new RunEventStore(producer, { prefix, retentionSeconds });
+  const samples = new RunSampleStore(producer, { prefix, retentionSeconds, capacity: config.telemetryBufferSize });
+  const records = new RunRecords(producer, { prefix, retentionSeconds });
+  const runQueue = createRunQueue(producer, prefix);
+  runQueue.on("error", () => {});
   const publisher = new EventPublisher({
-    deliver: createQueueDelivery({ queue, store, redis: producer }),
+    deliver: createQueueDelivery({ queue, store, samples, redis: producer }),
     spool: new SpoolFile(config.spoolDir, logger),
     logger,
     metrics,
   });
   await publisher.start();
+  const publish = (events: readonly RunEvent[]): void => {
+    for (const event of events) publisher.event(event);
+  };
 
+  const reconciler = new RunReconciler({
+    records,
+    store,
+    runQueue,
+    redis: producer,
+    publish,
+    jobLostGraceMs: Math.max(config.leaseMs, 5000),
+    logger,
+    metrics,
+  });
   const consumer = new RunConsumer({
     redisUrl: config.redis.url,
-    queuePrefix: config.redis.queuePrefix,
+    queuePrefix: prefix,
     maxRuns: config.maxRuns,
     drivers,
     output: publisher,
     store,
+    records,
+    reconciler,
+    runnerId,
+    leaseMs: config.leaseMs,
     execution: {
       stageConcurrency: config.stageConcurrency,
       sampleIntervalMs: config.sampleIntervalMs,
@@ -75,29 +114,45 @@ export async function startRunner(config: RunnerConfig, logger: Logger, options:
     logger,
   });
   consumer.start();
+  reconciler.start(config.reconcileIntervalMs);
 
   const app = createRunnerApp({
     metrics,
     logger,
     health: () => ({
       status: publisher.spooledItems > 0 ? "degraded" : "ok",
+      runner_id: runnerId,
       active_runs: consumer.activeRuns,
       spooled_items: publisher.spooledItems,
       redis: producer.status,
     }),
+    runs: {
+      redis: producer,
+      prefix,
+      runQueue,
+      workflowsDir: config.workflowsDir,
+      drivers: drivers.names(),
+      retentionSeconds,
+      apiTokens: config.apiTokens,
+      publish,
+    },
   });
   const server: Server = app.listen(config.port, config.host);
   await once(server, "listening");
   const address = server.address() as AddressInfo;
   const url = `http://${config.host}:${address.port}`;
-  logger.info("runner listening", { url, max_runs: config.maxRuns, spool_dir: config.spoolDir });
+  logger.info("runner listening", { url, runner_id: runnerId, max_runs: config.maxRuns, auth: config.apiTokens.length > 0 ? "bearer" : "off", spool_dir: config.spoolDir });
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
+      reconciler.stop();
       await consumer.stop(config.shutdownTimeoutMs);
       await publisher.close();
+      await consumer.leases.renewNow(); // releases the runs whose terminal event just landed (logs only)
+      consumer.leases.stop();
       await queue.close().catch(() => {});
+      await runQueue.close().catch(() => {});
       producer.disconnect();
       metrics.up.set(0);
       server.closeAllConnections();
@@ -106,5 +161,5 @@ export async function startRunner(config: RunnerConfig, logger: Logger, options:
     })();
     return stopping;
   };
-  return { url, metrics, publisher, consumer, stop };
+  return { url, runnerId, metrics, publisher, consumer, reconciler, stop };
 }

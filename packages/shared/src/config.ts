@@ -126,3 +126,8 @@ export function readRedisConfig(reader: EnvReader): RedisConfig {
     queuePrefix: reader.string("QUEUE_PREFIX", "flowmeter"),
   };
 }
+
+/** True for addresses only this host can reach: `localhost`, `::1`, 127.0.0.0/8. Services refuse to listen beyond them unauthenticated. */
+export function isLoopbackHost(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}

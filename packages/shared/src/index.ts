@@ -1,5 +1,5 @@
 export { ApiError, ERROR_CODES, type ApiErrorBody, type ErrorCode } from "./errors.js";
-export { ConfigError, DEFAULT_REDIS_URL, EnvReader, readRedisConfig, type EnvSource, type RedisConfig } from "./config.js";
+export { ConfigError, DEFAULT_REDIS_URL, EnvReader, isLoopbackHost, readRedisConfig, type EnvSource, type RedisConfig } from "./config.js";
 export { createLogger, errorMessage, type LogFields, type Logger, type LogLevel } from "./logger.js";
 export {
   CliInvocationEventSchema,
@@ -20,6 +20,7 @@ export { JOB_CATALOG, type ClientTelemetryJob, type JobKind, type JobPayloads } 
 export { createRedis, redisAnswers } from "./redis.js";
 export {
   RUN_EVENT_TYPES,
+  RUN_FAILED_REASONS,
   RUN_EVENT_V2_NAMES,
   TERMINAL_RUN_EVENT_TYPES,
   isTerminalRunEvent,
@@ -34,6 +35,7 @@ export {
   type RunEventPayloads,
   type RunEventsJob,
   type RunEventType,
+  type RunFailedReason,
   type RunEventTypeV2,
   type RunJob,
   type StageDefinition,
@@ -42,3 +44,26 @@ export {
   type TerminalRunEventType,
   type WorkflowDefinition,
 } from "./run-events.js";
+export { MethodNotAllowedError, createErrorHandler, methodNotAllowed, toErrorResponse, type ErrorResponse } from "./http-errors.js";
+export {
+  ACTIVE_RUN_STATES,
+  RUN_STATES,
+  STAGE_STATUSES,
+  TERMINAL_RUN_STATES,
+  isTerminalRunState,
+  type ApiVersion,
+  type CancelRunRequest,
+  type CreateRunRequest,
+  type CreateRunResponse,
+  type RunEventsResponse,
+  type RunEventView,
+  type RunListResponse,
+  type RunStagesResponse,
+  type RunState,
+  type RunTelemetryResponse,
+  type RunView,
+  type StageStatus,
+  type StageView,
+  type TerminalReason,
+  type TerminalRunState,
+} from "./run-api.js";

@@ -38,6 +38,14 @@ export type TerminalRunEventType = (typeof TERMINAL_RUN_EVENT_TYPES)[number];
 export type RunEventLevel = "info" | "warn" | "error";
 
 /**
+ * Why a run failed: a stage failed its last attempt; the workflow was refused when a runner took the job; the runner
+ * itself erred; the runner executing it died or lost its lease (the run is failed, never re-run); or its queued job
+ * vanished before any runner started it.
+ */
+export const RUN_FAILED_REASONS = ["stage_failed", "invalid_workflow", "runner_error", "runner_restarted", "job_lost"] as const;
+export type RunFailedReason = (typeof RUN_FAILED_REASONS)[number];
+
+/**
  * Payload of each event type. The SPEC §3 table gives the required fields; the runner adds, on every event,
  * `workflow` (the workflow name) and, on every stage event, `driver`, so a consumer can roll an event up
  * (stage_stats: workflow, stage, driver, status) without joining it to other events.
@@ -71,7 +79,8 @@ export interface RunEventPayloads {
   /** `stage_attempt` is 0: a skipped stage never started. */
   "stage.skipped": { workflow: string; driver: string; stage_attempt: number; reason: string };
   "run.finished": { workflow: string; duration_ms: number };
-  "run.failed": { workflow: string; duration_ms: number; error: string };
+  /** `reason` says why, for the run record's terminal_reason (absent from runners before the run API). */
+  "run.failed": { workflow: string; duration_ms: number; error: string; reason?: RunFailedReason };
   "run.cancelled": { workflow: string; duration_ms: number; reason: string };
 }
 

@@ -43,6 +43,17 @@ describe("RunEventStore (real Redis)", () => {
     expect(await redis.ttl(runKey(prefix, "r1", "event-ids"))).toBeGreaterThan(3000);
   });
 
+  it("refuses events after the run's terminal event (fenced) but not re-appends of stored ones, and pages with has_more", async () => {
+    const events = [event("r3", 0), event("r3", 1), event("r3", 2, "run.finished")];
+    expect(await store.append(events)).toEqual([]);
+    const late = [event("r3", 3), { ...event("r3", 4, "run.finished"), attempt_id: "a2" }];
+    expect((await store.append([...events, ...late])).map((item) => item.seq)).toEqual([3, 4]); // replayed ones are not "fenced"
+    expect((await store.read("r3")).map((item) => item.seq)).toEqual([0, 1, 2]);
+    expect(await store.page("r3", {}, 2)).toMatchObject({ hasMore: true, events: [{ seq: 0 }, { seq: 1 }] });
+    expect(await store.page("r3", { afterSeq: 1 }, 2)).toMatchObject({ hasMore: false, events: [{ seq: 2 }] });
+    expect(await redis.get(runKey(prefix, "r3", "terminal"))).toBe(events[2]?.event_id);
+  });
+
   it("follows a run: stored events first, then new ones, until the terminal event", async () => {
     await store.append([event("r2", 0), event("r2", 1)]);
     const follower = new Redis(testRedisUrl());

@@ -1,19 +1,25 @@
 /**
- * The recent events of each run, kept in Redis so any process can read or follow them: the CLI's `followRun`
- * now, the run API's `GET /v1/runs/{id}/events?from_event_id=` later.
+ * The recent events of each run, kept in Redis so any process can read or follow them: the CLI's `followRun`, the
+ * run API's `GET /v1/runs/{id}/events?from_event_id=`, the stage view and the reconciler.
  *
  * Layout, under the queue prefix:
  * - `<prefix>:run:<run_id>:events`: a stream, one entry per event (field `e` = the event JSON), entry id
  *   `<seq + 1>-0`, so entries are ordered by seq, a seq cursor maps to an entry id, and re-appending an event
  *   (a spool replay) is refused by Redis instead of duplicated;
  * - `<prefix>:run:<run_id>:event-ids`: a hash event_id → seq, to resume from an event_id;
- * - `<prefix>:run:<run_id>:cancel`: set when a cancel was requested (see cancel-run.ts).
+ * - `<prefix>:run:<run_id>:terminal`: the id of the run's terminal event, once stored;
+ * - `<prefix>:run:<run_id>:cancel`: set when a cancel was requested (see cancel-run.ts);
+ * - `<prefix>:run:<run_id>:record` and `…:samples`: the run record (run-records.ts) and telemetry samples
+ *   (run-sample-store.ts).
+ * Appending is one Lua script per run (run-scripts.ts): events after the terminal one are refused ("fenced") and
+ * reported, and storing the terminal event also ends the run's record, atomically.
  * Retention: each stream is capped (~`maxEventsPerRun`, oldest trimmed) and every key expires
  * `retentionSeconds` after the run's last event.
  */
 import type { Redis } from "ioredis";
 import { isTerminalRunEvent, type RunEvent } from "@flowmeter/shared";
 import { UnknownEventCursorError } from "../errors.js";
+import { RUN_SCRIPTS } from "../runs/run-scripts.js";
 
 export const DEFAULT_EVENT_RETENTION_SECONDS = 7 * 86_400;
 export const DEFAULT_MAX_EVENTS_PER_RUN = 10_000;
@@ -31,10 +37,44 @@ export interface EventCursor {
   afterEventId?: string;
 }
 
-const DUPLICATE_ENTRY = /equal or smaller than the target stream top item/;
+export type RunKeySuffix = "events" | "event-ids" | "terminal" | "cancel" | "record" | "samples";
 
-export function runKey(prefix: string, runId: string, suffix: "events" | "event-ids" | "cancel"): string {
+export function runKey(prefix: string, runId: string, suffix: RunKeySuffix): string {
   return `${prefix}:run:${runId}:${suffix}`;
+}
+
+/** The per-prefix indexes of run records: active (queued, running) by creation time, terminal by end time. */
+export function runIndexKey(prefix: string, which: "active" | "terminal"): string {
+  return `${prefix}:run-index:${which}`;
+}
+
+/** The keys the append and end-run scripts take, in their order. */
+export function eventScriptKeys(prefix: string, runId: string): string[] {
+  return [
+    runKey(prefix, runId, "events"),
+    runKey(prefix, runId, "event-ids"),
+    runKey(prefix, runId, "record"),
+    runIndexKey(prefix, "active"),
+    runIndexKey(prefix, "terminal"),
+    runKey(prefix, runId, "terminal"),
+  ];
+}
+
+const TERMINAL_STATES = { "run.finished": "succeeded", "run.failed": "failed", "run.cancelled": "cancelled" } as const;
+
+/** An event as the scripts take it: seq, event_id, event_type, terminal state, terminal reason, detail, ts_ms, JSON. */
+export function eventScriptArgs(event: RunEvent): string[] {
+  let state = "";
+  let reason = "";
+  let detail = "";
+  if (event.event_type === "run.finished") {
+    [state, reason] = [TERMINAL_STATES[event.event_type], "completed"];
+  } else if (event.event_type === "run.failed") {
+    [state, reason, detail] = [TERMINAL_STATES[event.event_type], event.payload.reason ?? "failed", event.payload.error];
+  } else if (event.event_type === "run.cancelled") {
+    [state, reason, detail] = [TERMINAL_STATES[event.event_type], "cancelled", event.payload.reason];
+  }
+  return [String(event.seq), event.event_id, event.event_type, state, reason, detail, String(event.ts_ms), JSON.stringify(event)];
 }
 
 function parseEntries(entries: [string, string[]][]): RunEvent[] {
@@ -55,31 +95,44 @@ export class RunEventStore {
     this.maxEventsPerRun = options.maxEventsPerRun ?? DEFAULT_MAX_EVENTS_PER_RUN;
   }
 
-  /** Appends events (in seq order per run). Events already stored are skipped, so a replay is harmless. */
-  async append(events: readonly RunEvent[]): Promise<void> {
-    if (events.length === 0) return;
-    const pipeline = this.redis.pipeline();
-    const runs = new Set<string>();
+  /**
+   * Appends events (in seq order per run). Events already stored are skipped, so a replay is harmless. Returns the
+   * events refused because their run had already ended (another process stored its terminal event first): they
+   * must not be passed on either.
+   */
+  async append(events: readonly RunEvent[]): Promise<RunEvent[]> {
+    const byRun = new Map<string, RunEvent[]>();
     for (const event of events) {
-      runs.add(event.run_id);
-      pipeline.xadd(runKey(this.prefix, event.run_id, "events"), "MAXLEN", "~", this.maxEventsPerRun, `${event.seq + 1}-0`, "e", JSON.stringify(event));
-      pipeline.hset(runKey(this.prefix, event.run_id, "event-ids"), event.event_id, String(event.seq));
+      const list = byRun.get(event.run_id);
+      if (list === undefined) byRun.set(event.run_id, [event]);
+      else list.push(event);
     }
-    for (const runId of runs) {
-      pipeline.expire(runKey(this.prefix, runId, "events"), this.retentionSeconds);
-      pipeline.expire(runKey(this.prefix, runId, "event-ids"), this.retentionSeconds);
+    const fenced: RunEvent[] = [];
+    for (const [runId, runEvents] of byRun) {
+      const refused = (await RUN_SCRIPTS.append.run(this.redis, eventScriptKeys(this.prefix, runId), [
+        runId,
+        this.maxEventsPerRun,
+        this.retentionSeconds,
+        ...runEvents.flatMap(eventScriptArgs),
+      ])) as string[];
+      if (refused.length > 0) {
+        const ids = new Set(refused);
+        fenced.push(...runEvents.filter((event) => ids.has(event.event_id)));
+      }
     }
-    const results = (await pipeline.exec()) ?? [];
-    for (const [error] of results) {
-      if (error !== null && !DUPLICATE_ENTRY.test(error.message)) throw error;
-    }
+    return fenced;
   }
 
   /** Events of a run after the cursor, in seq order, at most `limit`. */
   async read(runId: string, cursor: EventCursor = {}, limit = 1000): Promise<RunEvent[]> {
+    return (await this.page(runId, cursor, limit)).events;
+  }
+
+  /** Like read, and says whether more events are stored after the page. */
+  async page(runId: string, cursor: EventCursor = {}, limit = 1000): Promise<{ events: RunEvent[]; hasMore: boolean }> {
     const after = await this.resolveCursor(runId, cursor);
-    const entries = (await this.redis.xrange(runKey(this.prefix, runId, "events"), `${after + 2}-0`, "+", "COUNT", limit)) as [string, string[]][];
-    return parseEntries(entries);
+    const entries = (await this.redis.xrange(runKey(this.prefix, runId, "events"), `${after + 2}-0`, "+", "COUNT", limit + 1)) as [string, string[]][];
+    return { events: parseEntries(entries.slice(0, limit)), hasMore: entries.length > limit };
   }
 
   /** The run's latest stored event. */

@@ -1,5 +1,6 @@
 import {
   RUN_EVENT_V2_NAMES,
+  createLogger,
   isTerminalRunEvent,
   uuidV7,
   type HeartbeatMetrics,
@@ -99,4 +100,16 @@ export class RunEventSequencer {
       this.logger.error("run output failed", { run_id: this.runId, error: error instanceof Error ? error.message : String(error) });
     }
   }
+}
+
+const SILENT = createLogger("runner", "error", () => {});
+
+/**
+ * Events written on behalf of a run by a process not executing it (the reconciler, the cancel of a queued run):
+ * `build` emits them on a sequencer of the run's attempt starting at `firstSeq`; they are returned, not sent.
+ */
+export function buildRunEvents(runId: string, attemptId: string, firstSeq: number, build: (events: RunEventSequencer) => void): RunEvent[] {
+  const out: RunEvent[] = [];
+  build(new RunEventSequencer(runId, attemptId, { event: (event) => out.push(event), sample: () => {} }, SILENT, firstSeq));
+  return out;
 }

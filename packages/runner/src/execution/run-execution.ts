@@ -14,6 +14,7 @@ import {
   type Logger,
   type RunEventLevel,
   type RunEventPayloads,
+  type RunFailedReason,
   type StageDefinition,
   type WorkflowDefinition,
 } from "@flowmeter/shared";
@@ -149,7 +150,7 @@ export class RunExecution {
       logger.error("run execution failed", { run_id: this.runId, error: errorMessage(error) });
       for (const state of this.stages) state.process?.terminate();
       const message = `runner error: ${errorMessage(error)}`;
-      this.endRun("run.failed", startedAtMs, message);
+      this.endRun("run.failed", startedAtMs, message, "runner_error");
       return { runId: this.runId, attemptId: this.attemptId, status: "failed", error: message, durationMs: Date.now() - startedAtMs };
     } finally {
       clearInterval(sampleTimer);
@@ -356,14 +357,14 @@ export class RunExecution {
     const failed = this.stages.filter((state) => state.status === "failed" && state.stage.allow_failure !== true);
     if (failed.length > 0) {
       const error = failed.map((state) => `stage "${state.stage.name}" ${state.failure ?? "failed"}`).join("; ");
-      this.endRun("run.failed", startedAtMs, error);
+      this.endRun("run.failed", startedAtMs, error, "stage_failed");
       return { ...base, status: "failed", error, durationMs: Date.now() - startedAtMs };
     }
     this.endRun("run.finished", startedAtMs);
     return { ...base, status: "succeeded", durationMs: Date.now() - startedAtMs };
   }
 
-  private endRun(type: "run.finished" | "run.failed" | "run.cancelled", startedAtMs: number, detail = ""): void {
+  private endRun(type: "run.finished" | "run.failed" | "run.cancelled", startedAtMs: number, detail = "", reason: RunFailedReason = "stage_failed"): void {
     if (this.events.ended) return;
     const workflow = this.workflow.name;
     const durationMs = Date.now() - startedAtMs;
@@ -371,7 +372,7 @@ export class RunExecution {
       this.events.emit(type, { message: `run of workflow "${workflow}" succeeded in ${durationMs} ms` }, { workflow, duration_ms: durationMs });
       this.options.metrics?.runOutcomes.inc({ status: "succeeded" });
     } else if (type === "run.failed") {
-      this.events.emit(type, { message: `run of workflow "${workflow}" failed: ${detail}`, level: "error" }, { workflow, duration_ms: durationMs, error: detail });
+      this.events.emit(type, { message: `run of workflow "${workflow}" failed: ${detail}`, level: "error" }, { workflow, duration_ms: durationMs, error: detail, reason });
       this.options.metrics?.runOutcomes.inc({ status: "failed" });
     } else {
       this.events.emit(type, { message: `run of workflow "${workflow}" cancelled: ${detail}`, level: "warn" }, { workflow, duration_ms: durationMs, reason: detail });

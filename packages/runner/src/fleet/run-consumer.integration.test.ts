@@ -5,6 +5,8 @@ import { JOB_CATALOG, createLogger, createRedis, isTerminalRunEvent, type RunEve
 import { deleteQueuePrefix, tempDir, testQueuePrefix, testRedisUrl, waitFor } from "@flowmeter/test-utils";
 import { parseRunnerConfig, type RunnerConfig } from "../config.js";
 import { RunEventStore } from "../delivery/run-event-store.js";
+import { RunEventSequencer } from "../execution/run-event-sequencer.js";
+import { RunRecords } from "../runs/run-records.js";
 import { WorkflowValidationError } from "../errors.js";
 import { startRunner, type RunningRunner } from "../start-runner.js";
 import { cancelRun } from "./cancel-run.js";
@@ -146,32 +148,61 @@ describe("run fleet: submitRun → RunConsumer → followRun (real Redis)", () =
     expect((events[0]?.payload as { error: string }).error).toContain("stages must be a non-empty list");
   });
 
-  it("continues seq after stored events of an earlier attempt, and does not rerun an ended run", async () => {
+  it("fails a re-delivered run whose runner died (runner_restarted) instead of running it again; never reruns an ended run", async () => {
     const runId = "redelivered-" + Date.now();
     const store = new RunEventStore(producer, { prefix });
-    const { run_id } = await submitRun(runs, { name: "first", stages: [{ name: "a", driver: "shell", run: "true" }] }, undefined, { runId });
-    const first = await follow(run_id);
-    // An earlier attempt that stopped after run.started + stage.queued, as if its runner died.
-    const otherId = `${runId}-b`;
-    await store.append(first.slice(0, 2).map((event) => ({ ...event, run_id: otherId })));
-    await submitRun(runs, { name: "first", stages: [{ name: "a", driver: "shell", run: "true" }] }, undefined, { runId: otherId });
-    const second = await follow(otherId);
-    expect(second.slice(2).map((event) => event.seq)).toEqual([2, 3, 4, 5, 6]);
-    expect(new Set(second.slice(2).map((event) => event.attempt_id)).size).toBe(1);
-    expect(second[2]?.attempt_id).not.toBe(second[0]?.attempt_id);
+    const records = new RunRecords(producer, { prefix });
+    const workflow = { name: "first", stages: [{ name: "a", driver: "shell", run: "sleep 5" }, { name: "b", driver: "shell", run: "true", depends_on: ["a"] }] };
+    // A runner that took the run, started stage a, and died: its lease (300 ms) is not renewed.
+    expect(await records.create(runId, "attempt-dead", "first")).toBe("created");
+    expect(await records.claim(runId, "dead-runner", 300, "unused", "first")).toEqual({ status: "claimed", attemptId: "attempt-dead" });
+    const dead: RunEvent[] = [];
+    const sequencer = new RunEventSequencer(runId, "attempt-dead", { event: (event) => dead.push(event), sample: () => {} }, quiet);
+    sequencer.emit("run.started", { message: "started" }, { workflow: "first", stage_count: 2, concurrency: 1 });
+    sequencer.emit("stage.queued", { message: "q", stage_name: "a", group_id: "g0" }, { workflow: "first", driver: "shell", depends_on: [] });
+    sequencer.emit("stage.queued", { message: "q", stage_name: "b", group_id: "g1" }, { workflow: "first", driver: "shell", depends_on: ["a"] });
+    sequencer.emit("stage.started", { message: "s", stage_name: "a", group_id: "g0" }, { workflow: "first", driver: "shell", stage_attempt: 1, max_attempts: 1 });
+    await store.append(dead);
+    await new Promise((resolve) => setTimeout(resolve, 400));
 
-    // Same run id again: the job is taken, but the run already ended, so nothing new is emitted.
-    await runs.remove(run_id);
-    await submitRun(runs, { name: "first", stages: [{ name: "a", driver: "shell", run: "true" }] }, undefined, { runId });
-    await waitFor(async () => ((await runs.getJob(run_id))?.finishedOn !== undefined ? true : undefined));
-    expect((await runs.getJob(run_id))?.returnvalue).toMatchObject({ status: "already_ended" });
-    expect(await store.read(run_id)).toHaveLength(first.length);
+    // BullMQ re-delivers the job (stalled-job recovery): this runner claims it, sees the expired lease, fails it.
+    await runs.add(JOB_CATALOG.runs.jobName, { run_id: runId, workflow, submittedAtMs: Date.now() }, { jobId: runId });
+    const events = await follow(runId);
+    expect(events.map((event) => event.event_type)).toEqual(["run.started", "stage.queued", "stage.queued", "stage.started", "stage.failed", "stage.skipped", "run.failed"]);
+    expect(events.map((event) => event.seq)).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    expect(new Set(events.map((event) => event.attempt_id))).toEqual(new Set(["attempt-dead"]));
+    expect(events.filter(isTerminalRunEvent)).toHaveLength(1);
+    expect(events[4]).toMatchObject({ stage_name: "a", payload: { exit_code: -1, stage_attempt: 1 } });
+    expect(events[6]?.payload).toMatchObject({ reason: "runner_restarted" });
+    expect(await records.get(runId)).toMatchObject({ state: "failed", terminal_reason: "runner_restarted", runner_id: "dead-runner" });
+    await waitFor(async () => ((await runs.getJob(runId))?.finishedOn !== undefined ? true : undefined));
+    expect((await runs.getJob(runId))?.returnvalue).toMatchObject({ status: "runner_restarted" });
+
+    // Same run id again: submitRun starts nothing, and a job taken anyway ends at once without new events.
+    expect(await submitRun(runs, workflow, undefined, { runId })).toEqual({ run_id: runId, attempt_id: "attempt-dead", state: "failed", created: false });
+    await runs.remove(runId);
+    await runs.add(JOB_CATALOG.runs.jobName, { run_id: runId, workflow, submittedAtMs: Date.now() }, { jobId: runId });
+    await waitFor(async () => ((await runs.getJob(runId))?.finishedOn !== undefined ? true : undefined));
+    expect((await runs.getJob(runId))?.returnvalue).toMatchObject({ status: "already_ended", state: "failed" });
+    expect(await store.read(runId)).toHaveLength(events.length);
+  });
+
+  it("submitRun is idempotent by run id: an active run is answered, not queued twice", async () => {
+    const runId = "idempotent-" + Date.now();
+    const workflow = { name: "twice", stages: [{ name: "a", driver: "shell", run: "sleep 0.3" }] };
+    const first = await submitRun(runs, workflow, undefined, { runId });
+    const second = await submitRun(runs, workflow, undefined, { runId });
+    expect(first).toMatchObject({ run_id: runId, state: "queued", created: true });
+    expect(second).toMatchObject({ run_id: runId, attempt_id: first.attempt_id, created: false });
+    const events = await follow(runId);
+    expect(events.filter((event) => event.event_type === "run.started")).toHaveLength(1);
+    expect(events.every((event) => event.attempt_id === first.attempt_id)).toBe(true);
   });
 
   it("serves health and metrics", async () => {
     const health = await fetch(`${runner.url}/v1/health`);
     expect(health.status).toBe(200);
-    expect(await health.json()).toMatchObject({ status: "ok", spooled_items: 0, redis: "ready" });
+    expect(await health.json()).toMatchObject({ status: "ok", runner_id: runner.runnerId, spooled_items: 0, redis: "ready" });
     const text = await (await fetch(`${runner.url}/metrics`)).text();
     expect(text).toContain("flowmeter_runner_up 1");
     expect(text).toMatch(/flowmeter_runner_stage_outcomes_total\{driver="shell",status="succeeded"\} [1-9]/);

@@ -2,19 +2,25 @@
  * Takes runs from the `runs` queue (a BullMQ worker, `maxRuns` at a time) and executes them. Also listens for
  * fleet-wide cancel requests (cancelRun). A failed or cancelled run is a job result, not a job failure.
  *
- * A run re-delivered after its runner died (BullMQ stalled-job recovery) runs again as a new attempt whose seq
- * continues after the events already stored; a run whose terminal event is already stored is not run again.
+ * Taking a job claims the run's record (run-records.ts): a queued run becomes running with this runner's id and a
+ * lease, which the LeaseKeeper renews until the run's terminal event is in Redis. A run is executed at most once:
+ * a job re-delivered after its runner died (BullMQ stalled-job recovery) finds the run running with an expired lease
+ * and fails it (runner_restarted, the reconciler's path) instead of running it again; a run running elsewhere with a
+ * live lease, or already ended, is left alone. BullMQ's lock and stall check use the lease duration.
  */
 import { Worker, type Job } from "bullmq";
 import type { Redis } from "ioredis";
-import { JOB_CATALOG, createRedis, errorMessage, isTerminalRunEvent, uuidV7, type Logger, type RunJob } from "@flowmeter/shared";
+import { JOB_CATALOG, createRedis, errorMessage, uuidV7, type Logger, type RunJob } from "@flowmeter/shared";
 import { runKey, type RunEventStore } from "../delivery/run-event-store.js";
 import type { DriverRegistry } from "../drivers/driver-registry.js";
 import { RunEventSequencer, type RunOutput } from "../execution/run-event-sequencer.js";
 import { RunExecution, type RunOutcome } from "../execution/run-execution.js";
 import type { RunnerMetrics } from "../metrics.js";
+import type { ClaimResult, RunRecords } from "../runs/run-records.js";
 import { validateRunConcurrency, validateWorkflow } from "../workflow/validate-workflow.js";
 import { cancelChannel, type CancelMessage } from "./cancel-run.js";
+import { LeaseKeeper } from "./lease-keeper.js";
+import type { RunReconciler } from "./run-reconciler.js";
 
 export interface RunConsumerOptions {
   redisUrl: string;
@@ -23,25 +29,50 @@ export interface RunConsumerOptions {
   maxRuns: number;
   drivers: DriverRegistry;
   output: RunOutput;
-  /** Reads what is stored of a run before it starts (re-deliveries, cancel marks). */
+  /** Reads what is stored of a run before it starts. */
   store: RunEventStore;
+  /** Run records: claims and leases. */
+  records: RunRecords;
+  /** Fails runs whose runner died when their job comes back (re-delivery). */
+  reconciler: Pick<RunReconciler, "abandon">;
+  /** This process, in run records (host-pid-random). */
+  runnerId: string;
+  /** Lease on the runs it executes; also BullMQ's lock duration and stall-check interval for the runs queue. */
+  leaseMs: number;
   /** Passed to every RunExecution. */
   execution: { stageConcurrency: number; sampleIntervalMs: number; heartbeatIntervalMs: number; killGraceMs: number; cwd?: string };
   metrics?: RunnerMetrics;
   logger: Logger;
 }
 
-/** What a `runs` job returns. */
-export type RunJobResult = RunOutcome | { runId: string; status: "already_ended"; lastEventType: string };
+/** What a `runs` job returns: the outcome of the run executed, or why it was not executed here. */
+export type RunJobResult =
+  | RunOutcome
+  | { runId: string; status: "already_ended"; state: string }
+  | { runId: string; status: "owned_elsewhere"; runnerId: string }
+  | { runId: string; status: "runner_restarted" };
 
 export class RunConsumer {
   private worker: Worker<RunJob, RunJobResult> | undefined;
   private workerConnection: Redis | undefined;
   private subscriber: Redis | undefined;
   private readonly active = new Map<string, RunExecution>();
+  /** The leases of the runs taken here; stopped by the caller after the publisher flushed (see startRunner). */
+  readonly leases: LeaseKeeper;
 
   constructor(private readonly options: RunConsumerOptions) {
     if (!Number.isInteger(options.maxRuns) || options.maxRuns < 1) throw new Error(`maxRuns must be an integer of at least 1, got ${options.maxRuns}`);
+    this.leases = new LeaseKeeper({
+      records: options.records,
+      runnerId: options.runnerId,
+      leaseMs: options.leaseMs,
+      logger: options.logger,
+      onReleased: (runId, status) => {
+        if (this.cancel(runId, status === "ended" ? "run ended elsewhere" : "run lease lost")) {
+          options.logger.warn("stopped a run this runner no longer holds", { run_id: runId, lease: status });
+        }
+      },
+    });
   }
 
   /** Starts taking runs. Does not wait for Redis: the worker connects (and reconnects) in the background. */
@@ -66,9 +97,12 @@ export class RunConsumer {
       connection: this.workerConnection,
       prefix: queuePrefix,
       concurrency: this.options.maxRuns,
+      lockDuration: this.options.leaseMs,
+      stalledInterval: this.options.leaseMs,
     });
     this.worker.on("error", (error) => logger.debug("run consumer error", { error: errorMessage(error) }));
     this.worker.on("failed", (job, error) => logger.error("run job failed", { run_id: job?.data.run_id, error: errorMessage(error) }));
+    this.leases.start();
   }
 
   /** Resolves once the worker is connected and taking runs. */
@@ -109,14 +143,32 @@ export class RunConsumer {
     const { logger, store, drivers, execution: settings } = this.options;
     const data = job.data;
     const runId = data.run_id;
+    const workflowName = typeof (data.workflow as { name?: unknown } | undefined)?.name === "string" ? data.workflow.name : "";
+    if (this.active.has(runId)) {
+      // The job came back while this process still executes the run (BullMQ lost its lock, e.g. a blocked event loop).
+      logger.warn("run re-delivered while executing here; not running it twice", { run_id: runId });
+      return { runId, status: "owned_elsewhere", runnerId: this.options.runnerId };
+    }
+    const claim = await this.claim(runId, workflowName);
+    if (claim.status === "ended") {
+      logger.warn("run already ended; not running it again", { run_id: runId, state: claim.state });
+      return { runId, status: "already_ended", state: claim.state };
+    }
+    if (claim.status === "owned") {
+      logger.warn("run is executing on another runner; not running it here", { run_id: runId, runner_id: claim.runnerId });
+      return { runId, status: "owned_elsewhere", runnerId: claim.runnerId };
+    }
+    if (claim.status === "expired") {
+      logger.warn("re-delivered run whose runner is gone: failing it, not running it again", { run_id: runId, attempt_id: claim.attemptId });
+      await this.options.reconciler.abandon(runId, "runner_restarted");
+      return { runId, status: "runner_restarted" };
+    }
+    this.leases.track(runId);
+    const attemptId = claim.attemptId;
     const last = await store.last(runId).catch((error: unknown) => {
       logger.warn("could not read the stored events of a run", { run_id: runId, error: errorMessage(error) });
       return undefined;
     });
-    if (last !== undefined && isTerminalRunEvent(last)) {
-      logger.warn("run already ended; not running it again", { run_id: runId, event_type: last.event_type });
-      return { runId, status: "already_ended", lastEventType: last.event_type };
-    }
     const firstSeq = last === undefined ? 0 : last.seq + 1;
 
     let workflow;
@@ -124,11 +176,12 @@ export class RunConsumer {
       workflow = validateWorkflow(data.workflow, { drivers: drivers.names() });
       validateRunConcurrency(data.concurrency);
     } catch (error) {
-      return this.rejectRun(data, firstSeq, errorMessage(error));
+      return this.rejectRun(runId, workflowName, attemptId, firstSeq, errorMessage(error));
     }
 
     const execution = new RunExecution({
       runId,
+      attemptId,
       workflow,
       input: data.input,
       concurrency: data.concurrency ?? workflow.concurrency ?? settings.stageConcurrency,
@@ -147,12 +200,26 @@ export class RunConsumer {
       // Registered first, then the mark read: a cancel published in between reaches it either way.
       const cancelReason = await this.cancelRequested(runId);
       if (cancelReason !== null) execution.cancel(cancelReason);
-      logger.info("run started", { run_id: runId, attempt_id: execution.attemptId, workflow: workflow.name, first_seq: firstSeq });
+      logger.info("run started", { run_id: runId, attempt_id: attemptId, workflow: workflow.name, first_seq: firstSeq });
       const outcome = await execution.run();
       logger.info("run ended", { run_id: runId, status: outcome.status, duration_ms: outcome.durationMs });
       return outcome;
     } finally {
       this.active.delete(runId);
+    }
+  }
+
+  /** Claims the run's record, retrying a Redis error twice (a lost reply is safe: a runner may re-claim its own run). */
+  private async claim(runId: string, workflowName: string): Promise<ClaimResult> {
+    const attemptId = uuidV7();
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await this.options.records.claim(runId, this.options.runnerId, this.options.leaseMs, attemptId, workflowName);
+      } catch (error) {
+        if (attempt >= 3) throw error;
+        this.options.logger.warn("could not claim a run; retrying", { run_id: runId, error: errorMessage(error) });
+        await new Promise((resolve) => setTimeout(resolve, 250 * attempt));
+      }
     }
   }
 
@@ -165,13 +232,11 @@ export class RunConsumer {
   }
 
   /** A job whose workflow is invalid still ends with one terminal event, so followers of the run are not left waiting. */
-  private rejectRun(data: RunJob, firstSeq: number, error: string): RunOutcome {
-    const attemptId = uuidV7();
-    const workflow = typeof (data.workflow as { name?: unknown } | undefined)?.name === "string" ? data.workflow.name : "";
-    const events = new RunEventSequencer(data.run_id, attemptId, this.options.output, this.options.logger, firstSeq);
-    events.emit("run.failed", { message: `run rejected: ${error}`, level: "error" }, { workflow, duration_ms: 0, error });
+  private rejectRun(runId: string, workflow: string, attemptId: string, firstSeq: number, error: string): RunOutcome {
+    const events = new RunEventSequencer(runId, attemptId, this.options.output, this.options.logger, firstSeq);
+    events.emit("run.failed", { message: `run rejected: ${error}`, level: "error" }, { workflow, duration_ms: 0, error, reason: "invalid_workflow" });
     this.options.metrics?.runOutcomes.inc({ status: "failed" });
-    this.options.logger.warn("run rejected", { run_id: data.run_id, error });
-    return { runId: data.run_id, attemptId, status: "failed", error, durationMs: 0 };
+    this.options.logger.warn("run rejected", { run_id: runId, error });
+    return { runId, attemptId, status: "failed", error, durationMs: 0 };
   }
 }

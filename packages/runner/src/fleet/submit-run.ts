@@ -1,7 +1,9 @@
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
-import { JOB_CATALOG, uuidV7, type RunJob, type WorkflowDefinition } from "@flowmeter/shared";
+import { JOB_CATALOG, isTerminalRunEvent, uuidV7, type RunJob, type RunState, type WorkflowDefinition } from "@flowmeter/shared";
+import { RunEventStore } from "../delivery/run-event-store.js";
 import { BUILT_IN_DRIVER_NAMES } from "../drivers/driver-registry.js";
+import { isValidRunId, RunRecords } from "../runs/run-records.js";
 import { validateRunConcurrency, validateWorkflow } from "../workflow/validate-workflow.js";
 
 export type RunQueue = Queue<RunJob>;
@@ -12,7 +14,10 @@ export function createRunQueue(connection: Redis, prefix: string): RunQueue {
 }
 
 export interface SubmitRunOptions {
-  /** Default: a new UUID v7. The job id is the run id, so submitting the same run id twice queues it once. */
+  /**
+   * Default: a new UUID v7. Idempotency key: submitting a run id that exists starts nothing and answers the existing
+   * run. 1-128 letters, digits, "_", "." or "-".
+   */
   runId?: string;
   /** Stages at once for this run; overrides the workflow's `concurrency`. */
   concurrency?: number;
@@ -20,14 +25,28 @@ export interface SubmitRunOptions {
   drivers?: readonly string[];
 }
 
+export interface SubmittedRun {
+  run_id: string;
+  attempt_id: string;
+  state: RunState;
+  /** false: the run id existed; nothing new was queued (`state` says whether it is still active). */
+  created: boolean;
+}
+
 /**
- * Validates a workflow and queues a run of it for the runner fleet. Throws WorkflowValidationError before
- * queueing anything when the workflow is invalid. `input` reaches every stage as JSON in FLOWMETER_INPUT.
+ * Validates a workflow, creates the run's record (queued) and queues its job for the runner fleet, job id = run id.
+ * Throws WorkflowValidationError before anything is written when the workflow is invalid. `input` reaches every
+ * stage as JSON in FLOWMETER_INPUT. If the job cannot be queued, the record is removed again and the error thrown.
  */
-export async function submitRun(queue: RunQueue, workflow: WorkflowDefinition | unknown, input?: unknown, options: SubmitRunOptions = {}): Promise<{ run_id: string }> {
+export async function submitRun(queue: RunQueue, workflow: WorkflowDefinition | unknown, input?: unknown, options: SubmitRunOptions = {}): Promise<SubmittedRun> {
   const valid = validateWorkflow(workflow, { drivers: options.drivers ?? BUILT_IN_DRIVER_NAMES });
   validateRunConcurrency(options.concurrency);
   const runId = options.runId ?? uuidV7();
+  if (!isValidRunId(runId)) throw new RangeError(`run id ${JSON.stringify(runId.slice(0, 200))} must be 1-128 letters, digits, "_", "." or "-"`);
+  // The queue's own connection: an ioredis Redis (createRunQueue), which BullMQ uses as given.
+  const redis = (await queue.client) as unknown as Redis;
+  const prefix = queue.opts.prefix ?? "bull";
+  const records = new RunRecords(redis, { prefix });
   const job: RunJob = {
     run_id: runId,
     workflow: valid,
@@ -35,6 +54,33 @@ export async function submitRun(queue: RunQueue, workflow: WorkflowDefinition | 
     ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
     submittedAtMs: Date.now(),
   };
-  await queue.add(JOB_CATALOG.runs.jobName, job, { ...JOB_CATALOG.runs.options, jobId: runId });
-  return { run_id: runId };
+  const jobOptions = { ...JOB_CATALOG.runs.options, jobId: runId };
+  const attemptId = uuidV7();
+  const created = await records.create(runId, attemptId, valid.name);
+
+  if (created === "ended") {
+    // No record any more, but the run's terminal event is stored: it ended, and cannot start again.
+    const last = await new RunEventStore(redis, { prefix }).last(runId);
+    const state: RunState = last?.event_type === "run.finished" ? "succeeded" : last?.event_type === "run.cancelled" ? "cancelled" : "failed";
+    return { run_id: runId, attempt_id: last !== undefined && isTerminalRunEvent(last) ? last.attempt_id : "", state, created: false };
+  }
+  if (created === "exists") {
+    const record = await records.get(runId);
+    if (record === undefined) return submitRun(queue, valid, input, { ...options, runId }); // expired between the two calls
+    // Still queued: queue the job again, a no-op when it is there (same job id), a repair when an earlier submit died in between.
+    if (record.state === "queued") await queue.add(JOB_CATALOG.runs.jobName, job, jobOptions);
+    return { run_id: runId, attempt_id: record.attempt_id, state: record.state, created: false };
+  }
+  try {
+    if (options.runId !== undefined) {
+      // A finished job of an earlier run with this id (its record expired) would swallow the new job.
+      const stale = await queue.getJob(runId);
+      if (stale !== undefined && ((await stale.isCompleted()) || (await stale.isFailed()))) await stale.remove();
+    }
+    await queue.add(JOB_CATALOG.runs.jobName, job, jobOptions);
+  } catch (error) {
+    await records.discard(runId, attemptId).catch(() => false);
+    throw error;
+  }
+  return { run_id: runId, attempt_id: attemptId, state: "queued", created: true };
 }

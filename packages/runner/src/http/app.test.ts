@@ -1,20 +1,29 @@
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import request from "supertest";
+import { Redis } from "ioredis";
 import { createLogger } from "@flowmeter/shared";
+import { createRunQueue } from "../fleet/submit-run.js";
 import { createRunnerMetrics } from "../metrics.js";
 import { createRunnerApp } from "./app.js";
 
-describe("runner HTTP app", () => {
+describe("runner HTTP app (no Redis needed)", () => {
   const metrics = createRunnerMetrics(["node", "shell"]);
+  // Nothing listens on port 1: health and metrics do not touch Redis, and the run routes answer 503 while it is away.
+  const redis = new Redis({ port: 1, lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  redis.on("error", () => {});
+  const runQueue = createRunQueue(redis, "fmtest-unit");
+  runQueue.on("error", () => {});
   const app = createRunnerApp({
     metrics,
     logger: createLogger("runner", "error", () => {}),
-    health: () => ({ status: "degraded", active_runs: 1, spooled_items: 12, redis: "reconnecting" }),
+    health: () => ({ status: "degraded", runner_id: "host-1-abc", active_runs: 1, spooled_items: 12, redis: "reconnecting" }),
+    runs: { redis, prefix: "fmtest-unit", runQueue, workflowsDir: "/nonexistent", drivers: ["shell"], retentionSeconds: 60, apiTokens: [], publish: () => {} },
   });
+  afterAll(() => redis.disconnect());
 
   it("GET /v1/health", async () => {
     const response = await request(app).get("/v1/health").expect(200);
-    expect(response.body).toEqual({ status: "degraded", active_runs: 1, spooled_items: 12, redis: "reconnecting" });
+    expect(response.body).toEqual({ status: "degraded", runner_id: "host-1-abc", active_runs: 1, spooled_items: 12, redis: "reconnecting" });
   });
 
   it("GET /metrics: runner metrics with bounded labels, default metrics prefixed flowmeter_", async () => {
@@ -31,6 +40,7 @@ describe("runner HTTP app", () => {
       "flowmeter_runner_heartbeat_age_seconds 0",
       "flowmeter_runner_events_spooled 12",
       'flowmeter_runner_runs_total{status="failed"} 0',
+      'flowmeter_runner_runs_reconciled_total{reason="runner_restarted"} 0',
       "flowmeter_process_resident_memory_bytes",
     ]) {
       expect(text).toContain(name);
@@ -46,8 +56,26 @@ describe("runner HTTP app", () => {
     expect(Number(/ ([\d.]+)$/.exec(text)?.[1])).toBeGreaterThanOrEqual(45);
   });
 
-  it("answers unknown routes with the shared error shape", async () => {
-    const response = await request(app).get("/v1/runs").expect(404);
-    expect(response.body).toEqual({ code: "NOT_FOUND", message: "no route GET /v1/runs", retryable: false });
+  it("answers unknown routes and wrong methods with the shared error shape, never HTML", async () => {
+    const unknown = await request(app).get("/v1/nope").expect(404);
+    expect(unknown.headers["content-type"]).toContain("application/json");
+    expect(unknown.body).toEqual({ code: "NOT_FOUND", message: "no route GET /v1/nope", retryable: false });
+    const wrongMethod = await request(app).delete("/v1/health").expect(405);
+    expect(wrongMethod.headers["allow"]).toBe("GET, HEAD");
+    expect(wrongMethod.body).toEqual({ code: "NOT_FOUND", message: "DELETE is not allowed on /v1/health; use GET, HEAD", retryable: false });
+    const trailingSlash = await request(app).get("/v1/health/").expect(404);
+    expect(trailingSlash.body.code).toBe("NOT_FOUND");
+  });
+
+  it("answers 503 UNAVAILABLE (retryable, Retry-After) on run routes while Redis is away", async () => {
+    const response = await request(app).get("/v1/runs").expect(503);
+    expect(response.body).toEqual({ code: "UNAVAILABLE", message: "redis is not reachable", retryable: true });
+    expect(response.headers["retry-after"]).toBe("2");
+  });
+
+  it("serves its OpenAPI document", async () => {
+    const response = await request(app).get("/v1/openapi.json").expect(200);
+    expect(response.body.openapi).toBe("3.1.0");
+    expect(Object.keys(response.body.paths as object)).toContain("/v1/runs/{run_id}/telemetry");
   });
 });

@@ -1,14 +1,19 @@
 /**
- * The runner's HTTP server: health and metrics now; the run API (/v1/runs…, SPEC §5) joins here later.
- * Errors use the shared `{code, message, retryable}` shape.
+ * The runner's HTTP server: the run API (`/v1/runs…`, SPEC §5, in run-routes.ts), `GET /v1/health`, `GET /metrics`
+ * and `GET /v1/openapi.json`. Every error, unknown routes and wrong methods included, is the shared
+ * `{code, message, retryable}` body (createErrorHandler from @flowmeter/shared), never HTML.
  */
-import { ApiError, errorMessage, type Logger } from "@flowmeter/shared";
-import express, { type Express, type NextFunction, type Request, type Response } from "express";
+import { ApiError, createErrorHandler, methodNotAllowed, type Logger } from "@flowmeter/shared";
+import express, { type Express, type Request, type Response } from "express";
 import type { RunnerMetrics } from "../metrics.js";
+import { OPENAPI_DOCUMENT } from "./openapi.js";
+import { createRunRoutes, type RunApiOptions } from "./run-routes.js";
 
 export interface RunnerHealth {
   /** ok: events reach the queue; degraded: the queue is unreachable and events are being spooled locally. */
   status: "ok" | "degraded";
+  /** This process in run records (a run's runner_id). */
+  runner_id: string;
   active_runs: number;
   spooled_items: number;
   /** The producer connection's state (ready, connecting, reconnecting, …). */
@@ -19,34 +24,44 @@ export interface RunnerAppOptions {
   metrics: RunnerMetrics;
   health: () => RunnerHealth;
   logger: Logger;
+  /** The run API's dependencies. */
+  runs: RunApiOptions;
 }
 
-export function createRunnerApp({ metrics, health, logger }: RunnerAppOptions): Express {
+export function createRunnerApp({ metrics, health, logger, runs }: RunnerAppOptions): Express {
   const app = express();
   app.disable("x-powered-by");
   app.disable("etag");
+  app.set("strict routing", true);
+  app.set("case sensitive routing", true);
 
-  app.get("/v1/health", function serveHealth(_req: Request, res: Response) {
-    res.json(health());
-  });
+  app
+    .route("/v1/health")
+    .get(function serveHealth(_req: Request, res: Response) {
+      res.json(health());
+    })
+    .all(methodNotAllowed("GET, HEAD"));
 
-  app.get("/metrics", async function serveMetrics(_req: Request, res: Response) {
-    const text = await metrics.registry.metrics();
-    res.set("Content-Type", metrics.registry.contentType).send(text);
-  });
+  app
+    .route("/v1/openapi.json")
+    .get(function serveOpenApi(_req: Request, res: Response) {
+      res.json(OPENAPI_DOCUMENT);
+    })
+    .all(methodNotAllowed("GET, HEAD"));
+
+  app
+    .route("/metrics")
+    .get(async function serveMetrics(_req: Request, res: Response) {
+      const text = await metrics.registry.metrics();
+      res.set("Content-Type", metrics.registry.contentType).send(text);
+    })
+    .all(methodNotAllowed("GET, HEAD"));
+
+  app.use(createRunRoutes(runs));
 
   app.use(function notFound(req: Request) {
     throw new ApiError("NOT_FOUND", `no route ${req.method} ${req.path.slice(0, 200)}`);
   });
-
-  app.use(function handleError(error: unknown, _req: Request, res: Response, next: NextFunction) {
-    if (res.headersSent) {
-      next(error);
-      return;
-    }
-    const apiError = error instanceof ApiError ? error : new ApiError("INTERNAL_ERROR", "internal error", { cause: error });
-    if (apiError.code === "INTERNAL_ERROR") logger.error("request failed", { error: errorMessage(error) });
-    res.status(apiError.status).json(apiError.toBody());
-  });
+  app.use(createErrorHandler(logger));
   return app;
 }

@@ -1,0 +1,159 @@
+/**
+ * Ends the runs nobody will end: every runner runs one, once at start (as soon as Redis answers) and every
+ * `intervalMs`. It walks the active runs of its prefix and
+ * - fails a running run whose lease ran out (its runner died, or was cut off from Redis for longer than the lease),
+ *   with terminal_reason `runner_restarted`: its running stages get stage.failed (exit_code -1), its queued ones
+ *   stage.skipped, then run.failed; the run is not executed again;
+ * - fails a queued run whose job is no longer in the runs queue (`job_lost`: e.g. the API process died between
+ *   creating the record and queueing the job).
+ * The events are stored by one Lua script that also ends the record, only if the run is still in the state seen
+ * and no event was stored meanwhile, so several reconcilers (and a late spool replay of the dead runner) cannot give
+ * a run two terminal events. A re-delivered runs job (BullMQ stalled-job recovery) comes here too, through the
+ * consumer's claim.
+ */
+import { errorMessage, type Logger, type RunEvent } from "@flowmeter/shared";
+import type { Redis } from "ioredis";
+import { DEFAULT_MAX_EVENTS_PER_RUN, type RunEventStore } from "../delivery/run-event-store.js";
+import { buildRunEvents, type RunEventSequencer } from "../execution/run-event-sequencer.js";
+import type { RunnerMetrics } from "../metrics.js";
+import type { RunRecord, RunRecords } from "../runs/run-records.js";
+import { buildStageView } from "../runs/stage-view.js";
+import type { RunQueue } from "./submit-run.js";
+
+export type AbandonReason = "runner_restarted" | "job_lost";
+
+/** Job states in which a queued run's job will still reach a runner. */
+const PENDING_JOB_STATES = new Set(["waiting", "active", "delayed", "prioritized", "waiting-children"]);
+
+/**
+ * The events that end a run nobody executes any more, continuing its stored events: stage.failed (exit_code -1) for
+ * each running stage, stage.skipped for each queued one, then run.failed with `reason`.
+ */
+export function abandonEvents(record: RunRecord, stored: readonly RunEvent[], lastSeq: number, reason: AbandonReason, nowMs = Date.now()): RunEvent[] {
+  return buildRunEvents(record.run_id, record.attempt_id, lastSeq + 1, (events) => emitAbandon(events, record, stored, reason, nowMs));
+}
+
+function emitAbandon(events: RunEventSequencer, record: RunRecord, stored: readonly RunEvent[], reason: AbandonReason, nowMs: number): void {
+  const workflow = record.workflow;
+  const error =
+    reason === "runner_restarted"
+      ? `runner ${record.runner_id ?? "(unknown)"} stopped renewing the run's lease (it stopped or lost Redis); the run is not executed again`
+      : "the run's job left the runs queue before a runner started it";
+  for (const stage of buildStageView(stored)) {
+    const fields = { stage_name: stage.stage_name, ...(stage.group_id === null ? {} : { group_id: stage.group_id }) };
+    const driver = stage.driver ?? "";
+    if (stage.status === "running") {
+      const startedMs = stage.started_at === null ? nowMs : Date.parse(stage.started_at);
+      events.emit(
+        "stage.failed",
+        { ...fields, message: `stage "${stage.stage_name}" failed: ${reason.replace("_", " ")}`, level: "error" },
+        {
+          workflow,
+          driver,
+          stage_attempt: stage.stage_attempt,
+          duration_ms: Math.max(0, nowMs - startedMs),
+          exit_code: -1,
+          error: reason.replace("_", " "),
+          will_retry: false,
+          timed_out: false,
+          cancelled: false,
+          allowed_failure: false,
+        },
+      );
+    } else if (stage.status === "queued") {
+      const skipReason = `run failed: ${reason.replace("_", " ")}`;
+      events.emit("stage.skipped", { ...fields, message: `stage "${stage.stage_name}" skipped: ${skipReason}`, level: "warn" }, { workflow, driver, stage_attempt: 0, reason: skipReason });
+    }
+  }
+  const startedMs = record.started_at_ms ?? record.created_at_ms;
+  events.emit("run.failed", { message: `run of workflow "${workflow}" failed: ${error}`, level: "error" }, { workflow, duration_ms: Math.max(0, nowMs - startedMs), error, reason });
+}
+
+export interface RunReconcilerOptions {
+  records: RunRecords;
+  store: RunEventStore;
+  runQueue: RunQueue;
+  /** The connection `records` uses: rounds wait until it is ready. */
+  redis: Redis;
+  /** Passes the events written to the run-events queue (the worker, ClickHouse); e.g. the EventPublisher. */
+  publish: (events: readonly RunEvent[]) => void;
+  /** A queued run is checked for a lost job only once it is this old (its job is queued just after its record). */
+  jobLostGraceMs: number;
+  logger: Logger;
+  metrics?: Pick<RunnerMetrics, "runsReconciled">;
+}
+
+export class RunReconciler {
+  private timer: NodeJS.Timeout | undefined;
+  private round: Promise<string[]> | undefined;
+  private readonly onReady = (): void => void this.runOnce();
+
+  constructor(private readonly options: RunReconcilerOptions) {}
+
+  /** Runs a round now (or as soon as Redis is ready), then every `intervalMs`. */
+  start(intervalMs: number): void {
+    if (this.timer !== undefined) return;
+    this.timer = setInterval(() => void this.runOnce(), intervalMs);
+    if (this.options.redis.status === "ready") void this.runOnce();
+    else this.options.redis.once("ready", this.onReady);
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    this.options.redis.off("ready", this.onReady);
+  }
+
+  /** One round (rounds never overlap); resolves with the ids of the runs it failed. Never rejects. */
+  runOnce(): Promise<string[]> {
+    this.round ??= this.reconcile()
+      .catch((error: unknown) => {
+        this.options.logger.warn("reconcile round failed", { error: errorMessage(error) });
+        return [];
+      })
+      .finally(() => {
+        this.round = undefined;
+      });
+    return this.round;
+  }
+
+  private async reconcile(): Promise<string[]> {
+    const { records, runQueue, jobLostGraceMs } = this.options;
+    if (this.options.redis.status !== "ready") return [];
+    const now = await records.now();
+    const failed: string[] = [];
+    for await (const record of records.activeRuns()) {
+      const runId = record.run_id;
+      let reason: AbandonReason | undefined;
+      if (record.state === "running" && (record.lease_expires_at_ms ?? 0) < now) reason = "runner_restarted";
+      else if (record.state === "queued" && record.created_at_ms < now - jobLostGraceMs && !PENDING_JOB_STATES.has(await runQueue.getJobState(runId))) reason = "job_lost";
+      if (reason !== undefined && (await this.abandon(runId, reason))) failed.push(runId);
+    }
+    return failed;
+  }
+
+  /**
+   * Fails a run nobody executes (see abandonEvents), if it is still as the caller saw it: running with an expired
+   * lease (runner_restarted) or queued (job_lost). True when this call ended it.
+   */
+  async abandon(runId: string, reason: AbandonReason): Promise<boolean> {
+    const { records, store, logger } = this.options;
+    for (let attempt = 0; attempt < 3; attempt += 1) {
+      const record = await records.get(runId);
+      const expectedState = reason === "runner_restarted" ? "running" : "queued";
+      if (record === undefined || record.state !== expectedState) return false;
+      const lastSeq = (await store.last(runId))?.seq ?? -1;
+      const stored = lastSeq < 0 ? [] : await store.read(runId, {}, DEFAULT_MAX_EVENTS_PER_RUN);
+      const events = abandonEvents(record, stored, lastSeq, reason);
+      const result = await records.end(runId, { state: expectedState, lastSeq, requireExpiredLease: reason === "runner_restarted" }, events);
+      if (result === "ended_now") {
+        this.options.publish(events);
+        this.options.metrics?.runsReconciled.inc({ reason });
+        logger.warn("run failed by the reconciler", { run_id: runId, reason, runner_id: record.runner_id, attempt_id: record.attempt_id });
+        return true;
+      }
+      if (result !== "changed") return false; // ended meanwhile, or its lease was renewed
+    }
+    return false;
+  }
+}

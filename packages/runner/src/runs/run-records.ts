@@ -1,0 +1,311 @@
+/**
+ * Run records in Redis: one hash per run (`<prefix>:run:<id>:record`) with its state, attempt_id, owning runner,
+ * lease and terminal reason, plus two indexes for listing (`<prefix>:run-index:active`, `<prefix>:run-index:terminal`). Every
+ * runner process and API instance of a prefix reads and writes the same records, so they agree on every run, and a
+ * run's state outlives the runner that executed it.
+ *
+ * Transitions (each one Lua script, see run-scripts.ts): create → queued; claim (a runner takes the job) → running,
+ * with a lease the runner renews; the terminal event, stored by whichever process writes it → succeeded | failed |
+ * cancelled. A terminal record expires `retentionSeconds` after the run ended, with the run's events.
+ */
+import type { Redis } from "ioredis";
+import {
+  ApiError,
+  RUN_EVENT_V2_NAMES,
+  type ApiVersion,
+  type RunEvent,
+  type RunEventType,
+  type RunState,
+  type RunView,
+  type TerminalReason,
+} from "@flowmeter/shared";
+import { DEFAULT_EVENT_RETENTION_SECONDS, DEFAULT_MAX_EVENTS_PER_RUN, eventScriptArgs, eventScriptKeys, runIndexKey, runKey } from "../delivery/run-event-store.js";
+import { RUN_SCRIPTS } from "./run-scripts.js";
+
+/** The record hash as stored; numbers are strings, absent fields are missing. */
+export interface RunRecord {
+  run_id: string;
+  attempt_id: string;
+  workflow: string;
+  state: RunState;
+  created_at_ms: number;
+  started_at_ms?: number;
+  ended_at_ms?: number;
+  runner_id?: string;
+  heartbeat_at_ms?: number;
+  lease_expires_at_ms?: number;
+  terminal_reason?: TerminalReason;
+  error?: string;
+  cancel_reason?: string;
+  last_seq?: number;
+  last_event_id?: string;
+  last_event_type?: string;
+}
+
+export type ClaimResult =
+  | { status: "claimed"; attemptId: string }
+  | { status: "expired"; attemptId: string }
+  | { status: "owned"; runnerId: string }
+  | { status: "ended"; state: string };
+
+export type EndRunResult = "ended_now" | "ended" | "live" | "changed";
+
+export type LeaseStatus = "renewed" | "ended" | "lost";
+
+/** Which runs a list walks: active (queued, running; newest first), terminal (most recently ended first), or both. */
+export type RunListFilter = "active" | "terminal" | "all";
+
+export interface RunRecordsOptions {
+  prefix: string;
+  retentionSeconds?: number;
+  maxEventsPerRun?: number;
+}
+
+/** A list cursor: which index, and the member of the last run returned ("" = from its start). Opaque to clients (base64url JSON). */
+export interface ListCursor {
+  index: "active" | "terminal";
+  after: string;
+}
+
+const RUN_ID = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+
+/** Caller-chosen run ids: 1-128 letters, digits, "_", "." or "-" (no ":" — BullMQ job ids and Redis keys use it). */
+export function isValidRunId(value: string): boolean {
+  return RUN_ID.test(value);
+}
+
+function toNumber(value: string | undefined): number | undefined {
+  return value === undefined || value === "" ? undefined : Number(value);
+}
+
+function parseRecord(hash: Record<string, string>): RunRecord | undefined {
+  if (hash["run_id"] === undefined || hash["state"] === undefined) return undefined;
+  const record: RunRecord = {
+    run_id: hash["run_id"],
+    attempt_id: hash["attempt_id"] ?? "",
+    workflow: hash["workflow"] ?? "",
+    state: hash["state"] as RunState,
+    created_at_ms: Number(hash["created_at_ms"] ?? 0),
+  };
+  for (const key of ["started_at_ms", "ended_at_ms", "heartbeat_at_ms", "lease_expires_at_ms", "last_seq"] as const) {
+    const value = toNumber(hash[key]);
+    if (value !== undefined) record[key] = value;
+  }
+  for (const key of ["runner_id", "error", "cancel_reason", "last_event_id", "last_event_type"] as const) {
+    const value = hash[key];
+    if (value !== undefined && value !== "") record[key] = value;
+  }
+  if (hash["terminal_reason"] !== undefined && hash["terminal_reason"] !== "") record.terminal_reason = hash["terminal_reason"] as TerminalReason;
+  return record;
+}
+
+function iso(ms: number | undefined): string | null {
+  return ms === undefined ? null : new Date(ms).toISOString();
+}
+
+/** The event type as an API version names it. */
+export function eventTypeFor(type: string, version: ApiVersion): string {
+  return version === "v2" ? (RUN_EVENT_V2_NAMES[type as RunEventType] ?? type) : type;
+}
+
+/** The API body of a record. */
+export function toRunView(record: RunRecord, version: ApiVersion): RunView {
+  return {
+    run_id: record.run_id,
+    attempt_id: record.attempt_id,
+    state: record.state,
+    workflow: record.workflow,
+    created_at: new Date(record.created_at_ms).toISOString(),
+    started_at: iso(record.started_at_ms),
+    ended_at: iso(record.ended_at_ms),
+    runner_id: record.runner_id ?? null,
+    heartbeat_at: iso(record.heartbeat_at_ms),
+    lease_expires_at: iso(record.lease_expires_at_ms),
+    terminal_reason: record.terminal_reason ?? null,
+    error: record.error ?? null,
+    cancel_reason: record.cancel_reason ?? null,
+    last_event:
+      record.last_event_id === undefined || record.last_seq === undefined
+        ? null
+        : { event_id: record.last_event_id, seq: record.last_seq, event_type: eventTypeFor(record.last_event_type ?? "", version) },
+  };
+}
+
+export function encodeListCursor(cursor: ListCursor): string {
+  return Buffer.from(JSON.stringify([cursor.index, cursor.after])).toString("base64url");
+}
+
+/** Throws ApiError INVALID_PARAMS for anything encodeListCursor did not make. */
+export function decodeListCursor(text: string): ListCursor {
+  try {
+    const value: unknown = JSON.parse(Buffer.from(text, "base64url").toString("utf8"));
+    if (Array.isArray(value) && value.length === 2 && (value[0] === "active" || value[0] === "terminal") && typeof value[1] === "string" && (value[1] === "" || /^\d{13}:/.test(value[1]))) {
+      return { index: value[0], after: value[1] };
+    }
+  } catch {
+    // fall through
+  }
+  throw new ApiError("INVALID_PARAMS", "cursor is not one this API returned (pass next_cursor unchanged)");
+}
+
+export class RunRecords {
+  readonly prefix: string;
+  readonly retentionSeconds: number;
+  private readonly maxEventsPerRun: number;
+
+  constructor(
+    private readonly redis: Redis,
+    options: RunRecordsOptions,
+  ) {
+    this.prefix = options.prefix;
+    this.retentionSeconds = options.retentionSeconds ?? DEFAULT_EVENT_RETENTION_SECONDS;
+    this.maxEventsPerRun = options.maxEventsPerRun ?? DEFAULT_MAX_EVENTS_PER_RUN;
+  }
+
+  private recordKey(runId: string): string {
+    return runKey(this.prefix, runId, "record");
+  }
+
+  async get(runId: string): Promise<RunRecord | undefined> {
+    return parseRecord(await this.redis.hgetall(this.recordKey(runId)));
+  }
+
+  /**
+   * Creates a queued record unless the run exists. `exists`: a record is there (read it with get); `ended`: no record
+   * but the run's terminal event is stored (its record was dropped), so it cannot start again.
+   */
+  async create(runId: string, attemptId: string, workflow: string): Promise<"created" | "exists" | "ended"> {
+    return (await RUN_SCRIPTS.create.run(this.redis, [this.recordKey(runId), runIndexKey(this.prefix, "active"), runKey(this.prefix, runId, "terminal")], [
+      runId,
+      attemptId,
+      workflow,
+    ])) as "created" | "exists" | "ended";
+  }
+
+  /** Removes a record `create` made, while it is still queued with this attempt (its job could not be queued). */
+  async discard(runId: string, attemptId: string): Promise<boolean> {
+    return (await RUN_SCRIPTS.discard.run(this.redis, [this.recordKey(runId), runIndexKey(this.prefix, "active")], [runId, attemptId])) === 1;
+  }
+
+  /** A runner taking a run's job: see the CLAIM script. */
+  async claim(runId: string, runnerId: string, leaseMs: number, attemptId: string, workflow: string): Promise<ClaimResult> {
+    const [status, value] = (await RUN_SCRIPTS.claim.run(this.redis, [this.recordKey(runId), runIndexKey(this.prefix, "active"), runKey(this.prefix, runId, "terminal")], [
+      runId,
+      runnerId,
+      leaseMs,
+      attemptId,
+      workflow,
+    ])) as [string, string];
+    switch (status) {
+      case "claimed":
+        return { status, attemptId: value };
+      case "expired":
+        return { status, attemptId: value };
+      case "owned":
+        return { status, runnerId: value };
+      default:
+        return { status: "ended", state: value };
+    }
+  }
+
+  /** Renews this runner's leases on `runIds`; the answer is per run, in order. */
+  async renew(runIds: readonly string[], runnerId: string, leaseMs: number): Promise<LeaseStatus[]> {
+    if (runIds.length === 0) return [];
+    return (await RUN_SCRIPTS.renew.run(
+      this.redis,
+      runIds.map((runId) => this.recordKey(runId)),
+      [runnerId, leaseMs],
+    )) as LeaseStatus[];
+  }
+
+  /** Notes a cancel request on an active run's record; returns its state (undefined when there is no record). */
+  async requestCancel(runId: string, reason: string): Promise<RunState | undefined> {
+    const state = (await RUN_SCRIPTS.requestCancel.run(this.redis, [this.recordKey(runId)], [reason])) as string;
+    return state === "" ? undefined : (state as RunState);
+  }
+
+  /**
+   * Ends a run that no runner is executing by storing `events` (seq numbers following `expectedLastSeq`, the last
+   * one terminal), only while it is in `expectedState`, its last stored seq is `expectedLastSeq`, and (when
+   * `requireExpiredLease`) its lease ran out. `changed`/`live`: nothing was written; the caller may look again.
+   */
+  async end(runId: string, expected: { state: "queued" | "running"; lastSeq: number; requireExpiredLease: boolean }, events: readonly RunEvent[]): Promise<EndRunResult> {
+    const [status] = (await RUN_SCRIPTS.endRun.run(this.redis, eventScriptKeys(this.prefix, runId), [
+      runId,
+      this.maxEventsPerRun,
+      this.retentionSeconds,
+      expected.state,
+      expected.requireExpiredLease ? "1" : "0",
+      expected.lastSeq,
+      ...events.flatMap(eventScriptArgs),
+    ])) as [EndRunResult];
+    return status;
+  }
+
+  /** Now, by Redis's clock (leases are compared with it). */
+  async now(): Promise<number> {
+    return Number(await RUN_SCRIPTS.now.run(this.redis, [], []));
+  }
+
+  /** Several records in one round trip; undefined where a run has none. */
+  async getMany(runIds: readonly string[]): Promise<Array<RunRecord | undefined>> {
+    if (runIds.length === 0) return [];
+    const pipeline = this.redis.pipeline();
+    for (const runId of runIds) pipeline.hgetall(this.recordKey(runId));
+    return ((await pipeline.exec()) ?? []).map(([error, hash]) => {
+      if (error !== null) throw error;
+      return parseRecord(hash as Record<string, string>);
+    });
+  }
+
+  /** Every active run (queued or running), oldest first, `chunk` at a time. */
+  async *activeRuns(chunk = 500): AsyncGenerator<RunRecord> {
+    const key = runIndexKey(this.prefix, "active");
+    let after = "-";
+    for (;;) {
+      const members = await this.redis.zrangebylex(key, after, "+", "LIMIT", 0, chunk);
+      for (const record of await this.getMany(members.map((member) => member.slice(14)))) if (record !== undefined) yield record;
+      if (members.length < chunk) return;
+      after = `(${members.at(-1) as string}`;
+    }
+  }
+
+  /**
+   * One page of runs, newest first: active ones by creation time, terminal ones by end time; `all` lists the active
+   * runs, then the terminal ones. Records gone since they were indexed (expired) are skipped and unindexed, so a
+   * page may hold fewer than `limit` runs while `nextCursor` is set.
+   */
+  async list(filter: RunListFilter, limit: number, cursor: ListCursor | undefined): Promise<{ records: RunRecord[]; nextCursor: ListCursor | undefined }> {
+    if (cursor !== undefined && filter !== "all" && cursor.index !== filter) {
+      throw new ApiError("INVALID_PARAMS", `cursor belongs to a list of ${cursor.index} runs, not ${filter}`);
+    }
+    const indexes: Array<"active" | "terminal"> = filter === "all" ? ["active", "terminal"] : [filter];
+    let start = cursor === undefined ? 0 : indexes.indexOf(cursor.index);
+    let after = cursor?.after === "" ? undefined : cursor?.after;
+    const records: RunRecord[] = [];
+    for (; start < indexes.length; start += 1) {
+      const index = indexes[start] as "active" | "terminal";
+      const key = runIndexKey(this.prefix, index);
+      const want = limit - records.length;
+      const members = await this.redis.zrevrangebylex(key, after === undefined ? "+" : `(${after}`, "-", "LIMIT", 0, want + 1);
+      const page = members.slice(0, want);
+      const found = await this.getMany(page.map((member) => member.slice(14)));
+      const gone: string[] = [];
+      page.forEach((member, position) => {
+        const record = found[position];
+        if (record === undefined) gone.push(member);
+        else records.push(record);
+      });
+      if (gone.length > 0) await this.redis.zrem(key, ...gone);
+      if (members.length > want) return { records, nextCursor: { index, after: page.at(-1) as string } };
+      after = undefined;
+      if (records.length >= limit && start + 1 < indexes.length) {
+        // The page is full exactly at the end of this index: go on with the next one (if it has anything).
+        const next = indexes[start + 1] as "active" | "terminal";
+        const more = await this.redis.zrevrangebylex(runIndexKey(this.prefix, next), "+", "-", "LIMIT", 0, 1);
+        return { records, nextCursor: more.length > 0 ? { index: next, after: "" } : undefined };
+      }
+    }
+    return { records, nextCursor: undefined };
+  }
+}
