@@ -5,7 +5,11 @@
  * entry's command visible in command_stats), and the raw chDB insert rate of the same rows as the ceiling.
  *
  * Knobs: BENCH_SECONDS (per phase, default 15), BENCH_CONCURRENCY (requests in flight, default 16),
- * BENCH_BATCH_SIZE (default 100), BENCH_CPU_PROFILE_DIR (write V8 CPU profiles of ingest and the worker there).
+ * BENCH_BATCH_SIZE (default 100), BENCH_RUNNER_STAGES (default 400), BENCH_CPU_PROFILE_DIR (write V8 CPU profiles
+ * of ingest and the worker there).
+ *
+ * Then the runner: one run of BENCH_RUNNER_STAGES short shell stages (8 at a time), its events delivered through the
+ * real queue and worker (see bench-runner.ts).
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { Agent, request as httpRequest } from "node:http";
@@ -14,6 +18,7 @@ import { Redis } from "ioredis";
 import { EnvReader, createLogger, type CliInvocationEvent } from "@flowmeter/shared";
 import { childEntry, deleteQueuePrefix, freePort, parentEntry, tempDir } from "@flowmeter/test-utils";
 import { CLI_INVOCATION_COLUMNS, insertJsonRows, openScratchDatabase, toClickHouseTime, toRow } from "@flowmeter/worker";
+import { benchRunner, type RunnerBenchResult } from "./bench-runner.js";
 import { chooseRedis } from "./redis-server.js";
 import { SERVICE_ENTRY_POINTS } from "./services.js";
 
@@ -90,6 +95,7 @@ export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
   const seconds = reader.int("BENCH_SECONDS", 15, { min: 1, max: 3600 });
   const concurrency = reader.int("BENCH_CONCURRENCY", 16, { min: 1, max: 1024 });
   const batchSize = reader.int("BENCH_BATCH_SIZE", 100, { min: 2, max: 1000 });
+  const runnerStages = reader.int("BENCH_RUNNER_STAGES", 400, { min: 8, max: 100_000 });
   const profileDir = reader.optionalString("BENCH_CPU_PROFILE_DIR");
   reader.finish(undefined);
   const logger = createLogger("bench", "info");
@@ -196,8 +202,16 @@ export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
   }
 
   let results: PhaseResult[];
+  let runner: RunnerBenchResult;
   try {
     results = [await runPhase(`batched-${batchSize}`, batchSize), await runPhase("single", 1)];
+    runner = await benchRunner({
+      redisUrl: redis.url,
+      prefix,
+      spoolDir: `${data.path}/spool`,
+      stages: runnerStages,
+      countStored: async (runId) => Number(await query(`SELECT count() FROM flowmeter.run_events WHERE run_id = '${runId}'`)),
+    });
   } finally {
     agent.destroy();
     for (const service of services.reverse()) {
@@ -248,6 +262,10 @@ export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
     `ceiling: raw chDB insert of the same rows into cli_invocations (+ rollup views): ${format(ceilingPerSecond)} rows/s (${format(rows.length)} rows)`,
     `end to end / ceiling (batched): ${(((results[0]?.visiblePerSecond ?? 0) / ceilingPerSecond) * 100).toFixed(1)} %`,
     `targets (2 cores): >= 50,000 entries/s end to end batched, freshness p95 <= 5,000 ms`,
+    "",
+    `runner: ${runner.stages} short stages (sh -c true, 8 at a time) in ${runner.runSeconds.toFixed(1)} s, ${runner.events} events`,
+    `  event emission on the stage path: ${runner.emitMicrosPerStage.toFixed(1)} µs per stage (delivery, off the path: ${runner.deliverMicrosPerEvent.toFixed(1)} µs wall time per event)`,
+    `  events/s emitted: ${format(runner.eventsPerSecond)}; visible in run_events: ${format(runner.visiblePerSecond)}`,
     "",
   ];
   process.stdout.write(lines.join("\n"));
