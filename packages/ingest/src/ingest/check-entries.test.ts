@@ -1,6 +1,6 @@
 import { childEntry, legacyEntry, parentEntry } from "@flowmeter/test-utils";
 import { describe, expect, it } from "vitest";
-import { checkEntries, MAX_ENTRY_DEPTH, nestedDeeperThan } from "./check-entries.js";
+import { checkEntries, jsonBytesBound, MAX_ENTRY_DEPTH, nestedDeeperThan, NOT_JSON, TOO_DEEP } from "./check-entries.js";
 
 function nested(depth: number): unknown {
   let value: unknown = 1;
@@ -56,5 +56,76 @@ describe("checkEntries", () => {
       { index: 0, code: "INVALID_PARAMS", message: `entry is nested deeper than ${MAX_ENTRY_DEPTH} levels` },
       { index: 1, code: "PAYLOAD_TOO_LARGE", message: expect.stringMatching(/at most 1024 bytes/) as unknown },
     ]);
+  });
+});
+
+describe("jsonBytesBound", () => {
+  const jsonBytes = (value: unknown): number => Buffer.byteLength(JSON.stringify(value));
+
+  it("is at least the byte length JSON.stringify writes, escapes, lone surrogates and long number forms included", () => {
+    const values: unknown[] = [
+      "",
+      'quote " backslash \\ newline \n tab \t',
+      "\u0000\u0001\u001f\u007f",
+      "\ud800 lone \udfff surrogates",
+      "é ü 日本 😀 astral",
+      1e20,
+      1e21,
+      -0.0000057296900417770885,
+      -1.2345678901234567e-7,
+      Number.MAX_VALUE,
+      -Number.MIN_VALUE,
+      0,
+      true,
+      false,
+      null,
+      [],
+      {},
+      [[[]], {}, [1, "a", null]],
+      { "k\"e\\y\u0001": { "": [1e20, "😀"] }, "日本": -0.0000057296900417770885 },
+      JSON.parse('{"__proto__":{"polluted":true},"a":[1,2,3]}'),
+      Object.assign(Object.create(null) as object, { a: 1, b: ["x"] }),
+      JSON.parse(JSON.stringify({ events: [parentEntry(), childEntry("p"), legacyEntry()] })),
+    ];
+    for (const value of values) {
+      expect(jsonBytesBound(value, 1)).toBeGreaterThanOrEqual(jsonBytes(value));
+    }
+  });
+
+  it("finds the same depth as nestedDeeperThan", () => {
+    for (const depth of [1, 2, MAX_ENTRY_DEPTH - 1, MAX_ENTRY_DEPTH]) expect(jsonBytesBound(nested(depth), 1)).toBeGreaterThanOrEqual(0);
+    expect(jsonBytesBound(nested(MAX_ENTRY_DEPTH + 1), 1)).toBe(TOO_DEEP);
+    expect(jsonBytesBound(nested(100_000), 1)).toBe(TOO_DEEP);
+    expect(jsonBytesBound({ a: 1, b: [nested(MAX_ENTRY_DEPTH)] }, 1)).toBe(TOO_DEEP);
+  });
+
+  it("gives up on values JSON.parse does not produce", () => {
+    class Thing {
+      a = 1;
+    }
+    for (const value of [undefined, () => 1, Symbol("s"), 1n, new Date(0), new Map(), new Thing(), [1, , 3], { a: undefined }, { toJSON: () => 1 }, Buffer.from("x")]) {
+      expect(jsonBytesBound(value, 1)).toBe(NOT_JSON);
+    }
+  });
+});
+
+describe("checkEntries sizes", () => {
+  it("rejects an entry one byte over the limit and accepts it at the limit, with its exact size", () => {
+    const entry = parentEntry() as unknown as { properties: Record<string, unknown> };
+    entry.properties["extra"] = { big: 1e20, control: "\u0001\u001f", surrogate: "\ud800", astral: "😀é" };
+    const bytes = Buffer.byteLength(JSON.stringify(entry));
+    expect(checkEntries([entry], bytes).accepted).toBe(1);
+    expect(checkEntries([entry], bytes - 1).rejected).toEqual([
+      { index: 0, code: "PAYLOAD_TOO_LARGE", message: `entry is ${bytes} bytes; at most ${bytes - 1} bytes are accepted per entry` },
+    ]);
+  });
+
+  it("checks entries JSON.parse cannot produce the exact way", () => {
+    const withDate = { ...parentEntry(), when: new Date(0) };
+    const result = checkEntries([withDate, [undefined]], 65_536);
+    expect(result.accepted).toBe(1);
+    expect(result.rejected.map((rejection) => rejection.code)).toEqual(["INVALID_PARAMS"]);
+    const deepInMap = { ...parentEntry(), map: new Map(), deep: nested(MAX_ENTRY_DEPTH) };
+    expect(checkEntries([deepInMap], 65_536).rejected[0]?.message).toBe(`entry is nested deeper than ${MAX_ENTRY_DEPTH} levels`);
   });
 });

@@ -22,16 +22,21 @@ export function checkEntries(entries: readonly unknown[], maxEntryBytes: number)
   const unique: CliInvocationEvent[] = [];
   const rejected: EntryRejection[] = [];
   let accepted = 0;
+  const boundable = prototypesArePlain();
   entries.forEach((entry, index) => {
     // Depth first: JSON.stringify and the validator recurse, and would overflow the stack on a deep entry.
-    if (nestedDeeperThan(entry, MAX_ENTRY_DEPTH)) {
+    // One walk answers both checks for JSON data; only an entry it cannot bound closely enough is serialized.
+    const bound = boundable ? jsonBytesBound(entry, 1) : NOT_JSON;
+    if (bound === TOO_DEEP || (bound === NOT_JSON && nestedDeeperThan(entry, MAX_ENTRY_DEPTH))) {
       rejected.push({ index, code: "INVALID_PARAMS", message: `entry is nested deeper than ${MAX_ENTRY_DEPTH} levels` });
       return;
     }
-    const bytes = Buffer.byteLength(JSON.stringify(entry) ?? "");
-    if (bytes > maxEntryBytes) {
-      rejected.push({ index, code: "PAYLOAD_TOO_LARGE", message: `entry is ${bytes} bytes; at most ${maxEntryBytes} bytes are accepted per entry` });
-      return;
+    if (bound === NOT_JSON || bound > maxEntryBytes) {
+      const bytes = Buffer.byteLength(JSON.stringify(entry) ?? "");
+      if (bytes > maxEntryBytes) {
+        rejected.push({ index, code: "PAYLOAD_TOO_LARGE", message: `entry is ${bytes} bytes; at most ${maxEntryBytes} bytes are accepted per entry` });
+        return;
+      }
     }
     const result = validateCliInvocation(entry);
     if (!result.ok) {
@@ -59,4 +64,55 @@ export function nestedDeeperThan(value: unknown, maxDepth: number): boolean {
     }
   }
   return false;
+}
+
+/** jsonBytesBound: an object or array nests deeper than MAX_ENTRY_DEPTH. */
+export const TOO_DEEP = -1;
+/** jsonBytesBound: a value JSON.parse does not produce (undefined, function, class instance, hole...); use the exact checks. */
+export const NOT_JSON = -2;
+
+/** JSON.stringify writes a finite number in at most 25 characters (-0.0000057296900417770885), anything else as null. */
+const MAX_NUMBER_BYTES = 26;
+/** Per UTF-16 unit of a string, JSON.stringify writes at most 6 bytes (\u001f, a lone surrogate); 1-3 otherwise. */
+const MAX_BYTES_PER_UNIT = 6;
+
+/** Inherited enumerable keys or a toJSON would change what for-in visits or what JSON.stringify writes; then jsonBytesBound is not used. */
+function prototypesArePlain(): boolean {
+  for (const _key in Object.prototype) return false;
+  for (const _key in Array.prototype) return false;
+  return !("toJSON" in Object.prototype) && !("toJSON" in Array.prototype);
+}
+
+/**
+ * An upper bound of Buffer.byteLength(JSON.stringify(value)) for JSON data (what JSON.parse returns), found
+ * without serializing: strings count by their length, numbers and literals by their longest form. TOO_DEEP when
+ * an object or array sits deeper than MAX_ENTRY_DEPTH (`depth` is the value's own level, 1 for an entry): exactly
+ * when nestedDeeperThan would say so for the properties and elements JSON.stringify visits. NOT_JSON for anything
+ * else. Recursion is bounded by MAX_ENTRY_DEPTH, so deep input cannot overflow the stack.
+ */
+export function jsonBytesBound(value: unknown, depth: number): number {
+  if (typeof value === "string") return 2 + MAX_BYTES_PER_UNIT * value.length;
+  if (typeof value !== "object") return typeof value === "number" ? MAX_NUMBER_BYTES : typeof value === "boolean" ? 5 : NOT_JSON;
+  if (value === null) return 4;
+  if (depth > MAX_ENTRY_DEPTH) return TOO_DEEP;
+  let bytes = 2;
+  if (Array.isArray(value)) {
+    if (Object.getPrototypeOf(value) !== Array.prototype) return NOT_JSON;
+    for (let index = 0; index < value.length; index += 1) {
+      // A hole reads as undefined: NOT_JSON.
+      const element = jsonBytesBound(value[index], depth + 1);
+      if (element < 0) return element;
+      bytes += 1 + element;
+    }
+    return bytes;
+  }
+  const prototype: unknown = Object.getPrototypeOf(value);
+  if (prototype !== Object.prototype && prototype !== null) return NOT_JSON;
+  // for-in visits own enumerable keys only: the prototype is Object.prototype (no enumerable keys) or null.
+  for (const key in value) {
+    const property = jsonBytesBound((value as Record<string, unknown>)[key], depth + 1);
+    if (property < 0) return property;
+    bytes += 4 + MAX_BYTES_PER_UNIT * key.length + property;
+  }
+  return bytes;
 }
