@@ -20,7 +20,7 @@ export interface WorkerConfig {
   concurrency: number;
   lockDurationMs: number;
   stalledIntervalMs: number;
-  /** How long an entry id stays claimed by the job writing it (guards two workers writing one entry at once). */
+  /** How long a record id stays claimed when its worker dies before writing it (claims are deleted after the write). */
   claimTtlMs: number;
   shutdownTimeoutMs: number;
   /** Test-only fault injection: `kill-after-insert` SIGKILLs the worker after its first ClickHouse insert, before acknowledging. */
@@ -54,7 +54,7 @@ export function parseWorkerConfig(env: EnvSource): WorkerConfig {
     concurrency: reader.int("WORKER_CONCURRENCY", 1000, { min: 1, max: 100_000 }),
     lockDurationMs: reader.int("WORKER_LOCK_DURATION_MS", 30_000, { min: 1000 }),
     stalledIntervalMs: reader.int("WORKER_STALLED_INTERVAL_MS", 30_000, { min: 1000 }),
-    claimTtlMs: reader.int("WORKER_CLAIM_TTL_MS", 3_600_000, { min: 1000 }),
+    claimTtlMs: reader.int("WORKER_CLAIM_TTL_MS", 300_000, { min: 1000 }),
     shutdownTimeoutMs: reader.int("WORKER_SHUTDOWN_TIMEOUT_MS", 30_000, { min: 0 }),
     failpoint: reader.oneOf("FLOWMETER_FAILPOINT", ["none", "kill-after-insert"], "none"),
     logLevel: reader.logLevel(),

@@ -151,6 +151,11 @@ describe("client telemetry consumer (real Redis, chDB)", () => {
     expect(stats?.p99_ms).toBeGreaterThan(950);
   });
 
+  it("leaves no claims behind once rows are written", async () => {
+    await enqueue([parentEntry(), parentEntry()]);
+    expect(await redis.keys(`${prefix}:claim:*`)).toEqual([]);
+  });
+
   it("reports what it wrote and dropped in its metrics", async () => {
     const text = await metrics.registry.metrics();
     expect(text).toMatch(/flowmeter_worker_rows_inserted_total\{table="cli_invocations"\} \d+/);

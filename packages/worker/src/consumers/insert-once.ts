@@ -3,7 +3,8 @@
  *  1. a row seen twice in one batch is written once;
  *  2. each row's identity is claimed in Redis by the job writing it (SET NX, one Lua call per 5000 rows), so
  *     two workers holding copies of one record at the same moment don't both write it; a retried job still
- *     owns its claims;
+ *     owns its claims. Claims are deleted once the rows are written (step 3 covers them from then on), and
+ *     expire after WORKER_CLAIM_TTL_MS when a worker dies holding them;
  *  3. rows already in ClickHouse (a batch written before its worker died, a client re-sending) are dropped;
  *  4. the insert carries a content token, so re-running the same flush after an ambiguous error lands once.
  * Materialized views fire only for what is inserted, so the rollups count each record once too.
@@ -39,11 +40,15 @@ export interface InsertOnceDeps {
   claimTtlMs: number;
 }
 
+function claimKey(deps: InsertOnceDeps, sink: Pick<TableSink<object>, "label">, identity: string): string {
+  return `${deps.queuePrefix}:claim:${sink.label}:${identity}`;
+}
+
 async function keepClaimed<Row extends object>(deps: InsertOnceDeps, sink: TableSink<Row>, rows: (OwnedRow<Row> & { identity: string })[]) {
   const lost = new Set<number>();
   for (let offset = 0; offset < rows.length; offset += CLAIM_CHUNK) {
     const chunk = rows.slice(offset, offset + CLAIM_CHUNK);
-    const keys = chunk.map(({ identity }) => `${deps.queuePrefix}:claim:${sink.label}:${identity}`);
+    const keys = chunk.map(({ identity }) => claimKey(deps, sink, identity));
     const owners = chunk.map(({ jobId }) => jobId);
     const indexes = (await deps.redis.eval(CLAIM_SCRIPT, keys.length, ...keys, deps.claimTtlMs, ...owners)) as number[];
     for (const index of indexes) lost.add(offset + index);
@@ -69,6 +74,9 @@ export async function insertOnce<Row extends object>(deps: InsertOnceDeps, sink:
     metrics.duplicatesDropped.inc({ table: sink.label, reason: "stored" }, claimed.length - fresh.length);
 
     await insertSinkRows(deps.clickhouse, sink, fresh);
+    for (let offset = 0; offset < claimed.length; offset += CLAIM_CHUNK) {
+      await deps.redis.unlink(...claimed.slice(offset, offset + CLAIM_CHUNK).map(({ identity }) => claimKey(deps, sink, identity)));
+    }
     metrics.rowsInserted.inc({ table: sink.label }, fresh.length);
     metrics.insertBatchRows.observe({ table: sink.label }, fresh.length);
     metrics.insertDuration.observe({ table: sink.label }, (performance.now() - startedAt) / 1000);
