@@ -152,6 +152,16 @@ describe("POST /ingest: what the swamp CLI sends", () => {
     expect(await harness.entries()).toEqual([entry, legacy]);
   });
 
+  it("puts the entries of concurrent requests into shared jobs (group commit), each answered once stored", async () => {
+    const harness = await setup();
+    const entries = Array.from({ length: 40 }, () => parentEntry());
+    const answers = await Promise.all(entries.map((entry) => post(harness, entry)));
+    expect(answers.map((res) => res.status)).toEqual(entries.map(() => 202));
+    const jobs = await harness.jobs();
+    expect(jobs.length).toBeLessThan(entries.length);
+    expect((await harness.entries()).map((entry) => entry.insert_id).sort()).toEqual(entries.map((entry) => entry.insert_id).sort());
+  });
+
   it("answers 202 with nothing enqueued for an empty batch", async () => {
     const harness = await setup();
     expect((await post(harness, { events: [] })).body).toEqual({ accepted: 0, rejected: [] });

@@ -5,7 +5,7 @@ import type { Redis } from "ioredis";
 import type { IngestConfig } from "./config.js";
 import { createAuthenticate } from "./ingest/authenticate.js";
 import { checkEntries, type EntryRejection } from "./ingest/check-entries.js";
-import { enqueueEntries, UNAVAILABLE_RETRY_AFTER_SECONDS, type ClientTelemetryQueue } from "./ingest/client-telemetry-queue.js";
+import { createEnqueue, UNAVAILABLE_RETRY_AFTER_SECONDS, type ClientTelemetryQueue } from "./ingest/client-telemetry-queue.js";
 import { parseBody } from "./ingest/parse-body.js";
 import { createRateLimiter } from "./ingest/rate-limiter.js";
 import { createIngestMetrics, METRIC_ROUTES, type IngestMetrics } from "./metrics.js";
@@ -37,6 +37,7 @@ export function createIngestApp({ config, queue, redis, logger }: IngestAppOptio
   const authenticate = createAuthenticate(config.apiKeys);
   const rateLimiter = createRateLimiter({ ratePerSecond: config.rateLimitEntriesPerSecond });
   const inFlight = new Set<Promise<unknown>>();
+  const enqueueEntries = createEnqueue(queue, redis);
   // Queue errors mirror the connection's; without a listener an EventEmitter "error" would crash the process.
   queue.on("error", (error) => logger.debug("queue error", { error: errorMessage(error) }));
 
@@ -73,7 +74,7 @@ export function createIngestApp({ config, queue, redis, logger }: IngestAppOptio
     const checked = checkEntries(entries, config.maxEntryBytes);
     if (checked.unique.length > 0) {
       const stopTimer = metrics.enqueueDuration.startTimer();
-      const enqueue = enqueueEntries(queue, redis, checked.unique, receivedAtMs);
+      const enqueue = enqueueEntries(checked.unique, receivedAtMs);
       inFlight.add(enqueue);
       try {
         await enqueue;

@@ -42,34 +42,86 @@ async function settle(promise: Promise<unknown>, ms: number): Promise<void> {
   clearTimeout(timer);
 }
 
-/**
- * Puts the entries on the queue, resolving only once Redis has them. Throws ApiError UNAVAILABLE when Redis is
- * not connected or does not answer within the timeout. After a timeout the add may still land later; a client
- * retry then duplicates those entries on the queue, and the worker's dedup by entry id absorbs that.
- */
-export async function enqueueEntries(queue: ClientTelemetryQueue, redis: Redis, entries: readonly CliInvocationEvent[], receivedAtMs: number, timeoutMs = ENQUEUE_TIMEOUT_MS): Promise<number> {
-  const unavailable = (cause?: unknown): ApiError =>
-    new ApiError("UNAVAILABLE", "the queue is unavailable; retry later", { retryAfterSeconds: UNAVAILABLE_RETRY_AFTER_SECONDS, cause });
-  // Fail fast between reconnect attempts; during a connection attempt BullMQ waits for "ready", bounded by the timeout.
-  if (FAIL_FAST_STATUSES.has(redis.status)) throw unavailable();
+function unavailable(cause?: unknown): ApiError {
+  return new ApiError("UNAVAILABLE", "the queue is unavailable; retry later", { retryAfterSeconds: UNAVAILABLE_RETRY_AFTER_SECONDS, cause });
+}
+
+/** Adds the entries as jobs of at most MAX_ENTRIES_PER_JOB, in one round trip. */
+async function addJobs(queue: ClientTelemetryQueue, entries: readonly CliInvocationEvent[], receivedAtMs: number): Promise<void> {
   const { jobName, options } = JOB_CATALOG.clientTelemetry;
   const jobs: Array<{ name: typeof jobName; data: ClientTelemetryJob; opts: typeof options }> = [];
   for (let start = 0; start < entries.length; start += MAX_ENTRIES_PER_JOB) {
     jobs.push({ name: jobName, data: { entries: entries.slice(start, start + MAX_ENTRIES_PER_JOB), receivedAtMs }, opts: options });
   }
   const [first] = jobs;
-  if (first === undefined) return 0;
-  const adding = jobs.length === 1 ? queue.add(first.name, first.data, first.opts) : queue.addBulk(jobs);
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`enqueue timed out after ${timeoutMs} ms`)), timeoutMs);
-  });
-  try {
-    await Promise.race([adding, timeout]);
-  } catch (error) {
-    throw unavailable(error);
-  } finally {
-    clearTimeout(timer);
+  if (first === undefined) return;
+  if (jobs.length === 1) await queue.add(first.name, first.data, first.opts);
+  else await queue.addBulk(jobs);
+}
+
+interface PendingEnqueue {
+  entries: readonly CliInvocationEvent[];
+  receivedAtMs: number;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+export type Enqueue = (entries: readonly CliInvocationEvent[], receivedAtMs: number) => Promise<void>;
+
+/**
+ * Puts entries on the queue, resolving only once Redis has them, with group commit: one add is in flight at a time,
+ * and the entries of requests arriving meanwhile go together in the next one. A request alone goes out at once;
+ * under load, many small requests share a job, which saves a Redis round trip and a worker job each.
+ *
+ * Throws ApiError UNAVAILABLE when Redis is not connected or the add does not finish within the timeout. After a
+ * timeout the add may still land later; a client retry then duplicates those entries on the queue, and the worker's
+ * dedup by entry id absorbs that.
+ */
+export function createEnqueue(queue: ClientTelemetryQueue, redis: Redis, timeoutMs = ENQUEUE_TIMEOUT_MS): Enqueue {
+  let waiting: PendingEnqueue[] = [];
+  let adding = false;
+
+  function addWaiting(): void {
+    if (adding || waiting.length === 0) return;
+    const batch = waiting;
+    waiting = [];
+    adding = true;
+    const receivedAtMs = Math.min(...batch.map((pending) => pending.receivedAtMs));
+    addJobs(queue, batch.flatMap((pending) => pending.entries), receivedAtMs)
+      .then(
+        () => batch.forEach((pending) => pending.resolve()),
+        (error: unknown) => batch.forEach((pending) => pending.reject(error)),
+      )
+      .finally(() => {
+        adding = false;
+        addWaiting();
+      });
   }
-  return jobs.length;
+
+  return async function enqueue(entries, receivedAtMs) {
+    // Fail fast between reconnect attempts; during a connection attempt BullMQ waits for "ready", bounded by the timeout.
+    if (FAIL_FAST_STATUSES.has(redis.status)) throw unavailable();
+    if (entries.length === 0) return;
+    let pending: PendingEnqueue | undefined;
+    const stored = new Promise<void>((resolve, reject) => {
+      pending = { entries, receivedAtMs, resolve, reject };
+      waiting.push(pending);
+    });
+    addWaiting();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => {
+        // Not sent yet: drop it, so a request answered 503 is not stored after all.
+        waiting = waiting.filter((candidate) => candidate !== pending);
+        reject(new Error(`enqueue timed out after ${timeoutMs} ms`));
+      }, timeoutMs);
+    });
+    try {
+      await Promise.race([stored, timeout]);
+    } catch (error) {
+      throw unavailable(error);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
 }
