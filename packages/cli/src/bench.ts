@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: starts a private pipeline (its own chDB directory, queue prefix and ports, the usual Redis),
- * sends cli_invocation entries over HTTP for a fixed time, batched (100 per request) and then one per request,
- * and prints: entries/s acknowledged (202), entries/s visible in ClickHouse, freshness p50/p95 (202 → the
+ * sends cli_invocation entries over HTTP for a fixed time, batched (100 per request) as fast as it is answered,
+ * one per request, and batched at a steady offered load (BENCH_STEADY_ENTRIES_PER_SECOND, default 10000, to see
+ * freshness when the pipeline is not saturated), and prints: entries/s acknowledged (202), entries/s visible in ClickHouse, freshness p50/p95 (202 → the
  * entry's command visible in command_stats), and the raw chDB insert rate of the same rows as the ceiling.
  *
  * Knobs: BENCH_SECONDS (per phase, default 15), BENCH_CONCURRENCY (requests in flight, default 16),
@@ -96,6 +97,7 @@ export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
   const concurrency = reader.int("BENCH_CONCURRENCY", 16, { min: 1, max: 1024 });
   const batchSize = reader.int("BENCH_BATCH_SIZE", 100, { min: 2, max: 1000 });
   const runnerStages = reader.int("BENCH_RUNNER_STAGES", 400, { min: 8, max: 100_000 });
+  const steadyRate = reader.int("BENCH_STEADY_ENTRIES_PER_SECOND", 10_000, { min: 100, max: 1_000_000 });
   const profileDir = reader.optionalString("BENCH_CPU_PROFILE_DIR");
   reader.finish(undefined);
   const logger = createLogger("bench", "info");
@@ -130,7 +132,8 @@ export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
   };
   const storedRows = async () => Number(await query("SELECT count() FROM flowmeter.cli_invocations"));
 
-  async function runPhase(name: string, entriesPerRequest: number): Promise<PhaseResult> {
+  /** `entriesPerSecond` paces the senders to an offered load; undefined sends as fast as the pipeline answers. */
+  async function runPhase(name: string, entriesPerRequest: number, entriesPerSecond?: number): Promise<PhaseResult> {
     const runTag = `${name}-${randomBytes(3).toString("hex")}`;
     const parts = requestTemplate(entriesPerRequest, new Date());
     const rowsBefore = await storedRows();
@@ -140,8 +143,11 @@ export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
     let acked = 0;
     let errors = 0;
 
+    const requestInterval = entriesPerSecond === undefined ? 0 : (1000 * entriesPerRequest) / entriesPerSecond;
     const sender = async () => {
       while (performance.now() < deadline) {
+        const due = startedAt + sequence * requestInterval;
+        if (due > performance.now()) await new Promise((resolve) => setTimeout(resolve, due - performance.now()));
         const body = fillTemplate(parts, runTag, (sequence += 1));
         const response = await post(`${ingestUrl}/ingest`, body).catch(() => undefined);
         if (response?.status === 202) acked += (JSON.parse(response.body) as { accepted: number }).accepted;
@@ -204,7 +210,11 @@ export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
   let results: PhaseResult[];
   let runner: RunnerBenchResult;
   try {
-    results = [await runPhase(`batched-${batchSize}`, batchSize), await runPhase("single", 1)];
+    results = [
+      await runPhase(`batched-${batchSize}`, batchSize),
+      await runPhase("single", 1),
+      await runPhase(`steady-${steadyRate}/s`, batchSize, steadyRate),
+    ];
     runner = await benchRunner({
       redisUrl: redis.url,
       prefix,
@@ -246,10 +256,10 @@ export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
     "",
     `flowmeter bench: ${seconds} s per phase, ${concurrency} requests in flight, ${process.env["CLICKHOUSE_URL"] ? "ClickHouse server" : "embedded chDB"}, Redis ${redis.url}`,
     "",
-    "phase         acked entries/s   visible entries/s   freshness p50   freshness p95   acked    errors",
+    "phase              acked entries/s   visible entries/s   freshness p50   freshness p95   acked    errors",
     ...results.map((result) =>
       [
-        result.name.padEnd(13),
+        result.name.padEnd(18),
         format(result.ackedPerSecond).padStart(15),
         format(result.visiblePerSecond).padStart(19),
         `${format(result.freshnessP50Ms)} ms`.padStart(15),
