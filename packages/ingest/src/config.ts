@@ -1,4 +1,4 @@
-import { DEFAULT_REDIS_URL, EnvReader, readRedisConfig, type EnvSource, type LogLevel } from "@flowmeter/shared";
+import { DEFAULT_REDIS_URL, EnvReader, isLoopbackHost, readRedisConfig, type EnvSource, type LogLevel } from "@flowmeter/shared";
 
 export interface IngestConfig {
   port: number;
@@ -20,10 +20,6 @@ export interface IngestConfig {
 }
 
 export const LOOPBACK_HOST = "127.0.0.1";
-
-export function isLoopbackHost(host: string): boolean {
-  return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
-}
 
 /** Reads the ingest configuration; throws one ConfigError listing every problem. */
 export function parseIngestConfig(env: EnvSource): IngestConfig {

@@ -17,10 +17,10 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import type { ClickHouseClient } from "@clickhouse/client";
-import { createLogger } from "@flowmeter/shared";
+import { RUN_EVENT_V2_NAMES, createLogger, type RunEventType } from "@flowmeter/shared";
 import { createIngestMetrics } from "@flowmeter/ingest";
 import { BUILT_IN_DRIVER_NAMES, createRunnerMetrics } from "@flowmeter/runner";
-import { CLI_INVOCATION_COLUMNS, createClickHouse, createWorkerMetrics, insertJsonRows, migrate, toClickHouseTime, toRow } from "@flowmeter/worker";
+import { CLI_INVOCATION_COLUMNS, createClickHouse, createWorkerMetrics, insertJsonRows, migrate, toClickHouseTime, toRow, type RunEventRow } from "@flowmeter/worker";
 import { childEntry, legacyEntry, parentEntry, tempDir } from "@flowmeter/test-utils";
 import { INFRA_DIR, checkTools, toolPath } from "./ops-test-support.js";
 
@@ -256,39 +256,6 @@ function durationSeconds(text: string | undefined): number {
 
 const MINUTE = 60_000;
 
-interface RunEventRow {
-  event_id: string;
-  run_id: string;
-  attempt_id: string;
-  seq: number;
-  ts: string;
-  received_at: string;
-  level: string;
-  event_type: string;
-  event_type_v2: string;
-  message: string;
-  workflow: string;
-  stage_name: string;
-  group_id: string;
-  driver: string;
-  stage_attempt: number;
-  stage_outcome: string;
-  duration_ms: number;
-  exit_code: number | null;
-  error: string;
-  payload: string;
-}
-
-const V2: Record<string, string> = {
-  "run.started": "RunStarted",
-  "stage.started": "StageStarted",
-  "stage.completed": "StageSucceeded",
-  "stage.failed": "StageFailed",
-  "stage.skipped": "StageSkipped",
-  "run.finished": "RunCompleted",
-  "run.failed": "RunFailed",
-};
-
 interface SeededRun {
   runId: string;
   attemptId: string;
@@ -297,7 +264,7 @@ interface SeededRun {
   state: "succeeded" | "failed" | "running";
 }
 
-function runEvents(run: SeededRun, steps: { at: number; type: string; stage?: string; driver?: string; attempt?: number; outcome?: string; durationMs?: number; exitCode?: number; error?: string }[]): RunEventRow[] {
+function runEvents(run: SeededRun, steps: { at: number; type: RunEventType; stage?: string; driver?: string; attempt?: number; outcome?: RunEventRow["stage_outcome"]; durationMs?: number; exitCode?: number; error?: string }[]): RunEventRow[] {
   return steps.map((step, seq) => ({
     event_id: randomUUID(),
     run_id: run.runId,
@@ -307,7 +274,7 @@ function runEvents(run: SeededRun, steps: { at: number; type: string; stage?: st
     received_at: toClickHouseTime(run.startMs + step.at + 50),
     level: step.type === "stage.failed" || step.type === "run.failed" ? "error" : "info",
     event_type: step.type,
-    event_type_v2: V2[step.type] ?? "",
+    event_type_v2: RUN_EVENT_V2_NAMES[step.type],
     message: step.type,
     workflow: run.workflow,
     stage_name: step.stage ?? "",
