@@ -67,3 +67,4 @@ export {
   type TerminalReason,
   type TerminalRunState,
 } from "./run-api.js";
+export { bearerToken, createSecretMatcher } from "./secrets.js";

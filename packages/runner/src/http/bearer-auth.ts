@@ -1,24 +1,15 @@
-import { createHash, timingSafeEqual } from "node:crypto";
-import { ApiError } from "@flowmeter/shared";
-
-function digest(token: string): Buffer {
-  return createHash("sha256").update(token).digest();
-}
+import { ApiError, bearerToken, createSecretMatcher } from "@flowmeter/shared";
 
 /**
  * Checks `Authorization: Bearer <token>` against the configured tokens; none configured means no check (config
- * validation allows that only on a loopback host). Throws ApiError UNAUTHORIZED. Digests give equal lengths for
- * timingSafeEqual, and every token is compared, so timing does not reveal which one matched.
+ * validation allows that only on a loopback host). Throws ApiError UNAUTHORIZED.
  */
 export function createBearerAuth(tokens: readonly string[]): (authorization: string | undefined) => void {
-  const digests = tokens.map(digest);
+  const matchToken = createSecretMatcher(tokens);
   return function checkBearerToken(authorization) {
-    if (digests.length === 0) return;
-    const presented = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? "")?.[1];
+    if (tokens.length === 0) return;
+    const presented = bearerToken(authorization);
     if (presented === undefined) throw new ApiError("UNAUTHORIZED", "missing bearer token; send Authorization: Bearer <token>");
-    const presentedDigest = digest(presented);
-    let matched = false;
-    for (const candidate of digests) matched = timingSafeEqual(candidate, presentedDigest) || matched;
-    if (!matched) throw new ApiError("UNAUTHORIZED", "invalid bearer token");
+    if (matchToken(presented) < 0) throw new ApiError("UNAUTHORIZED", "invalid bearer token");
   };
 }
