@@ -21,6 +21,7 @@ import { createQueueDelivery } from "./delivery/queue-delivery.js";
 import { RunEventStore } from "./delivery/run-event-store.js";
 import { SpoolFile } from "./delivery/spool-file.js";
 import { DriverRegistry } from "./drivers/driver-registry.js";
+import type { LeaseKeeper } from "./fleet/lease-keeper.js";
 import { RunConsumer } from "./fleet/run-consumer.js";
 import { RunReconciler } from "./fleet/run-reconciler.js";
 import { createRunQueue } from "./fleet/submit-run.js";
@@ -83,7 +84,7 @@ export async function startRunner(config: RunnerConfig, logger: Logger, options:
     for (const event of events) publisher.event(event);
   };
 
-  const reconciler = new RunReconciler({
+  const reconciler: RunReconciler = new RunReconciler({
     records,
     store,
     runQueue,
@@ -92,8 +93,10 @@ export async function startRunner(config: RunnerConfig, logger: Logger, options:
     jobLostGraceMs: Math.max(config.leaseMs, 5000),
     logger,
     metrics,
+    ownLeases: (): LeaseKeeper => consumer.leases,
+    leaseMs: config.leaseMs,
   });
-  const consumer = new RunConsumer({
+  const consumer: RunConsumer = new RunConsumer({
     redisUrl: config.redis.url,
     queuePrefix: prefix,
     maxRuns: config.maxRuns,

@@ -3,3 +3,4 @@ export { deleteQueuePrefix, testQueuePrefix, testRedisUrl } from "./redis.js";
 export { tempDir } from "./temp-dir.js";
 export { waitFor } from "./wait-for.js";
 export { freePort } from "./free-port.js";
+export { startPrivateRedis, type PrivateRedis } from "./private-redis.js";

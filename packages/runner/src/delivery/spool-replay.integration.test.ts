@@ -4,12 +4,9 @@
  * Uses a private redis-server (no persistence) that the test kills and restarts on the same port.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { spawn, type ChildProcess } from "node:child_process";
-import { once } from "node:events";
-import { createServer } from "node:net";
 import { Queue, Worker } from "bullmq";
 import { JOB_CATALOG, createLogger, createRedis, type RunEvent, type RunEventsJob, type TelemetrySample } from "@flowmeter/shared";
-import { tempDir, waitFor } from "@flowmeter/test-utils";
+import { freePort, startPrivateRedis, tempDir, waitFor, type PrivateRedis } from "@flowmeter/test-utils";
 import { DriverRegistry } from "../drivers/driver-registry.js";
 import { RunExecution } from "../execution/run-execution.js";
 import { validateWorkflow } from "../workflow/validate-workflow.js";
@@ -20,43 +17,17 @@ import { SpoolFile } from "./spool-file.js";
 
 const quiet = createLogger("runner", "error", () => {});
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const { port } = server.address() as { port: number };
-  server.close();
-  await once(server, "close");
-  return port;
-}
-
-async function startRedis(port: number): Promise<ChildProcess> {
-  const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: ["ignore", "pipe", "inherit"] });
-  let output = "";
-  child.stdout?.on("data", (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  await waitFor(() => (output.includes("Ready to accept connections") ? true : undefined), { timeoutMs: 10_000, intervalMs: 20, what: "redis-server to start" });
-  return child;
-}
-
-async function stopRedis(child: ChildProcess | undefined): Promise<void> {
-  if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  child.kill("SIGKILL");
-  await once(child, "exit");
-}
-
 describe("spool and replay when Redis goes away mid-run (private redis-server)", () => {
   const prefix = "fmtest-spool";
   let port: number;
-  let redisProcess: ChildProcess | undefined;
+  let redisProcess: PrivateRedis | undefined;
   const dir = tempDir("spool-replay");
   beforeAll(async () => {
     port = await freePort();
-    redisProcess = await startRedis(port);
+    redisProcess = await startPrivateRedis(port);
   });
   afterAll(async () => {
-    await stopRedis(redisProcess);
+    await redisProcess?.kill();
     dir.remove();
   });
 
@@ -142,12 +113,12 @@ describe("spool and replay when Redis goes away mid-run (private redis-server)",
       await waitFor(
         () => {
           if (inFlight > 0 || deliveredItems === 0 || received.items !== deliveredItems) return undefined;
-          redisProcess?.kill("SIGKILL");
+          redisProcess?.process.kill("SIGKILL");
           return true;
         },
         { intervalMs: 2, what: "a quiet moment to kill redis" },
       );
-      await once(redisProcess as ChildProcess, "exit");
+      await redisProcess?.kill(); // waits for the exit
       const receivedBeforeOutage = received.items;
 
       await waitFor(() => (publisher.spooledItems > 0 ? true : undefined), { what: "events to be spooled" });
@@ -158,7 +129,7 @@ describe("spool and replay when Redis goes away mid-run (private redis-server)",
       expect(received.items).toBe(receivedBeforeOutage);
       expect(emitted.events.at(-1)?.event_type).toBe("run.finished");
 
-      redisProcess = await startRedis(port);
+      redisProcess = await startPrivateRedis(port);
       await waitFor(() => (publisher.spooledItems === 0 ? true : undefined), { what: "the spool to be replayed" });
       await waitFor(() => (received.items === emitted.events.length + emitted.samples.length ? true : undefined), { what: "the consumer to get everything" });
 

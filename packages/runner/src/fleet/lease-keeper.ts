@@ -36,6 +36,10 @@ export class LeaseKeeper {
     this.tracked.add(runId);
   }
 
+  holds(runId: string): boolean {
+    return this.tracked.has(runId);
+  }
+
   start(): void {
     this.timer ??= setInterval(() => void this.renewNow(), Math.max(50, Math.floor(this.options.leaseMs / 3)));
   }

@@ -18,6 +18,7 @@ import { buildRunEvents, type RunEventSequencer } from "../execution/run-event-s
 import type { RunnerMetrics } from "../metrics.js";
 import type { RunRecord, RunRecords } from "../runs/run-records.js";
 import { buildStageView } from "../runs/stage-view.js";
+import type { LeaseKeeper } from "./lease-keeper.js";
 import type { RunQueue } from "./submit-run.js";
 
 export type AbandonReason = "runner_restarted" | "job_lost";
@@ -81,21 +82,42 @@ export interface RunReconcilerOptions {
   jobLostGraceMs: number;
   logger: Logger;
   metrics?: Pick<RunnerMetrics, "runsReconciled">;
+  /** This runner's own leases: never abandoned here, and renewed first when Redis comes back. */
+  ownLeases?: () => Pick<LeaseKeeper, "holds" | "renewNow">;
+  /**
+   * After Redis was unreachable, nobody could renew a lease: expired leases mean nothing until every runner had a
+   * full lease period to renew. After a reconnection, runs are abandoned only once this long has passed.
+   */
+  leaseMs: number;
 }
+
+const NO_LEASES: Pick<LeaseKeeper, "holds" | "renewNow"> = { holds: () => false, renewNow: async () => {} };
 
 export class RunReconciler {
   private timer: NodeJS.Timeout | undefined;
   private round: Promise<string[]> | undefined;
-  private readonly onReady = (): void => void this.runOnce();
+  private connectedBefore: boolean;
+  private graceUntilMs = 0;
+  private readonly onReady = (): void => {
+    if (this.connectedBefore) this.graceUntilMs = Date.now() + this.options.leaseMs;
+    this.connectedBefore = true;
+    void this.ownLeases().renewNow();
+  };
 
-  constructor(private readonly options: RunReconcilerOptions) {}
+  constructor(private readonly options: RunReconcilerOptions) {
+    this.connectedBefore = options.redis.status === "ready";
+  }
+
+  private ownLeases(): Pick<LeaseKeeper, "holds" | "renewNow"> {
+    return this.options.ownLeases?.() ?? NO_LEASES;
+  }
 
   /** Runs a round now (or as soon as Redis is ready), then every `intervalMs`. */
   start(intervalMs: number): void {
     if (this.timer !== undefined) return;
     this.timer = setInterval(() => void this.runOnce(), intervalMs);
-    if (this.options.redis.status === "ready") void this.runOnce();
-    else this.options.redis.once("ready", this.onReady);
+    this.options.redis.on("ready", this.onReady);
+    void this.runOnce();
   }
 
   stop(): void {
@@ -119,11 +141,14 @@ export class RunReconciler {
 
   private async reconcile(): Promise<string[]> {
     const { records, runQueue, jobLostGraceMs } = this.options;
-    if (this.options.redis.status !== "ready") return [];
+    if (this.options.redis.status !== "ready" || Date.now() < this.graceUntilMs) return [];
+    const own = this.ownLeases();
+    await own.renewNow();
     const now = await records.now();
     const failed: string[] = [];
     for await (const record of records.activeRuns()) {
       const runId = record.run_id;
+      if (own.holds(runId)) continue;
       let reason: AbandonReason | undefined;
       if (record.state === "running" && (record.lease_expires_at_ms ?? 0) < now) reason = "runner_restarted";
       else if (record.state === "queued" && record.created_at_ms < now - jobLostGraceMs && !PENDING_JOB_STATES.has(await runQueue.getJobState(runId))) reason = "job_lost";

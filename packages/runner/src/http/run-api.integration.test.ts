@@ -546,6 +546,7 @@ describe("run API (real Redis, real runner)", () => {
           redis: idleRedis,
           publish: () => {},
           jobLostGraceMs: 0,
+          leaseMs: 1000,
           logger: quiet,
         }),
     );
