@@ -1,6 +1,6 @@
 import { createServer, type AddressInfo, type Socket } from "node:net";
 import { gzipSync } from "node:zlib";
-import { createLogger, createRedis, type CliInvocationEvent, type ClientTelemetryJob } from "@flowmeter/shared";
+import { JOB_CATALOG, createLogger, createRedis, type CliInvocationEvent, type ClientTelemetryJob } from "@flowmeter/shared";
 import { childEntry, deleteQueuePrefix, legacyEntry, parentEntry, testQueuePrefix, testRedisUrl } from "@flowmeter/test-utils";
 import type { Redis } from "ioredis";
 import request, { type Response } from "supertest";
@@ -100,7 +100,7 @@ describe("POST /ingest: what the swamp CLI sends", () => {
     expect(typeof jobs[0]?.receivedAtMs).toBe("number");
     const [job] = await harness.queue.getWaiting(0, -1);
     expect(job?.name).toBe("cli_invocations");
-    expect(job?.opts.attempts).toBe(25);
+    expect(job?.opts.attempts).toBe(JOB_CATALOG.clientTelemetry.options.attempts);
   });
 
   it("accepts a bare single event", async () => {

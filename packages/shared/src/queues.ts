@@ -13,10 +13,13 @@ export interface ClientTelemetryJob {
   receivedAtMs: number;
 }
 
-/** Retries with backoff for about an hour (ClickHouse outages), then the job stays in the failed set for an operator to retry. */
+/**
+ * Retries with exponential backoff, 1 s doubling, 12 attempts: about 68 minutes in all (ClickHouse outages), then the
+ * job stays in the failed set for an operator to retry.
+ */
 const DURABLE_JOB_OPTIONS: JobsOptions = {
-  attempts: 25,
-  backoff: { type: "exponential", delay: 500 },
+  attempts: 12,
+  backoff: { type: "exponential", delay: 1000 },
   removeOnComplete: true,
   removeOnFail: false,
 };

@@ -145,10 +145,29 @@ function describe(error: ErrorObject): string {
 
 export type ValidationResult = { ok: true; event: CliInvocationEvent } | { ok: false; message: string };
 
-export function validateCliInvocation(value: unknown): ValidationResult {
-  if (validate(value)) return { ok: true, event: value };
-  const first = validate.errors?.[0];
-  return { ok: false, message: first ? describe(first) : "entry is invalid" };
+/**
+ * How far from now an entry's timestamps may be. The CLI keeps unsent entries for 7 days; five years leaves room
+ * for any client while bounding an insert to about 60 monthly partitions (ClickHouse refuses more than 100).
+ */
+export const TIMESTAMP_MAX_AGE_MS = 5 * 366 * 86_400_000;
+export const TIMESTAMP_MAX_AHEAD_MS = 86_400_000;
+const CANONICAL_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
+/** A problem with an ISO 8601 timestamp the pattern let through: not a real date (2026-02-30), or out of range. */
+function timestampProblem(name: string, value: string, nowMs: number): string | undefined {
+  const ms = Date.parse(value);
+  if (!Number.isFinite(ms) || (CANONICAL_UTC.test(value) && new Date(ms).toISOString() !== value)) return `properties.${name} is not a valid date`;
+  if (ms < nowMs - TIMESTAMP_MAX_AGE_MS || ms > nowMs + TIMESTAMP_MAX_AHEAD_MS) return `properties.${name} is more than 5 years ago or more than a day ahead`;
+  return undefined;
+}
+
+export function validateCliInvocation(value: unknown, nowMs: number = Date.now()): ValidationResult {
+  if (!validate(value)) {
+    const first = validate.errors?.[0];
+    return { ok: false, message: first ? describe(first) : "entry is invalid" };
+  }
+  const problem = timestampProblem("startedAt", value.properties.startedAt, nowMs) ?? timestampProblem("completedAt", value.properties.completedAt, nowMs);
+  return problem === undefined ? { ok: true, event: value } : { ok: false, message: problem };
 }
 
 /** The idempotency key of an entry: `insert_id`, else `properties.id` (SPEC §2). */

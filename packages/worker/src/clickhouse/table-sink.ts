@@ -15,9 +15,9 @@ export interface TableSink<Row extends object> {
   identity: readonly { column: keyof Row & string; type: string }[];
 }
 
-/** A row's identity as one string: its identity columns' values, as ClickHouse prints them. */
+/** A row's identity as one printable string: its identity columns' values as ClickHouse prints them, in a JSON array. */
 export function identityOf<Row extends object>(sink: TableSink<Row>, row: Row): string {
-  return sink.identity.map(({ column }) => String(row[column])).join("\u0000");
+  return JSON.stringify(sink.identity.map(({ column }) => String(row[column])));
 }
 
 export async function insertSinkRows<Row extends object>(client: ClickHouseClient, sink: TableSink<Row>, rows: readonly Row[]): Promise<void> {
@@ -43,5 +43,5 @@ export async function findStoredIdentities<Row extends object>(client: ClickHous
     clickhouse_settings: { max_query_size: "268435456" },
   });
   const stored = await result.json<unknown[]>();
-  return new Set(stored.map((values) => values.map(String).join("\u0000")));
+  return new Set(stored.map((values) => JSON.stringify(values.map(String))));
 }

@@ -151,9 +151,30 @@ describe("client telemetry consumer (real Redis, chDB)", () => {
     expect(stats?.p99_ms).toBeGreaterThan(950);
   });
 
+  it("a job ClickHouse refuses does not hold back the jobs batched with it", async () => {
+    const command = `poison-${randomUUID()}`;
+    const good = [parentEntry(), parentEntry()].map((entry) => {
+      entry.properties.invocation.command = command;
+      return entry;
+    });
+    const poison = parentEntry();
+    // Only a producer that skipped ingest's validation could send this; the worker must survive it.
+    poison.properties.startedAt = "2026-13-45T25:61:61.000Z";
+    const jobs = await Promise.all(
+      [[good[0]], [poison], [good[1]]].map((entries) =>
+        queue.add(JOB_CATALOG.clientTelemetry.jobName, { entries: entries as CliInvocationEvent[], receivedAtMs: Date.now() }, JOB_CATALOG.clientTelemetry.options),
+      ),
+    );
+    await waitFor(async () => ((await countRaw(`command = '${command}'`)) === 2 ? true : undefined), { what: "the good entries written" });
+    const poisonJob = await queue.getJob(jobs[1]?.id ?? "");
+    await waitFor(async () => ((await poisonJob?.getState()) === "delayed" ? true : undefined), { what: "the poison job waiting for its retry" });
+    await poisonJob?.remove();
+  });
+
   it("leaves no claims behind once rows are written", async () => {
-    await enqueue([parentEntry(), parentEntry()]);
-    expect(await redis.keys(`${prefix}:claim:*`)).toEqual([]);
+    const entries = [parentEntry(), parentEntry()];
+    await enqueue(entries);
+    for (const entry of entries) expect(await redis.keys(`${prefix}:claim:*${entry.insert_id}*`)).toEqual([]);
   });
 
   it("reports what it wrote and dropped in its metrics", async () => {

@@ -1,7 +1,8 @@
 /**
  * One BullMQ queue consumed in batches: many jobs are held in flight at once, their rows gathered by a
- * BatchWriter, and each job completes only after the flush that carried its rows succeeded. A failed flush
- * fails its jobs, which BullMQ retries with backoff.
+ * BatchWriter, and each job completes only after the flush that carried its rows succeeded. When a flush of
+ * several jobs fails, they are written one by one, so a job ClickHouse refuses does not hold back the others
+ * (they would otherwise share its retries and its fate); the jobs that still fail are retried by BullMQ with backoff.
  */
 import { Queue, Worker, type Job } from "bullmq";
 import type { Redis } from "ioredis";
@@ -38,23 +39,54 @@ export interface QueueConsumer {
   close(): Promise<void>;
 }
 
+/** After this many jobs in a row fail on their own too, the rest of the batch fails without trying (ClickHouse is down). */
+const ISOLATION_GIVE_UP_AFTER = 3;
+
 export function createQueueConsumer<Data>(options: QueueConsumerOptions<Data>): QueueConsumer {
   const { queue: name, config, redis, metrics, logger } = options;
+  /** Jobs whose rows failed when written on their own, by job id; their processors throw. */
+  const failedAlone = new Map<string, unknown>();
+
+  async function flushIsolatingFailures(jobs: QueuedJob<Data>[], reason: FlushReason): Promise<void> {
+    metrics.flushes.inc({ queue: name, reason });
+    try {
+      await options.flush(jobs, reason);
+      return;
+    } catch (error) {
+      if (jobs.length === 1) throw error;
+      logger.warn("batch failed; writing its jobs one by one", { queue: name, jobs: jobs.length, error: errorMessage(error) });
+      let failuresInARow = 0;
+      for (const job of jobs) {
+        if (failuresInARow >= ISOLATION_GIVE_UP_AFTER) {
+          failedAlone.set(job.jobId, error);
+          continue;
+        }
+        try {
+          await options.flush([job], reason);
+          failuresInARow = 0;
+        } catch (jobError) {
+          failedAlone.set(job.jobId, jobError);
+          failuresInARow += 1;
+        }
+      }
+    }
+  }
+
   const writer = new BatchWriter<QueuedJob<Data>>({
     name,
     maxRows: config.batch.maxRows,
     maxWaitMs: config.batch.maxWaitMs,
     rowsOf: (job) => options.rowsOf(job.data),
-    flush: async (jobs, reason) => {
-      metrics.flushes.inc({ queue: name, reason });
-      await options.flush(jobs, reason);
-    },
+    flush: flushIsolatingFailures,
   });
 
   const worker = new Worker<Data>(
     name,
     async function processQueuedJob(job: Job<Data>) {
-      await writer.add({ jobId: job.id ?? "", data: job.data });
+      const jobId = job.id ?? "";
+      await writer.add({ jobId, data: job.data });
+      const failure = failedAlone.get(jobId);
+      if (failedAlone.delete(jobId)) throw failure;
     },
     {
       connection: redis,
