@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /** The worker service: consumes the queues into ClickHouse and serves /metrics. Run migrations first (migrate-main). */
-import { ConfigError, createLogger, createRedis, errorMessage } from "@flowmeter/shared";
+import { ConfigError, createLogger, createRedis, errorMessage, isLoopbackHost } from "@flowmeter/shared";
 import { createClickHouse, describeClickHouse } from "./clickhouse/client.js";
 import { parseWorkerConfig } from "./config.js";
 import { createClientTelemetryConsumer } from "./consumers/client-telemetry.consumer.js";
@@ -45,6 +45,7 @@ async function main(): Promise<void> {
       await Promise.all(consumers.map((consumer) => consumer.sampleQueue()));
     },
     isHealthy: async () => redis.status === "ready" && (await clickhouse.ping()).success,
+    queryEnabled: isLoopbackHost(config.http.host),
   });
   server.listen(config.http.port, config.http.host);
   for (const consumer of consumers) consumer.start();

@@ -1,7 +1,9 @@
 /**
  * The worker's small HTTP surface: /metrics for Prometheus, /healthz, and /query, a read-only window onto
  * ClickHouse. In the embedded default the worker is the only process that may open chDB's directory, so
- * everything else (the README's example, the bench, tests) reads through here.
+ * everything else (the README's example, the bench, tests) reads through here. /query answers only when the worker
+ * listens on loopback, and runs each statement with readonly = 1 (no writes, no table functions such as file() or
+ * url()) in the statement's own SETTINGS clause, never as a chDB session setting.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { ClickHouseClient } from "@clickhouse/client";
@@ -18,6 +20,8 @@ export interface WorkerHttpDeps {
   /** Refreshes gauges that are sampled, not pushed (queue depth and lag). */
   beforeScrape: () => Promise<void>;
   isHealthy: () => Promise<boolean>;
+  /** Serve /query: only when listening on loopback. */
+  queryEnabled: boolean;
 }
 
 function send(response: ServerResponse, status: number, contentType: string, body: string): void {
@@ -46,10 +50,12 @@ export function checkReadOnlyQuery(sql: string): string {
   if (statement === "") throw new ApiError("INVALID_PARAMS", "send a query: POST /query with the SQL as the body, or GET /query?query=…");
   if (!READ_ONLY_STATEMENT.test(statement)) throw new ApiError("INVALID_PARAMS", "only read-only statements (SELECT, WITH, SHOW, DESCRIBE, EXISTS, EXPLAIN) are allowed");
   if (statement.includes(";")) throw new ApiError("INVALID_PARAMS", "send one statement at a time");
+  // readonly = 1 does not cover INTO OUTFILE, which chDB writes in-process.
+  if (/\bINTO\s+OUTFILE\b/i.test(statement)) throw new ApiError("INVALID_PARAMS", "INTO OUTFILE is not allowed");
   return statement;
 }
 
-export function createWorkerHttpServer({ registry, clickhouse, logger, beforeScrape, isHealthy }: WorkerHttpDeps): Server {
+export function createWorkerHttpServer({ registry, clickhouse, logger, beforeScrape, isHealthy, queryEnabled }: WorkerHttpDeps): Server {
   async function route(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const url = new URL(request.url ?? "/", "http://worker");
     if (url.pathname === "/metrics" && request.method === "GET") {
@@ -63,10 +69,11 @@ export function createWorkerHttpServer({ registry, clickhouse, logger, beforeScr
       return;
     }
     if (url.pathname === "/query" && (request.method === "GET" || request.method === "POST")) {
+      if (!queryEnabled) throw new ApiError("NOT_FOUND", "/query is served only when the worker listens on loopback (WORKER_HOST); query ClickHouse directly");
       const sql = checkReadOnlyQuery(request.method === "GET" ? (url.searchParams.get("query") ?? "") : await readBody(request));
       const format = url.searchParams.get("format") ?? "PrettyCompactMonoBlock";
       if (!/^[A-Za-z]+$/.test(format)) throw new ApiError("INVALID_PARAMS", "format must be a ClickHouse output format name");
-      const result = await clickhouse.exec({ query: `${sql}\nFORMAT ${format}` }).catch((error: unknown) => {
+      const result = await clickhouse.exec({ query: `${sql}\nSETTINGS readonly = 1\nFORMAT ${format}` }).catch((error: unknown) => {
         throw new ApiError("INVALID_PARAMS", errorMessage(error));
       });
       const chunks: Buffer[] = [];
