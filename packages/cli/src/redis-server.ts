@@ -5,6 +5,7 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { Redis } from "ioredis";
 import { DEFAULT_REDIS_URL, redisAnswers, type Logger } from "@flowmeter/shared";
 
 import { CliError } from "./cli-error.js";
@@ -25,6 +26,26 @@ export interface RedisChoice {
   process: ChildProcess | undefined;
 }
 
+/** A 202 is only as durable as Redis: say so when the Redis in use keeps nothing on disk or may evict queued jobs. */
+async function warnAboutDurability(url: string, logger: Logger): Promise<void> {
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false });
+  redis.on("error", () => {});
+  try {
+    await redis.connect();
+    const [, appendonly] = (await redis.config("GET", "appendonly")) as string[];
+    const [, save] = (await redis.config("GET", "save")) as string[];
+    const [, policy] = (await redis.config("GET", "maxmemory-policy")) as string[];
+    if (appendonly !== "yes" && (save ?? "") === "") {
+      logger.warn("this Redis keeps nothing on disk (appendonly no, no save): queued telemetry is lost if it restarts; set REDIS_URL to a Redis with AOF, or stop it and let npm start launch its own", { url });
+    }
+    if (policy !== "noeviction") logger.warn(`this Redis may evict keys (maxmemory-policy ${policy}); queued telemetry needs noeviction`, { url });
+  } catch {
+    // CONFIG may be disabled (managed Redis); nothing to say then.
+  } finally {
+    redis.disconnect();
+  }
+}
+
 function redisServerInstalled(): boolean {
   return spawnSync("redis-server", ["--version"], { stdio: "ignore" }).status === 0;
 }
@@ -37,6 +58,7 @@ export async function chooseRedis(configuredUrl: string | undefined, dataDir: st
   const localUrl = port === 6379 ? DEFAULT_REDIS_URL : `redis://127.0.0.1:${port}`;
   if (await redisAnswers(localUrl, 1000)) {
     logger.info("using the Redis already running", { url: localUrl });
+    await warnAboutDurability(localUrl, logger);
     return { url: localUrl, process: undefined };
   }
   if (!redisServerInstalled()) throw new RedisUnavailableError(`nothing answers on ${localUrl} and redis-server is not installed.\n${REDIS_INSTALL_HINT}`);

@@ -20,6 +20,8 @@ export async function run(args: string[], env: NodeJS.ProcessEnv, out: NodeJS.Wr
 
   const workflow = await loadWorkflowFile(file).catch((error: unknown) => {
     if (error instanceof WorkflowValidationError) throw new CliError(`${file}: ${error.message}`);
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "EISDIR" || code === "EACCES") throw new CliError(`${file}: cannot read the workflow file (${code})`);
     throw error;
   });
   const redis = createRedis(redisUrl, "producer");

@@ -5,7 +5,10 @@
  * Redis if we launched one.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { createLogger, errorMessage, type Logger } from "@flowmeter/shared";
+import { ConfigError, createLogger, errorMessage, type Logger } from "@flowmeter/shared";
+import { parseIngestConfig } from "@flowmeter/ingest";
+import { parseRunnerConfig } from "@flowmeter/runner";
+import { parseWorkerConfig } from "@flowmeter/worker";
 import { parseStartConfig } from "./config.js";
 import { chooseRedis } from "./redis-server.js";
 import { SERVICE_ENTRY_POINTS, type ServiceName } from "./services.js";
@@ -33,7 +36,22 @@ async function stopService(service: RunningService, logger: Logger, timeoutMs = 
   clearTimeout(timer);
 }
 
+/** Every problem of every service's configuration, listed together before anything starts. */
+function checkAllConfigs(env: NodeJS.ProcessEnv): void {
+  const problems: string[] = [];
+  for (const parse of [parseStartConfig, parseIngestConfig, parseWorkerConfig, parseRunnerConfig]) {
+    try {
+      parse(env);
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      problems.push(...error.problems);
+    }
+  }
+  if (problems.length > 0) throw new ConfigError([...new Set(problems)]);
+}
+
 export async function start(env: NodeJS.ProcessEnv): Promise<number> {
+  checkAllConfigs(env);
   const config = parseStartConfig(env);
   const logger = createLogger("start", config.logLevel);
   const redis = await chooseRedis(config.redisUrl, config.dataDir, logger);

@@ -8,7 +8,7 @@ function readConfig(): IngestConfig {
     return parseIngestConfig(process.env);
   } catch (error) {
     if (error instanceof ConfigError) {
-      process.stderr.write(`flowmeter-ingest: ${error.message}\n`);
+      process.stderr.write(`flowmeter ingest: ${error.message}\n`);
       process.exit(1);
     }
     throw error;

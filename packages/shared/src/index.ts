@@ -1,6 +1,6 @@
 export { ApiError, ERROR_CODES, type ApiErrorBody, type ErrorCode } from "./errors.js";
 export { ConfigError, DEFAULT_REDIS_URL, EnvReader, isLoopbackHost, readRedisConfig, type EnvSource, type RedisConfig } from "./config.js";
-export { createLogger, errorMessage, type LogFields, type Logger, type LogLevel } from "./logger.js";
+export { createLogger, createRepeatThrottle, errorMessage, type LogFields, type Logger, type LogLevel } from "./logger.js";
 export {
   CliInvocationEventSchema,
   KNOWN_ENVELOPE_KEYS,

@@ -36,3 +36,19 @@ export function createLogger(service: string, minLevel: LogLevel = "info", write
 export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
+
+/**
+ * For errors that repeat while a dependency is down (a reconnect loop): true the first time a message is seen, then
+ * again only once `intervalMs` has passed, so an outage logs a line now and then, not one per retry.
+ */
+export function createRepeatThrottle(intervalMs = 30_000): (message: string) => boolean {
+  const lastLogged = new Map<string, number>();
+  return function shouldLog(message) {
+    const now = Date.now();
+    const last = lastLogged.get(message);
+    if (last !== undefined && now - last < intervalMs) return false;
+    if (lastLogged.size > 100) lastLogged.clear();
+    lastLogged.set(message, now);
+    return true;
+  };
+}

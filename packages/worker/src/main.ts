@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /** The worker service: consumes the queues into ClickHouse and serves /metrics. Run migrations first (migrate-main). */
-import { ConfigError, createLogger, createRedis, errorMessage, isLoopbackHost } from "@flowmeter/shared";
+import { ConfigError, createLogger, createRedis, createRepeatThrottle, errorMessage, isLoopbackHost } from "@flowmeter/shared";
 import { createClickHouse, describeClickHouse } from "./clickhouse/client.js";
 import { parseWorkerConfig } from "./config.js";
 import { createClientTelemetryConsumer } from "./consumers/client-telemetry.consumer.js";
@@ -22,7 +22,10 @@ async function main(): Promise<void> {
   }
   const logger = createLogger("worker", config.logLevel);
   const redis = createRedis(config.redisUrl, "worker");
-  redis.on("error", (error) => logger.warn("redis connection problem", { error: errorMessage(error) }));
+  const shouldLog = createRepeatThrottle();
+  redis.on("error", (error) => {
+    if (shouldLog(errorMessage(error))) logger.warn("redis connection problem (repeats are logged every 30 s)", { error: errorMessage(error) });
+  });
   const clickhouse = createClickHouse(config.clickhouse);
   const metrics = createWorkerMetrics();
 

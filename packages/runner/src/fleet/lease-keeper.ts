@@ -8,7 +8,7 @@
  * if it is still executing here (failed by a reconciler after this runner could not renew in time), the consumer
  * stops it (its later events are refused anyway).
  */
-import { errorMessage, type Logger } from "@flowmeter/shared";
+import { createRepeatThrottle, errorMessage, type Logger } from "@flowmeter/shared";
 import type { RunRecords } from "../runs/run-records.js";
 
 export interface LeaseKeeperOptions {
@@ -24,6 +24,7 @@ export class LeaseKeeper {
   private readonly tracked = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private renewing: Promise<void> | undefined;
+  private readonly shouldLog = createRepeatThrottle();
 
   constructor(private readonly options: LeaseKeeperOptions) {}
 
@@ -65,7 +66,7 @@ export class LeaseKeeper {
     try {
       statuses = await records.renew(runIds, runnerId, leaseMs);
     } catch (error) {
-      logger.warn("could not renew run leases", { runs: runIds.length, error: errorMessage(error) });
+      if (this.shouldLog(errorMessage(error))) logger.warn("could not renew run leases (repeats are logged every 30 s)", { runs: runIds.length, error: errorMessage(error) });
       return;
     }
     statuses.forEach((status, index) => {

@@ -6,7 +6,7 @@
  */
 import { Queue, Worker, type Job } from "bullmq";
 import type { Redis } from "ioredis";
-import { errorMessage, type Logger } from "@flowmeter/shared";
+import { createRepeatThrottle, errorMessage, type Logger } from "@flowmeter/shared";
 import { BatchWriter, type FlushReason } from "../batch-writer.js";
 import type { WorkerConfig } from "../config.js";
 import type { WorkerMetrics } from "../metrics.js";
@@ -100,7 +100,10 @@ export function createQueueConsumer<Data>(options: QueueConsumerOptions<Data>): 
     },
   );
   worker.on("failed", (job, error) => logger.warn("job failed; it will be retried", { queue: name, job: job?.id, attempt: job?.attemptsMade, error: errorMessage(error) }));
-  worker.on("error", (error) => logger.error("queue worker error", { queue: name, error: errorMessage(error) }));
+  const shouldLog = createRepeatThrottle();
+  worker.on("error", (error) => {
+    if (shouldLog(errorMessage(error))) logger.error("queue worker error (repeats are logged every 30 s)", { queue: name, error: errorMessage(error) });
+  });
 
   const queue = new Queue<Data>(name, { connection: redis, prefix: config.queuePrefix });
 
