@@ -7,7 +7,7 @@
 import { createReadStream, createWriteStream } from "node:fs";
 import { appendFile, mkdir, readdir, rename, stat, truncate, unlink, readFile } from "node:fs/promises";
 import { hostname } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { createInterface } from "node:readline";
 import { pipeline } from "node:stream/promises";
 import { errorMessage, type Logger, type RunEvent, type TelemetrySample } from "@flowmeter/shared";
@@ -15,7 +15,8 @@ import { errorMessage, type Logger, type RunEvent, type TelemetrySample } from "
 export type SpoolItem = { event: RunEvent } | { sample: TelemetrySample };
 
 const HOST = hostname().replace(/[^A-Za-z0-9.]/g, "_");
-const SPOOL_NAME = /^runner-(.+)-(\d+)\.jsonl$/;
+/** A runner's spool, or one it was adopting (`.adopting`) when it died. */
+const SPOOL_NAME = /^runner-(.+)-(\d+)\.jsonl(\.adopting)?$/;
 
 function processAlive(pid: number): boolean {
   try {
@@ -41,7 +42,9 @@ export class SpoolFile {
     await mkdir(this.dir, { recursive: true });
     for (const name of await readdir(this.dir)) {
       const match = SPOOL_NAME.exec(name);
-      if (match === null || match[1] !== HOST || Number(match[2]) === process.pid || processAlive(Number(match[2]))) continue;
+      if (match === null || match[1] !== HOST || name === basename(this.path)) continue;
+      const pid = Number(match[2]);
+      if (pid !== process.pid && processAlive(pid)) continue;
       const claimed = `${this.path}.adopting`;
       try {
         await rename(join(this.dir, name), claimed); // atomic: only one runner claims a file
