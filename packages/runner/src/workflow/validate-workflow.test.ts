@@ -74,6 +74,7 @@ describe("validateWorkflow", () => {
           stage("c", { dependson: ["a"] }),
           "oops",
           stage("has space"),
+          stage("yaml-bool", { run: true }),
         ],
       }),
     ).toEqual([
@@ -89,6 +90,7 @@ describe("validateWorkflow", () => {
       'stage "c": unknown field "dependson" (known: name, driver, run, depends_on, retries, timeout_secs, allow_failure, env)',
       "stages[4]: must be an object with name, driver and run",
       'stages[5]: name "has space" must be 1-128 characters of letters, digits, "_", "." or "-"',
+      'stage "yaml-bool": run must be a string; YAML read true as a boolean, quote it ("true")',
     ]);
   });
 

@@ -110,7 +110,8 @@ function validateStage(raw: unknown, index: number, drivers: readonly string[], 
   else if (!drivers.includes(driver)) problems.push(`${label}: unknown driver "${driver}" (known: ${drivers.join(", ")})`);
 
   const run = raw["run"];
-  if (typeof run !== "string" || run.trim() === "") problems.push(`${label}: run is required (a non-empty string)`);
+  if (typeof run === "boolean" || typeof run === "number") problems.push(`${label}: run must be a string; YAML read ${String(run)} as a ${typeof run}, quote it ("${String(run)}")`);
+  else if (typeof run !== "string" || run.trim() === "") problems.push(`${label}: run is required (a non-empty string)`);
 
   const dependsOn = raw["depends_on"];
   let dependencies: string[] | undefined;
