@@ -31,7 +31,6 @@ export function createFailpoint(config: ConsumerDeps["config"], logger: Logger):
 export function createClientTelemetryConsumer(deps: ConsumerDeps): QueueConsumer {
   const { config, logger } = deps;
   const afterInsert = createFailpoint(config, logger);
-  const insertDeps = { ...deps, queuePrefix: config.queuePrefix, claimTtlMs: config.claimTtlMs };
   return createQueueConsumer<ClientTelemetryJob>({
     queue: JOB_CATALOG.clientTelemetry.queue,
     config,
@@ -47,7 +46,7 @@ export function createClientTelemetryConsumer(deps: ConsumerDeps): QueueConsumer
         const receivedAt = toClickHouseTime(data.receivedAtMs);
         for (const event of data.entries) rows.push({ jobId, row: toRow(event, receivedAt) });
       }
-      const written = await insertOnce(insertDeps, cliInvocationsSink, rows);
+      const written = await insertOnce(deps, cliInvocationsSink, rows);
       logger.debug("batch written", { table: cliInvocationsSink.table, jobs: jobs.length, rows: written, duplicates: rows.length - written, reason, ms: Math.round(performance.now() - startedAt) });
       afterInsert();
     },

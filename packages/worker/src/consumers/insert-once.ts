@@ -12,6 +12,7 @@
 import type { Redis } from "ioredis";
 import type { ClickHouseClient } from "@clickhouse/client";
 import { findStoredIdentities, identityOf, insertSinkRows, type TableSink } from "../clickhouse/table-sink.js";
+import type { WorkerConfig } from "../config.js";
 import type { WorkerMetrics } from "../metrics.js";
 
 /** Claims each key for its owner unless another owner holds it; returns the 0-based indexes of keys held by others. */
@@ -36,12 +37,11 @@ export interface InsertOnceDeps {
   redis: Redis;
   clickhouse: ClickHouseClient;
   metrics: WorkerMetrics;
-  queuePrefix: string;
-  claimTtlMs: number;
+  config: Pick<WorkerConfig, "queuePrefix" | "claimTtlMs">;
 }
 
 function claimKey(deps: InsertOnceDeps, sink: Pick<TableSink<object>, "label">, identity: string): string {
-  return `${deps.queuePrefix}:claim:${sink.label}:${identity}`;
+  return `${deps.config.queuePrefix}:claim:${sink.label}:${identity}`;
 }
 
 async function keepClaimed<Row extends object>(deps: InsertOnceDeps, sink: TableSink<Row>, rows: (OwnedRow<Row> & { identity: string })[]) {
@@ -50,7 +50,7 @@ async function keepClaimed<Row extends object>(deps: InsertOnceDeps, sink: Table
     const chunk = rows.slice(offset, offset + CLAIM_CHUNK);
     const keys = chunk.map(({ identity }) => claimKey(deps, sink, identity));
     const owners = chunk.map(({ jobId }) => jobId);
-    const indexes = (await deps.redis.eval(CLAIM_SCRIPT, keys.length, ...keys, deps.claimTtlMs, ...owners)) as number[];
+    const indexes = (await deps.redis.eval(CLAIM_SCRIPT, keys.length, ...keys, deps.config.claimTtlMs, ...owners)) as number[];
     for (const index of indexes) lost.add(offset + index);
   }
   return lost.size === 0 ? rows : rows.filter((_, index) => !lost.has(index));

@@ -9,7 +9,6 @@ import { createQueueConsumer, type QueueConsumer } from "./queue-consumer.js";
 
 export function createRunEventsConsumer(deps: ConsumerDeps): QueueConsumer {
   const { config, logger } = deps;
-  const insertDeps = { ...deps, queuePrefix: config.queuePrefix, claimTtlMs: config.claimTtlMs };
   return createQueueConsumer<RunEventsJob>({
     queue: JOB_CATALOG.runEvents.queue,
     config,
@@ -27,8 +26,8 @@ export function createRunEventsConsumer(deps: ConsumerDeps): QueueConsumer {
         for (const event of data.events) events.push({ jobId, row: toEventRow(event, receivedAt) });
         for (const sample of data.samples) samples.push({ jobId, row: toSampleRow(sample, receivedAt) });
       }
-      const writtenEvents = await insertOnce(insertDeps, runEventsSink, events);
-      const writtenSamples = await insertOnce(insertDeps, runTelemetrySink, samples);
+      const writtenEvents = await insertOnce(deps, runEventsSink, events);
+      const writtenSamples = await insertOnce(deps, runTelemetrySink, samples);
       logger.debug("batch written", { queue: JOB_CATALOG.runEvents.queue, jobs: jobs.length, events: writtenEvents, samples: writtenSamples, reason, ms: Math.round(performance.now() - startedAt) });
     },
   });
