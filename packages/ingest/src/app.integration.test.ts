@@ -201,7 +201,7 @@ describe("POST /ingest: bad input", () => {
   it("answers 400 INVALID_PARAMS to an empty body, non-UTF-8 bytes and shapes that are not events", async () => {
     const harness = await setup();
     expectError(await post(harness, ""), 400, "INVALID_PARAMS");
-    expectError(await request(harness.ingest.app).post("/ingest"), 400, "INVALID_PARAMS");
+    expectError(await request(harness.ingest.app).post("/ingest"), 415, "INVALID_PARAMS");
     expectError(await post(harness, Buffer.from([0x5b, 0x22, 0xc3, 0x28, 0x22, 0x5d])), 400, "INVALID_PARAMS");
     expectError(await post(harness, "42"), 400, "INVALID_PARAMS");
     expectError(await post(harness, '{"events": "nope"}'), 400, "INVALID_PARAMS");
@@ -372,11 +372,42 @@ describe("routes", () => {
   it("answers unknown routes and wrong methods in the error shape", async () => {
     const harness = await setup();
     expectError(await request(harness.ingest.app).get("/"), 404, "NOT_FOUND");
-    expectError(await request(harness.ingest.app).post("/ingest/"), 404, "NOT_FOUND");
     const wrongMethod = await request(harness.ingest.app).get("/ingest");
     expectError(wrongMethod, 405, "NOT_FOUND");
     expect(wrongMethod.headers["allow"]).toBe("POST");
     expectError(await request(harness.ingest.app).options("/ingest"), 405, "NOT_FOUND");
     expectError(await request(harness.ingest.app).delete("/metrics"), 405, "NOT_FOUND");
+  });
+});
+
+describe("what a web page or a sloppy endpoint sends", () => {
+  it("refuses bodies a page can post without a preflight: text/plain, form, multipart, no content type", async () => {
+    const harness = await setup();
+    const body = JSON.stringify(parentEntry());
+    for (const contentType of ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"]) {
+      const res = await request(harness.ingest.app).post("/ingest").set("content-type", contentType).send(body);
+      expectError(res, 415, "INVALID_PARAMS");
+      expect(res.body.message).toBe(`Content-Type ${contentType.split(";")[0]} is not accepted; send application/json (or application/x-ndjson)`);
+    }
+    const bare = await request(harness.ingest.app).post("/ingest").serialize((data: unknown) => data as string).send(Buffer.from(body)).unset("content-type");
+    expectError(bare, 415, "INVALID_PARAMS");
+    expect(await harness.entries()).toEqual([]);
+  });
+
+  it("refuses a foreign Origin and a Host that is not this service's (DNS rebinding) on every route", async () => {
+    const harness = await setup();
+    expectError(await post(harness, parentEntry(), { origin: "http://evil.example" }), 403, "UNAUTHORIZED");
+    expectError(await post(harness, parentEntry(), { host: "evil.example:7070" }), 403, "UNAUTHORIZED");
+    expectError(await request(harness.ingest.app).get("/metrics").set("sec-fetch-site", "cross-site"), 403, "UNAUTHORIZED");
+    expect(await harness.entries()).toEqual([]);
+  });
+
+  it("serves //ingest and /ingest/ as /ingest (an endpoint configured with a trailing slash)", async () => {
+    const harness = await setup();
+    for (const path of ["//ingest", "/ingest/"]) {
+      const res = await request(harness.ingest.app).post(path).set("content-type", "application/json").send(JSON.stringify(parentEntry()));
+      expect(res.status, path).toBe(202);
+    }
+    expect((await harness.entries()).length).toBe(2);
   });
 });

@@ -1,4 +1,4 @@
-import { ApiError, createErrorHandler, errorMessage, methodNotAllowed, type Logger } from "@flowmeter/shared";
+import { ApiError, browserRequestRefusal, createErrorHandler, errorMessage, methodNotAllowed, type Logger } from "@flowmeter/shared";
 import type { IncomingMessage, RequestListener, ServerResponse } from "node:http";
 import express, { type NextFunction, type Request, type Response } from "express";
 import type { Redis } from "ioredis";
@@ -6,12 +6,12 @@ import type { IngestConfig } from "./config.js";
 import { createAuthenticate } from "./ingest/authenticate.js";
 import { checkEntries, type EntryRejection } from "./ingest/check-entries.js";
 import { createEnqueue, UNAVAILABLE_RETRY_AFTER_SECONDS, type ClientTelemetryQueue } from "./ingest/client-telemetry-queue.js";
-import { parseBody } from "./ingest/parse-body.js";
+import { contentTypeRefusal, parseBody } from "./ingest/parse-body.js";
 import { createRateLimiter } from "./ingest/rate-limiter.js";
 import { createIngestMetrics, METRIC_ROUTES, type IngestMetrics } from "./metrics.js";
 
 export interface IngestAppOptions {
-  config: Pick<IngestConfig, "apiKeys" | "maxBodyBytes" | "maxEntriesPerRequest" | "maxEntryBytes" | "rateLimitEntriesPerSecond">;
+  config: Pick<IngestConfig, "host" | "apiKeys" | "maxBodyBytes" | "maxEntriesPerRequest" | "maxEntryBytes" | "rateLimitEntriesPerSecond">;
   /** Queue from createIngestQueue(); the caller owns it and closes it. */
   queue: ClientTelemetryQueue;
   /** The queue's connection, used for the fast "disconnected" check and /healthz; the caller owns it. */
@@ -53,6 +53,10 @@ export function createIngestApp({ config, queue, redis, logger }: IngestAppOptio
       metrics.requests.inc({ route, status: String(res.statusCode) });
     });
     next();
+  });
+
+  app.use(function refuseBrowsers(req: Request, _res: Response, next: NextFunction) {
+    next(browserRequestRefusal(req.headers, config.host));
   });
 
   const readBody = express.raw({ type: () => true, limit: config.maxBodyBytes, inflate: true });
@@ -104,6 +108,8 @@ export function createIngestApp({ config, queue, redis, logger }: IngestAppOptio
     const fail = (error: unknown): void => errorHandler(error, { path: "/ingest", socket: req.socket }, errorResponseOf(res), () => {});
     let client: string;
     try {
+      const refusal = browserRequestRefusal(req.headers, config.host) ?? contentTypeRefusal(req.headers["content-type"]);
+      if (refusal !== undefined) throw refusal;
       client = authenticate(req.headers, req.socket.remoteAddress);
     } catch (error) {
       fail(error);
@@ -160,14 +166,23 @@ export function createIngestApp({ config, queue, redis, logger }: IngestAppOptio
   };
 }
 
-/** The path of a request target in any form (`/ingest?x`, `http://host/ingest`); "" when it does not parse. */
+/**
+ * The path of a request target in any form (`/ingest?x`, `http://host/ingest`); "" when it does not parse. Repeated
+ * and trailing slashes are dropped: the real client builds `${endpoint}/ingest`, so an endpoint set with a trailing
+ * slash posts to `//ingest`.
+ */
 function pathnameOf(target: string | undefined): string {
   if (target === "/ingest") return target;
-  try {
-    return new URL(target ?? "", "http://ingest").pathname;
-  } catch {
-    return "";
+  let pathname: string;
+  if (target?.startsWith("/") === true) pathname = target.split("?", 1)[0] ?? "";
+  else {
+    try {
+      pathname = new URL(target ?? "").pathname;
+    } catch {
+      return "";
+    }
   }
+  return pathname.replace(/\/{2,}/g, "/").replace(/(.)\/$/, "$1");
 }
 
 interface IngestAnswer {

@@ -122,6 +122,7 @@ export async function startRunner(config: RunnerConfig, logger: Logger, options:
   const app = createRunnerApp({
     metrics,
     logger,
+    listenHost: config.host,
     health: () => ({
       status: publisher.spooledItems > 0 ? "degraded" : "ok",
       runner_id: runnerId,

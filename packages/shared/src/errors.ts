@@ -32,7 +32,10 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
 
 const RETRYABLE: ReadonlySet<ErrorCode> = new Set(["TOO_MANY_REQUESTS", "UNAVAILABLE", "INTERNAL_ERROR"]);
 
-/** An error an HTTP handler throws on purpose; the error middleware turns it into its status and body. */
+/**
+ * An error an HTTP handler throws on purpose; the error middleware turns it into its status and body. `status`
+ * overrides the code's usual status where the code list has no closer code (403 UNAUTHORIZED, 415 INVALID_PARAMS).
+ */
 export class ApiError extends Error {
   override readonly name = "ApiError";
   readonly status: number;
@@ -43,10 +46,10 @@ export class ApiError extends Error {
   constructor(
     readonly code: ErrorCode,
     message: string,
-    options: { retryAfterSeconds?: number; cause?: unknown } = {},
+    options: { retryAfterSeconds?: number; cause?: unknown; status?: number } = {},
   ) {
     super(message, { cause: options.cause });
-    this.status = HTTP_STATUS[code];
+    this.status = options.status ?? HTTP_STATUS[code];
     this.retryable = RETRYABLE.has(code);
     this.retryAfterSeconds = options.retryAfterSeconds;
   }

@@ -36,7 +36,7 @@ interface ParserError {
 function response(status: number, error: ApiError, headers: Record<string, string> = {}): ErrorResponse {
   const all = { ...headers };
   if (error.retryAfterSeconds !== undefined) all["Retry-After"] = String(error.retryAfterSeconds);
-  if (error.code === "UNAUTHORIZED") all["WWW-Authenticate"] ??= "Bearer";
+  if (error.code === "UNAUTHORIZED" && status === 401) all["WWW-Authenticate"] ??= "Bearer";
   return { status, body: error.toBody(), headers: all };
 }
 

@@ -1,5 +1,6 @@
 import { fileURLToPath } from "node:url";
 import { resolve } from "node:path";
+import type { QueryLimits } from "./query/query-engine.js";
 import { DEFAULT_REDIS_URL, EnvReader, readRedisConfig, type EnvSource, type LogLevel } from "@flowmeter/shared";
 
 export interface ClickHouseConfig {
@@ -15,6 +16,8 @@ export interface WorkerConfig {
   queuePrefix: string;
   clickhouse: ClickHouseConfig;
   http: { host: string; port: number };
+  /** Limits of every /query statement. */
+  query: QueryLimits;
   batch: { maxRows: number; maxWaitMs: number };
   /** Jobs held in flight at once; each waits for the batch that contains its rows. */
   concurrency: number;
@@ -47,6 +50,13 @@ export function parseWorkerConfig(env: EnvSource): WorkerConfig {
     queuePrefix: redis.queuePrefix,
     clickhouse: readClickHouseConfig(reader),
     http: { host: reader.string("WORKER_HOST", "127.0.0.1"), port: reader.port("WORKER_METRICS_PORT", 7072) },
+    query: {
+      timeoutSeconds: reader.int("WORKER_QUERY_TIMEOUT_SECONDS", 30, { min: 1, max: 3600 }),
+      maxMemoryBytes: reader.int("WORKER_QUERY_MAX_MEMORY_BYTES", 1 << 30, { min: 1 << 20 }),
+      maxResultRows: reader.int("WORKER_QUERY_MAX_RESULT_ROWS", 1_000_000, { min: 1 }),
+      maxResultBytes: reader.int("WORKER_QUERY_MAX_RESULT_BYTES", 64 << 20, { min: 1024, max: 1 << 30 }),
+      concurrency: reader.int("WORKER_QUERY_CONCURRENCY", 2, { min: 1, max: 64 }),
+    },
     batch: {
       maxRows: reader.int("WORKER_BATCH_MAX_ROWS", 50_000, { min: 1, max: 1_000_000 }),
       maxWaitMs: reader.int("WORKER_BATCH_MAX_WAIT_MS", 1000, { min: 1, max: 60_000 }),

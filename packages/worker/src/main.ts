@@ -6,6 +6,7 @@ import { parseWorkerConfig } from "./config.js";
 import { createClientTelemetryConsumer } from "./consumers/client-telemetry.consumer.js";
 import { createRunEventsConsumer } from "./consumers/run-events.consumer.js";
 import { createWorkerHttpServer } from "./http/server.js";
+import { createEmbeddedQueryEngine, createServerQueryEngine } from "./query/query-engine.js";
 import { createWorkerMetrics } from "./metrics.js";
 import { drainThenClose } from "./shutdown.js";
 
@@ -40,15 +41,20 @@ async function main(): Promise<void> {
 
   const deps = { config, redis, clickhouse, metrics, logger };
   const consumers = [createClientTelemetryConsumer(deps), createRunEventsConsumer(deps)];
+  const queryEngine = !isLoopbackHost(config.http.host)
+    ? undefined
+    : config.clickhouse.url === undefined
+      ? await createEmbeddedQueryEngine(config.clickhouse.dataDir, config.query)
+      : createServerQueryEngine(config.clickhouse.url, config.query);
   const server = createWorkerHttpServer({
     registry: metrics.registry,
-    clickhouse,
     logger,
+    listenHost: config.http.host,
     beforeScrape: async () => {
       await Promise.all(consumers.map((consumer) => consumer.sampleQueue()));
     },
     isHealthy: async () => redis.status === "ready" && (await clickhouse.ping()).success,
-    queryEnabled: isLoopbackHost(config.http.host),
+    queryEngine,
   });
   server.listen(config.http.port, config.http.host);
   for (const consumer of consumers) consumer.start();
@@ -69,6 +75,7 @@ async function main(): Promise<void> {
     const left = await drainThenClose(consumers, config.shutdownTimeoutMs);
     if (left > 0) logger.warn("shutdown timeout: jobs left on the queue for the next worker", { jobs: left });
     server.close();
+    await queryEngine?.close();
     await clickhouse.close();
     redis.disconnect();
     logger.info("worker stopped");

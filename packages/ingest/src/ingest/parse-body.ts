@@ -13,6 +13,20 @@ const NDJSON_TYPES: ReadonlySet<string> = new Set([
   "application/x-jsonlines",
 ]);
 
+/**
+ * 415 unless the body is declared JSON or NDJSON. The real client always sends `application/json`; a web page can
+ * send text/plain, form or multipart bodies cross-site without a preflight, so those are refused before reading.
+ */
+export function contentTypeRefusal(contentType: string | undefined): ApiError | undefined {
+  const mediaType = contentType?.split(";", 1)[0]?.trim().toLowerCase();
+  if (mediaType === "application/json" || (mediaType !== undefined && NDJSON_TYPES.has(mediaType))) return undefined;
+  return new ApiError(
+    "INVALID_PARAMS",
+    `Content-Type ${mediaType === undefined || mediaType === "" ? "is missing" : `${mediaType.slice(0, 100)} is not accepted`}; send application/json (or application/x-ndjson)`,
+    { status: 415 },
+  );
+}
+
 const SHAPE_HINT = 'expected an event object, {"events": [...]}, an array of events, or NDJSON (one event per line)';
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });

@@ -14,6 +14,7 @@ describe("runner HTTP app (no Redis needed)", () => {
   const runQueue = createRunQueue(redis, "fmtest-unit");
   runQueue.on("error", () => {});
   const app = createRunnerApp({
+    listenHost: "127.0.0.1",
     metrics,
     logger: createLogger("runner", "error", () => {}),
     health: () => ({ status: "degraded", runner_id: "host-1-abc", active_runs: 1, spooled_items: 12, redis: "reconnecting" }),
@@ -77,5 +78,13 @@ describe("runner HTTP app (no Redis needed)", () => {
     const response = await request(app).get("/v1/openapi.json").expect(200);
     expect(response.body.openapi).toBe("3.1.0");
     expect(Object.keys(response.body.paths as object)).toContain("/v1/runs/{run_id}/telemetry");
+  });
+
+  it("refuses what a web page could send: a foreign Origin, a rebound Host, cross-site fetch metadata", async () => {
+    for (const [name, value] of [["origin", "http://evil.example"], ["host", "evil.example:7071"], ["sec-fetch-site", "cross-site"]] as const) {
+      const response = await request(app).post("/v1/runs").set(name, value).set("content-type", "text/plain").send("{}").expect(403);
+      expect(response.body).toMatchObject({ code: "UNAUTHORIZED", retryable: false });
+      await request(app).get("/v1/health").set(name, value).expect(403);
+    }
   });
 });

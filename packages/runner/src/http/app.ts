@@ -3,7 +3,7 @@
  * and `GET /v1/openapi.json`. Every error, unknown routes and wrong methods included, is the shared
  * `{code, message, retryable}` body (createErrorHandler from @flowmeter/shared), never HTML.
  */
-import { ApiError, createErrorHandler, methodNotAllowed, type Logger } from "@flowmeter/shared";
+import { ApiError, browserRequestRefusal, createErrorHandler, methodNotAllowed, type Logger } from "@flowmeter/shared";
 import express, { type Express, type Request, type Response } from "express";
 import type { RunnerMetrics } from "../metrics.js";
 import { OPENAPI_DOCUMENT } from "./openapi.js";
@@ -24,16 +24,22 @@ export interface RunnerAppOptions {
   metrics: RunnerMetrics;
   health: () => RunnerHealth;
   logger: Logger;
+  /** The address the server listens on (RUNNER_HOST): on loopback, requests must name a loopback Host. */
+  listenHost: string;
   /** The run API's dependencies. */
   runs: RunApiOptions;
 }
 
-export function createRunnerApp({ metrics, health, logger, runs }: RunnerAppOptions): Express {
+export function createRunnerApp({ metrics, health, logger, listenHost, runs }: RunnerAppOptions): Express {
   const app = express();
   app.disable("x-powered-by");
   app.disable("etag");
   app.set("strict routing", true);
   app.set("case sensitive routing", true);
+
+  app.use(function refuseBrowsers(req: Request, _res: Response, next: (error?: unknown) => void) {
+    next(browserRequestRefusal(req.headers, listenHost));
+  });
 
   app
     .route("/v1/health")

@@ -129,6 +129,7 @@ describe("run API (real Redis, real runner)", () => {
       idleRedis = redis;
     }
     return createRunnerApp({
+      listenHost: "127.0.0.1",
       metrics: createRunnerMetrics(["shell", "node"]),
       logger: quiet,
       health: () => ({ status: "ok", runner_id: "api-only", active_runs: 0, spooled_items: 0, redis: redis.status }),

@@ -2,26 +2,27 @@
  * The worker's small HTTP surface: /metrics for Prometheus, /healthz, and /query, a read-only window onto
  * ClickHouse. In the embedded default the worker is the only process that may open chDB's directory, so
  * everything else (the README's example, the bench, tests) reads through here. /query answers only when the worker
- * listens on loopback, and runs each statement with readonly = 1 (no writes, no table functions such as file() or
- * url()) in the statement's own SETTINGS clause, never as a chDB session setting.
+ * listens on loopback; what a statement may do is decided in src/query/query-guard.ts and its limits are set in
+ * src/query/query-engine.ts. Requests a web page could make (foreign Origin or Host) are refused on every route.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { ClickHouseClient } from "@clickhouse/client";
-import { ApiError, errorMessage, type Logger } from "@flowmeter/shared";
+import { ApiError, browserRequestRefusal, errorMessage, type Logger } from "@flowmeter/shared";
 import type { Registry } from "prom-client";
+import { runReadOnlyQuery, type QueryEngine } from "../query/query-engine.js";
 
 const MAX_QUERY_BYTES = 1 << 20;
-const READ_ONLY_STATEMENT = /^\s*(SELECT|WITH|SHOW|DESCRIBE|DESC|EXISTS|EXPLAIN)\b/i;
+const DEFAULT_FORMAT = "PrettyCompactMonoBlock";
 
 export interface WorkerHttpDeps {
   registry: Registry;
-  clickhouse: ClickHouseClient;
   logger: Logger;
+  /** The address the server listens on (WORKER_HOST). */
+  listenHost: string;
   /** Refreshes gauges that are sampled, not pushed (queue depth and lag). */
   beforeScrape: () => Promise<void>;
   isHealthy: () => Promise<boolean>;
-  /** Serve /query: only when listening on loopback. */
-  queryEnabled: boolean;
+  /** Runs /query statements; undefined when the worker listens beyond loopback (then /query is not served). */
+  queryEngine: QueryEngine | undefined;
 }
 
 function send(response: ServerResponse, status: number, contentType: string, body: string): void {
@@ -30,6 +31,7 @@ function send(response: ServerResponse, status: number, contentType: string, bod
 }
 
 function sendError(response: ServerResponse, error: ApiError): void {
+  if (error.retryAfterSeconds !== undefined) response.setHeader("retry-after", String(error.retryAfterSeconds));
   send(response, error.status, "application/json", JSON.stringify(error.toBody()));
 }
 
@@ -44,19 +46,10 @@ async function readBody(request: IncomingMessage): Promise<string> {
   return Buffer.concat(chunks).toString("utf8");
 }
 
-/** One read-only statement, ending at an optional `;`. */
-export function checkReadOnlyQuery(sql: string): string {
-  const statement = sql.trim().replace(/;\s*$/, "");
-  if (statement === "") throw new ApiError("INVALID_PARAMS", "send a query: POST /query with the SQL as the body, or GET /query?query=…");
-  if (!READ_ONLY_STATEMENT.test(statement)) throw new ApiError("INVALID_PARAMS", "only read-only statements (SELECT, WITH, SHOW, DESCRIBE, EXISTS, EXPLAIN) are allowed");
-  if (statement.includes(";")) throw new ApiError("INVALID_PARAMS", "send one statement at a time");
-  // readonly = 1 does not cover INTO OUTFILE, which chDB writes in-process.
-  if (/\bINTO\s+OUTFILE\b/i.test(statement)) throw new ApiError("INVALID_PARAMS", "INTO OUTFILE is not allowed");
-  return statement;
-}
-
-export function createWorkerHttpServer({ registry, clickhouse, logger, beforeScrape, isHealthy, queryEnabled }: WorkerHttpDeps): Server {
+export function createWorkerHttpServer({ registry, logger, listenHost, beforeScrape, isHealthy, queryEngine }: WorkerHttpDeps): Server {
   async function route(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const refusal = browserRequestRefusal(request.headers, listenHost);
+    if (refusal !== undefined) throw refusal;
     const url = new URL(request.url ?? "/", "http://worker");
     if (url.pathname === "/metrics" && request.method === "GET") {
       await beforeScrape().catch((error: unknown) => logger.warn("queue sampling failed", { error: errorMessage(error) }));
@@ -69,16 +62,15 @@ export function createWorkerHttpServer({ registry, clickhouse, logger, beforeScr
       return;
     }
     if (url.pathname === "/query" && (request.method === "GET" || request.method === "POST")) {
-      if (!queryEnabled) throw new ApiError("NOT_FOUND", "/query is served only when the worker listens on loopback (WORKER_HOST); query ClickHouse directly");
-      const sql = checkReadOnlyQuery(request.method === "GET" ? (url.searchParams.get("query") ?? "") : await readBody(request));
-      const format = url.searchParams.get("format") ?? "PrettyCompactMonoBlock";
+      if (queryEngine === undefined) throw new ApiError("NOT_FOUND", "/query is served only when the worker listens on loopback (WORKER_HOST); query ClickHouse directly");
+      const sql = request.method === "GET" ? (url.searchParams.get("query") ?? "") : await readBody(request);
+      const format = url.searchParams.get("format") ?? DEFAULT_FORMAT;
       if (!/^[A-Za-z]+$/.test(format)) throw new ApiError("INVALID_PARAMS", "format must be a ClickHouse output format name");
-      const result = await clickhouse.exec({ query: `${sql}\nSETTINGS readonly = 1\nFORMAT ${format}` }).catch((error: unknown) => {
-        throw new ApiError("INVALID_PARAMS", errorMessage(error));
-      });
-      const chunks: Buffer[] = [];
-      for await (const chunk of result.stream) chunks.push(Buffer.from(chunk as Uint8Array));
-      send(response, 200, "text/plain; charset=utf-8", Buffer.concat(chunks).toString("utf8"));
+      const abort = new AbortController();
+      response.on("close", () => abort.abort());
+      const output = await runReadOnlyQuery(queryEngine, sql, format, abort.signal);
+      response.writeHead(200, { "content-type": "text/plain; charset=utf-8", "content-length": output.length });
+      response.end(output);
       return;
     }
     sendError(response, new ApiError("NOT_FOUND", `no route ${request.method ?? "GET"} ${url.pathname}; try /metrics, /healthz or /query`));
