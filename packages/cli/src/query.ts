@@ -1,16 +1,43 @@
-import { CliError } from "./cli-error.js";
+import { CliError, EXIT, parseOptions } from "./cli-error.js";
+import { workerUrl } from "./config.js";
+
+export const QUERY_USAGE = `usage: flowmeter query [--format <Format>] "<SQL>"
+
+Runs one read-only statement (SELECT, WITH, SHOW, DESCRIBE, EXISTS, EXPLAIN) over the flowmeter database through
+the worker's /query, which owns embedded chDB. A FORMAT clause in the SQL wins over --format.
+
+options:
+  --format <Format>   a ClickHouse output format (default PrettyCompactMonoBlock; e.g. TabSeparatedWithNames,
+                      JSONEachRow, CSVWithNames, Vertical)
+environment:
+  WORKER_URL          the worker (default http://127.0.0.1:$WORKER_METRICS_PORT, port 7072)
+`;
 
 /** `flowmeter query "SELECT …"`: runs a read-only query through the worker (which owns embedded chDB). */
-export async function query(sql: string, env: NodeJS.ProcessEnv): Promise<number> {
-  const base = env["WORKER_URL"] ?? `http://127.0.0.1:${env["WORKER_METRICS_PORT"] ?? "7072"}`;
-  const response = await fetch(`${base}/query`, { method: "POST", body: sql }).catch((error: unknown) => {
-    throw new CliError(`the worker at ${base} does not answer (${String(error)}); is flowmeter running (npm start)?`);
+export async function query(args: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const { options, positional, help } = parseOptions(args, ["format"], QUERY_USAGE);
+  if (help) {
+    process.stdout.write(QUERY_USAGE);
+    return EXIT.ok;
+  }
+  const sql = positional.join(" ");
+  if (sql.trim() === "") throw new CliError(`give the SQL to run\n${QUERY_USAGE}`, EXIT.usage);
+  const base = workerUrl(env);
+  const format = options.get("format");
+  const url = `${base}/query${format === undefined ? "" : `?format=${encodeURIComponent(format)}`}`;
+  const response = await fetch(url, { method: "POST", body: sql }).catch((error: unknown) => {
+    throw new CliError(`the worker at ${base} does not answer (${error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error)}); is flowmeter running (npm start)?`);
   });
   const text = await response.text();
   if (!response.ok) {
-    process.stderr.write(`${text}\n`);
-    return 1;
+    let message = text;
+    try {
+      message = (JSON.parse(text) as { message: string }).message;
+    } catch {
+      // not the error shape: print it as it came
+    }
+    throw new CliError(`query refused (${response.status}): ${message}`);
   }
-  process.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
-  return 0;
+  process.stdout.write(text.endsWith("\n") || text === "" ? text : `${text}\n`);
+  return EXIT.ok;
 }

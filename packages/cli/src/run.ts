@@ -5,23 +5,42 @@
  */
 import { DEFAULT_REDIS_URL, EnvReader, createRedis, type RunEvent } from "@flowmeter/shared";
 import { WorkflowValidationError, cancelRun, createRunQueue, followRun, loadWorkflowFile, submitRun } from "@flowmeter/runner";
-import { CliError } from "./cli-error.js";
+import { CliError, EXIT, parseOptions } from "./cli-error.js";
+import { embeddedQueuePrefix } from "./config.js";
 import { RunView } from "./run-view.js";
 
 const NO_RUNNER_HINT_MS = 10_000;
 
+export const RUN_USAGE = `usage: flowmeter run <workflow.yaml|workflow.json>
+
+Submits a run of the workflow to the runners (the BullMQ runs queue in Redis) and follows it live: one line per
+stage. Ctrl-C cancels the run; a second Ctrl-C stops following and leaves it running.
+
+exit codes: 0 the run succeeded, 1 it failed, 2 it was cancelled, 130 stopped following, 64 usage error,
+            66 the file cannot be read or is not a valid workflow, 69 Redis unreachable, 78 invalid configuration
+environment:
+  REDIS_URL           the runners' Redis (default: the one \`npm start\` uses, redis://127.0.0.1:6379)
+  QUEUE_PREFIX        the runners' queue prefix (default: the one \`npm start\` derives from FLOWMETER_DATA_DIR)
+  FLOWMETER_DATA_DIR  the data directory of the \`npm start\` to submit to (default ./.flowmeter)
+`;
+
 export async function run(args: string[], env: NodeJS.ProcessEnv, out: NodeJS.WriteStream = process.stdout): Promise<number> {
-  const [file] = args;
-  if (file === undefined) throw new CliError("usage: flowmeter run <workflow.yaml|workflow.json>");
+  const { positional, help } = parseOptions(args, [], RUN_USAGE);
+  if (help) {
+    out.write(RUN_USAGE);
+    return EXIT.ok;
+  }
+  const [file, ...extra] = positional;
+  if (file === undefined || extra.length > 0) throw new CliError(`${file === undefined ? "name one workflow file" : "name only one workflow file"}\n${RUN_USAGE}`, EXIT.usage);
   const reader = new EnvReader(env);
   const redisUrl = reader.url("REDIS_URL", ["redis:", "rediss:"]) ?? DEFAULT_REDIS_URL;
-  const queuePrefix = reader.string("QUEUE_PREFIX", "flowmeter");
+  const queuePrefix = embeddedQueuePrefix(env);
   reader.finish(undefined);
 
   const workflow = await loadWorkflowFile(file).catch((error: unknown) => {
-    if (error instanceof WorkflowValidationError) throw new CliError(`${file}: ${error.message}`);
+    if (error instanceof WorkflowValidationError) throw new CliError(error.message.startsWith(file) ? error.message : `${file}: ${error.message}`, EXIT.noInput);
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === "ENOENT" || code === "EISDIR" || code === "EACCES") throw new CliError(`${file}: cannot read the workflow file (${code})`);
+    if (code === "ENOENT" || code === "EISDIR" || code === "EACCES") throw new CliError(`${file}: cannot read the workflow file (${code})`, EXIT.noInput);
     throw error;
   });
   const redis = createRedis(redisUrl, "producer");
@@ -36,7 +55,7 @@ export async function run(args: string[], env: NodeJS.ProcessEnv, out: NodeJS.Wr
     throw new CliError(`could not submit the run: Redis at ${redisUrl} is not reachable (${String(error instanceof Error ? error.message : error)}). Is flowmeter running (npm start)?`);
   }
   await queue.close();
-  out.write(`run ${runId} of workflow ${workflow.name} submitted (${workflow.stages.length} stages)\n`);
+  out.write(`run ${runId} of workflow ${workflow.name} submitted (${workflow.stages.length} ${workflow.stages.length === 1 ? "stage" : "stages"})\n`);
 
   const view = new RunView();
   const live = out.isTTY === true;
@@ -55,6 +74,9 @@ export async function run(args: string[], env: NodeJS.ProcessEnv, out: NodeJS.Wr
   const onInterrupt = () => {
     interrupts += 1;
     if (interrupts === 1) {
+      // Clear the live block first, so the next draw starts below this line instead of over it.
+      if (live && drawn > 0) out.write(`\x1b[${drawn}A\x1b[0J`);
+      drawn = 0;
       out.write(`cancelling run ${runId} (Ctrl-C again to stop following)\n`);
       void cancelRun(redis, queuePrefix, runId, "cancelled from flowmeter run").catch(() => undefined);
     } else stopFollowing.abort();

@@ -9,9 +9,24 @@ import { ConfigError, createLogger, errorMessage, type Logger } from "@flowmeter
 import { parseIngestConfig } from "@flowmeter/ingest";
 import { parseRunnerConfig } from "@flowmeter/runner";
 import { parseWorkerConfig } from "@flowmeter/worker";
-import { parseStartConfig } from "./config.js";
+import { parseStartConfig, type StartConfig } from "./config.js";
 import { chooseRedis } from "./redis-server.js";
 import { SERVICE_ENTRY_POINTS, type ServiceName } from "./services.js";
+
+export const START_USAGE = `usage: flowmeter start
+
+Runs the whole pipeline on the embedded default: migrations, then the worker, ingest and the runner. Ctrl-C or
+SIGTERM stops ingest and the runner, lets the worker drain the queues into ClickHouse, then exits.
+
+environment (every service's variables apply too; see the README):
+  FLOWMETER_DATA_DIR   data directory (default ./.flowmeter): chDB, the spools, a private Redis if one is launched
+  REDIS_URL            Redis to use (default: 127.0.0.1:6379 if it answers, else a private redis-server)
+  QUEUE_PREFIX         queue key prefix (default: derived from FLOWMETER_DATA_DIR, private to it)
+  INGEST_PORT 7070, RUNNER_PORT 7071, WORKER_METRICS_PORT 7072, LOG_LEVEL info
+`;
+
+/** How long the services get to answer their health checks after they start. */
+const READY_TIMEOUT_MS = 60_000;
 
 interface RunningService {
   name: ServiceName | "redis";
@@ -55,7 +70,7 @@ export async function start(env: NodeJS.ProcessEnv): Promise<number> {
   const config = parseStartConfig(env);
   const logger = createLogger("start", config.logLevel);
   const redis = await chooseRedis(config.redisUrl, config.dataDir, logger);
-  const childEnv = { ...env, REDIS_URL: redis.url, FLOWMETER_DATA_DIR: config.dataDir };
+  const childEnv = { ...env, REDIS_URL: redis.url, FLOWMETER_DATA_DIR: config.dataDir, QUEUE_PREFIX: config.queuePrefix };
 
   const migrated = spawnSync(process.execPath, [SERVICE_ENTRY_POINTS.migrate()], { env: childEnv, stdio: "inherit" });
   if (migrated.status !== 0) {
@@ -100,15 +115,40 @@ export async function start(env: NodeJS.ProcessEnv): Promise<number> {
     process.once("SIGINT", onSignal);
   });
 
+  const ready = await Promise.race([waitUntilServing(config), outcome.then(() => false)]);
+  if (!ready) {
+    if (stopping) return outcome;
+    logger.error(`the services did not all answer within ${READY_TIMEOUT_MS / 1000} s; stopping`);
+    await stopAll("not ready");
+    return 1;
+  }
   logger.info("flowmeter is running", {
     ingest: `http://127.0.0.1:${config.ingestPort}/ingest`,
     runner: `http://127.0.0.1:${config.runnerPort}/v1/health`,
     worker_metrics: `http://127.0.0.1:${config.workerMetricsPort}/metrics`,
     query: `http://127.0.0.1:${config.workerMetricsPort}/query`,
     data: config.dataDir,
+    queue_prefix: config.queuePrefix,
   });
   return outcome.catch((error: unknown) => {
     logger.error("start failed", { error: errorMessage(error) });
     return 1;
   });
+}
+
+/** True once ingest, the worker and the runner all answer their health checks. */
+async function waitUntilServing(config: StartConfig): Promise<boolean> {
+  const urls = [
+    `http://127.0.0.1:${config.ingestPort}/healthz`,
+    `http://127.0.0.1:${config.workerMetricsPort}/healthz`,
+    `http://127.0.0.1:${config.runnerPort}/v1/health`,
+  ];
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  for (const url of urls) {
+    while (!(await fetch(url, { signal: AbortSignal.timeout(2000) }).then((response) => response.ok, () => false))) {
+      if (Date.now() > deadline) return false;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+  return true;
 }
