@@ -9,7 +9,7 @@ import { createIngestApp, type IngestApp } from "./app.js";
 import { parseIngestConfig } from "./config.js";
 import { closeIngestQueue, createIngestQueue, type ClientTelemetryQueue } from "./ingest/client-telemetry-queue.js";
 
-/** The exact batch of reference/swamp-telemetry.md §5: a parent and one failed child. */
+/** The exact batch of docs/swamp-telemetry.md §5: a parent and one failed child. */
 const SWAMP_BATCH = `{"events":[
 {"event":"cli_invocation","distinct_id":"user-uuid-1111","insert_id":"3f1c2b9e-8a4d-4e6f-9b21-5c7d8e9f0a1b",
  "properties":{"id":"3f1c2b9e-8a4d-4e6f-9b21-5c7d8e9f0a1b",

@@ -1,4 +1,4 @@
-/** Error codes of the HTTP APIs (SPEC §5). The same `{code, message, retryable}` shape serves ingest and the run API. */
+/** Error codes of the HTTP APIs (docs/spec.md §5). The same `{code, message, retryable}` shape serves ingest and the run API. */
 export const ERROR_CODES = [
   "INVALID_SPEC",
   "INVALID_PARAMS",

@@ -1,5 +1,5 @@
 /**
- * The one mapping from errors to HTTP answers, shared by the ingest API and the run API (SPEC §5): every error
+ * The one mapping from errors to HTTP answers, shared by the ingest API and the run API (docs/spec.md §5): every error
  * body is `{code, message, retryable}`, never HTML or a stack trace. Express-agnostic: `toErrorResponse` is pure,
  * and `createErrorHandler` types its arguments structurally, so express's Request/Response fit without this package
  * depending on express.
@@ -7,7 +7,7 @@
 import { ApiError, type ApiErrorBody } from "./errors.js";
 import { errorMessage, type Logger } from "./logger.js";
 
-/** A known path asked with a method it does not serve: 405 with Allow, code NOT_FOUND (SPEC §5 has no method code). */
+/** A known path asked with a method it does not serve: 405 with Allow, code NOT_FOUND (docs/spec.md §5 has no method code). */
 export class MethodNotAllowedError extends Error {
   override readonly name = "MethodNotAllowedError";
   constructor(

@@ -1,5 +1,5 @@
 /**
- * Bodies of the run API (SPEC §5), served by every runner process. The runner's `src/http/openapi.ts` describes the
+ * Bodies of the run API (docs/spec.md §5), served by every runner process. The runner's `src/http/openapi.ts` describes the
  * same shapes as JSON Schema, and its tests check real answers against it.
  */
 import type { RunEvent, RunFailedReason, StepHeartbeat, HostSample } from "./run-events.js";
@@ -46,7 +46,7 @@ export interface RunView {
 }
 
 export interface CreateRunRequest {
-  /** An inline workflow (SPEC §6a); exactly one of workflow and file. */
+  /** An inline workflow (docs/spec.md §6a); exactly one of workflow and file. */
   workflow?: unknown;
   /** A workflow file (YAML or JSON) under the runner's RUNNER_WORKFLOWS_DIR. */
   file?: string;

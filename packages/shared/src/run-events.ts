@@ -1,14 +1,14 @@
 /**
- * The runner's wire contract (SPEC §3, §4): lifecycle events, telemetry samples, the workflow definition,
+ * The runner's wire contract (docs/spec.md §3, §4): lifecycle events, telemetry samples, the workflow definition,
  * and the job payloads of the `run-events` and `runs` queues (see JOB_CATALOG in queues.ts).
  *
  * Producers: packages/runner. Consumers: packages/worker (ClickHouse), the CLI (`followRun`), the run API.
- * Field names on the wire are snake_case, as in the void-box envelope the SPEC follows.
+ * Field names on the wire are snake_case, as in the void-box envelope docs/spec.md follows.
  */
 import { randomBytes } from "node:crypto";
 
 // ---------------------------------------------------------------------------------------------------------
-// Lifecycle events (SPEC §3)
+// Lifecycle events (docs/spec.md §3)
 // ---------------------------------------------------------------------------------------------------------
 
 /**
@@ -46,7 +46,7 @@ export const RUN_FAILED_REASONS = ["stage_failed", "invalid_workflow", "runner_e
 export type RunFailedReason = (typeof RUN_FAILED_REASONS)[number];
 
 /**
- * Payload of each event type. The SPEC §3 table gives the required fields; the runner adds, on every event,
+ * Payload of each event type. The docs/spec.md §3 table gives the required fields; the runner adds, on every event,
  * `workflow` (the workflow name) and, on every stage event, `driver`, so a consumer can roll an event up
  * (stage_stats: workflow, stage, driver, status) without joining it to other events.
  */
@@ -84,7 +84,7 @@ export interface RunEventPayloads {
   "run.cancelled": { workflow: string; duration_ms: number; reason: string };
 }
 
-/** The envelope of one event of type T (SPEC §3, as in void-box). */
+/** The envelope of one event of type T (docs/spec.md §3, as in void-box). */
 export interface RunEventOf<T extends RunEventType> {
   /** UUID v7; unique, the resume cursor of `GET /v1/runs/{id}/events?from_event_id=`, and the dedup key downstream. */
   event_id: string;
@@ -115,7 +115,7 @@ export function isTerminalRunEvent(event: Pick<RunEvent, "event_type">): boolean
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Telemetry samples (SPEC §4)
+// Telemetry samples (docs/spec.md §4)
 // ---------------------------------------------------------------------------------------------------------
 
 /**
@@ -176,7 +176,7 @@ export interface StepHeartbeat extends SampleBase {
 export type TelemetrySample = HostSample | StepHeartbeat;
 
 // ---------------------------------------------------------------------------------------------------------
-// Workflow definition (SPEC §6a) and queue payloads
+// Workflow definition (docs/spec.md §6a) and queue payloads
 // ---------------------------------------------------------------------------------------------------------
 
 export interface StageDefinition {

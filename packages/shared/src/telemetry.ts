@@ -1,5 +1,5 @@
 /**
- * The `cli_invocation` telemetry entry as the swamp CLI sends it (SPEC §2, reference/swamp-telemetry.md).
+ * The `cli_invocation` telemetry entry as the swamp CLI sends it (docs/spec.md §2, docs/swamp-telemetry.md).
  * Optional fields may be absent (legacy clients); unknown extra fields are allowed and kept.
  */
 import { Ajv, type ErrorObject } from "ajv";
@@ -170,7 +170,7 @@ export function validateCliInvocation(value: unknown, nowMs: number = Date.now()
   return problem === undefined ? { ok: true, event: value } : { ok: false, message: problem };
 }
 
-/** The idempotency key of an entry: `insert_id`, else `properties.id` (SPEC §2). */
+/** The idempotency key of an entry: `insert_id`, else `properties.id` (docs/spec.md §2). */
 export function entryId(event: CliInvocationEvent): string {
   return event.insert_id ?? event.properties.id;
 }

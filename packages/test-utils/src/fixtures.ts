@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { CliInvocationEvent } from "@flowmeter/shared";
 
-/** A parent entry exactly as the current swamp CLI sends it (reference/swamp-telemetry.md §5). */
+/** A parent entry exactly as the current swamp CLI sends it (docs/swamp-telemetry.md §5). */
 export function parentEntry(overrides: { id?: string; startedAt?: Date; durationMs?: number; status?: "success" | "error" | "user_error" } = {}): CliInvocationEvent {
   const id = overrides.id ?? randomUUID();
   const startedAt = overrides.startedAt ?? new Date();

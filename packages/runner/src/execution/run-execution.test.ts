@@ -54,7 +54,7 @@ function only<T extends RunEventType>(events: RunEvent[], type: T, stage?: strin
   return found[0] as RunEventOf<T>;
 }
 
-/** Envelope rules of SPEC §3 that hold for every run. */
+/** Envelope rules of docs/spec.md §3 that hold for every run. */
 function expectWellFormed(events: RunEvent[]): void {
   expect(events.map((event) => event.seq)).toEqual(events.map((_, index) => index));
   const terminal = events.filter(isTerminalRunEvent);

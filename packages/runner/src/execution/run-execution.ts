@@ -1,7 +1,7 @@
 /**
  * Executes one run attempt of a validated workflow: a DAG of stages, each started once its dependencies are
  * done, at most `concurrency` at a time, with retries, timeouts, allow_failure, skips and cancel; and the
- * run's lifecycle events (SPEC §3) and telemetry (SPEC §4) on a RunOutput.
+ * run's lifecycle events (docs/spec.md §3) and telemetry (docs/spec.md §4) on a RunOutput.
  *
  * Outcome rules: a stage that fails its last attempt fails the run unless it has allow_failure, and its
  * dependents (and theirs) are skipped with a reason naming it; a failing run ends `run.failed`, never

@@ -1,5 +1,5 @@
 /**
- * The runner's HTTP server: the run API (`/v1/runs…`, SPEC §5, in run-routes.ts), `GET /v1/health`, `GET /metrics`
+ * The runner's HTTP server: the run API (`/v1/runs…`, docs/spec.md §5, in run-routes.ts), `GET /v1/health`, `GET /metrics`
  * and `GET /v1/openapi.json`. Every error, unknown routes and wrong methods included, is the shared
  * `{code, message, retryable}` body (createErrorHandler from @flowmeter/shared), never HTML.
  */

@@ -34,7 +34,7 @@ export const OPENAPI_DOCUMENT = {
     version: "1.0.0",
     description:
       "Served by every runner process; state lives in Redis, so all runners of a deployment answer alike. Errors are always " +
-      "{code, message, retryable} (SPEC §5): unknown routes answer 404 NOT_FOUND, a known path asked with another method 405 " +
+      "{code, message, retryable} (docs/spec.md §5): unknown routes answer 404 NOT_FOUND, a known path asked with another method 405 " +
       "(code NOT_FOUND, with Allow), a body over the limit 413 PAYLOAD_TOO_LARGE, Redis away 503 UNAVAILABLE (Retry-After). " +
       "The /v1/runs routes need `Authorization: Bearer <token>` when the runner has RUNNER_API_TOKENS.",
   },
@@ -187,7 +187,7 @@ export const OPENAPI_DOCUMENT = {
           message: { type: "string" },
           stage_name: nullable("string"),
           group_id: nullable("string"),
-          payload: { type: "object", description: "Per event type, see SPEC §3." },
+          payload: { type: "object", description: "Per event type, see docs/spec.md §3." },
         },
       },
       RunEventsPage: {

@@ -1,5 +1,5 @@
 /**
- * The run API (SPEC §5): `/v1/runs…`. Stateless over Redis: records, events and samples are read from and written to
+ * The run API (docs/spec.md §5): `/v1/runs…`. Stateless over Redis: records, events and samples are read from and written to
  * the prefix's keys, so every runner process (and any app built on the same Redis and prefix) answers the same.
  * Runs are executed by whichever runner takes them from the `runs` queue, not necessarily the one answering.
  */

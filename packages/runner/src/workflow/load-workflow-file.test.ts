@@ -14,7 +14,7 @@ describe("loadWorkflowFile", () => {
     return path;
   };
 
-  it("reads YAML as in SPEC §6a", async () => {
+  it("reads YAML as in docs/spec.md §6a", async () => {
     const path = file(
       "deploy.yaml",
       `name: deploy

@@ -1,5 +1,5 @@
 /**
- * Validation of workflow definitions (SPEC §6a), before anything runs. Every problem is collected and named by
+ * Validation of workflow definitions (docs/spec.md §6a), before anything runs. Every problem is collected and named by
  * stage and field: `stage "test": depends_on names unknown stage "buidl"`.
  */
 import type { StageDefinition, WorkflowDefinition } from "@flowmeter/shared";

@@ -7,7 +7,7 @@ import type { ClickHouseClient } from "@clickhouse/client";
  * batch inserted twice (a retried flush) lands once in the table and in every materialized view under it.
  *
  * Settings go in the statement's SETTINGS clause, never in `clickhouse_settings`: through chDB those become
- * session SETs that stick, and a later insert inheriting an old token is silently dropped (NOTES-clickhouse.md).
+ * session SETs that stick, and a later insert inheriting an old token is silently dropped (docs/clickhouse-notes.md).
  */
 export async function insertJsonRows<Row extends object>(client: ClickHouseClient, table: string, columns: readonly (keyof Row & string)[], rows: readonly Row[]): Promise<void> {
   if (rows.length === 0) return;
