@@ -13,7 +13,7 @@
  *   node scripts/readme-test.mjs          (run by .ci/run; needs ports 7070-7072 free and Redis, as npm start does)
  */
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -76,7 +76,30 @@ function newcomerEnv() {
 
 function runStep(cwd, env, command) {
   const result = spawnSync("bash", ["-c", command], { cwd, env, encoding: "utf8", timeout: 120_000 });
-  return { status: result.status, output: `${result.stdout ?? ""}${result.stderr ?? ""}` };
+  return { status: result.status, output: result.stdout ?? "", errors: result.stderr ?? "" };
+}
+
+/** `npx flowmeter run slow.yaml`, then Ctrl-C (SIGINT to its process group, as a terminal sends it) once it runs. */
+function interruptedRun(cwd, env) {
+  return new Promise((resolve) => {
+    const child = spawn("npx", ["flowmeter", "run", "slow.yaml"], { cwd, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    let interrupted = false;
+    const onData = (chunk) => {
+      output += chunk;
+      if (!interrupted && output.includes("stage.started")) {
+        interrupted = true;
+        process.kill(-child.pid, "SIGINT");
+      }
+    };
+    child.stdout.on("data", onData);
+    child.stderr.on("data", onData);
+    const timer = setTimeout(() => process.kill(-child.pid, "SIGKILL"), 60_000);
+    child.on("exit", (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, output });
+    });
+  });
 }
 
 async function main() {
@@ -116,28 +139,42 @@ async function main() {
       process.stdout.write(`${ok ? "ok  " : "FAIL"} $ ${step.command}\n`);
       if (!ok) {
         failures += 1;
-        process.stdout.write(`  exit ${result.status}; the README shows:\n${step.expected.map((line) => `    ${line}`).join("\n")}\n  it printed:\n${result.output.split("\n").map((line) => `    ${line}`).join("\n")}\n`);
+        const indent = (text) => text.split("\n").map((line) => `    ${line}`).join("\n");
+        process.stdout.write(`  exit ${result.status}; the README shows:\n${indent(step.expected.join("\n"))}\n  it printed:\n${indent(result.output)}\n  and on stderr:\n${indent(result.errors)}\n`);
       }
+    }
+
+    // "Ctrl-C cancels it" and the exit code 2 the README promises, through npx as a user runs it.
+    writeFileSync(join(dir, "slow.yaml"), "name: slow\nstages:\n  - name: wait\n    driver: shell\n    run: sleep 60\n");
+    const cancelled = await interruptedRun(dir, env);
+    const cancelOk = cancelled.code === 2 && cancelled.output.includes("run cancelled");
+    process.stdout.write(`${cancelOk ? "ok  " : "FAIL"} Ctrl-C on npx flowmeter run cancels the run and exits 2 (exit ${cancelled.code ?? cancelled.signal})\n`);
+    if (!cancelOk) {
+      failures += 1;
+      process.stdout.write(cancelled.output);
     }
 
     process.kill(-pipeline.pid, "SIGINT");
     const stopped = await new Promise((resolve) => {
       const timer = setTimeout(() => resolve(undefined), 90_000);
+      if (pipeline.exitCode !== null || pipeline.signalCode !== null) resolve(pipeline.exitCode);
       pipeline.once("exit", (code) => {
         clearTimeout(timer);
         resolve(code);
       });
     });
-    process.stdout.write(`${stopped === 0 ? "ok  " : "FAIL"} Ctrl-C stops it (exit ${stopped})\n`);
-    if (stopped !== 0) {
+    const drained = log.includes("worker stopped");
+    const ok = stopped === 0 && drained;
+    process.stdout.write(`${ok ? "ok  " : "FAIL"} Ctrl-C stops it, the worker drained (exit ${stopped ?? pipeline.signalCode})\n`);
+    if (!ok) {
       failures += 1;
       process.stdout.write(log);
     }
   } finally {
-    if (pipeline !== undefined && pipeline.exitCode === null) process.kill(-pipeline.pid, "SIGKILL");
+    if (pipeline !== undefined && pipeline.exitCode === null && pipeline.signalCode === null) process.kill(-pipeline.pid, "SIGKILL");
     rmSync(dir, { recursive: true, force: true });
   }
-  process.stdout.write(failures === 0 ? `readme-test: all ${steps.length + 2} steps as the README says\n` : `readme-test: ${failures} step(s) differ from the README\n`);
+  process.stdout.write(failures === 0 ? `readme-test: all ${steps.length + 3} steps as the README says\n` : `readme-test: ${failures} step(s) differ from the README\n`);
   return failures === 0 ? 0 : 1;
 }
 
