@@ -71,7 +71,11 @@ export async function run(args: string[], env: NodeJS.ProcessEnv, out: NodeJS.Wr
 
   const stopFollowing = new AbortController();
   let interrupts = 0;
+  let firstInterruptMs = 0;
   const onInterrupt = () => {
+    // npm forwards the terminal's SIGINT to its child as well: two signals within a second are one Ctrl-C.
+    if (interrupts === 1 && Date.now() - firstInterruptMs < 1000) return;
+    if (interrupts === 0) firstInterruptMs = Date.now();
     interrupts += 1;
     if (interrupts === 1) {
       // Clear the live block first, so the next draw starts below this line instead of over it.

@@ -111,8 +111,10 @@ export async function start(env: NodeJS.ProcessEnv): Promise<number> {
       });
     }
     const onSignal = (signal: NodeJS.Signals) => void stopAll(signal).then(() => resolve(0));
-    process.once("SIGTERM", onSignal);
-    process.once("SIGINT", onSignal);
+    // `on`, not `once`: under `npm start` a Ctrl-C arrives twice (from the terminal and forwarded by npm), and a second
+    // signal without a handler would kill this supervisor before it has stopped the services.
+    process.on("SIGTERM", onSignal);
+    process.on("SIGINT", onSignal);
   });
 
   const ready = await Promise.race([waitUntilServing(config), outcome.then(() => false)]);
