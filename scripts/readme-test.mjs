@@ -157,8 +157,8 @@ async function main() {
     process.kill(-pipeline.pid, "SIGINT");
     const stopped = await new Promise((resolve) => {
       const timer = setTimeout(() => resolve(undefined), 90_000);
-      if (pipeline.exitCode !== null || pipeline.signalCode !== null) resolve(pipeline.exitCode);
-      pipeline.once("exit", (code) => {
+      // "close": the process has exited and its output has been read to the end.
+      pipeline.once("close", (code) => {
         clearTimeout(timer);
         resolve(code);
       });
