@@ -38,7 +38,7 @@ export async function run(args: string[], env: NodeJS.ProcessEnv, out: NodeJS.Wr
   reader.finish(undefined);
 
   const workflow = await loadWorkflowFile(file).catch((error: unknown) => {
-    if (error instanceof WorkflowValidationError) throw new CliError(error.message.startsWith(file) ? error.message : `${file}: ${error.message}`, EXIT.noInput);
+    if (error instanceof WorkflowValidationError) throw new CliError(error.message.includes(file) ? error.message : `${file}: ${error.message}`, EXIT.noInput);
     const code = (error as NodeJS.ErrnoException).code;
     if (code === "ENOENT" || code === "EISDIR" || code === "EACCES") throw new CliError(`${file}: cannot read the workflow file (${code})`, EXIT.noInput);
     throw error;

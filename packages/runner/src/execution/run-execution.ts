@@ -135,7 +135,7 @@ export class RunExecution {
     try {
       this.events.emit(
         "run.started",
-        { message: `run of workflow "${this.workflow.name}" started (${this.stages.length} stages, concurrency ${this.concurrency})` },
+        { message: `run of workflow "${this.workflow.name}" started (${this.stages.length} ${this.stages.length === 1 ? "stage" : "stages"}, concurrency ${this.concurrency})` },
         { workflow: this.workflow.name, stage_count: this.stages.length, concurrency: this.concurrency },
       );
       for (const state of this.stages) {

@@ -21,7 +21,7 @@ export function parseWorkflowText(text: string, source: string, options: LoadWor
   try {
     value = format === "JSON" ? JSON.parse(text) : parseYaml(text);
   } catch (error) {
-    const reason = error instanceof Error ? error.message.split("\n")[0] : String(error);
+    const reason = (error instanceof Error ? (error.message.split("\n")[0] ?? "") : String(error)).replace(/:\s*$/, "");
     throw new WorkflowValidationError([`cannot parse ${format}: ${reason}`], { source });
   }
   return validateWorkflow(value, { drivers: options.drivers ?? BUILT_IN_DRIVER_NAMES, source });

@@ -59,13 +59,13 @@ export async function migrate(client: ClickHouseClient, dir: string, logger: Log
     const file = migrations.find((migration) => migration.version === row.version);
     if (!file) throw new MigrationError(`migration ${row.version} (${row.name}) is applied but its file is gone; restore it`);
     if (file.checksum !== row.checksum) {
-      throw new MigrationError(`migration ${row.version}_${row.name} changed after it was applied; never edit an applied migration, add a new one`);
+      throw new MigrationError(`migration ${String(row.version).padStart(4, "0")}_${row.name} changed after it was applied; never edit an applied migration, add a new one`);
     }
   }
   const pending = migrations.filter((migration) => !applied.some((row) => row.version === migration.version));
   const misplaced = pending.find((migration) => migration.version < highest);
   if (misplaced) {
-    throw new MigrationError(`migration ${misplaced.version}_${misplaced.name} is numbered below the highest applied (${highest}); renumber it to ${highest + 1}`);
+    throw new MigrationError(`migration ${String(misplaced.version).padStart(4, "0")}_${misplaced.name} is numbered below the highest applied (${highest}); renumber it to ${highest + 1}`);
   }
 
   const names: string[] = [];
