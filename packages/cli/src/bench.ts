@@ -191,7 +191,6 @@ export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
     const backgroundDone = background();
     await Promise.all([...Array.from({ length: concurrency }, sender), prober()]);
     const sendSeconds = (performance.now() - startedAt) / 1000;
-    await backgroundDone;
     const expected = rowsBefore + acked + probeAcked.size;
     let visibleAt = performance.now();
     for (let stored = await storedRows(); stored < expected; stored = await storedRows()) {
@@ -199,6 +198,7 @@ export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     visibleAt = performance.now();
+    await backgroundDone;
     await new Promise((resolve) => setTimeout(resolve, 500));
     polling = false;
     await polled;

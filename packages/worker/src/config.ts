@@ -56,6 +56,7 @@ export function parseWorkerConfig(env: EnvSource): WorkerConfig {
       maxResultRows: reader.int("WORKER_QUERY_MAX_RESULT_ROWS", 1_000_000, { min: 1 }),
       maxResultBytes: reader.int("WORKER_QUERY_MAX_RESULT_BYTES", 64 << 20, { min: 1024, max: 1 << 30 }),
       concurrency: reader.int("WORKER_QUERY_CONCURRENCY", 2, { min: 1, max: 64 }),
+      maxThreads: reader.int("WORKER_QUERY_MAX_THREADS", 1, { min: 1, max: 256 }),
     },
     batch: {
       maxRows: reader.int("WORKER_BATCH_MAX_ROWS", 50_000, { min: 1, max: 1_000_000 }),

@@ -14,7 +14,7 @@ import { openScratchDatabase, type ScratchDatabase } from "../clickhouse/scratch
 import { createEmbeddedQueryEngine, type QueryEngine, type QueryLimits } from "../query/query-engine.js";
 import { createWorkerHttpServer } from "./server.js";
 
-const LIMITS: QueryLimits = { timeoutSeconds: 2, maxMemoryBytes: 512 << 20, maxResultRows: 1_000_000, maxResultBytes: 32 << 20, concurrency: 2 };
+const LIMITS: QueryLimits = { timeoutSeconds: 2, maxMemoryBytes: 512 << 20, maxResultRows: 1_000_000, maxResultBytes: 32 << 20, concurrency: 2, maxThreads: 1 };
 const OUTFILE = "/tmp/flowmeter-query-attack.txt";
 
 interface Answer {

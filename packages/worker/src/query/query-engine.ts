@@ -19,6 +19,8 @@ export interface QueryLimits {
   maxResultBytes: number;
   /** Queries run at once; more are answered 429. */
   concurrency: number;
+  /** max_threads of one query: what a query may take of the cores the inserts need. */
+  maxThreads: number;
 }
 
 export interface QueryEngine {
@@ -42,6 +44,7 @@ function limitSettings(limits: QueryLimits): Record<string, string> {
     max_execution_time: String(limits.timeoutSeconds),
     max_memory_usage: String(limits.maxMemoryBytes),
     max_result_rows: String(limits.maxResultRows),
+    max_threads: String(limits.maxThreads),
     result_overflow_mode: "throw",
     output_format_pretty_color: "0",
     readonly: "1",
