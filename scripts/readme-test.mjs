@@ -102,6 +102,20 @@ function interruptedRun(cwd, env) {
   });
 }
 
+/** The pipeline's queues in the shared Redis, which outlive the clone: deleted with the clone's own ioredis. */
+async function deleteQueueKeys(dir, prefix) {
+  if (prefix === undefined) return;
+  const { Redis } = await import(join(dir, "node_modules/ioredis/built/index.js"));
+  const redis = new Redis("redis://127.0.0.1:6379", { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await redis.connect();
+    const keys = await redis.keys(`${prefix}:*`);
+    if (keys.length > 0) await redis.del(...keys);
+  } finally {
+    redis.disconnect();
+  }
+}
+
 async function main() {
   const readme = readFileSync(join(root, "README.md"), "utf8");
   const [install] = readmeSteps(readme.slice(0, readme.indexOf("\n## ")));
@@ -111,13 +125,13 @@ async function main() {
   const env = newcomerEnv();
   let failures = 0;
   let pipeline;
+  let log = "";
   try {
     const cloned = spawnSync("git", ["clone", "--quiet", root, dir], { stdio: "inherit" });
     if (cloned.status !== 0) throw new Error("git clone failed");
     process.stdout.write(`readme-test: in ${dir}\n$ ${install.command}\n`);
     const started = Date.now();
     pipeline = spawn("bash", ["-c", install.command], { cwd: dir, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
-    let log = "";
     pipeline.stdout.on("data", (chunk) => (log += chunk));
     pipeline.stderr.on("data", (chunk) => (log += chunk));
     while (!log.includes("flowmeter is running")) {
@@ -171,6 +185,7 @@ async function main() {
       process.stdout.write(log);
     }
   } finally {
+    await deleteQueueKeys(dir, /queue_prefix=(\S+)/.exec(log)?.[1]).catch(() => undefined);
     if (pipeline !== undefined && pipeline.exitCode === null && pipeline.signalCode === null) process.kill(-pipeline.pid, "SIGKILL");
     rmSync(dir, { recursive: true, force: true });
   }
