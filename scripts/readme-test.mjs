@@ -185,7 +185,7 @@ async function main() {
       process.stdout.write(log);
     }
   } finally {
-    await deleteQueueKeys(dir, /queue_prefix=(\S+)/.exec(log)?.[1]).catch(() => undefined);
+    await deleteQueueKeys(dir, /queue_prefix=(\S+)/.exec(log)?.[1]).catch((error) => process.stdout.write(`readme-test: could not delete the queue keys: ${error instanceof Error ? error.message : String(error)}\n`));
     if (pipeline !== undefined && pipeline.exitCode === null && pipeline.signalCode === null) process.kill(-pipeline.pid, "SIGKILL");
     rmSync(dir, { recursive: true, force: true });
   }

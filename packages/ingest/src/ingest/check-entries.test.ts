@@ -1,6 +1,6 @@
 import { childEntry, legacyEntry, parentEntry } from "@flowmeter/test-utils";
 import { describe, expect, it } from "vitest";
-import { checkEntries, jsonBytesBound, MAX_ENTRY_DEPTH, nestedDeeperThan, NOT_JSON, TOO_DEEP } from "./check-entries.js";
+import { checkEntries, jsonBytesBound, MAX_ENTRY_DEPTH, nestedDeeperThan, NOT_JSON, replaceLoneSurrogates, TOO_DEEP } from "./check-entries.js";
 
 function nested(depth: number): unknown {
   let value: unknown = 1;
@@ -127,5 +127,31 @@ describe("checkEntries sizes", () => {
     expect(result.rejected.map((rejection) => rejection.code)).toEqual(["INVALID_PARAMS"]);
     const deepInMap = { ...parentEntry(), map: new Map(), deep: nested(MAX_ENTRY_DEPTH) };
     expect(checkEntries([deepInMap], 65_536).rejected[0]?.message).toBe(`entry is nested deeper than ${MAX_ENTRY_DEPTH} levels`);
+  });
+});
+
+describe("replaceLoneSurrogates", () => {
+  it("replaces lone surrogates in values and keys with U+FFFD and keeps paired ones", () => {
+    const entry = JSON.parse('{"a":["ok","x\\ud800y","\\udfff"],"k\\udc00":{"emoji":"\\ud83d\\ude00"}}') as unknown;
+    expect(replaceLoneSurrogates(entry)).toEqual({ a: ["ok", "x\uFFFDy", "\uFFFD"], "k\uFFFD": { emoji: "😀" } });
+  });
+
+  it("repairs accepted entries before they are enqueued", () => {
+    const entry = parentEntry();
+    entry.properties.invocation.args = ["\ud800", "fine"];
+    const checked = checkEntries([entry], 65_536);
+    expect(checked.rejected).toEqual([]);
+    expect(checked.unique[0]?.properties.invocation.args).toEqual(["\uFFFD", "fine"]);
+  });
+});
+
+describe("replaceLoneSurrogates leaves its argument alone", () => {
+  it("returns the same value when nothing needs repair, and a copy otherwise", () => {
+    const clean = { a: ["x", { b: "😀" }] };
+    expect(replaceLoneSurrogates(clean)).toBe(clean);
+    const dirty = { a: ["x", { b: "\ud800" }], c: 1 };
+    const repaired = replaceLoneSurrogates(dirty);
+    expect(repaired).toEqual({ a: ["x", { b: "\uFFFD" }], c: 1 });
+    expect(dirty.a[1]).toEqual({ b: "\ud800" });
   });
 });

@@ -44,13 +44,41 @@ export function checkEntries(entries: readonly unknown[], maxEntryBytes: number)
       return;
     }
     accepted += 1;
-    const id = entryId(result.event);
+    const event = replaceLoneSurrogates(result.event);
+    const id = entryId(event);
     if (!seen.has(id)) {
       seen.add(id);
-      unique.push(result.event);
+      unique.push(event);
     }
   });
   return { accepted, unique, rejected };
+}
+
+const LONE_SURROGATE = /\p{Cs}/u;
+const LONE_SURROGATES = /\p{Cs}/gu;
+
+/**
+ * Replaces lone surrogates (`"\ud800"`: valid JSON, but not text, and ClickHouse refuses the row every time) with
+ * U+FFFD in every string and key. Whatever ingest accepts, the worker must be able to write: one such entry used to
+ * fail its whole job, and with it the entries of every request merged into that job. Returns the value itself when
+ * nothing needed repair (the usual case), else a repaired copy; never changes its argument.
+ */
+export function replaceLoneSurrogates<T>(value: T): T {
+  if (typeof value === "string") return (LONE_SURROGATE.test(value) ? value.replace(LONE_SURROGATES, "\uFFFD") : value) as T;
+  if (typeof value !== "object" || value === null) return value;
+  if (Array.isArray(value)) {
+    const repaired = value.map((element: unknown) => replaceLoneSurrogates(element));
+    return (repaired.some((element, index) => element !== value[index]) ? repaired : value) as T;
+  }
+  let copy: Record<string, unknown> | undefined;
+  const entries = Object.entries(value as Record<string, unknown>);
+  entries.forEach(([key, child], index) => {
+    const repairedKey = replaceLoneSurrogates(key);
+    const repaired = replaceLoneSurrogates(child);
+    if (copy === undefined && (repairedKey !== key || repaired !== child)) copy = Object.fromEntries(entries.slice(0, index));
+    if (copy !== undefined) copy[repairedKey] = repaired;
+  });
+  return (copy ?? value) as T;
 }
 
 /** True when objects/arrays nest more than `maxDepth` levels (the value itself is level 1). Iterative on purpose. */
