@@ -63,7 +63,7 @@ export function createIngestApp({ config, queue, redis, logger }: IngestAppOptio
   const errorHandler = createErrorHandler(logger);
 
   /** The work of POST /ingest once the caller is authenticated and the body read: the 202 answer, or throws. */
-  async function ingest(body: unknown, contentType: string | undefined, client: string): Promise<IngestAnswer> {
+  async function ingest(body: unknown, contentType: string | undefined, client: string, source: string): Promise<IngestAnswer> {
     const receivedAtMs = Date.now();
     if (Buffer.isBuffer(body)) metrics.requestBodyBytes.observe(body.length);
     const entries = parseBody(Buffer.isBuffer(body) ? body : undefined, contentType);
@@ -75,10 +75,10 @@ export function createIngestApp({ config, queue, redis, logger }: IngestAppOptio
       metrics.entriesRejected.inc({ reason: "TOO_MANY_REQUESTS" }, entries.length);
       throw new ApiError("TOO_MANY_REQUESTS", `rate limit of ${config.rateLimitEntriesPerSecond} entries per second exceeded`, { retryAfterSeconds: limit.retryAfterSeconds });
     }
-    const checked = checkEntries(entries, config.maxEntryBytes);
-    if (checked.unique.length > 0) {
+    const checked = checkEntries(entries, { maxEntryBytes: config.maxEntryBytes, receivedAtMs, source });
+    if (checked.unique.length > 0 || checked.warnings.length > 0) {
       const stopTimer = metrics.enqueueDuration.startTimer();
-      const enqueue = enqueueEntries(checked.unique, receivedAtMs);
+      const enqueue = enqueueEntries({ entries: checked.unique, warnings: checked.warnings }, receivedAtMs);
       inFlight.add(enqueue);
       try {
         await enqueue;
@@ -93,6 +93,7 @@ export function createIngestApp({ config, queue, redis, logger }: IngestAppOptio
     }
     metrics.entriesAccepted.inc(checked.accepted);
     for (const rejection of checked.rejected) metrics.entriesRejected.inc({ reason: rejection.code });
+    for (const warning of checked.warnings) if (warning.reason !== "rejected") metrics.entriesRepaired.inc({ reason: warning.reason });
     logger.debug("ingested", { accepted: checked.accepted, enqueued: checked.unique.length, rejected: checked.rejected.length });
     return { accepted: checked.accepted, rejected: checked.rejected };
   }
@@ -120,7 +121,7 @@ export function createIngestApp({ config, queue, redis, logger }: IngestAppOptio
         fail(error);
         return;
       }
-      ingest((req as IncomingMessage & { body?: unknown }).body, req.headers["content-type"], client)
+      ingest((req as IncomingMessage & { body?: unknown }).body, req.headers["content-type"], client, req.socket.remoteAddress ?? "")
         .then((answer) => sendJson(res, 202, answer))
         .catch(fail);
     });

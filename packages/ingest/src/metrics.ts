@@ -1,4 +1,5 @@
 /** Every ingest metric, created per app (one Registry per createIngestApp call) so tests can build many apps. */
+import { REPAIR_REASONS } from "@flowmeter/shared";
 import { Counter, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
 /** Values of the `route` label; any other path is counted as "other". */
@@ -10,11 +11,13 @@ export interface IngestMetrics {
   requests: Counter<"route" | "status">;
   entriesAccepted: Counter;
   /**
-   * reason: the error code. Per entry: INVALID_PARAMS (fails the schema, or nested too deep), PAYLOAD_TOO_LARGE
-   * (entry over INGEST_MAX_ENTRY_BYTES). For every entry of a refused request: TOO_MANY_REQUESTS (rate limit),
+   * reason: the error code. Per entry: INVALID_PARAMS (not an object, no properties, another event, nested too
+   * deep, an NDJSON line that is not JSON). For every entry of a refused request: TOO_MANY_REQUESTS (rate limit),
    * UNAVAILABLE (Redis unreachable).
    */
   entriesRejected: Counter<"reason">;
+  /** reason: a RepairReason (truncated, timestamp_replaced, id_derived, field_defaulted, field_dropped, entry_truncated); one count per reason per entry. */
+  entriesRepaired: Counter<"reason">;
   /** outcome: ok | error (error includes the ~2 s timeout). */
   enqueueDuration: Histogram<"outcome">;
   /** Body size after gzip/deflate decoding, for requests whose body was read. */
@@ -43,6 +46,17 @@ export function createIngestMetrics(): IngestMetrics {
       labelNames: ["reason"],
       registers: [registry],
     }),
+    entriesRepaired: (() => {
+      const counter = new Counter({
+        name: "flowmeter_ingest_entries_repaired_total",
+        help: "Entries accepted after a repair, by reason (an entry with several repairs counts once per reason)",
+        labelNames: ["reason"],
+        registers: [registry],
+      });
+      // Every series from the start, so increase() sees the first repair after a restart.
+      for (const reason of REPAIR_REASONS) counter.inc({ reason }, 0);
+      return counter;
+    })(),
     enqueueDuration: new Histogram({
       name: "flowmeter_ingest_enqueue_duration_seconds",
       help: "Time to put one request's entries on the queue",

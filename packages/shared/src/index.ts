@@ -17,7 +17,8 @@ export {
   type ValidationResult,
   type WorkflowContext,
 } from "./telemetry.js";
-export { JOB_CATALOG, type ClientTelemetryJob, type JobKind, type JobPayloads } from "./queues.js";
+export { REPAIR_REASONS, REPAIRS_KEY, repairCliInvocation, type EntryRepairs, type Repair, type RepairReason, type RepairResult } from "./repair-entry.js";
+export { JOB_CATALOG, type ClientTelemetryJob, type IngestionWarning, type JobKind, type JobPayloads } from "./queues.js";
 export { createRedis, redisAnswers } from "./redis.js";
 export {
   RUN_EVENT_TYPES,

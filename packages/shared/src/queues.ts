@@ -6,11 +6,31 @@ import type { JobsOptions } from "bullmq";
 import type { CliInvocationEvent } from "./telemetry.js";
 import type { RunEventsJob, RunJob } from "./run-events.js";
 
-/** One accepted ingest request: its valid entries, enqueued as one job so the worker can batch many requests per insert. */
+/** One repaired or refused entry, a row of flowmeter.ingestion_warnings (written by the worker with the entries). */
+export interface IngestionWarning {
+  /** Unique per warning (UUID v7): the row's identity, so a redelivered job writes it once. */
+  warning_id: string;
+  received_at_ms: number;
+  /** A RepairReason, or `rejected` for an entry that could not be read as a cli_invocation. */
+  reason: string;
+  /** insert_id, else properties.id, when the entry had one. */
+  entry_id: string;
+  distinct_id: string;
+  /** The client's address. */
+  source: string;
+  /** What was changed or why the entry was refused. */
+  detail: string;
+  /** The start of the entry as sent (bounded). */
+  excerpt: string;
+}
+
+/** One accepted ingest request (or several, group-committed): valid entries, so the worker can batch many requests per insert. */
 export interface ClientTelemetryJob {
   entries: CliInvocationEvent[];
   /** When ingest accepted the request (ms since epoch); the worker's queue-lag metric and the bench use it. */
   receivedAtMs: number;
+  /** Repaired and refused entries of the requests in this job (absent in jobs of older ingests). */
+  warnings?: IngestionWarning[];
 }
 
 /**

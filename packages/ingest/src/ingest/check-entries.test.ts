@@ -20,42 +20,58 @@ describe("nestedDeeperThan", () => {
   });
 });
 
+const CONTEXT = { receivedAtMs: Date.now(), source: "127.0.0.1" };
+
+function check(entries: readonly unknown[], maxEntryBytes = 65_536) {
+  return checkEntries(entries, { ...CONTEXT, maxEntryBytes });
+}
+
 describe("checkEntries", () => {
-  it("accepts valid entries and keeps repeats once", () => {
+  it("accepts valid entries and keeps repeats once, with no warnings", () => {
     const parent = parentEntry();
     const child = childEntry(parent.properties.id, { driverKey: "driver" });
     const legacy = legacyEntry();
-    const result = checkEntries([parent, child, parent, legacy], 65_536);
+    const result = check([parent, child, parent, legacy]);
     expect(result.accepted).toBe(4);
     expect(result.rejected).toEqual([]);
+    expect(result.warnings).toEqual([]);
     expect(result.unique).toEqual([parent, child, legacy]);
   });
 
-  it("rejects each bad entry on its own, naming the field", () => {
+  it("repairs what can be read as a cli_invocation and rejects the rest, each with a warning", () => {
     const good = parentEntry();
     const wrongType = parentEntry() as unknown as { properties: Record<string, unknown> };
     wrongType.properties["durationMs"] = "slow";
-    const result = checkEntries([good, wrongType, "text", null], 65_536);
-    expect(result.accepted).toBe(1);
-    expect(result.unique).toEqual([good]);
-    expect(result.rejected.map((rejection) => [rejection.index, rejection.code])).toEqual([
-      [1, "INVALID_PARAMS"],
-      [2, "INVALID_PARAMS"],
-      [3, "INVALID_PARAMS"],
+    const result = check([good, wrongType, "text", null, { event: "other", properties: {} }, { event: "cli_invocation" }]);
+    expect(result.accepted).toBe(2);
+    expect(result.unique[0]).toEqual(good);
+    expect(result.unique[1]?.properties.durationMs).toBe(0);
+    expect(result.rejected).toEqual([
+      { index: 2, code: "INVALID_PARAMS", message: "entry is not a JSON object" },
+      { index: 3, code: "INVALID_PARAMS", message: "entry is not a JSON object" },
+      { index: 4, code: "INVALID_PARAMS", message: 'entry.event must be "cli_invocation"' },
+      { index: 5, code: "INVALID_PARAMS", message: "entry.properties must be an object" },
     ]);
-    expect(result.rejected[0]?.message).toContain("properties.durationMs");
+    expect(result.warnings.map((warning) => [warning.reason, warning.source])).toEqual([
+      ["field_defaulted", "127.0.0.1"],
+      ["rejected", "127.0.0.1"],
+      ["rejected", "127.0.0.1"],
+      ["rejected", "127.0.0.1"],
+      ["rejected", "127.0.0.1"],
+    ]);
+    expect(result.warnings[0]).toMatchObject({ entry_id: (wrongType as unknown as { insert_id: string }).insert_id, detail: "properties.durationMs must be number; replaced by a default" });
   });
 
-  it("rejects too-deep and too-large entries", () => {
+  it("rejects a too-deep entry and cuts a too-large one to fit", () => {
     const deep = parentEntry() as unknown as { properties: Record<string, unknown> };
     deep.properties["extra"] = nested(MAX_ENTRY_DEPTH);
     const large = parentEntry() as unknown as { properties: Record<string, unknown> };
-    large.properties["extra"] = "x".repeat(2000);
-    const result = checkEntries([deep, large], 1024);
-    expect(result.rejected).toEqual([
-      { index: 0, code: "INVALID_PARAMS", message: `entry is nested deeper than ${MAX_ENTRY_DEPTH} levels` },
-      { index: 1, code: "PAYLOAD_TOO_LARGE", message: expect.stringMatching(/at most 1024 bytes/) as unknown },
-    ]);
+    large.properties["extra"] = "x".repeat(4000);
+    const result = check([deep, large], 2048);
+    expect(result.rejected).toEqual([{ index: 0, code: "INVALID_PARAMS", message: `entry is nested deeper than ${MAX_ENTRY_DEPTH} levels` }]);
+    expect(result.accepted).toBe(1);
+    expect(Buffer.byteLength(JSON.stringify(result.unique[0]))).toBeLessThanOrEqual(2048);
+    expect(result.warnings.map((warning) => warning.reason)).toEqual(["rejected", "entry_truncated"]);
   });
 });
 
@@ -110,23 +126,25 @@ describe("jsonBytesBound", () => {
 });
 
 describe("checkEntries sizes", () => {
-  it("rejects an entry one byte over the limit and accepts it at the limit, with its exact size", () => {
+  it("keeps an entry at the limit as it is and cuts one a byte over", () => {
     const entry = parentEntry() as unknown as { properties: Record<string, unknown> };
-    entry.properties["extra"] = { big: 1e20, control: "\u0001\u001f", surrogate: "\ud800", astral: "😀é" };
+    entry.properties["extra"] = { big: 1e20, control: "\u0001\u001f", surrogate: "\ud800", astral: "😀é", long: "y".repeat(3000) };
     const bytes = Buffer.byteLength(JSON.stringify(entry));
-    expect(checkEntries([entry], bytes).accepted).toBe(1);
-    expect(checkEntries([entry], bytes - 1).rejected).toEqual([
-      { index: 0, code: "PAYLOAD_TOO_LARGE", message: `entry is ${bytes} bytes; at most ${bytes - 1} bytes are accepted per entry` },
-    ]);
+    const atLimit = check([entry], bytes);
+    expect(atLimit.warnings).toEqual([]);
+    const over = check([entry], bytes - 1);
+    expect(over.accepted).toBe(1);
+    expect(over.warnings.map((warning) => warning.reason)).toEqual(["entry_truncated"]);
+    expect(Buffer.byteLength(JSON.stringify(over.unique[0]))).toBeLessThanOrEqual(bytes - 1);
   });
 
   it("checks entries JSON.parse cannot produce the exact way", () => {
     const withDate = { ...parentEntry(), when: new Date(0) };
-    const result = checkEntries([withDate, [undefined]], 65_536);
+    const result = check([withDate, [undefined]]);
     expect(result.accepted).toBe(1);
     expect(result.rejected.map((rejection) => rejection.code)).toEqual(["INVALID_PARAMS"]);
     const deepInMap = { ...parentEntry(), map: new Map(), deep: nested(MAX_ENTRY_DEPTH) };
-    expect(checkEntries([deepInMap], 65_536).rejected[0]?.message).toBe(`entry is nested deeper than ${MAX_ENTRY_DEPTH} levels`);
+    expect(check([deepInMap]).rejected[0]?.message).toBe(`entry is nested deeper than ${MAX_ENTRY_DEPTH} levels`);
   });
 });
 
@@ -139,7 +157,7 @@ describe("replaceLoneSurrogates", () => {
   it("repairs accepted entries before they are enqueued", () => {
     const entry = parentEntry();
     entry.properties.invocation.args = ["\ud800", "fine"];
-    const checked = checkEntries([entry], 65_536);
+    const checked = check([entry]);
     expect(checked.rejected).toEqual([]);
     expect(checked.unique[0]?.properties.invocation.args).toEqual(["\uFFFD", "fine"]);
   });

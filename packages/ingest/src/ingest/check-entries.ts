@@ -1,5 +1,9 @@
-/** Per-entry checks: each entry is accepted or rejected on its own, and repeats within one request are enqueued once. */
-import { entryId, validateCliInvocation, type CliInvocationEvent } from "@flowmeter/shared";
+/**
+ * Per-entry checks: each entry is repaired where it can be (repairCliInvocation) and accepted, or rejected, on its
+ * own; repeats within one request are enqueued once; every repaired or rejected entry leaves a warning for
+ * flowmeter.ingestion_warnings.
+ */
+import { entryId, repairCliInvocation, uuidV7, type CliInvocationEvent, type IngestionWarning } from "@flowmeter/shared";
 
 export const MAX_ENTRY_DEPTH = 32;
 
@@ -10,39 +14,80 @@ export interface EntryRejection {
 }
 
 export interface CheckedEntries {
-  /** Valid entries, repeats included. */
+  /** Valid (or repaired) entries, repeats included. */
   accepted: number;
-  /** Valid entries to enqueue, first occurrence of each entryId(). */
+  /** Entries to enqueue, first occurrence of each entryId(). */
   unique: CliInvocationEvent[];
   rejected: EntryRejection[];
+  /** One per repair reason of each repaired entry, and one per rejected entry. */
+  warnings: IngestionWarning[];
 }
 
-export function checkEntries(entries: readonly unknown[], maxEntryBytes: number): CheckedEntries {
+export interface CheckContext {
+  maxEntryBytes: number;
+  receivedAtMs: number;
+  /** The client's address, for the warnings. */
+  source: string;
+}
+
+const EXCERPT_CHARS = 1024;
+
+function textOf(value: unknown, key: string): string {
+  const field = typeof value === "object" && value !== null ? (value as Record<string, unknown>)[key] : undefined;
+  return typeof field === "string" ? field.slice(0, 200) : "";
+}
+
+/** The start of an entry as sent, bounded; never the whole of a megabyte error line. */
+function excerptOf(entry: unknown): string {
+  let text: string;
+  try {
+    text = JSON.stringify(entry, (_key, value: unknown) => (typeof value === "string" && value.length > EXCERPT_CHARS ? `${value.slice(0, EXCERPT_CHARS)}…` : value)) ?? String(entry);
+  } catch {
+    text = String(entry);
+  }
+  return text.length > EXCERPT_CHARS ? `${text.slice(0, EXCERPT_CHARS)}…` : text;
+}
+
+export function checkEntries(entries: readonly unknown[], { maxEntryBytes, receivedAtMs, source }: CheckContext): CheckedEntries {
   const seen = new Set<string>();
   const unique: CliInvocationEvent[] = [];
   const rejected: EntryRejection[] = [];
+  const warnings: IngestionWarning[] = [];
   let accepted = 0;
+  const warn = (entry: unknown, reason: string, detail: string): void => {
+    const properties = typeof entry === "object" && entry !== null ? (entry as Record<string, unknown>)["properties"] : undefined;
+    warnings.push({
+      warning_id: uuidV7(),
+      received_at_ms: receivedAtMs,
+      reason,
+      entry_id: textOf(entry, "insert_id") || textOf(properties, "id"),
+      distinct_id: textOf(entry, "distinct_id"),
+      source,
+      detail: detail.slice(0, 4096),
+      excerpt: excerptOf(entry),
+    });
+  };
+  const reject = (entry: unknown, rejection: EntryRejection): void => {
+    rejected.push(rejection);
+    warn(entry, "rejected", rejection.message);
+  };
   const boundable = prototypesArePlain();
   entries.forEach((entry, index) => {
     // Depth first: JSON.stringify and the validator recurse, and would overflow the stack on a deep entry.
     // One walk answers both checks for JSON data; only an entry it cannot bound closely enough is serialized.
     const bound = boundable ? jsonBytesBound(entry, 1) : NOT_JSON;
     if (bound === TOO_DEEP || (bound === NOT_JSON && nestedDeeperThan(entry, MAX_ENTRY_DEPTH))) {
-      rejected.push({ index, code: "INVALID_PARAMS", message: `entry is nested deeper than ${MAX_ENTRY_DEPTH} levels` });
+      reject(entry, { index, code: "INVALID_PARAMS", message: `entry is nested deeper than ${MAX_ENTRY_DEPTH} levels` });
       return;
     }
-    if (bound === NOT_JSON || bound > maxEntryBytes) {
-      const bytes = Buffer.byteLength(JSON.stringify(entry) ?? "");
-      if (bytes > maxEntryBytes) {
-        rejected.push({ index, code: "PAYLOAD_TOO_LARGE", message: `entry is ${bytes} bytes; at most ${maxEntryBytes} bytes are accepted per entry` });
-        return;
-      }
-    }
-    const result = validateCliInvocation(entry);
+    const result = repairCliInvocation(entry, { receivedAtMs, maxEntryBytes, knownToFit: bound >= 0 && bound <= maxEntryBytes });
     if (!result.ok) {
-      rejected.push({ index, code: "INVALID_PARAMS", message: result.message });
+      reject(entry, { index, code: "INVALID_PARAMS", message: result.message });
       return;
     }
+    const byReason = new Map<string, string[]>();
+    for (const repair of result.repairs) byReason.set(repair.reason, [...(byReason.get(repair.reason) ?? []), repair.detail]);
+    for (const [reason, details] of byReason) warn(entry, reason, details.join("; "));
     accepted += 1;
     const event = replaceLoneSurrogates(result.event);
     const id = entryId(event);
@@ -51,7 +96,7 @@ export function checkEntries(entries: readonly unknown[], maxEntryBytes: number)
       unique.push(event);
     }
   });
-  return { accepted, unique, rejected };
+  return { accepted, unique, rejected, warnings };
 }
 
 const LONE_SURROGATE = /\p{Cs}/u;

@@ -1,4 +1,4 @@
-import { ApiError, JOB_CATALOG, type CliInvocationEvent, type ClientTelemetryJob } from "@flowmeter/shared";
+import { ApiError, JOB_CATALOG, type CliInvocationEvent, type ClientTelemetryJob, type IngestionWarning } from "@flowmeter/shared";
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 
@@ -46,12 +46,20 @@ function unavailable(cause?: unknown): ApiError {
   return new ApiError("UNAVAILABLE", "the queue is unavailable; retry later", { retryAfterSeconds: UNAVAILABLE_RETRY_AFTER_SECONDS, cause });
 }
 
-/** Adds the entries as jobs of at most MAX_ENTRIES_PER_JOB, in one round trip. */
-async function addJobs(queue: ClientTelemetryQueue, entries: readonly CliInvocationEvent[], receivedAtMs: number): Promise<void> {
+/** What one request puts on the queue: its entries to store and the warnings about its repaired and refused ones. */
+export interface IngestBatch {
+  entries: readonly CliInvocationEvent[];
+  warnings: readonly IngestionWarning[];
+}
+
+/** Adds the entries as jobs of at most MAX_ENTRIES_PER_JOB (the warnings ride with the first), in one round trip. */
+async function addJobs(queue: ClientTelemetryQueue, { entries, warnings }: IngestBatch, receivedAtMs: number): Promise<void> {
   const { jobName, options } = JOB_CATALOG.clientTelemetry;
   const jobs: Array<{ name: typeof jobName; data: ClientTelemetryJob; opts: typeof options }> = [];
-  for (let start = 0; start < entries.length; start += MAX_ENTRIES_PER_JOB) {
-    jobs.push({ name: jobName, data: { entries: entries.slice(start, start + MAX_ENTRIES_PER_JOB), receivedAtMs }, opts: options });
+  for (let start = 0; start < Math.max(entries.length, warnings.length > 0 ? 1 : 0); start += MAX_ENTRIES_PER_JOB) {
+    const data: ClientTelemetryJob = { entries: entries.slice(start, start + MAX_ENTRIES_PER_JOB), receivedAtMs };
+    if (start === 0 && warnings.length > 0) data.warnings = [...warnings];
+    jobs.push({ name: jobName, data, opts: options });
   }
   const [first] = jobs;
   if (first === undefined) return;
@@ -60,13 +68,13 @@ async function addJobs(queue: ClientTelemetryQueue, entries: readonly CliInvocat
 }
 
 interface PendingEnqueue {
-  entries: readonly CliInvocationEvent[];
+  batch: IngestBatch;
   receivedAtMs: number;
   resolve: () => void;
   reject: (error: unknown) => void;
 }
 
-export type Enqueue = (entries: readonly CliInvocationEvent[], receivedAtMs: number) => Promise<void>;
+export type Enqueue = (batch: IngestBatch, receivedAtMs: number) => Promise<void>;
 
 /**
  * Puts entries on the queue, resolving only once Redis has them, with group commit: one add is in flight at a time,
@@ -87,7 +95,8 @@ export function createEnqueue(queue: ClientTelemetryQueue, redis: Redis, timeout
     waiting = [];
     adding = true;
     const receivedAtMs = Math.min(...batch.map((pending) => pending.receivedAtMs));
-    addJobs(queue, batch.flatMap((pending) => pending.entries), receivedAtMs)
+    const merged: IngestBatch = { entries: batch.flatMap((pending) => pending.batch.entries), warnings: batch.flatMap((pending) => pending.batch.warnings) };
+    addJobs(queue, merged, receivedAtMs)
       .then(
         () => batch.forEach((pending) => pending.resolve()),
         (error: unknown) => batch.forEach((pending) => pending.reject(error)),
@@ -98,13 +107,13 @@ export function createEnqueue(queue: ClientTelemetryQueue, redis: Redis, timeout
       });
   }
 
-  return async function enqueue(entries, receivedAtMs) {
+  return async function enqueue(batch, receivedAtMs) {
     // Fail fast between reconnect attempts; during a connection attempt BullMQ waits for "ready", bounded by the timeout.
     if (FAIL_FAST_STATUSES.has(redis.status)) throw unavailable();
-    if (entries.length === 0) return;
+    if (batch.entries.length === 0 && batch.warnings.length === 0) return;
     let pending: PendingEnqueue | undefined;
     const stored = new Promise<void>((resolve, reject) => {
-      pending = { entries, receivedAtMs, resolve, reject };
+      pending = { batch, receivedAtMs, resolve, reject };
       waiting.push(pending);
     });
     addWaiting();
