@@ -1,6 +1,6 @@
 import { createServer, type AddressInfo, type Socket } from "node:net";
 import { gzipSync } from "node:zlib";
-import { JOB_CATALOG, createLogger, createRedis, type CliInvocationEvent, type ClientTelemetryJob } from "@flowmeter/shared";
+import { JOB_CATALOG, REPAIRS_KEY, createLogger, createRedis, type CliInvocationEvent, type ClientTelemetryJob } from "@flowmeter/shared";
 import { childEntry, deleteQueuePrefix, legacyEntry, parentEntry, testQueuePrefix, testRedisUrl } from "@flowmeter/test-utils";
 import type { Redis } from "ioredis";
 import request, { type Response } from "supertest";
@@ -170,24 +170,32 @@ describe("POST /ingest: what the swamp CLI sends", () => {
 });
 
 describe("POST /ingest: bad input", () => {
-  it("rejects only the entry with wrong types, naming the field, and enqueues the others", async () => {
+  it("repairs the entry with wrong types instead of refusing it, and records the repair as a warning", async () => {
     const harness = await setup();
     const [good1, bad, good2] = [parentEntry(), parentEntry(), parentEntry()];
     (bad.properties as Record<string, unknown>)["durationMs"] = "slow";
     (bad.properties.result as Record<string, unknown>)["status"] = "meh";
     const res = await post(harness, { events: [good1, bad, good2] });
     expect(res.status).toBe(202);
-    expect(res.body).toEqual({ accepted: 2, rejected: [{ index: 1, code: "INVALID_PARAMS", message: expect.stringContaining("properties.") as unknown }] });
-    expect(await harness.entries()).toEqual([good1, good2]);
+    expect(res.body).toEqual({ accepted: 3, rejected: [] });
+    const stored = await harness.entries();
+    expect(stored[0]).toEqual(good1);
+    expect(stored[1]?.properties.durationMs).toBe(0);
+    expect(stored[1]?.properties.result.status).toBe("error");
+    expect(stored[1]?.[REPAIRS_KEY]).toEqual({ repairs: ["field_defaulted"] });
+    const warnings = (await harness.jobs()).flatMap((job) => job.warnings ?? []);
+    expect(warnings.map((warning) => [warning.reason, warning.entry_id])).toEqual([["field_defaulted", bad.insert_id]]);
+    expect(warnings[0]?.detail).toBe("properties.result.status must be equal to one of the allowed values; replaced by a default; properties.durationMs must be number; replaced by a default");
   });
 
-  it("answers 202 with accepted 0 when every entry is rejected", async () => {
+  it("answers 202 with accepted 0 when no entry is a cli_invocation, and enqueues their warnings", async () => {
     const harness = await setup();
     const res = await post(harness, [{}, { event: "other" }]);
     expect(res.status).toBe(202);
     expect((res.body as { accepted: number }).accepted).toBe(0);
     expect((res.body as { rejected: unknown[] }).rejected).toHaveLength(2);
-    expect(await harness.jobs()).toEqual([]);
+    const jobs = await harness.jobs();
+    expect(jobs.map((job) => [job.entries.length, job.warnings?.map((warning) => warning.reason)])).toEqual([[0, ["rejected", "rejected"]]]);
   });
 
   it("answers 400 INVALID_PARAMS to malformed JSON, without echoing it", async () => {
@@ -211,7 +219,7 @@ describe("POST /ingest: bad input", () => {
   });
 
   it("answers 413 to a body over INGEST_MAX_BODY_BYTES, and to a gzip bomb", async () => {
-    const harness = await setup();
+    const harness = await setup({ INGEST_MAX_BODY_BYTES: "1048576" });
     const big = JSON.stringify([parentEntry(), { padding: "x".repeat(1_048_576) }]);
     expectError(await post(harness, big), 413, "PAYLOAD_TOO_LARGE");
     const bomb = gzipSync(Buffer.alloc(64 * 1024 * 1024, 0x20));
@@ -221,14 +229,56 @@ describe("POST /ingest: bad input", () => {
     expect(await harness.jobs()).toEqual([]);
   });
 
-  it("rejects an entry over INGEST_MAX_ENTRY_BYTES on its own", async () => {
+  it("cuts an entry over INGEST_MAX_ENTRY_BYTES to fit instead of refusing it", async () => {
     const harness = await setup();
     const [small, large] = [parentEntry(), parentEntry()];
     (large.properties as Record<string, unknown>)["blob"] = "x".repeat(70_000);
     const res = await post(harness, [large, small]);
-    expect(res.status).toBe(202);
-    expect(res.body).toEqual({ accepted: 1, rejected: [{ index: 0, code: "PAYLOAD_TOO_LARGE", message: expect.stringContaining("65536") as unknown }] });
-    expect(await harness.entries()).toEqual([small]);
+    expect(res.body).toEqual({ accepted: 2, rejected: [] });
+    const [storedLarge, storedSmall] = await harness.entries();
+    expect(storedSmall).toEqual(small);
+    expect(storedLarge?.insert_id).toBe(large.insert_id);
+    expect(Buffer.byteLength(JSON.stringify(storedLarge))).toBeLessThanOrEqual(65_536);
+  });
+
+  it("accepts what the real client sends when an error line is a megabyte long: 25 entries, 27 MB, all stored", async () => {
+    const harness = await setup();
+    const entries = Array.from({ length: 25 }, () => {
+      const entry = parentEntry({ status: "error" });
+      entry.properties.result.errorMessage = "stack overflow at ".repeat(61_000);
+      return entry;
+    });
+    const res = await post(harness, { events: entries });
+    expect(res.body).toEqual({ accepted: 25, rejected: [] });
+    const stored = await harness.entries();
+    expect(stored.map((entry) => entry.insert_id)).toEqual(entries.map((entry) => entry.insert_id));
+    expect(stored.every((entry) => entry.properties.result.errorMessage?.length === 4096)).toBe(true);
+    const warnings = (await harness.jobs()).flatMap((job) => job.warnings ?? []);
+    expect(warnings.map((warning) => warning.reason)).toEqual(Array.from({ length: 25 }, () => "truncated"));
+    expect(warnings.every((warning) => warning.excerpt.length <= 1025)).toBe(true);
+  });
+
+  it("stores an entry from a clock two days ahead at the time it was received, keeping the client's time", async () => {
+    const harness = await setup();
+    const ahead = parentEntry({ startedAt: new Date(Date.now() + 2 * 86_400_000) });
+    const before = Date.now();
+    const res = await post(harness, ahead);
+    expect(res.body).toEqual({ accepted: 1, rejected: [] });
+    const [stored] = await harness.entries();
+    const startedAtMs = Date.parse(stored?.properties.startedAt ?? "");
+    expect(startedAtMs).toBeGreaterThanOrEqual(before - 1000);
+    expect(startedAtMs).toBeLessThanOrEqual(Date.now());
+    expect(stored?.[REPAIRS_KEY]).toMatchObject({ repairs: ["timestamp_replaced"], clientStartedAt: ahead.properties.startedAt });
+  });
+
+  it("keeps the good lines of an NDJSON request and lists the bad one in rejected", async () => {
+    const harness = await setup();
+    const [a, b] = [parentEntry(), parentEntry()];
+    const res = await post(harness, `${JSON.stringify(a)}\n{"event": oops\n${JSON.stringify(b)}\n`, { "content-type": "application/x-ndjson" });
+    expect(res.body).toEqual({ accepted: 2, rejected: [{ index: 1, code: "INVALID_PARAMS", message: "NDJSON line 2 is not valid JSON" }] });
+    expect(await harness.entries()).toEqual([a, b]);
+    const warnings = (await harness.jobs()).flatMap((job) => job.warnings ?? []);
+    expect(warnings.map((warning) => [warning.reason, warning.excerpt])).toEqual([["rejected", '"{\\"event\\": oops"']]);
   });
 
   it("enqueues a 10k-entry batch in jobs of at most 1000, and refuses 10001 entries with 413", async () => {

@@ -9,7 +9,7 @@ describe("parseIngestConfig", () => {
       host: "127.0.0.1",
       ignoredHost: undefined,
       apiKeys: [],
-      maxBodyBytes: 1_048_576,
+      maxBodyBytes: 33_554_432,
       maxEntriesPerRequest: 10_000,
       maxEntryBytes: 65_536,
       rateLimitEntriesPerSecond: 100_000,

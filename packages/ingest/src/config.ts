@@ -33,7 +33,7 @@ export function parseIngestConfig(env: EnvSource): IngestConfig {
     host: authenticated ? (requestedHost ?? "0.0.0.0") : (requestedHost !== undefined && isLoopbackHost(requestedHost) ? requestedHost : LOOPBACK_HOST),
     ignoredHost: !authenticated && requestedHost !== undefined && !isLoopbackHost(requestedHost) ? requestedHost : undefined,
     apiKeys,
-    maxBodyBytes: reader.int("INGEST_MAX_BODY_BYTES", 1_048_576, { min: 1024, max: 1024 * 1024 * 1024 }),
+    maxBodyBytes: reader.int("INGEST_MAX_BODY_BYTES", 32 * 1024 * 1024, { min: 1024, max: 1024 * 1024 * 1024 }),
     maxEntriesPerRequest: reader.int("INGEST_MAX_ENTRIES_PER_REQUEST", 10_000, { min: 1, max: 1_000_000 }),
     maxEntryBytes: reader.int("INGEST_MAX_ENTRY_BYTES", 65_536, { min: 256, max: 1024 * 1024 * 1024 }),
     rateLimitEntriesPerSecond: reader.int("INGEST_RATE_LIMIT_ENTRIES_PER_SECOND", 100_000, { min: 0, max: 1_000_000_000 }),

@@ -3,6 +3,7 @@
  * own; repeats within one request are enqueued once; every repaired or rejected entry leaves a warning for
  * flowmeter.ingestion_warnings.
  */
+import { UnreadableLine } from "./parse-body.js";
 import { entryId, repairCliInvocation, uuidV7, type CliInvocationEvent, type IngestionWarning } from "@flowmeter/shared";
 
 export const MAX_ENTRY_DEPTH = 32;
@@ -73,6 +74,10 @@ export function checkEntries(entries: readonly unknown[], { maxEntryBytes, recei
   };
   const boundable = prototypesArePlain();
   entries.forEach((entry, index) => {
+    if (entry instanceof UnreadableLine) {
+      reject(entry.text, { index, code: "INVALID_PARAMS", message: entry.reason });
+      return;
+    }
     // Depth first: JSON.stringify and the validator recurse, and would overflow the stack on a deep entry.
     // One walk answers both checks for JSON data; only an entry it cannot bound closely enough is serialized.
     const bound = boundable ? jsonBytesBound(entry, 1) : NOT_JSON;

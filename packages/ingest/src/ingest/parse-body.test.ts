@@ -1,6 +1,6 @@
 import { ApiError } from "@flowmeter/shared";
 import { describe, expect, it } from "vitest";
-import { parseBody } from "./parse-body.js";
+import { UnreadableLine, parseBody } from "./parse-body.js";
 
 const bytes = (text: string): Buffer => Buffer.from(text, "utf8");
 
@@ -55,7 +55,6 @@ describe("parseBody", () => {
       [Buffer.from([0x7b, 0x22, 0xff, 0x22, 0x7d]), "application/json", /UTF-8/],
       [bytes('{"events": ['), "application/json", /not valid JSON/],
       [bytes('{"a":1}\n{"b":'), "application/json", /not valid JSON/],
-      [bytes('{"a":1}\nnope'), "application/x-ndjson", /NDJSON line 2 is not valid JSON/],
       [bytes("42"), "application/json", /JSON number/],
       [bytes("null"), "application/json", /JSON null/],
       [bytes('"text"'), "application/json", /JSON string/],
@@ -67,6 +66,11 @@ describe("parseBody", () => {
       expect(error.status).toBe(400);
       expect(error.message).toMatch(message);
     }
+  });
+
+  it("keeps the good lines of NDJSON and marks each bad one in its place", () => {
+    const entries = parseBody(bytes('{"a":1}\nnope\n\n{"b":2}'), "application/x-ndjson");
+    expect(entries).toEqual([{ a: 1 }, new UnreadableLine(2, "nope", "NDJSON line 2 is not valid JSON"), { b: 2 }]);
   });
 
   it("never echoes body contents in its messages", () => {

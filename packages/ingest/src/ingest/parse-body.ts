@@ -27,6 +27,15 @@ export function contentTypeRefusal(contentType: string | undefined): ApiError | 
   );
 }
 
+/** An NDJSON line that is not JSON: it stands in the entry list at its place, and checkEntries refuses it alone. */
+export class UnreadableLine {
+  constructor(
+    readonly lineNumber: number,
+    readonly text: string,
+    readonly reason: string,
+  ) {}
+}
+
 const SHAPE_HINT = 'expected an event object, {"events": [...]}, an array of events, or NDJSON (one event per line)';
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
@@ -68,6 +77,7 @@ function entriesOf(value: unknown): unknown[] {
   return [value];
 }
 
+/** One entry per non-empty line; a line that is not JSON becomes an UnreadableLine, so the good lines are kept. */
 function parseNdjson(text: string): unknown[] {
   const entries: unknown[] = [];
   let lineNumber = 0;
@@ -77,7 +87,7 @@ function parseNdjson(text: string): unknown[] {
     try {
       entries.push(JSON.parse(line));
     } catch (error) {
-      throw new ApiError("INVALID_PARAMS", `NDJSON line ${lineNumber} is not valid JSON${jsonErrorPosition(error)}`);
+      entries.push(new UnreadableLine(lineNumber, line, `NDJSON line ${lineNumber} is not valid JSON${jsonErrorPosition(error)}`));
     }
   }
   if (entries.length === 0) throw new ApiError("INVALID_PARAMS", `request body is empty; ${SHAPE_HINT}`);
