@@ -10,7 +10,7 @@ export interface TableSink<Row extends object> {
   /** Fully qualified, e.g. flowmeter.cli_invocations. */
   table: string;
   /** The table's name as a metrics label. */
-  label: "cli_invocations" | "run_events" | "run_telemetry";
+  label: "cli_invocations" | "run_events" | "run_telemetry" | "ingestion_warnings";
   columns: readonly (keyof Row & string)[];
   identity: readonly { column: keyof Row & string; type: string }[];
 }

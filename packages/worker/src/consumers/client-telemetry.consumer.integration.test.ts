@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Queue } from "bullmq";
-import { JOB_CATALOG, createLogger, createRedis, type CliInvocationEvent, type ClientTelemetryJob } from "@flowmeter/shared";
+import { JOB_CATALOG, createLogger, createRedis, repairCliInvocation, uuidV7, type CliInvocationEvent, type ClientTelemetryJob, type IngestionWarning } from "@flowmeter/shared";
 import { childEntry, deleteQueuePrefix, legacyEntry, parentEntry, testQueuePrefix, testRedisUrl, waitFor } from "@flowmeter/test-utils";
 import { toClickHouseTime } from "../clickhouse/insert-json-rows.js";
 import { openScratchDatabase, type ScratchDatabase } from "../clickhouse/scratch-database.js";
@@ -41,8 +41,9 @@ describe("client telemetry consumer (real Redis, chDB)", () => {
 
   const rows = <T>(query: string) => database.rows<T>(query);
 
-  async function enqueue(entries: CliInvocationEvent[]): Promise<void> {
-    const job = await queue.add(JOB_CATALOG.clientTelemetry.jobName, { entries, receivedAtMs: Date.now() }, JOB_CATALOG.clientTelemetry.options);
+  async function enqueue(entries: CliInvocationEvent[], warnings?: IngestionWarning[]): Promise<void> {
+    const data: ClientTelemetryJob = warnings === undefined ? { entries, receivedAtMs: Date.now() } : { entries, receivedAtMs: Date.now(), warnings };
+    const job = await queue.add(JOB_CATALOG.clientTelemetry.jobName, data, JOB_CATALOG.clientTelemetry.options);
     await waitFor(async () => ((await queue.getJobState(job.id ?? "")) === "unknown" ? true : undefined), { what: `job ${job.id} written and removed` });
   }
 
@@ -50,6 +51,45 @@ describe("client telemetry consumer (real Redis, chDB)", () => {
     const [row] = await rows<{ n: string }>(`SELECT count() AS n FROM flowmeter.cli_invocations WHERE ${where}`);
     return Number(row?.n);
   }
+
+  it("stores a repaired entry with its repairs and the client's time, and its warnings once, also when delivered twice", async () => {
+    const sent = parentEntry({ startedAt: new Date(Date.now() + 2 * 86_400_000) });
+    const receivedAtMs = Date.now();
+    const repaired = repairCliInvocation(sent, { receivedAtMs, maxEntryBytes: 65_536 });
+    if (!repaired.ok) throw new Error(repaired.message);
+    const warning: IngestionWarning = {
+      warning_id: uuidV7(),
+      received_at_ms: receivedAtMs,
+      reason: "timestamp_replaced",
+      entry_id: sent.insert_id ?? "",
+      distinct_id: sent.distinct_id,
+      source: "127.0.0.1",
+      detail: repaired.repairs.map((repair) => repair.detail).join("; "),
+      excerpt: JSON.stringify(sent).slice(0, 1024),
+    };
+    const refused: IngestionWarning = { ...warning, warning_id: uuidV7(), reason: "rejected", entry_id: "", detail: "entry is not a JSON object", excerpt: '"text"' };
+    await enqueue([repaired.event], [warning, refused]);
+    await enqueue([repaired.event], [warning, refused]);
+
+    const stored = await rows<{ repairs: string[]; client_started_at: string; extra: string; started_at: string }>(
+      `SELECT repairs, client_started_at, extra, toString(started_at) AS started_at FROM flowmeter.cli_invocations WHERE insert_id = '${sent.insert_id}'`,
+    );
+    expect(stored).toEqual([{ repairs: ["timestamp_replaced"], client_started_at: sent.properties.startedAt, extra: "{}", started_at: toClickHouseTime(receivedAtMs) }]);
+    const warnings = await rows<{ reason: string; entry_id: string; source: string; detail: string }>(
+      `SELECT reason, entry_id, source, detail FROM flowmeter.ingestion_warnings WHERE warning_id IN ('${warning.warning_id}', '${refused.warning_id}') ORDER BY reason`,
+    );
+    expect(warnings).toEqual([
+      { reason: "rejected", entry_id: "", source: "127.0.0.1", detail: "entry is not a JSON object" },
+      { reason: "timestamp_replaced", entry_id: sent.insert_id, source: "127.0.0.1", detail: warning.detail },
+    ]);
+  });
+
+  it("writes a job that holds only warnings", async () => {
+    const refused: IngestionWarning = { warning_id: uuidV7(), received_at_ms: Date.now(), reason: "rejected", entry_id: "", distinct_id: "", source: "::1", detail: "entry is not a JSON object", excerpt: "42" };
+    await enqueue([], [refused]);
+    const [row] = await rows<{ n: string }>(`SELECT count() AS n FROM flowmeter.ingestion_warnings WHERE warning_id = '${refused.warning_id}'`);
+    expect(Number(row?.n)).toBe(1);
+  });
 
   it("stores parent, children (executor and driver) and legacy entries, unknown fields kept", async () => {
     const workflow = `wf-${randomUUID()}`;
@@ -136,8 +176,10 @@ describe("client telemetry consumer (real Redis, chDB)", () => {
 
   it("quantiles in the rollup follow the raw durations", async () => {
     const command = `q-${randomUUID()}`;
+    // One start time for all: entries made across a minute boundary would fall in two rollup rows.
+    const startedAt = new Date();
     const entries = Array.from({ length: 101 }, (_, index) => {
-      const entry = parentEntry({ durationMs: index * 10 });
+      const entry = parentEntry({ durationMs: index * 10, startedAt });
       entry.properties.invocation.command = command;
       return entry;
     });

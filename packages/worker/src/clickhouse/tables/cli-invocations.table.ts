@@ -1,6 +1,6 @@
 /** flowmeter.cli_invocations: one row per accepted cli_invocation entry (migration 0001). */
 import type { ClickHouseClient } from "@clickhouse/client";
-import { CliInvocationEventSchema, entryDriver, entryId, type CliInvocationEvent } from "@flowmeter/shared";
+import { CliInvocationEventSchema, REPAIRS_KEY, entryDriver, entryId, type CliInvocationEvent, type EntryRepairs } from "@flowmeter/shared";
 import { isoToClickHouseTime } from "../insert-json-rows.js";
 import type { TableSink } from "../table-sink.js";
 
@@ -12,7 +12,7 @@ export const COLUMNS = [
   "status", "exit_code", "error_type", "error_message",
   "swamp_version", "deno_version", "platform", "repo_id",
   "is_child", "parent_invocation_id", "workflow_name", "run_id", "job_name", "step_name", "model_type", "driver",
-  "trigger_source", "initiated_by", "invocation_context", "extra",
+  "trigger_source", "initiated_by", "invocation_context", "extra", "repairs", "client_started_at", "client_completed_at",
 ] as const satisfies readonly (keyof CliInvocationRow)[];
 
 export interface CliInvocationRow {
@@ -48,6 +48,11 @@ export interface CliInvocationRow {
   initiated_by: string;
   invocation_context: string;
   extra: string;
+  /** RepairReasons ingest applied (migration 0015). */
+  repairs: string[];
+  /** The client's own timestamps when ingest replaced them. */
+  client_started_at: string;
+  client_completed_at: string;
 }
 
 interface SchemaNode {
@@ -77,6 +82,8 @@ export function unknownFields(value: unknown, schema: object): Record<string, un
 /** `receivedAt` is ClickHouse time text (toClickHouseTime), computed once per job. */
 export function toRow(event: CliInvocationEvent, receivedAt: string): CliInvocationRow {
   const p = event.properties;
+  const repairs = event[REPAIRS_KEY] as EntryRepairs | undefined;
+  const sent = repairs === undefined ? event : withoutRepairs(event);
   const context = p.workflowContext;
   return {
     insert_id: entryId(event),
@@ -110,8 +117,17 @@ export function toRow(event: CliInvocationEvent, receivedAt: string): CliInvocat
     trigger_source: p.triggerSource ?? "",
     initiated_by: p.initiatedBy ?? "",
     invocation_context: p.invocationContext === undefined ? "" : JSON.stringify(p.invocationContext),
-    extra: JSON.stringify(unknownFields(event, CliInvocationEventSchema) ?? {}),
+    extra: JSON.stringify(unknownFields(sent, CliInvocationEventSchema) ?? {}),
+    repairs: repairs?.repairs ?? [],
+    client_started_at: repairs?.clientStartedAt ?? "",
+    client_completed_at: repairs?.clientCompletedAt ?? "",
   };
+}
+
+/** The entry without ingest's own `$flowmeter` record, which has columns of its own. */
+function withoutRepairs(event: CliInvocationEvent): CliInvocationEvent {
+  const { [REPAIRS_KEY]: _repairs, ...rest } = event;
+  return rest as CliInvocationEvent;
 }
 
 export const cliInvocationsSink: TableSink<CliInvocationRow> = {
