@@ -40,12 +40,17 @@ export function createIngestMetrics(): IngestMetrics {
       help: "Entries accepted and enqueued (an entry repeated within one request counts each time)",
       registers: [registry],
     }),
-    entriesRejected: new Counter({
-      name: "flowmeter_ingest_entries_rejected_total",
-      help: "Entries not accepted, by reason (error code)",
-      labelNames: ["reason"],
-      registers: [registry],
-    }),
+    entriesRejected: (() => {
+      const counter = new Counter({
+        name: "flowmeter_ingest_entries_rejected_total",
+        help: "Entries not accepted, by reason (error code)",
+        labelNames: ["reason"],
+        registers: [registry],
+      });
+      // Every series from the start, so increase() sees the first refusal after a restart.
+      for (const reason of ["INVALID_PARAMS", "TOO_MANY_REQUESTS", "UNAVAILABLE"]) counter.inc({ reason }, 0);
+      return counter;
+    })(),
     entriesRepaired: (() => {
       const counter = new Counter({
         name: "flowmeter_ingest_entries_repaired_total",

@@ -129,6 +129,9 @@ const EXPECTED_COLUMNS: Record<string, Record<string, string[]>> = {
       "run_id", "stage", "attempt", "last_heartbeat", "output_state", "stagnant_heartbeats", "elapsed_secs", "stdout_bytes", "stderr_bytes", "pid_alive",
     ],
   },
+  "flowmeter-pipeline": {
+    "Ingestion warnings": ["received_at", "reason", "source", "entry_id", "distinct_id", "detail", "excerpt"],
+  },
 };
 
 /** Values picked in the "selected" pass, per variable name; each must be offered by the variable's query. */
@@ -582,6 +585,11 @@ describe("Grafana dashboards: ClickHouse queries on chDB", () => {
       ...heartbeats(running, "lint", ["active", "quiet", "quiet", "stagnant"]),
     ];
     await clickhouse.insert({ table: "flowmeter.run_telemetry", values: telemetry, format: "JSONEachRow" });
+    const warnings = [
+      { received_at: receivedAt, warning_id: "w-1", reason: "truncated", entry_id: "e-1", distinct_id: "u-1", source: "127.0.0.1", detail: "properties.result.errorMessage cut from 5000 to 4096 characters", excerpt: "{}" },
+      { received_at: receivedAt, warning_id: "w-2", reason: "rejected", entry_id: "", distinct_id: "", source: "127.0.0.1", detail: "entry is not a JSON object", excerpt: "42" },
+    ];
+    await clickhouse.insert({ table: "flowmeter.ingestion_warnings", values: warnings, format: "JSONEachRow" });
   });
 
   afterAll(async () => {
