@@ -461,3 +461,14 @@ describe("what a web page or a sloppy endpoint sends", () => {
     expect((await harness.entries()).length).toBe(2);
   });
 });
+
+describe("INGEST_PUBLIC", () => {
+  it("accepts any CLI user's entries without keys, ignoring the client's own x-api-key, and still refuses web pages", async () => {
+    const harness = await setup({ INGEST_PUBLIC: "true" });
+    const entry = parentEntry();
+    const res = await post(harness, entry, { "x-api-key": "the-users-own-swamp-club-key", host: "telemetry.example.com" });
+    expect(res.body).toEqual({ accepted: 1, rejected: [] });
+    expect(JSON.stringify(await harness.jobs())).not.toContain("the-users-own-swamp-club-key");
+    expectError(await post(harness, parentEntry(), { host: "telemetry.example.com", origin: "https://evil.example" }), 403, "UNAUTHORIZED");
+  });
+});

@@ -9,6 +9,7 @@ describe("parseIngestConfig", () => {
       host: "127.0.0.1",
       ignoredHost: undefined,
       apiKeys: [],
+      public: false,
       maxBodyBytes: 33_554_432,
       maxEntriesPerRequest: 10_000,
       maxEntryBytes: 65_536,
@@ -23,6 +24,12 @@ describe("parseIngestConfig", () => {
     expect(parseIngestConfig({ INGEST_API_KEYS: "a", INGEST_HOST: "10.0.0.5" })).toMatchObject({ host: "10.0.0.5" });
     expect(parseIngestConfig({ INGEST_HOST: "0.0.0.0" })).toMatchObject({ host: "127.0.0.1", ignoredHost: "0.0.0.0" });
     expect(parseIngestConfig({ INGEST_HOST: "::1" })).toMatchObject({ host: "::1", ignoredHost: undefined });
+  });
+
+  it("INGEST_PUBLIC binds beyond loopback without keys, and refuses keys beside it", () => {
+    expect(parseIngestConfig({ INGEST_PUBLIC: "true" })).toMatchObject({ public: true, apiKeys: [], host: "0.0.0.0", ignoredHost: undefined });
+    expect(parseIngestConfig({ INGEST_PUBLIC: "true", INGEST_HOST: "10.0.0.5" })).toMatchObject({ host: "10.0.0.5" });
+    expect(() => parseIngestConfig({ INGEST_PUBLIC: "true", INGEST_API_KEYS: "a" })).toThrow(/INGEST_PUBLIC=true and INGEST_API_KEYS are exclusive/);
   });
 
   it("reads every variable", () => {

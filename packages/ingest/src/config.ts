@@ -6,8 +6,13 @@ export interface IngestConfig {
   host: string;
   /** INGEST_HOST as set, when it was not used because no API keys are configured (main.ts warns about it). */
   ignoredHost: string | undefined;
-  /** Accepted API keys; empty means unauthenticated and loopback-only. */
+  /** Accepted API keys; empty means unauthenticated, and loopback-only unless `public`. */
   apiKeys: readonly string[];
+  /**
+   * INGEST_PUBLIC: a telemetry endpoint any CLI user may send to, without keys, on INGEST_HOST (default 0.0.0.0).
+   * The real client's x-api-key is its user's own key, not one the operator hands out, so it is ignored.
+   */
+  public: boolean;
   /** Limit on the request body, after gzip/deflate decoding. */
   maxBodyBytes: number;
   maxEntriesPerRequest: number;
@@ -26,13 +31,16 @@ export function parseIngestConfig(env: EnvSource): IngestConfig {
   const reader = new EnvReader(env);
   const apiKeys = reader.list("INGEST_API_KEYS");
   const requestedHost = reader.optionalString("INGEST_HOST");
-  const authenticated = apiKeys.length > 0;
+  const isPublic = reader.bool("INGEST_PUBLIC", false);
+  if (isPublic && apiKeys.length > 0) reader.problem("INGEST_PUBLIC=true and INGEST_API_KEYS are exclusive: a public endpoint takes no keys; unset one");
+  const authenticated = apiKeys.length > 0 || isPublic;
   const redis = readRedisConfig(reader);
   const config: IngestConfig = {
     port: reader.port("INGEST_PORT", 7070),
     host: authenticated ? (requestedHost ?? "0.0.0.0") : (requestedHost !== undefined && isLoopbackHost(requestedHost) ? requestedHost : LOOPBACK_HOST),
     ignoredHost: !authenticated && requestedHost !== undefined && !isLoopbackHost(requestedHost) ? requestedHost : undefined,
-    apiKeys,
+    apiKeys: isPublic ? [] : apiKeys,
+    public: isPublic,
     maxBodyBytes: reader.int("INGEST_MAX_BODY_BYTES", 32 * 1024 * 1024, { min: 1024, max: 1024 * 1024 * 1024 }),
     maxEntriesPerRequest: reader.int("INGEST_MAX_ENTRIES_PER_REQUEST", 10_000, { min: 1, max: 1_000_000 }),
     maxEntryBytes: reader.int("INGEST_MAX_ENTRY_BYTES", 65_536, { min: 256, max: 1024 * 1024 * 1024 }),

@@ -47,13 +47,18 @@ export async function startIngestServer(config: IngestConfig, logger: Logger): P
     throw error;
   }
   const address = server.address() as AddressInfo;
-  if (config.apiKeys.length === 0) {
+  if (config.public) {
+    logger.warn("INGEST_PUBLIC=true: a public telemetry endpoint; anyone who reaches this address may send entries (rate limited per address, x-api-key ignored)", {
+      host: config.host,
+      rate_limit_entries_per_second: config.rateLimitEntriesPerSecond,
+    });
+  } else if (config.apiKeys.length === 0) {
     logger.warn("INGEST_API_KEYS is not set: accepting unauthenticated requests, listening on loopback only", {
       host: config.host,
       ignored_ingest_host: config.ignoredHost,
     });
   }
-  logger.info("listening", { host: address.address, port: address.port, auth: config.apiKeys.length > 0 ? "on" : "off", redis: redactUrl(config.redis.url) });
+  logger.info("listening", { host: address.address, port: address.port, auth: config.public ? "public" : config.apiKeys.length > 0 ? "on" : "off", redis: redactUrl(config.redis.url) });
 
   let stopping: Promise<void> | undefined;
   return {
