@@ -33,13 +33,27 @@ export interface ClientTelemetryJob {
   warnings?: IngestionWarning[];
 }
 
+/** The longest wait between two attempts of a telemetry job. */
+export const RETRY_DELAY_CAP_MS = 300_000;
+
 /**
- * Retries with exponential backoff, 1 s doubling, 12 attempts: about 68 minutes in all (ClickHouse outages), then the
- * job stays in the failed set for an operator to retry.
+ * The backoff of telemetry jobs (BullMQ custom strategy "capped"): 1 s doubling, at most RETRY_DELAY_CAP_MS. The
+ * worker registers it; `attemptsMade` counts the attempts so far, from 1.
+ */
+export function retryDelayMs(attemptsMade: number): number {
+  return Math.min(RETRY_DELAY_CAP_MS, 1000 * 2 ** Math.min(30, Math.max(0, attemptsMade - 1)));
+}
+
+/**
+ * Telemetry is never given up because ClickHouse was away: a job retries with capped backoff (5 minutes at most)
+ * for as long as it fails, about 9 years of attempts. What a row itself causes does not fail its job: the worker
+ * writes the rows of a refused job one by one and dead-letters the refused row (client-telemetry.consumer.ts).
+ * A job can still reach the failed set (a worker's own bug, a payload it cannot read); `flowmeter failed` lists
+ * and re-drives those.
  */
 const DURABLE_JOB_OPTIONS: JobsOptions = {
-  attempts: 12,
-  backoff: { type: "exponential", delay: 1000 },
+  attempts: 1_000_000,
+  backoff: { type: "capped" },
   removeOnComplete: true,
   removeOnFail: false,
 };

@@ -6,7 +6,7 @@ export function createWorkerMetrics() {
   collectDefaultMetrics({ register: registry, prefix: "flowmeter_" });
   return {
     registry,
-    /** table: cli_invocations | run_events | run_telemetry (TableSink.label). */
+    /** table: cli_invocations | run_events | run_telemetry | ingestion_warnings (TableSink.label). */
     rowsInserted: new Counter({ name: "flowmeter_worker_rows_inserted_total", help: "Rows written to ClickHouse", labelNames: ["table"], registers: [registry] }),
     /** table as above. */
     insertBatchRows: new Histogram({
@@ -26,6 +26,12 @@ export function createWorkerMetrics() {
     }),
     /** table as above. */
     insertFailures: new Counter({ name: "flowmeter_worker_insert_failures_total", help: "ClickHouse inserts that failed (the jobs retry)", labelNames: ["table"], registers: [registry] }),
+    /** table as above (cli_invocations today): rows ClickHouse refused every time, written to ingestion_warnings instead. */
+    deadLetters: (() => {
+      const counter = new Counter({ name: "flowmeter_worker_dead_letters_total", help: "Rows ClickHouse refused on their own, kept in flowmeter.ingestion_warnings (reason dead_letter)", labelNames: ["table"], registers: [registry] });
+      counter.inc({ table: "cli_invocations" }, 0);
+      return counter;
+    })(),
     /** queue: client-telemetry | run-events; reason: size | time | shutdown. */
     flushes: new Counter({ name: "flowmeter_worker_flushes_total", help: "Batch flushes by trigger", labelNames: ["queue", "reason"], registers: [registry] }),
     /** table as above; reason: in_batch (twice in one batch) | in_flight (another job is writing it) | stored (already in ClickHouse). */

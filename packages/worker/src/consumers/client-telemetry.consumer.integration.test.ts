@@ -193,24 +193,27 @@ describe("client telemetry consumer (real Redis, chDB)", () => {
     expect(stats?.p99_ms).toBeGreaterThan(950);
   });
 
-  it("a job ClickHouse refuses does not hold back the jobs batched with it", async () => {
+  it("a row ClickHouse refuses costs no other row its place: the rest of its job and of its batch are written, it is dead-lettered", async () => {
     const command = `poison-${randomUUID()}`;
-    const good = [parentEntry(), parentEntry()].map((entry) => {
+    const good = [parentEntry(), parentEntry(), parentEntry(), parentEntry()].map((entry) => {
       entry.properties.invocation.command = command;
       return entry;
     });
     const poison = parentEntry();
-    // Only a producer that skipped ingest's validation could send this; the worker must survive it.
+    // Only a producer that skipped ingest's repair could send this; the worker must survive it.
     poison.properties.startedAt = "2026-13-45T25:61:61.000Z";
     const jobs = await Promise.all(
-      [[good[0]], [poison], [good[1]]].map((entries) =>
+      [[good[0]], [good[1], poison, good[2]], [good[3]]].map((entries) =>
         queue.add(JOB_CATALOG.clientTelemetry.jobName, { entries: entries as CliInvocationEvent[], receivedAtMs: Date.now() }, JOB_CATALOG.clientTelemetry.options),
       ),
     );
-    await waitFor(async () => ((await countRaw(`command = '${command}'`)) === 2 ? true : undefined), { what: "the good entries written" });
-    const poisonJob = await queue.getJob(jobs[1]?.id ?? "");
-    await waitFor(async () => ((await poisonJob?.getState()) === "delayed" ? true : undefined), { what: "the poison job waiting for its retry" });
-    await poisonJob?.remove();
+    await waitFor(async () => ((await countRaw(`command = '${command}'`)) === 4 ? true : undefined), { what: "every good entry written" });
+    const mixed = await queue.getJob(jobs[1]?.id ?? "");
+    await waitFor(async () => (mixed === undefined || (await mixed.getState()) === "unknown" ? true : undefined), { what: "the job with the poison row completed" });
+    const [dead] = await rows<{ reason: string; entry_id: string; detail: string }>(`SELECT reason, entry_id, detail FROM flowmeter.ingestion_warnings WHERE entry_id = '${poison.insert_id}'`);
+    expect(dead).toMatchObject({ reason: "dead_letter", entry_id: poison.insert_id });
+    expect(dead?.detail).not.toBe("");
+    expect(await countRaw(`insert_id = '${poison.insert_id}'`)).toBe(0);
   });
 
   it("leaves no claims behind once rows are written", async () => {
@@ -224,6 +227,7 @@ describe("client telemetry consumer (real Redis, chDB)", () => {
     expect(text).toMatch(/flowmeter_worker_rows_inserted_total\{table="cli_invocations"\} \d+/);
     expect(text).toMatch(/flowmeter_worker_duplicates_dropped_total\{table="cli_invocations",reason="stored"\} [1-9]/);
     expect(text).toMatch(/flowmeter_worker_duplicates_dropped_total\{table="cli_invocations",reason="in_batch"\} [1-9]/);
+    expect(text).toMatch(/flowmeter_worker_dead_letters_total\{table="cli_invocations"\} [1-9]/);
     await consumer.sampleQueue();
     expect(await metrics.registry.getSingleMetricAsString("flowmeter_worker_queue_depth")).toContain('state="failed"');
   });

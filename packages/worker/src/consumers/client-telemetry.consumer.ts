@@ -4,7 +4,7 @@
  */
 import type { Redis } from "ioredis";
 import type { ClickHouseClient } from "@clickhouse/client";
-import { JOB_CATALOG, type ClientTelemetryJob, type Logger } from "@flowmeter/shared";
+import { JOB_CATALOG, entryId, errorMessage, type ClientTelemetryJob, type Logger } from "@flowmeter/shared";
 import { toClickHouseTime } from "../clickhouse/insert-json-rows.js";
 import { cliInvocationsSink, toRow, type CliInvocationRow } from "../clickhouse/tables/cli-invocations.table.js";
 import { ingestionWarningsSink, toRow as toWarningRow, type IngestionWarningRow } from "../clickhouse/tables/ingestion-warnings.table.js";
@@ -35,7 +35,7 @@ export function createFailpoint(config: ConsumerDeps["config"], logger: Logger):
 export function createClientTelemetryConsumer(deps: ConsumerDeps): QueueConsumer {
   const { config, logger } = deps;
   const afterInsert = createFailpoint(config, logger);
-  return createQueueConsumer<ClientTelemetryJob>({
+  const consumer = createQueueConsumer<ClientTelemetryJob>({
     queue: JOB_CATALOG.clientTelemetry.queue,
     config,
     redis: deps.redis,
@@ -47,15 +47,82 @@ export function createClientTelemetryConsumer(deps: ConsumerDeps): QueueConsumer
       const startedAt = performance.now();
       const rows: OwnedRow<CliInvocationRow>[] = [];
       const warnings: OwnedRow<IngestionWarningRow>[] = [];
+      const unreadable: OwnedRow<IngestionWarningRow>[] = [];
       for (const { jobId, data } of jobs) {
         const receivedAt = toClickHouseTime(data.receivedAtMs);
-        for (const event of data.entries) rows.push({ jobId, row: toRow(event, receivedAt) });
+        for (const event of data.entries) {
+          try {
+            rows.push({ jobId, row: toRow(event, receivedAt) });
+          } catch (error) {
+            unreadable.push({ jobId, row: deadLetter(data.receivedAtMs, entryIdOf(event), event, error) });
+          }
+        }
         for (const warning of data.warnings ?? []) warnings.push({ jobId, row: toWarningRow(warning) });
       }
-      if (warnings.length > 0) await insertOnce(deps, ingestionWarningsSink, warnings);
-      const written = await insertOnce(deps, cliInvocationsSink, rows);
+      const [single] = jobs;
+      if (warnings.length + unreadable.length > 0) await insertOnce(deps, ingestionWarningsSink, [...warnings, ...unreadable]);
+      let written: number;
+      try {
+        written = await insertOnce(deps, cliInvocationsSink, rows);
+      } catch (error) {
+        // A batch of several jobs is retried job by job by the queue consumer; a job alone, row by row.
+        if (jobs.length > 1 || single === undefined || rows.length < 2) throw error;
+        written = await writeRowsAlone(single.data.receivedAtMs, rows, error);
+      }
       logger.debug("batch written", { table: cliInvocationsSink.table, jobs: jobs.length, rows: written, duplicates: rows.length - written, reason, ms: Math.round(performance.now() - startedAt) });
       afterInsert();
     },
   });
+  return consumer;
+
+  /**
+   * The rows of one refused job, each on its own: a row ClickHouse refuses alone goes to ingestion_warnings as a
+   * dead letter (reason `dead_letter`, with the error and the row) and the rest are written, so the job completes.
+   * When the first rows all fail, the trouble is not a row's: the error is thrown and the job retried.
+   */
+  async function writeRowsAlone(receivedAtMs: number, rows: OwnedRow<CliInvocationRow>[], batchError: unknown): Promise<number> {
+    logger.warn("a job ClickHouse refused; writing its rows one by one", { rows: rows.length, error: errorMessage(batchError) });
+    const deadLetters: OwnedRow<IngestionWarningRow>[] = [];
+    let written = 0;
+    for (const owned of rows) {
+      try {
+        written += await insertOnce(deps, cliInvocationsSink, [owned]);
+      } catch (error) {
+        if (written === 0 && deadLetters.length + 1 >= ROWS_BEFORE_GIVING_UP) throw batchError;
+        deadLetters.push({ jobId: owned.jobId, row: deadLetter(receivedAtMs, owned.row.insert_id, owned.row, error) });
+      }
+    }
+    if (deadLetters.length > 0) {
+      await insertOnce(deps, ingestionWarningsSink, deadLetters);
+      deps.metrics.deadLetters.inc({ table: cliInvocationsSink.label }, deadLetters.length);
+      logger.error("rows ClickHouse refuses were written to flowmeter.ingestion_warnings as dead letters", { rows: deadLetters.length, error: deadLetters[0]?.row.detail });
+    }
+    return written;
+  }
+}
+
+/** When this many rows of a refused job fail alone with none written, ClickHouse is down, not the rows bad. */
+const ROWS_BEFORE_GIVING_UP = 3;
+
+function entryIdOf(event: ClientTelemetryJob["entries"][number]): string {
+  try {
+    return entryId(event);
+  } catch {
+    return "";
+  }
+}
+
+/** A row ClickHouse refuses every time, kept where an operator finds it; its id makes a retried dead letter land once. */
+function deadLetter(receivedAtMs: number, id: string, content: unknown, error: unknown): IngestionWarningRow {
+  const text = JSON.stringify(content) ?? "";
+  return {
+    received_at: toClickHouseTime(receivedAtMs),
+    warning_id: `dead-letter-${id}`,
+    reason: "dead_letter",
+    entry_id: id,
+    distinct_id: typeof (content as { distinct_id?: unknown })?.distinct_id === "string" ? String((content as { distinct_id: string }).distinct_id) : "",
+    source: "worker",
+    detail: errorMessage(error).slice(0, 4096),
+    excerpt: text.length > 1024 ? `${text.slice(0, 1024)}…` : text,
+  };
 }

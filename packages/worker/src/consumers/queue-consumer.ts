@@ -6,7 +6,7 @@
  */
 import { Queue, Worker, type Job } from "bullmq";
 import type { Redis } from "ioredis";
-import { createRepeatThrottle, errorMessage, type Logger } from "@flowmeter/shared";
+import { createRepeatThrottle, errorMessage, retryDelayMs, type Logger } from "@flowmeter/shared";
 import { BatchWriter, type FlushReason } from "../batch-writer.js";
 import type { WorkerConfig } from "../config.js";
 import type { WorkerMetrics } from "../metrics.js";
@@ -96,6 +96,7 @@ export function createQueueConsumer<Data>(options: QueueConsumerOptions<Data>): 
       stalledInterval: config.stalledIntervalMs,
       // A worker killed mid-batch leaves its jobs stalled; they must come back, not fail.
       maxStalledCount: 100,
+      settings: { backoffStrategy: (attemptsMade: number) => retryDelayMs(attemptsMade) },
       autorun: false,
     },
   );
