@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { ConfigError } from "@flowmeter/shared";
 import { CliError, EXIT } from "./cli-error.js";
+import { FAILED_USAGE, failed } from "./failed.js";
 import { QUERY_USAGE, query } from "./query.js";
 import { RUN_USAGE, run } from "./run.js";
 import { SERVICE_ENTRY_POINTS } from "./services.js";
@@ -12,6 +13,7 @@ commands:
   start              run migrations, then ingest, worker and runner on the embedded default (what \`npm start\` does)
   run <file>         submit a workflow run and follow it live
   query "<SQL>"      run a read-only query through the worker's /query
+  failed [--redrive] list the telemetry jobs in the queues' failed sets; --redrive retries them
   bench              measure the pipeline end to end (what \`npm run bench\` does)
   ingest | worker | runner | migrate
                      run one service alone (configured by its environment variables; see its README)
@@ -40,6 +42,7 @@ const COMMAND_USAGE: Record<string, string> = {
   run: RUN_USAGE,
   query: QUERY_USAGE,
   bench: BENCH_USAGE,
+  failed: FAILED_USAGE,
   ingest: SERVICE_USAGE("ingest"),
   worker: SERVICE_USAGE("worker"),
   runner: SERVICE_USAGE("runner"),
@@ -60,7 +63,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const usage = COMMAND_USAGE[command];
   if (usage === undefined) throw new CliError(`unknown command '${command}'\n${USAGE}`, EXIT.usage);
-  if (wantsHelp(rest) && command !== "query" && command !== "run") {
+  if (wantsHelp(rest) && command !== "query" && command !== "run" && command !== "failed") {
     process.stdout.write(usage);
     return EXIT.ok;
   }
@@ -71,6 +74,8 @@ async function main(argv: string[]): Promise<number> {
       return run(rest, process.env);
     case "query":
       return query(rest, process.env);
+    case "failed":
+      return failed(rest, process.env);
     case "bench": {
       const { bench } = await import("./bench.js");
       return bench(process.env);

@@ -1,0 +1,58 @@
+/**
+ * `flowmeter failed [--redrive]`: what sits in the telemetry queues' failed sets (jobs the worker gave up on: since
+ * telemetry retries without a deadline, only a payload the worker cannot handle), and moves them back to waiting.
+ */
+import { DEFAULT_REDIS_URL, EnvReader, JOB_CATALOG, createRedis } from "@flowmeter/shared";
+import { Queue } from "bullmq";
+import { CliError, EXIT, parseOptions } from "./cli-error.js";
+import { embeddedQueuePrefix } from "./config.js";
+
+export const FAILED_USAGE = `usage: flowmeter failed [--redrive]
+
+Lists the jobs in the failed sets of the telemetry queues (client-telemetry, run-events): how many, and the
+newest ones with their error. --redrive moves every failed job back to waiting, for the worker to write again
+(writes are idempotent: what was already stored is not stored twice).
+
+environment: REDIS_URL, QUEUE_PREFIX, FLOWMETER_DATA_DIR (as for flowmeter run)
+`;
+
+const QUEUES = [JOB_CATALOG.clientTelemetry.queue, JOB_CATALOG.runEvents.queue] as const;
+
+export async function failed(args: readonly string[], env: NodeJS.ProcessEnv, out: NodeJS.WritableStream = process.stdout): Promise<number> {
+  const { positional, help, options } = parseOptions(args.filter((arg) => arg !== "--redrive"), [], FAILED_USAGE);
+  if (help) {
+    out.write(FAILED_USAGE);
+    return EXIT.ok;
+  }
+  if (positional.length > 0 || options.size > 0) throw new CliError(`unexpected argument ${positional[0] ?? ""}\n${FAILED_USAGE}`, EXIT.usage);
+  const redrive = args.includes("--redrive");
+  const reader = new EnvReader(env);
+  const redisUrl = reader.url("REDIS_URL", ["redis:", "rediss:"]) ?? DEFAULT_REDIS_URL;
+  const prefix = embeddedQueuePrefix(env);
+  reader.finish(undefined);
+  const redis = createRedis(redisUrl, "producer");
+  redis.on("error", () => {});
+  try {
+    for (const name of QUEUES) {
+      const queue = new Queue(name, { connection: redis, prefix });
+      try {
+        const count = await queue.getJobCountByTypes("failed").catch((error: unknown) => {
+          throw new CliError(`Redis at ${redisUrl} is not reachable (${error instanceof Error ? error.message : String(error)})`);
+        });
+        out.write(`${name}: ${count} failed ${count === 1 ? "job" : "jobs"}\n`);
+        for (const job of await queue.getFailed(0, 4)) {
+          out.write(`  job ${job.id ?? "?"}: ${job.attemptsMade} attempts, ${String(job.failedReason ?? "").slice(0, 200)}\n`);
+        }
+        if (redrive && count > 0) {
+          await queue.retryJobs({ state: "failed" });
+          out.write(`  moved ${count} back to waiting\n`);
+        }
+      } finally {
+        await queue.close();
+      }
+    }
+  } finally {
+    redis.disconnect();
+  }
+  return EXIT.ok;
+}
