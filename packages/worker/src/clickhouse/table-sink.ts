@@ -1,7 +1,7 @@
 /**
- * What the worker needs to know of a raw table to write it exactly once: its columns, and the sort-key
- * columns that identify a row (the last is the record's id; the ones before it, a time, make the lookup of
- * stored rows cheap, since the table is ordered by them).
+ * What the worker needs to know of a raw table to write it exactly once: its columns, and the columns that identify
+ * a row (the last is the record's id; a time before it, where the table is ordered by (time, id), makes the lookup of
+ * stored rows follow the sort key; cli_invocations uses its id alone with a bloom filter index instead).
  */
 import type { ClickHouseClient } from "@clickhouse/client";
 import { insertJsonRows } from "./insert-json-rows.js";

@@ -216,6 +216,20 @@ describe("client telemetry consumer (real Redis, chDB)", () => {
     expect(await countRaw(`insert_id = '${poison.insert_id}'`)).toBe(0);
   });
 
+  it("identifies an entry by insert_id alone: a re-send with another startedAt is stored and counted once", async () => {
+    const command = `resend-${randomUUID()}`;
+    const first = parentEntry({ startedAt: new Date(Date.now() - 3_600_000) });
+    first.properties.invocation.command = command;
+    const resent = structuredClone(first);
+    resent.properties.startedAt = new Date().toISOString();
+    await enqueue([first]);
+    await enqueue([resent]);
+    await enqueue([structuredClone(first), structuredClone(resent)]);
+    expect(await countRaw(`insert_id = '${first.insert_id}'`)).toBe(1);
+    const [stats] = await rows<{ n: string }>(`SELECT sum(count) AS n FROM flowmeter.command_stats WHERE command = '${command}'`);
+    expect(Number(stats?.n)).toBe(1);
+  });
+
   it("leaves no claims behind once rows are written", async () => {
     const entries = [parentEntry(), parentEntry()];
     await enqueue(entries);

@@ -134,8 +134,7 @@ export const cliInvocationsSink: TableSink<CliInvocationRow> = {
   table: TABLE,
   label: "cli_invocations",
   columns: COLUMNS,
-  identity: [
-    { column: "started_at", type: "DateTime64(3, 'UTC')" },
-    { column: "insert_id", type: "String" },
-  ],
+  // insert_id alone: a re-send with another startedAt (a client clock fixed, a timestamp ingest replaced by the receive
+  // time) is the same entry. The lookup uses the insert_id_bloom index (migration 0017), not the sort key.
+  identity: [{ column: "insert_id", type: "String" }],
 };
