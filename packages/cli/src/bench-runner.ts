@@ -6,7 +6,8 @@
  */
 import { Queue } from "bullmq";
 import { JOB_CATALOG, createLogger, createRedis, uuidV7, type RunEvent, type RunEventsJob, type TelemetrySample, type WorkflowDefinition } from "@flowmeter/shared";
-import { DriverRegistry, EventPublisher, RunEventStore, RunExecution, SpoolFile, createQueueDelivery } from "@flowmeter/runner";
+import { SpoolFile } from "@flowmeter/shared";
+import { DriverRegistry, EventPublisher, RunEventStore, RunExecution, createQueueDelivery, type SpoolItem } from "@flowmeter/runner";
 
 export interface RunnerBenchResult {
   stages: number;
@@ -33,7 +34,7 @@ export async function benchRunner(options: { redisUrl: string; prefix: string; s
       deliverMs += performance.now() - startedAt;
       delivered += batch.events.length + batch.samples.length;
     },
-    spool: new SpoolFile(options.spoolDir, logger),
+    spool: new SpoolFile<SpoolItem>(options.spoolDir, logger, { owner: "runner" }),
     logger,
   });
   await publisher.start();

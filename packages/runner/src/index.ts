@@ -17,7 +17,7 @@ export { RunEventStore, runIndexKey, runKey, type EventCursor, type RunEventStor
 export { RunSampleStore, type RunSampleStoreOptions, type SamplePage } from "./telemetry/run-sample-store.js";
 export { RunRecords, isValidRunId, toRunView, type ClaimResult, type RunListFilter, type RunRecord, type RunRecordsOptions } from "./runs/run-records.js";
 export { buildStageView } from "./runs/stage-view.js";
-export { SpoolFile, type SpoolItem } from "./delivery/spool-file.js";
+export type { SpoolItem } from "./delivery/event-publisher.js";
 export { cancelRun, type CancelRunOptions } from "./fleet/cancel-run.js";
 export { LeaseKeeper, type LeaseKeeperOptions } from "./fleet/lease-keeper.js";
 export { RunReconciler, abandonEvents, type AbandonReason, type RunReconcilerOptions } from "./fleet/run-reconciler.js";

@@ -14,12 +14,11 @@ import { hostname } from "node:os";
 import type { AddressInfo } from "node:net";
 import type { Server } from "node:http";
 import { Queue } from "bullmq";
-import { JOB_CATALOG, createRedis, errorMessage, type Logger, type RunEvent, type RunEventsJob } from "@flowmeter/shared";
+import { JOB_CATALOG, SpoolFile, createRedis, errorMessage, type Logger, type RunEvent, type RunEventsJob } from "@flowmeter/shared";
 import type { RunnerConfig } from "./config.js";
-import { EventPublisher } from "./delivery/event-publisher.js";
+import { EventPublisher, type SpoolItem } from "./delivery/event-publisher.js";
 import { createQueueDelivery } from "./delivery/queue-delivery.js";
 import { RunEventStore } from "./delivery/run-event-store.js";
-import { SpoolFile } from "./delivery/spool-file.js";
 import { DriverRegistry } from "./drivers/driver-registry.js";
 import type { LeaseKeeper } from "./fleet/lease-keeper.js";
 import { RunConsumer } from "./fleet/run-consumer.js";
@@ -75,7 +74,7 @@ export async function startRunner(config: RunnerConfig, logger: Logger, options:
   runQueue.on("error", () => {});
   const publisher = new EventPublisher({
     deliver: createQueueDelivery({ queue, store, samples, redis: producer }),
-    spool: new SpoolFile(config.spoolDir, logger),
+    spool: new SpoolFile<SpoolItem>(config.spoolDir, logger, { owner: "runner" }),
     logger,
     metrics,
   });

@@ -70,3 +70,4 @@ export {
   type TerminalRunState,
 } from "./run-api.js";
 export { bearerToken, createSecretMatcher } from "./secrets.js";
+export { SpoolFile, type SpoolFileOptions } from "./spool-file.js";

@@ -6,7 +6,8 @@ import { createLogger, uuidV7, type RunEvent, type RunEventsJob, type TelemetryS
 import { tempDir, waitFor } from "@flowmeter/test-utils";
 import { createRunnerMetrics } from "../metrics.js";
 import { EventPublisher, type EventPublisherOptions } from "./event-publisher.js";
-import { SpoolFile } from "./spool-file.js";
+import { SpoolFile } from "@flowmeter/shared";
+import type { SpoolItem } from "./event-publisher.js";
 
 const quiet = createLogger("runner", "error", () => {});
 
@@ -62,7 +63,7 @@ describe("EventPublisher", () => {
   });
 
   async function start(queue: ReturnType<typeof fakeQueue>, options: Partial<EventPublisherOptions> = {}) {
-    publisher = new EventPublisher({ deliver: queue.deliver, spool: new SpoolFile(dir.path, quiet), logger: quiet, flushIntervalMs: 20, retryMinMs: 20, retryMaxMs: 50, ...options });
+    publisher = new EventPublisher({ deliver: queue.deliver, spool: new SpoolFile<SpoolItem>(dir.path, quiet, { owner: "runner" }), logger: quiet, flushIntervalMs: 20, retryMinMs: 20, retryMaxMs: 50, ...options });
     await publisher.start();
     return publisher;
   }
@@ -141,7 +142,7 @@ describe("EventPublisher", () => {
         if (allowed-- <= 0) throw new Error("down again");
         await deliver(batch);
       },
-      spool: new SpoolFile(dir.path, quiet),
+      spool: new SpoolFile<SpoolItem>(dir.path, quiet, { owner: "runner" }),
       logger: quiet,
       maxBatchItems: 5,
       retryMinMs: 60_000,

@@ -11,18 +11,19 @@
  * Bounds: samples are dropped (and counted) when more than `maxBufferedSamples` wait in memory; events are never
  * dropped. The spool file itself is not capped: `flowmeter_runner_events_spooled` shows its size.
  */
-import { errorMessage, type Logger, type RunEvent, type RunEventsJob, type TelemetrySample } from "@flowmeter/shared";
+import { errorMessage, type Logger, type RunEvent, type RunEventsJob, type SpoolFile, type TelemetrySample } from "@flowmeter/shared";
 import { appendFileSync } from "node:fs";
 import { DeliveryError } from "../errors.js";
 import type { RunOutput } from "../execution/run-event-sequencer.js";
 import type { RunnerMetrics } from "../metrics.js";
-import type { SpoolFile, SpoolItem } from "./spool-file.js";
+/** One line of the runner's spool. */
+export type SpoolItem = { event: RunEvent } | { sample: TelemetrySample };
 
 export type DeliverBatch = (batch: RunEventsJob) => Promise<void>;
 
 export interface EventPublisherOptions {
   deliver: DeliverBatch;
-  spool: SpoolFile;
+  spool: SpoolFile<SpoolItem>;
   logger: Logger;
   metrics?: Pick<RunnerMetrics, "eventsSpooled" | "deliveryFailures" | "samplesDropped">;
   flushIntervalMs?: number;

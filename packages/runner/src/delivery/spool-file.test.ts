@@ -4,7 +4,8 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { createLogger } from "@flowmeter/shared";
 import { tempDir } from "@flowmeter/test-utils";
-import { SpoolFile } from "./spool-file.js";
+import { SpoolFile } from "@flowmeter/shared";
+import type { SpoolItem } from "./event-publisher.js";
 
 const HOST = hostname().replace(/[^A-Za-z0-9.]/g, "_");
 /** A pid no process has (above Linux's pid_max). */
@@ -19,7 +20,7 @@ describe("SpoolFile.open", () => {
     writeFileSync(join(dir.path, `runner-${HOST}-${GONE_PID}.jsonl`), line(1));
     writeFileSync(join(dir.path, `runner-${HOST}-${GONE_PID - 1}.jsonl.adopting`), line(2) + line(3));
     writeFileSync(join(dir.path, `runner-${HOST}-${process.ppid}.jsonl`), line(4)); // a live runner's: not adopted
-    const spool = new SpoolFile(dir.path, createLogger("test", "error", () => {}));
+    const spool = new SpoolFile<SpoolItem>(dir.path, createLogger("test", "error", () => {}), { owner: "runner" });
     expect(await spool.open()).toBe(3);
     expect(readdirSync(dir.path).sort()).toEqual([`runner-${HOST}-${process.pid}.jsonl`, `runner-${HOST}-${process.ppid}.jsonl`].sort());
   });

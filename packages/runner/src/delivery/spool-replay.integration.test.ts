@@ -13,7 +13,8 @@ import { validateWorkflow } from "../workflow/validate-workflow.js";
 import { EventPublisher } from "./event-publisher.js";
 import { createQueueDelivery } from "./queue-delivery.js";
 import { RunEventStore } from "./run-event-store.js";
-import { SpoolFile } from "./spool-file.js";
+import { SpoolFile } from "@flowmeter/shared";
+import type { SpoolItem } from "./event-publisher.js";
 
 const quiet = createLogger("runner", "error", () => {});
 
@@ -51,7 +52,7 @@ describe("spool and replay when Redis goes away mid-run (private redis-server)",
           inFlight -= 1;
         }
       },
-      spool: new SpoolFile(dir.path, quiet),
+      spool: new SpoolFile<SpoolItem>(dir.path, quiet, { owner: "runner" }),
       logger: quiet,
       flushIntervalMs: 50,
       retryMinMs: 100,

@@ -1,22 +1,19 @@
 /**
- * The local append-only spool (JSONL, one event or sample per line) that holds what could not be handed to
- * Redis, in emit order, until it can be replayed. One file per runner process, `runner-<host>-<pid>.jsonl`, so
- * several runners can share a directory; a runner adopts the files of runners of its host that are gone.
- * Lines are written with appendFile (no fsync): they survive a process crash, not a machine crash.
+ * The local append-only spool (JSONL, one item per line) that holds what could not be handed to Redis, in order,
+ * until it can be replayed: the runner's events and samples, and ingest's accepted entries. One file per process,
+ * `<owner>-<host>-<pid>.jsonl`, so several processes can share a directory; a process adopts the files of processes
+ * of its owner and host that are gone. Without `fsync`, lines survive a process crash, not a machine crash; with it
+ * (ingest: a 202 means durable), each append is on disk before it resolves.
  */
 import { createReadStream, createWriteStream } from "node:fs";
-import { appendFile, mkdir, readdir, rename, stat, truncate, unlink, readFile } from "node:fs/promises";
+import { appendFile, mkdir, open, readdir, rename, stat, truncate, unlink, readFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { basename, join } from "node:path";
 import { createInterface } from "node:readline";
 import { pipeline } from "node:stream/promises";
-import { errorMessage, type Logger, type RunEvent, type TelemetrySample } from "@flowmeter/shared";
-
-export type SpoolItem = { event: RunEvent } | { sample: TelemetrySample };
+import { errorMessage, type Logger } from "./logger.js";
 
 const HOST = hostname().replace(/[^A-Za-z0-9.]/g, "_");
-/** A runner's spool, or one it was adopting (`.adopting`) when it died. */
-const SPOOL_NAME = /^runner-(.+)-(\d+)\.jsonl(\.adopting)?$/;
 
 function processAlive(pid: number): boolean {
   try {
@@ -27,21 +24,36 @@ function processAlive(pid: number): boolean {
   }
 }
 
-export class SpoolFile {
+export interface SpoolFileOptions {
+  /** Whose spool: the file name's first part (`runner`, `ingest`); only files of the same owner are adopted. */
+  owner: string;
+  /** fsync every append before it resolves. */
+  fsync?: boolean;
+}
+
+export class SpoolFile<Item> {
   readonly path: string;
+  private readonly owner: string;
+  private readonly fsync: boolean;
+  /** A process's spool, or one it was adopting (`.adopting`) when it died. */
+  private readonly spoolName: RegExp;
 
   constructor(
     readonly dir: string,
     private readonly logger: Logger,
+    { owner, fsync = false }: SpoolFileOptions,
   ) {
-    this.path = join(dir, `runner-${HOST}-${process.pid}.jsonl`);
+    this.owner = owner;
+    this.fsync = fsync;
+    this.path = join(dir, `${owner}-${HOST}-${process.pid}.jsonl`);
+    this.spoolName = new RegExp(`^${owner}-(.+)-(\\d+)\\.jsonl(\\.adopting)?$`);
   }
 
-  /** Creates the directory, adopts the spools of gone runners of this host, and returns how many items wait. */
+  /** Creates the directory, adopts the spools of gone processes of this owner and host, and returns how many items wait. */
   async open(): Promise<number> {
     await mkdir(this.dir, { recursive: true });
     for (const name of await readdir(this.dir)) {
-      const match = SPOOL_NAME.exec(name);
+      const match = this.spoolName.exec(name);
       if (match === null || match[1] !== HOST || name === basename(this.path)) continue;
       const pid = Number(match[2]);
       if (pid !== process.pid && processAlive(pid)) continue;
@@ -50,7 +62,7 @@ export class SpoolFile {
         await rename(join(this.dir, name), claimed); // atomic: only one runner claims a file
         await appendFile(this.path, await readFile(claimed));
         await unlink(claimed);
-        this.logger.info("adopted the spool of a runner that is gone", { file: name });
+        this.logger.info(`adopted the spool of a ${this.owner} that is gone`, { file: name });
       } catch (error) {
         this.logger.warn("could not adopt a spool file", { file: name, error: errorMessage(error) });
       }
@@ -70,9 +82,29 @@ export class SpoolFile {
     return count;
   }
 
-  async append(items: readonly SpoolItem[]): Promise<void> {
+  async append(items: readonly Item[]): Promise<void> {
     if (items.length === 0) return;
-    await appendFile(this.path, items.map((item) => `${JSON.stringify(item)}\n`).join(""));
+    const text = items.map((item) => `${JSON.stringify(item)}\n`).join("");
+    if (!this.fsync) {
+      await appendFile(this.path, text);
+      return;
+    }
+    const file = await open(this.path, "a");
+    try {
+      await file.writeFile(text);
+      await file.datasync();
+    } finally {
+      await file.close();
+    }
+  }
+
+  /** The file's size in bytes (0 when it does not exist). */
+  async bytes(): Promise<number> {
+    try {
+      return (await stat(this.path)).size;
+    } catch {
+      return 0;
+    }
   }
 
   /**
@@ -80,7 +112,7 @@ export class SpoolFile {
    * keeps only what was not delivered; when everything was delivered it empties the file. `consumed` counts the
    * items delivered plus any malformed line dropped (a write cut short by a crash).
    */
-  async drain(deliver: (items: SpoolItem[]) => Promise<void>, chunkSize: number): Promise<{ consumed: number; error?: unknown }> {
+  async drain(deliver: (items: Item[]) => Promise<void>, chunkSize: number): Promise<{ consumed: number; error?: unknown }> {
     try {
       if ((await stat(this.path)).size === 0) return { consumed: 0 };
     } catch {
@@ -91,7 +123,7 @@ export class SpoolFile {
     let deliveredBytes = 0;
     let pendingBytes = 0;
     let consumed = 0;
-    let chunk: SpoolItem[] = [];
+    let chunk: Item[] = [];
     const send = async (): Promise<void> => {
       if (chunk.length > 0) await deliver(chunk);
       consumed += chunk.length;
@@ -104,7 +136,7 @@ export class SpoolFile {
         pendingBytes += Buffer.byteLength(line) + 1;
         if (line.trim() === "") continue;
         try {
-          chunk.push(JSON.parse(line) as SpoolItem);
+          chunk.push(JSON.parse(line) as Item);
         } catch {
           consumed += 1;
           this.logger.warn("dropped a malformed spool line", { file: this.path });
