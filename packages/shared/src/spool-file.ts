@@ -6,7 +6,7 @@
  * (ingest: a 202 means durable), each append is on disk before it resolves.
  */
 import { createReadStream, createWriteStream } from "node:fs";
-import { appendFile, mkdir, open, readdir, rename, stat, truncate, unlink, readFile } from "node:fs/promises";
+import { appendFile, mkdir, open, readdir, rename, stat, unlink, readFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { basename, join } from "node:path";
 import { createInterface } from "node:readline";
@@ -46,7 +46,7 @@ export class SpoolFile<Item> {
     this.owner = owner;
     this.fsync = fsync;
     this.path = join(dir, `${owner}-${HOST}-${process.pid}.jsonl`);
-    this.spoolName = new RegExp(`^${owner}-(.+)-(\\d+)\\.jsonl(\\.adopting)?$`);
+    this.spoolName = new RegExp(`^${owner}-(.+)-(\\d+)\\.jsonl(\\.adopting|\\.draining)?$`);
   }
 
   /** Creates the directory, adopts the spools of gone processes of this owner and host, and returns how many items wait. */
@@ -70,16 +70,24 @@ export class SpoolFile<Item> {
     return this.countItems();
   }
 
+  /** Lines of the file being drained and of the file appended to. */
   private async countItems(): Promise<number> {
     let count = 0;
-    try {
-      for await (const line of createInterface({ input: createReadStream(this.path, "utf8"), crlfDelay: Infinity })) {
-        if (line.trim() !== "") count += 1;
+    for (const path of [this.drainingPath, this.path]) {
+      try {
+        for await (const line of createInterface({ input: createReadStream(path, "utf8"), crlfDelay: Infinity })) {
+          if (line.trim() !== "") count += 1;
+        }
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
       }
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
     }
     return count;
+  }
+
+  /** Where a drain reads from: the spool is renamed here when a drain starts, so appends go on into a fresh file. */
+  private get drainingPath(): string {
+    return `${this.path}.draining`;
   }
 
   async append(items: readonly Item[]): Promise<void> {
@@ -108,17 +116,20 @@ export class SpoolFile<Item> {
   }
 
   /**
-   * Hands the spooled items to `deliver` in order, `chunkSize` at a time. On the first failure it stops and
-   * keeps only what was not delivered; when everything was delivered it empties the file. `consumed` counts the
-   * items delivered plus any malformed line dropped (a write cut short by a crash).
+   * Hands the spooled items to `deliver` in order, `chunkSize` at a time. The file is first renamed aside, so items
+   * appended meanwhile wait in a fresh file for the next drain (call drain until it consumes nothing). On the first
+   * failure it stops and keeps only what was not delivered. `consumed` counts the items delivered plus any malformed
+   * line dropped (a write cut short by a crash).
    */
   async drain(deliver: (items: Item[]) => Promise<void>, chunkSize: number): Promise<{ consumed: number; error?: unknown }> {
+    const path = this.drainingPath;
     try {
-      if ((await stat(this.path)).size === 0) return { consumed: 0 };
+      await stat(path);
     } catch {
-      return { consumed: 0 };
+      if ((await this.bytes()) === 0) return { consumed: 0 };
+      await rename(this.path, path);
     }
-    const input = createReadStream(this.path, "utf8");
+    const input = createReadStream(path, "utf8");
     const lines = createInterface({ input, crlfDelay: Infinity });
     let deliveredBytes = 0;
     let pendingBytes = 0;
@@ -139,7 +150,7 @@ export class SpoolFile<Item> {
           chunk.push(JSON.parse(line) as Item);
         } catch {
           consumed += 1;
-          this.logger.warn("dropped a malformed spool line", { file: this.path });
+          this.logger.warn("dropped a malformed spool line", { file: path });
         }
         if (chunk.length >= chunkSize) await send();
       }
@@ -147,18 +158,18 @@ export class SpoolFile<Item> {
     } catch (error) {
       lines.close();
       input.destroy();
-      await this.keepFrom(deliveredBytes);
+      await this.keepFrom(path, deliveredBytes);
       return { consumed, error };
     }
-    await truncate(this.path, 0);
+    await unlink(path);
     return { consumed };
   }
 
-  /** Drops the first `offset` bytes (already delivered) from the file. */
-  private async keepFrom(offset: number): Promise<void> {
+  /** Drops the first `offset` bytes (already delivered) from the file at `path`. */
+  private async keepFrom(path: string, offset: number): Promise<void> {
     if (offset === 0) return;
-    const rest = `${this.path}.rest`;
-    await pipeline(createReadStream(this.path, { start: offset }), createWriteStream(rest));
-    await rename(rest, this.path);
+    const rest = `${path}.rest`;
+    await pipeline(createReadStream(path, { start: offset }), createWriteStream(rest));
+    await rename(rest, path);
   }
 }
