@@ -116,19 +116,28 @@ export class SpoolFile<Item> {
   }
 
   /**
-   * Hands the spooled items to `deliver` in order, `chunkSize` at a time. The file is first renamed aside, so items
-   * appended meanwhile wait in a fresh file for the next drain (call drain until it consumes nothing). On the first
+   * Hands the spooled items to `deliver` in order, `chunkSize` at a time, until the spool is empty. The file is
+   * renamed aside before it is read, so items appended meanwhile go to a fresh file, drained next. On the first
    * failure it stops and keeps only what was not delivered. `consumed` counts the items delivered plus any malformed
    * line dropped (a write cut short by a crash).
    */
   async drain(deliver: (items: Item[]) => Promise<void>, chunkSize: number): Promise<{ consumed: number; error?: unknown }> {
-    const path = this.drainingPath;
-    try {
-      await stat(path);
-    } catch {
-      if ((await this.bytes()) === 0) return { consumed: 0 };
-      await rename(this.path, path);
+    let consumed = 0;
+    for (;;) {
+      try {
+        await stat(this.drainingPath);
+      } catch {
+        if ((await this.bytes()) === 0) return { consumed };
+        await rename(this.path, this.drainingPath);
+      }
+      const round = await this.drainFile(this.drainingPath, deliver, chunkSize);
+      consumed += round.consumed;
+      if (round.error !== undefined) return { consumed, error: round.error };
     }
+  }
+
+  /** Delivers the items of `path` in order; deletes it when all went, else keeps what did not. */
+  private async drainFile(path: string, deliver: (items: Item[]) => Promise<void>, chunkSize: number): Promise<{ consumed: number; error?: unknown }> {
     const input = createReadStream(path, "utf8");
     const lines = createInterface({ input, crlfDelay: Infinity });
     let deliveredBytes = 0;
