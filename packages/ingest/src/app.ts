@@ -5,7 +5,7 @@ import type { Redis } from "ioredis";
 import type { IngestConfig } from "./config.js";
 import { createAuthenticate } from "./ingest/authenticate.js";
 import { checkEntries, type EntryRejection } from "./ingest/check-entries.js";
-import { createEnqueue, UNAVAILABLE_RETRY_AFTER_SECONDS, type ClientTelemetryQueue } from "./ingest/client-telemetry-queue.js";
+import { createEnqueue, UNAVAILABLE_RETRY_AFTER_SECONDS, type ClientTelemetryQueue, type IngestSpool } from "./ingest/client-telemetry-queue.js";
 import { contentTypeRefusal, parseBody } from "./ingest/parse-body.js";
 import { createRateLimiter } from "./ingest/rate-limiter.js";
 import { createIngestMetrics, METRIC_ROUTES, type IngestMetrics } from "./metrics.js";
@@ -17,6 +17,8 @@ export interface IngestAppOptions {
   /** The queue's connection, used for the fast "disconnected" check and /healthz; the caller owns it. */
   redis: Redis;
   logger: Logger;
+  /** Where accepted entries go while Redis is away; without one, such requests are answered 503. */
+  spool?: Omit<IngestSpool, "onChange" | "logger">;
 }
 
 export interface IngestApp {
@@ -26,18 +28,25 @@ export interface IngestApp {
    */
   app: RequestListener;
   metrics: IngestMetrics;
+  /** Opens the spool and starts replaying what an earlier process left in it. */
+  open(): Promise<void>;
   /** Waits for enqueues in flight, then drops the metrics. Does not close the queue or Redis. */
   close(): Promise<void>;
 }
 
 const HEALTH_PING_TIMEOUT_MS = 1000;
 
-export function createIngestApp({ config, queue, redis, logger }: IngestAppOptions): IngestApp {
+export function createIngestApp({ config, queue, redis, logger, spool }: IngestAppOptions): IngestApp {
   const metrics = createIngestMetrics();
   const authenticate = createAuthenticate(config.apiKeys);
   const rateLimiter = createRateLimiter({ ratePerSecond: config.rateLimitEntriesPerSecond });
   const inFlight = new Set<Promise<unknown>>();
-  const enqueueEntries = createEnqueue(queue, redis);
+  const enqueuer = createEnqueue(queue, redis, {
+    spool: spool === undefined ? undefined : { ...spool, logger, onChange: ({ items, bytes }) => {
+      metrics.spooledRequests.set(items);
+      metrics.spoolBytes.set(bytes);
+    } },
+  });
   // Queue errors mirror the connection's; without a listener an EventEmitter "error" would crash the process.
   queue.on("error", (error) => logger.debug("queue error", { error: errorMessage(error) }));
 
@@ -78,7 +87,7 @@ export function createIngestApp({ config, queue, redis, logger }: IngestAppOptio
     const checked = checkEntries(entries, { maxEntryBytes: config.maxEntryBytes, receivedAtMs, source });
     if (checked.unique.length > 0 || checked.warnings.length > 0) {
       const stopTimer = metrics.enqueueDuration.startTimer();
-      const enqueue = enqueueEntries({ entries: checked.unique, warnings: checked.warnings }, receivedAtMs);
+      const enqueue = enqueuer.enqueue({ entries: checked.unique, warnings: checked.warnings }, receivedAtMs);
       inFlight.add(enqueue);
       try {
         await enqueue;
@@ -160,8 +169,10 @@ export function createIngestApp({ config, queue, redis, logger }: IngestAppOptio
   return {
     app: serve,
     metrics,
+    open: () => enqueuer.open(),
     async close() {
       await Promise.allSettled([...inFlight]);
+      await enqueuer.close();
       metrics.registry.clear();
     },
   };

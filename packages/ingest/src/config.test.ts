@@ -1,4 +1,5 @@
 import { ConfigError, DEFAULT_REDIS_URL } from "@flowmeter/shared";
+import { resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseIngestConfig } from "./config.js";
 
@@ -16,6 +17,8 @@ describe("parseIngestConfig", () => {
       rateLimitEntriesPerSecond: 100_000,
       logLevel: "info",
       redis: { url: DEFAULT_REDIS_URL, queuePrefix: "flowmeter" },
+      spoolDir: resolve(".flowmeter", "spool"),
+      spoolMaxBytes: 1_073_741_824,
     });
   });
 

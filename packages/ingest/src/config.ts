@@ -1,3 +1,4 @@
+import { resolve } from "node:path";
 import { DEFAULT_REDIS_URL, EnvReader, isLoopbackHost, readRedisConfig, type EnvSource, type LogLevel } from "@flowmeter/shared";
 
 export interface IngestConfig {
@@ -22,6 +23,10 @@ export interface IngestConfig {
   rateLimitEntriesPerSecond: number;
   logLevel: LogLevel;
   redis: { url: string; queuePrefix: string };
+  /** Where accepted entries are spooled while Redis is away: FLOWMETER_DATA_DIR/spool. */
+  spoolDir: string;
+  /** INGEST_SPOOL_MAX_BYTES: above it, requests get 503 instead of being spooled. */
+  spoolMaxBytes: number;
 }
 
 export const LOOPBACK_HOST = "127.0.0.1";
@@ -47,6 +52,8 @@ export function parseIngestConfig(env: EnvSource): IngestConfig {
     rateLimitEntriesPerSecond: reader.int("INGEST_RATE_LIMIT_ENTRIES_PER_SECOND", 100_000, { min: 0, max: 1_000_000_000 }),
     logLevel: reader.logLevel(),
     redis: { url: redis.url ?? DEFAULT_REDIS_URL, queuePrefix: redis.queuePrefix },
+    spoolDir: resolve(reader.string("FLOWMETER_DATA_DIR", "./.flowmeter"), "spool"),
+    spoolMaxBytes: reader.int("INGEST_SPOOL_MAX_BYTES", 1024 * 1024 * 1024, { min: 0, max: Number.MAX_SAFE_INTEGER }),
   };
   return reader.finish(config);
 }

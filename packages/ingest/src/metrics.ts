@@ -1,6 +1,6 @@
 /** Every ingest metric, created per app (one Registry per createIngestApp call) so tests can build many apps. */
 import { REPAIR_REASONS } from "@flowmeter/shared";
-import { Counter, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
 /** Values of the `route` label; any other path is counted as "other". */
 export const METRIC_ROUTES = ["/ingest", "/healthz", "/metrics"] as const;
@@ -22,6 +22,10 @@ export interface IngestMetrics {
   enqueueDuration: Histogram<"outcome">;
   /** Body size after gzip/deflate decoding, for requests whose body was read. */
   requestBodyBytes: Histogram;
+  /** Accepted requests waiting in the local spool for Redis (0 when Redis takes them directly). */
+  spooledRequests: Gauge;
+  /** Size of the local spool file(s). */
+  spoolBytes: Gauge;
 }
 
 export function createIngestMetrics(): IngestMetrics {
@@ -69,6 +73,8 @@ export function createIngestMetrics(): IngestMetrics {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers: [registry],
     }),
+    spooledRequests: new Gauge({ name: "flowmeter_ingest_spooled_requests", help: "Accepted requests waiting in the local spool until Redis takes them", registers: [registry] }),
+    spoolBytes: new Gauge({ name: "flowmeter_ingest_spool_bytes", help: "Bytes in the local spool (INGEST_SPOOL_MAX_BYTES is the limit)", registers: [registry] }),
     requestBodyBytes: new Histogram({
       name: "flowmeter_ingest_request_body_bytes",
       help: "Size of request bodies after decoding",

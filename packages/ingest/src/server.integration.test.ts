@@ -1,12 +1,19 @@
 import { request as httpRequest } from "node:http";
 import { createLogger, JOB_CATALOG, type ClientTelemetryJob } from "@flowmeter/shared";
-import { deleteQueuePrefix, parentEntry, testQueuePrefix, testRedisUrl, waitFor } from "@flowmeter/test-utils";
+import { deleteQueuePrefix, parentEntry, tempDir, testQueuePrefix, testRedisUrl, waitFor } from "@flowmeter/test-utils";
 import { Queue } from "bullmq";
 import { afterEach, describe, expect, it } from "vitest";
 import { parseIngestConfig } from "./config.js";
 import { startIngestServer } from "./server.js";
 
 const cleanups: Array<() => Promise<void>> = [];
+
+/** A data directory of the test's own, removed afterwards. */
+function dataDir(): string {
+  const dir = tempDir("ingest-server");
+  cleanups.push(async () => dir.remove());
+  return dir.path;
+}
 
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
@@ -41,7 +48,7 @@ describe("startIngestServer", () => {
 
     const lines: string[] = [];
     const logger = createLogger("ingest", "info", (line) => lines.push(line));
-    const server = await startIngestServer(parseIngestConfig({ INGEST_PORT: "0", INGEST_HOST: "0.0.0.0", REDIS_URL: testRedisUrl(), QUEUE_PREFIX: prefix }), logger);
+    const server = await startIngestServer(parseIngestConfig({ INGEST_PORT: "0", INGEST_HOST: "0.0.0.0", REDIS_URL: testRedisUrl(), QUEUE_PREFIX: prefix, FLOWMETER_DATA_DIR: dataDir() }), logger);
     expect(server.host).toBe("127.0.0.1");
     expect(lines.some((line) => line.includes("warn") && line.includes("loopback only") && line.includes("ignored_ingest_host=0.0.0.0"))).toBe(true);
     expect(lines.some((line) => line.includes("listening") && line.includes("auth=off"))).toBe(true);
@@ -61,8 +68,8 @@ describe("startIngestServer", () => {
     await waitFor(() => (socketCount() <= baseline ? true : undefined), { timeoutMs: 5000, what: "sockets to close" });
   });
 
-  it("starts and stops cleanly while Redis is unreachable", async () => {
-    const server = await startIngestServer(parseIngestConfig({ INGEST_PORT: "0", REDIS_URL: "redis://127.0.0.1:1" }), createLogger("ingest", "error", () => {}));
+  it("starts and stops cleanly while Redis is unreachable, and answers 503 when it cannot spool either", async () => {
+    const server = await startIngestServer(parseIngestConfig({ INGEST_PORT: "0", REDIS_URL: "redis://127.0.0.1:1", FLOWMETER_DATA_DIR: dataDir(), INGEST_SPOOL_MAX_BYTES: "0" }), createLogger("ingest", "error", () => {}));
     const res = await postJson(server.port, JSON.stringify(parentEntry()));
     expect(res.status).toBe(503);
     const started = Date.now();
@@ -70,9 +77,32 @@ describe("startIngestServer", () => {
     expect(Date.now() - started).toBeLessThan(3000);
   });
 
+  it("answers 202 while Redis is unreachable, spooling; a later start with Redis replays the spool into the queue", async () => {
+    const prefix = testQueuePrefix("ingest-spool");
+    cleanups.push(() => deleteQueuePrefix(prefix));
+    const dir = dataDir();
+    const quiet = createLogger("ingest", "error", () => {});
+    const away = await startIngestServer(parseIngestConfig({ INGEST_PORT: "0", REDIS_URL: "redis://127.0.0.1:1", QUEUE_PREFIX: prefix, FLOWMETER_DATA_DIR: dir }), quiet);
+    const entries = [parentEntry(), parentEntry(), parentEntry()];
+    for (const entry of entries) expect((await postJson(away.port, JSON.stringify(entry))).status).toBe(202);
+    expect(away.ingest.metrics.spooledRequests).toBeDefined();
+    expect(await away.ingest.metrics.registry.getSingleMetricAsString("flowmeter_ingest_spooled_requests")).toContain("flowmeter_ingest_spooled_requests 3");
+    await away.stop();
+
+    const reader = new Queue<ClientTelemetryJob>(JOB_CATALOG.clientTelemetry.queue, { connection: { url: testRedisUrl() }, prefix });
+    cleanups.push(() => reader.close());
+    const back = await startIngestServer(parseIngestConfig({ INGEST_PORT: "0", REDIS_URL: testRedisUrl(), QUEUE_PREFIX: prefix, FLOWMETER_DATA_DIR: dir }), quiet);
+    cleanups.push(() => back.stop());
+    await waitFor(async () => ((await reader.getWaiting(0, -1)).flatMap((job) => job.data.entries).length === 3 ? true : undefined), { what: "the spooled entries on the queue" });
+    const queued = (await reader.getWaiting(0, -1)).flatMap((job) => job.data.entries).map((entry) => entry.insert_id).sort();
+    expect(queued).toEqual(entries.map((entry) => entry.insert_id).sort());
+    expect(await back.ingest.metrics.registry.getSingleMetricAsString("flowmeter_ingest_spooled_requests")).toContain("flowmeter_ingest_spooled_requests 0");
+  });
+
   it("fails to start when the port is taken, closing what it opened", async () => {
-    const first = await startIngestServer(parseIngestConfig({ INGEST_PORT: "0", REDIS_URL: testRedisUrl() }), createLogger("ingest", "error", () => {}));
+    const dir = dataDir();
+    const first = await startIngestServer(parseIngestConfig({ INGEST_PORT: "0", REDIS_URL: testRedisUrl(), FLOWMETER_DATA_DIR: dir }), createLogger("ingest", "error", () => {}));
     cleanups.push(() => first.stop());
-    await expect(startIngestServer(parseIngestConfig({ INGEST_PORT: String(first.port), REDIS_URL: testRedisUrl() }), createLogger("ingest", "error", () => {}))).rejects.toThrow(/EADDRINUSE/);
+    await expect(startIngestServer(parseIngestConfig({ INGEST_PORT: String(first.port), REDIS_URL: testRedisUrl(), FLOWMETER_DATA_DIR: dir }), createLogger("ingest", "error", () => {}))).rejects.toThrow(/EADDRINUSE/);
   });
 });

@@ -1,9 +1,9 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { createRedis, errorMessage, type Logger } from "@flowmeter/shared";
+import { SpoolFile, createRedis, errorMessage, type Logger } from "@flowmeter/shared";
 import { createIngestApp, type IngestApp } from "./app.js";
 import type { IngestConfig } from "./config.js";
-import { closeIngestQueue, createIngestQueue } from "./ingest/client-telemetry-queue.js";
+import { closeIngestQueue, createIngestQueue, type IngestSpoolItem } from "./ingest/client-telemetry-queue.js";
 
 export interface IngestServer {
   host: string;
@@ -24,7 +24,7 @@ export async function startIngestServer(config: IngestConfig, logger: Logger): P
   redis.on("error", (error) => {
     if (redisDown) return;
     redisDown = true;
-    logger.warn("redis unreachable; /ingest answers 503 until it is back", { redis: redactUrl(config.redis.url), error: errorMessage(error) });
+    logger.warn("redis unreachable; accepted entries go to the local spool until it is back", { redis: redactUrl(config.redis.url), error: errorMessage(error), spool: config.spoolDir });
   });
   redis.on("ready", () => {
     if (!redisDown) return;
@@ -32,7 +32,8 @@ export async function startIngestServer(config: IngestConfig, logger: Logger): P
     logger.info("redis reachable again", { redis: redactUrl(config.redis.url) });
   });
   const queue = createIngestQueue(redis, config.redis.queuePrefix);
-  const ingest = createIngestApp({ config, queue, redis, logger });
+  const spool = config.spoolMaxBytes === 0 ? undefined : { file: new SpoolFile<IngestSpoolItem>(config.spoolDir, logger, { owner: "ingest", fsync: true }), maxBytes: config.spoolMaxBytes };
+  const ingest = createIngestApp({ config, queue, redis, logger, spool });
   const server = createServer(ingest.app);
 
   const closeConnections = async (): Promise<void> => {
@@ -41,6 +42,7 @@ export async function startIngestServer(config: IngestConfig, logger: Logger): P
   };
 
   try {
+    await ingest.open();
     await listen(server, config.port, config.host);
   } catch (error) {
     await closeConnections();

@@ -1,4 +1,4 @@
-import { ApiError, JOB_CATALOG, type CliInvocationEvent, type ClientTelemetryJob, type IngestionWarning } from "@flowmeter/shared";
+import { ApiError, JOB_CATALOG, errorMessage, type CliInvocationEvent, type ClientTelemetryJob, type IngestionWarning, type Logger, type SpoolFile } from "@flowmeter/shared";
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 
@@ -76,18 +76,65 @@ interface PendingEnqueue {
 
 export type Enqueue = (batch: IngestBatch, receivedAtMs: number) => Promise<void>;
 
+/** One request's batch in ingest's spool. */
+export interface IngestSpoolItem {
+  batch: IngestBatch;
+  receivedAtMs: number;
+}
+
+/** The local spool that takes accepted entries while Redis is away (see createEnqueue). */
+export interface IngestSpool {
+  file: SpoolFile<IngestSpoolItem>;
+  /** Above this many bytes, requests are answered 503 instead of spooled. */
+  maxBytes: number;
+  logger: Logger;
+  /** Called whenever the spool's contents change (metrics). */
+  onChange?: (state: { items: number; bytes: number }) => void;
+}
+
+export interface EnqueueOptions {
+  timeoutMs?: number;
+  /** Without a spool, a request that cannot reach Redis is answered 503. */
+  spool?: IngestSpool;
+}
+
+export interface Enqueuer {
+  enqueue: Enqueue;
+  /** Opens the spool and replays what an earlier process left there. */
+  open(): Promise<void>;
+  /** Stops replaying; what is still spooled stays for the next start. */
+  close(): Promise<void>;
+  spooledItems(): number;
+}
+
+/** How many spooled requests go to Redis in one add while the spool is replayed. */
+const REPLAY_CHUNK = 50;
+const REPLAY_RETRY_MS = 1000;
+
 /**
- * Puts entries on the queue, resolving only once Redis has them, with group commit: one add is in flight at a time,
- * and the entries of requests arriving meanwhile go together in the next one. A request alone goes out at once;
- * under load, many small requests share a job, which saves a Redis round trip and a worker job each.
+ * Puts entries on the queue, resolving only once they are durable, with group commit: one add is in flight at a
+ * time, and the entries of requests arriving meanwhile go together in the next one. A request alone goes out at
+ * once; under load, many small requests share a job, which saves a Redis round trip and a worker job each.
  *
- * Throws ApiError UNAVAILABLE when Redis is not connected or the add does not finish within the timeout. After a
- * timeout the add may still land later; a client retry then duplicates those entries on the queue, and the worker's
- * dedup by entry id absorbs that.
+ * When Redis is not connected, or the add does not finish within the timeout, the request goes to the local spool
+ * instead (appended and fsynced, group-committed the same way), and so does every request after it until the spool
+ * has been replayed into the queue, in order, once Redis answers; a spool left by a process that died is replayed
+ * at the next start. Only when there is no spool, or it is full, is the answer 503 UNAVAILABLE. After a timeout the
+ * add may still land later; the spooled copy then duplicates those entries on the queue, and the worker's dedup by
+ * entry id absorbs that.
  */
-export function createEnqueue(queue: ClientTelemetryQueue, redis: Redis, timeoutMs = ENQUEUE_TIMEOUT_MS): Enqueue {
+export function createEnqueue(queue: ClientTelemetryQueue, redis: Redis, { timeoutMs = ENQUEUE_TIMEOUT_MS, spool }: EnqueueOptions = {}): Enqueuer {
   let waiting: PendingEnqueue[] = [];
   let adding = false;
+  let spooled = 0;
+  let spoolBytes = 0;
+  let spoolWaiting: Array<{ item: IngestSpoolItem; resolve: () => void; reject: (error: unknown) => void }> = [];
+  let appending = false;
+  let replaying: Promise<void> | undefined;
+  let replayTimer: NodeJS.Timeout | undefined;
+  let closed = false;
+
+  const changed = (): void => spool?.onChange?.({ items: spooled, bytes: spoolBytes });
 
   function addWaiting(): void {
     if (adding || waiting.length === 0) return;
@@ -107,30 +154,131 @@ export function createEnqueue(queue: ClientTelemetryQueue, redis: Redis, timeout
       });
   }
 
-  return async function enqueue(batch, receivedAtMs) {
-    // Fail fast between reconnect attempts; during a connection attempt BullMQ waits for "ready", bounded by the timeout.
-    if (FAIL_FAST_STATUSES.has(redis.status)) throw unavailable();
+  /** Appends the waiting spool items in one fsynced write; one write at a time. */
+  function appendWaiting(): void {
+    if (spool === undefined || appending || spoolWaiting.length === 0) return;
+    const group = spoolWaiting;
+    spoolWaiting = [];
+    appending = true;
+    spool.file
+      .append(group.map((pending) => pending.item))
+      .then(
+        () => {
+          spooled += group.length;
+          changed();
+          group.forEach((pending) => pending.resolve());
+          scheduleReplay(0);
+        },
+        (error: unknown) => {
+          spool.logger.error("cannot write the ingest spool", { error: errorMessage(error) });
+          group.forEach((pending) => pending.reject(error));
+        },
+      )
+      .finally(() => {
+        appending = false;
+        appendWaiting();
+      });
+  }
+
+  function toSpool(batch: IngestBatch, receivedAtMs: number, cause: unknown): Promise<void> {
+    if (spool === undefined || closed) return Promise.reject(unavailable(cause));
+    const item: IngestSpoolItem = { batch, receivedAtMs };
+    const size = Buffer.byteLength(JSON.stringify(item)) + 1;
+    if (spoolBytes + size > spool.maxBytes) {
+      return Promise.reject(new ApiError("UNAVAILABLE", `the queue is unavailable and the local spool is full (INGEST_SPOOL_MAX_BYTES ${spool.maxBytes}); retry later`, { retryAfterSeconds: UNAVAILABLE_RETRY_AFTER_SECONDS, cause }));
+    }
+    if (spooled === 0 && spoolWaiting.length === 0 && !appending) spool.logger.warn("queue unreachable: spooling accepted entries locally", { file: spool.file.path, error: errorMessage(cause) });
+    spoolBytes += size;
+    return new Promise<void>((resolve, reject) => {
+      spoolWaiting.push({ item, resolve, reject });
+      appendWaiting();
+    });
+  }
+
+  function scheduleReplay(delayMs: number): void {
+    if (spool === undefined || closed || replaying !== undefined || replayTimer !== undefined || spooled === 0) return;
+    replayTimer = setTimeout(() => {
+      replayTimer = undefined;
+      replaying = replay().finally(() => {
+        replaying = undefined;
+      });
+    }, delayMs);
+  }
+
+  async function replay(): Promise<void> {
+    if (spool === undefined) return;
+    if (redis.status !== "ready") {
+      scheduleReplay(REPLAY_RETRY_MS);
+      return;
+    }
+    const { consumed, error } = await spool.file.drain(async (items) => {
+      const merged: IngestBatch = { entries: items.flatMap((item) => item.batch.entries), warnings: items.flatMap((item) => item.batch.warnings) };
+      await withTimeout(addJobs(queue, merged, Math.min(...items.map((item) => item.receivedAtMs))), timeoutMs);
+    }, REPLAY_CHUNK);
+    spooled = Math.max(0, spooled - consumed);
+    if (spooled === 0) spoolBytes = await spool.file.bytes();
+    changed();
+    if (error !== undefined) {
+      scheduleReplay(REPLAY_RETRY_MS);
+      return;
+    }
+    spool.logger.info("spool replayed into the queue", { requests: consumed, still_spooled: spooled });
+    scheduleReplay(0);
+  }
+
+  async function enqueue(batch: IngestBatch, receivedAtMs: number): Promise<void> {
     if (batch.entries.length === 0 && batch.warnings.length === 0) return;
+    // While anything is spooled, later requests go behind it; between reconnect attempts, fail over at once.
+    if (spooled > 0 || spoolWaiting.length > 0 || appending) return toSpool(batch, receivedAtMs, new Error("the spool is being replayed"));
+    if (FAIL_FAST_STATUSES.has(redis.status)) return toSpool(batch, receivedAtMs, new Error(`redis is ${redis.status}`));
     let pending: PendingEnqueue | undefined;
     const stored = new Promise<void>((resolve, reject) => {
       pending = { batch, receivedAtMs, resolve, reject };
       waiting.push(pending);
     });
     addWaiting();
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => {
-        // Not sent yet: drop it, so a request answered 503 is not stored after all.
-        waiting = waiting.filter((candidate) => candidate !== pending);
-        reject(new Error(`enqueue timed out after ${timeoutMs} ms`));
-      }, timeoutMs);
-    });
     try {
-      await Promise.race([stored, timeout]);
+      await withTimeout(stored, timeoutMs, () => {
+        // Not sent yet: drop it, so it is not stored twice.
+        waiting = waiting.filter((candidate) => candidate !== pending);
+      });
     } catch (error) {
-      throw unavailable(error);
-    } finally {
-      clearTimeout(timer);
+      await toSpool(batch, receivedAtMs, error);
     }
+  }
+
+  return {
+    enqueue,
+    async open() {
+      if (spool === undefined) return;
+      spooled = await spool.file.open();
+      spoolBytes = await spool.file.bytes();
+      changed();
+      if (spooled > 0) spool.logger.info("replaying the ingest spool left by an earlier process", { requests: spooled, file: spool.file.path });
+      scheduleReplay(0);
+    },
+    async close() {
+      closed = true;
+      clearTimeout(replayTimer);
+      await replaying;
+      if (spooled > 0) spool?.logger.warn("entries left in the ingest spool for the next start", { requests: spooled, file: spool.file.path });
+    },
+    spooledItems: () => spooled,
   };
+}
+
+/** `promise`, or a rejection after `ms` (calling `onTimeout` first). */
+async function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout?: () => void): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => {
+      onTimeout?.();
+      reject(new Error(`enqueue timed out after ${ms} ms`));
+    }, ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

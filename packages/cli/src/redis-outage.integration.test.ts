@@ -1,0 +1,93 @@
+/**
+ * Nothing a client sends is lost to a Redis outage: ingest (spooling to disk while Redis is away) → BullMQ →
+ * worker → ClickHouse, all real. Redis is SIGKILLed under steady load and restarted; every request must be answered
+ * 202, and every entry answered 202 must be stored exactly once, in cli_invocations and in command_stats.
+ */
+import { request as httpRequest } from "node:http";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createLogger, createRedis } from "@flowmeter/shared";
+import { parseIngestConfig, startIngestServer, type IngestServer } from "@flowmeter/ingest";
+import { createClientTelemetryConsumer, createWorkerMetrics, openScratchDatabase, parseWorkerConfig, type QueueConsumer, type ScratchDatabase } from "@flowmeter/worker";
+import { freePort, parentEntry, startPrivateRedis, tempDir, waitFor, type PrivateRedis } from "@flowmeter/test-utils";
+
+const logger = createLogger("test", "error");
+
+function post(port: number, body: string): Promise<number> {
+  return new Promise((resolve) => {
+    const req = httpRequest({ host: "127.0.0.1", port, path: "/ingest", method: "POST", agent: false, headers: { "content-type": "application/json" } }, (res) => {
+      res.resume();
+      res.on("end", () => resolve(res.statusCode ?? 0));
+    });
+    req.on("error", () => resolve(0));
+    req.end(body);
+  });
+}
+
+describe("a Redis outage under steady load", () => {
+  const data = tempDir("redis-outage");
+  const prefix = "fmtest-outage";
+  let redisServer: PrivateRedis;
+  let database: ScratchDatabase;
+  let consumer: QueueConsumer;
+  let ingest: IngestServer;
+  let workerRedis: ReturnType<typeof createRedis>;
+
+  beforeAll(async () => {
+    const port = await freePort();
+    redisServer = await startPrivateRedis(port, data.path);
+    database = await openScratchDatabase("redis-outage");
+    workerRedis = createRedis(redisServer.url, "worker");
+    workerRedis.on("error", () => {});
+    const workerConfig = { ...parseWorkerConfig({ QUEUE_PREFIX: prefix }), batch: { maxRows: 5000, maxWaitMs: 100 } };
+    consumer = createClientTelemetryConsumer({ config: workerConfig, redis: workerRedis, metrics: createWorkerMetrics(), logger, clickhouse: database.clickhouse });
+    consumer.start();
+    ingest = await startIngestServer(parseIngestConfig({ INGEST_PORT: "0", REDIS_URL: redisServer.url, QUEUE_PREFIX: prefix, FLOWMETER_DATA_DIR: `${data.path}/ingest`, INGEST_RATE_LIMIT_ENTRIES_PER_SECOND: "0" }), logger);
+  }, 60_000);
+
+  afterAll(async () => {
+    await ingest.stop();
+    await consumer.close();
+    workerRedis.disconnect();
+    await redisServer.kill();
+    await database.close();
+    data.remove();
+  });
+
+  it("answers every request 202 and stores every entry once, in raw and in the rollup", async () => {
+    const command = `outage-${Date.now()}`;
+    const statuses: number[] = [];
+    let sending = true;
+    const sender = async (): Promise<void> => {
+      while (sending) {
+        const entry = parentEntry();
+        entry.properties.invocation.command = command;
+        statuses.push(await post(ingest.port, JSON.stringify(entry)));
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    };
+    const senders = [sender(), sender()];
+    await waitFor(() => (statuses.length >= 100 ? true : undefined), { what: "100 requests before the outage" });
+    await redisServer.kill();
+    const atKill = statuses.length;
+    await waitFor(() => (statuses.length >= atKill + 100 ? true : undefined), { what: "100 requests during the outage" });
+    redisServer = await startPrivateRedis(redisServer.port, data.path);
+    const atRestart = statuses.length;
+    await waitFor(() => (statuses.length >= atRestart + 100 ? true : undefined), { timeoutMs: 30_000, what: "100 requests after the restart" });
+    sending = false;
+    await Promise.all(senders);
+
+    expect(statuses.filter((status) => status !== 202)).toEqual([]);
+    const acked = statuses.length;
+    await waitFor(
+      async () => {
+        const [row] = await database.rows<{ n: string }>(`SELECT count() AS n FROM flowmeter.cli_invocations FINAL WHERE command = '${command}'`);
+        return Number(row?.n) === acked ? true : undefined;
+      },
+      { timeoutMs: 60_000, what: `all ${acked} acknowledged entries in cli_invocations` },
+    );
+    const [raw] = await database.rows<{ n: string }>(`SELECT count() AS n FROM flowmeter.cli_invocations WHERE command = '${command}'`);
+    const [rollup] = await database.rows<{ n: string }>(`SELECT sum(count) AS n FROM flowmeter.command_stats WHERE command = '${command}'`);
+    expect(Number(raw?.n)).toBe(acked);
+    expect(Number(rollup?.n)).toBe(acked);
+  }, 120_000);
+});
