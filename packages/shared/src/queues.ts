@@ -37,11 +37,11 @@ export interface ClientTelemetryJob {
 export const RETRY_DELAY_CAP_MS = 300_000;
 
 /**
- * The backoff of telemetry jobs (BullMQ custom strategy "capped"): 1 s doubling, at most RETRY_DELAY_CAP_MS. The
- * worker registers it; `attemptsMade` counts the attempts so far, from 1.
+ * The backoff of telemetry jobs (BullMQ custom strategy "capped"): 1 s doubling, at most `capMs` (the worker's
+ * WORKER_RETRY_MAX_DELAY_MS, default RETRY_DELAY_CAP_MS). The worker registers it; `attemptsMade` counts from 1.
  */
-export function retryDelayMs(attemptsMade: number): number {
-  return Math.min(RETRY_DELAY_CAP_MS, 1000 * 2 ** Math.min(30, Math.max(0, attemptsMade - 1)));
+export function retryDelayMs(attemptsMade: number, capMs: number = RETRY_DELAY_CAP_MS): number {
+  return Math.min(capMs, 1000 * 2 ** Math.min(30, Math.max(0, attemptsMade - 1)));
 }
 
 /**

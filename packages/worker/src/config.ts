@@ -25,6 +25,8 @@ export interface WorkerConfig {
   stalledIntervalMs: number;
   /** How long a record id stays claimed when its worker dies before writing it (claims are deleted after the write). */
   claimTtlMs: number;
+  /** Longest wait between two attempts of a job that failed (they retry for as long as they fail). */
+  retryMaxDelayMs: number;
   shutdownTimeoutMs: number;
   /** Test-only fault injection: `kill-after-insert` SIGKILLs the worker after its first ClickHouse insert, before acknowledging. */
   failpoint: "none" | "kill-after-insert";
@@ -66,6 +68,7 @@ export function parseWorkerConfig(env: EnvSource): WorkerConfig {
     lockDurationMs: reader.int("WORKER_LOCK_DURATION_MS", 30_000, { min: 1000 }),
     stalledIntervalMs: reader.int("WORKER_STALLED_INTERVAL_MS", 30_000, { min: 1000 }),
     claimTtlMs: reader.int("WORKER_CLAIM_TTL_MS", 300_000, { min: 1000 }),
+    retryMaxDelayMs: reader.int("WORKER_RETRY_MAX_DELAY_MS", 300_000, { min: 10, max: 86_400_000 }),
     shutdownTimeoutMs: reader.int("WORKER_SHUTDOWN_TIMEOUT_MS", 30_000, { min: 0 }),
     failpoint: reader.oneOf("FLOWMETER_FAILPOINT", ["none", "kill-after-insert"], "none"),
     logLevel: reader.logLevel(),

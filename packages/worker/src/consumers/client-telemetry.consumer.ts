@@ -14,7 +14,7 @@ import { insertOnce, type OwnedRow } from "./insert-once.js";
 import { createQueueConsumer, type QueueConsumer } from "./queue-consumer.js";
 
 export interface ConsumerDeps {
-  config: Pick<WorkerConfig, "queuePrefix" | "batch" | "concurrency" | "lockDurationMs" | "stalledIntervalMs" | "claimTtlMs" | "failpoint">;
+  config: Pick<WorkerConfig, "queuePrefix" | "batch" | "concurrency" | "lockDurationMs" | "stalledIntervalMs" | "claimTtlMs" | "retryMaxDelayMs" | "failpoint">;
   redis: Redis;
   clickhouse: ClickHouseClient;
   metrics: WorkerMetrics;

@@ -19,7 +19,7 @@ export interface QueuedJob<Data> {
 export interface QueueConsumerOptions<Data> {
   /** Queue name from JOB_CATALOG; also the metrics label. */
   queue: "client-telemetry" | "run-events";
-  config: Pick<WorkerConfig, "queuePrefix" | "batch" | "concurrency" | "lockDurationMs" | "stalledIntervalMs">;
+  config: Pick<WorkerConfig, "queuePrefix" | "batch" | "concurrency" | "lockDurationMs" | "stalledIntervalMs" | "retryMaxDelayMs">;
   redis: Redis;
   metrics: WorkerMetrics;
   logger: Logger;
@@ -96,7 +96,7 @@ export function createQueueConsumer<Data>(options: QueueConsumerOptions<Data>): 
       stalledInterval: config.stalledIntervalMs,
       // A worker killed mid-batch leaves its jobs stalled; they must come back, not fail.
       maxStalledCount: 100,
-      settings: { backoffStrategy: (attemptsMade: number) => retryDelayMs(attemptsMade) },
+      settings: { backoffStrategy: (attemptsMade: number) => retryDelayMs(attemptsMade, config.retryMaxDelayMs) },
       autorun: false,
     },
   );

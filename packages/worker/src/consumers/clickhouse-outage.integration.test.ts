@@ -1,0 +1,57 @@
+/**
+ * ClickHouse away for longer than the old retry budget (12 attempts): the job keeps retrying with capped backoff and
+ * its entries are stored once ClickHouse is back. "Away" is a real client pointed at a port nothing listens on;
+ * the backoff cap is 50 ms here so the test sees more than 12 attempts in a second.
+ */
+import type { ClickHouseClient } from "@clickhouse/client";
+import { ClickHouseLogLevel, createClient } from "@clickhouse/client";
+import { Queue } from "bullmq";
+import { JOB_CATALOG, createLogger, createRedis, type ClientTelemetryJob } from "@flowmeter/shared";
+import { deleteQueuePrefix, parentEntry, testQueuePrefix, testRedisUrl, waitFor } from "@flowmeter/test-utils";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openScratchDatabase, type ScratchDatabase } from "../clickhouse/scratch-database.js";
+import { parseWorkerConfig } from "../config.js";
+import { createWorkerMetrics } from "../metrics.js";
+import { createClientTelemetryConsumer } from "./client-telemetry.consumer.js";
+import type { QueueConsumer } from "./queue-consumer.js";
+
+describe("ClickHouse unavailable, then back", () => {
+  const prefix = testQueuePrefix("clickhouse-outage");
+  const redis = createRedis(testRedisUrl(), "worker");
+  const unreachable = createClient({ url: "http://127.0.0.1:1", request_timeout: 1000, log: { level: ClickHouseLogLevel.OFF } });
+  let available = false;
+  let database: ScratchDatabase;
+  let consumer: QueueConsumer;
+  let queue: Queue<ClientTelemetryJob>;
+
+  beforeAll(async () => {
+    database = await openScratchDatabase("clickhouse-outage");
+    const real = database.clickhouse;
+    // Every call goes to the unreachable server until `available`, then to chDB.
+    const clickhouse = new Proxy(real, { get: (_target, name) => Reflect.get(available ? real : unreachable, name) as unknown }) as ClickHouseClient;
+    const config = { ...parseWorkerConfig({ QUEUE_PREFIX: prefix, WORKER_RETRY_MAX_DELAY_MS: "50" }), batch: { maxRows: 5000, maxWaitMs: 20 } };
+    consumer = createClientTelemetryConsumer({ config, redis, clickhouse, metrics: createWorkerMetrics(), logger: createLogger("test", "error", () => {}) });
+    consumer.start();
+    queue = new Queue(JOB_CATALOG.clientTelemetry.queue, { connection: redis, prefix });
+  });
+
+  afterAll(async () => {
+    await consumer.close();
+    await queue.close();
+    redis.disconnect();
+    await unreachable.close();
+    await database.close();
+    await deleteQueuePrefix(prefix);
+  });
+
+  it("retries past 12 attempts and stores every entry once ClickHouse answers", async () => {
+    const entries = [parentEntry(), parentEntry()];
+    const job = await queue.add(JOB_CATALOG.clientTelemetry.jobName, { entries, receivedAtMs: Date.now() }, JOB_CATALOG.clientTelemetry.options);
+    await waitFor(async () => (((await queue.getJob(job.id ?? ""))?.attemptsMade ?? 0) > 12 ? true : undefined), { timeoutMs: 30_000, what: "more than 12 failed attempts" });
+    expect(await queue.getJobCountByTypes("failed")).toBe(0);
+    available = true;
+    await waitFor(async () => ((await queue.getJobState(job.id ?? "")) === "unknown" ? true : undefined), { timeoutMs: 30_000, what: "the job written and removed" });
+    const [row] = await database.rows<{ n: string }>(`SELECT count() AS n FROM flowmeter.cli_invocations WHERE insert_id IN ('${entries.map((entry) => entry.insert_id).join("','")}')`);
+    expect(Number(row?.n)).toBe(2);
+  });
+});
