@@ -1,7 +1,8 @@
 /**
- * Nothing a client sends is lost to a Redis outage: ingest (spooling to disk while Redis is away) → BullMQ →
- * worker → ClickHouse, all real. Redis is SIGKILLed under steady load and restarted; every request must be answered
- * 202, and every entry answered 202 must be stored exactly once, in cli_invocations and in command_stats.
+ * Nothing a client sends is lost: ingest → BullMQ → worker → ClickHouse, all real. A burst of concurrent requests
+ * carrying what ClickHouse would refuse or what ingest must repair is stored whole, with its warnings; and Redis
+ * SIGKILLed under steady load and restarted costs nothing: every request is answered 202 (ingest spools to disk while
+ * Redis is away), and every entry answered 202 is stored exactly once, in cli_invocations and in command_stats.
  */
 import { request as httpRequest } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -23,7 +24,7 @@ function post(port: number, body: string): Promise<number> {
   });
 }
 
-describe("a Redis outage under steady load", () => {
+describe("ingest to ClickHouse, through bad entries and a Redis outage", () => {
   const data = tempDir("redis-outage");
   const prefix = "fmtest-outage";
   let redisServer: PrivateRedis;
@@ -52,6 +53,39 @@ describe("a Redis outage under steady load", () => {
     await database.close();
     data.remove();
   });
+
+  it("stores every entry of a concurrent burst, the repaired ones included, and leaves a warning for each repair", async () => {
+    const command = `burst-${Date.now()}`;
+    const entries = Array.from({ length: 40 }, () => {
+      const entry = parentEntry();
+      entry.properties.invocation.command = command;
+      return entry;
+    });
+    // What the real client can send: a lone surrogate (valid JSON ClickHouse refuses), a clock two days ahead, a
+    // megabyte error line.
+    const surrogate = JSON.stringify(entries[3]).replace('"args":[', '"args":["\\ud800",');
+    const bodies = entries.map((entry) => JSON.stringify(entry));
+    bodies[3] = surrogate;
+    (entries[7] as { properties: { startedAt: string } }).properties.startedAt = new Date(Date.now() + 2 * 86_400_000).toISOString();
+    bodies[7] = JSON.stringify(entries[7]);
+    (entries[11] as { properties: { result: { errorMessage?: string } } }).properties.result.errorMessage = "x".repeat(1_100_000);
+    bodies[11] = JSON.stringify(entries[11]);
+    const statuses = await Promise.all(bodies.map((body) => post(ingest.port, body)));
+    expect(statuses).toEqual(bodies.map(() => 202));
+    await waitFor(
+      async () => {
+        const [row] = await database.rows<{ n: string }>(`SELECT count() AS n FROM flowmeter.cli_invocations WHERE command = '${command}'`);
+        return Number(row?.n) === 40 ? true : undefined;
+      },
+      { timeoutMs: 30_000, what: "all 40 entries in cli_invocations" },
+    );
+    const repaired = await database.rows<{ insert_id: string; repairs: string[] }>(`SELECT insert_id, repairs FROM flowmeter.cli_invocations WHERE command = '${command}' AND notEmpty(repairs) ORDER BY insert_id`);
+    expect(new Map(repaired.map((row) => [row.insert_id, row.repairs]))).toEqual(new Map([[entries[7]?.insert_id, ["timestamp_replaced"]], [entries[11]?.insert_id, ["truncated"]]]));
+    const [args] = await database.rows<{ args: string[] }>(`SELECT args FROM flowmeter.cli_invocations WHERE insert_id = '${entries[3]?.insert_id}'`);
+    expect(args?.args[0]).toBe("\uFFFD");
+    const warnings = await database.rows<{ entry_id: string; reason: string }>(`SELECT entry_id, reason FROM flowmeter.ingestion_warnings WHERE entry_id IN ('${entries[7]?.insert_id}', '${entries[11]?.insert_id}') ORDER BY reason`);
+    expect(warnings.map((warning) => warning.reason)).toEqual(["timestamp_replaced", "truncated"]);
+  }, 60_000);
 
   it("answers every request 202 and stores every entry once, in raw and in the rollup", async () => {
     const command = `outage-${Date.now()}`;
