@@ -6,12 +6,13 @@ import type { IngestConfig } from "./config.js";
 import { createAuthenticate } from "./ingest/authenticate.js";
 import { checkEntries, type EntryRejection } from "./ingest/check-entries.js";
 import { createEnqueue, UNAVAILABLE_RETRY_AFTER_SECONDS, type ClientTelemetryQueue, type IngestSpool } from "./ingest/client-telemetry-queue.js";
+import { ByteBudget } from "./ingest/byte-budget.js";
 import { contentTypeRefusal, parseBody } from "./ingest/parse-body.js";
 import { createRateLimiter } from "./ingest/rate-limiter.js";
 import { createIngestMetrics, METRIC_ROUTES, type IngestMetrics } from "./metrics.js";
 
 export interface IngestAppOptions {
-  config: Pick<IngestConfig, "host" | "apiKeys" | "maxBodyBytes" | "maxEntriesPerRequest" | "maxEntryBytes" | "rateLimitEntriesPerSecond">;
+  config: Pick<IngestConfig, "host" | "bodyBytesInFlight" | "apiKeys" | "maxBodyBytes" | "maxEntriesPerRequest" | "maxEntryBytes" | "rateLimitEntriesPerSecond">;
   /** Queue from createIngestQueue(); the caller owns it and closes it. */
   queue: ClientTelemetryQueue;
   /** The queue's connection, used for the fast "disconnected" check and /healthz; the caller owns it. */
@@ -41,6 +42,7 @@ export function createIngestApp({ config, queue, redis, logger, spool }: IngestA
   const authenticate = createAuthenticate(config.apiKeys);
   const rateLimiter = createRateLimiter({ ratePerSecond: config.rateLimitEntriesPerSecond });
   const inFlight = new Set<Promise<unknown>>();
+  const bodyBudget = new ByteBudget(config.bodyBytesInFlight);
   const enqueuer = createEnqueue(queue, redis, {
     spool: spool === undefined ? undefined : { ...spool, logger, onChange: ({ items, bytes }) => {
       metrics.spooledRequests.set(items);
@@ -125,14 +127,19 @@ export function createIngestApp({ config, queue, redis, logger, spool }: IngestA
       fail(error);
       return;
     }
-    readBody(req, res, (error?: unknown) => {
-      if (error) {
-        fail(error);
-        return;
-      }
-      ingest((req as IncomingMessage & { body?: unknown }).body, req.headers["content-type"], client, req.socket.remoteAddress ?? "")
-        .then((answer) => sendJson(res, 202, answer))
-        .catch(fail);
+    // Without a Content-Length (chunked), a request is counted at 1 MiB.
+    const declared = Number(req.headers["content-length"] ?? 1 << 20);
+    void bodyBudget.reserve(Number.isFinite(declared) && declared > 0 ? declared : 1 << 20).then((release) => {
+      res.once("close", release);
+      readBody(req, res, (error?: unknown) => {
+        if (error) {
+          fail(error);
+          return;
+        }
+        ingest((req as IncomingMessage & { body?: unknown }).body, req.headers["content-type"], client, req.socket.remoteAddress ?? "")
+          .then((answer) => sendJson(res, 202, answer))
+          .catch(fail);
+      });
     });
   }
 

@@ -12,6 +12,7 @@ describe("parseIngestConfig", () => {
       apiKeys: [],
       public: false,
       maxBodyBytes: 33_554_432,
+      bodyBytesInFlight: 134_217_728,
       maxEntriesPerRequest: 10_000,
       maxEntryBytes: 65_536,
       rateLimitEntriesPerSecond: 100_000,

@@ -16,6 +16,8 @@ export interface IngestConfig {
   public: boolean;
   /** Limit on the request body, after gzip/deflate decoding. */
   maxBodyBytes: number;
+  /** Request bytes (Content-Length) held at once; further requests wait their turn (INGEST_BODY_BYTES_IN_FLIGHT). */
+  bodyBytesInFlight: number;
   maxEntriesPerRequest: number;
   /** Limit on one entry's JSON; larger entries are rejected on their own. */
   maxEntryBytes: number;
@@ -47,6 +49,7 @@ export function parseIngestConfig(env: EnvSource): IngestConfig {
     apiKeys: isPublic ? [] : apiKeys,
     public: isPublic,
     maxBodyBytes: reader.int("INGEST_MAX_BODY_BYTES", 32 * 1024 * 1024, { min: 1024, max: 1024 * 1024 * 1024 }),
+    bodyBytesInFlight: reader.int("INGEST_BODY_BYTES_IN_FLIGHT", 128 * 1024 * 1024, { min: 1024 * 1024, max: 64 * 1024 * 1024 * 1024 }),
     maxEntriesPerRequest: reader.int("INGEST_MAX_ENTRIES_PER_REQUEST", 10_000, { min: 1, max: 1_000_000 }),
     maxEntryBytes: reader.int("INGEST_MAX_ENTRY_BYTES", 65_536, { min: 256, max: 1024 * 1024 * 1024 }),
     rateLimitEntriesPerSecond: reader.int("INGEST_RATE_LIMIT_ENTRIES_PER_SECOND", 100_000, { min: 0, max: 1_000_000_000 }),

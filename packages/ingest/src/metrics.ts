@@ -18,7 +18,7 @@ export interface IngestMetrics {
   entriesRejected: Counter<"reason">;
   /** reason: a RepairReason (truncated, timestamp_replaced, id_derived, field_defaulted, field_dropped, entry_truncated); one count per reason per entry. */
   entriesRepaired: Counter<"reason">;
-  /** outcome: ok | error (error includes the ~2 s timeout). */
+  /** outcome: ok | error (error includes the 1 s timeout, after which the request is spooled). */
   enqueueDuration: Histogram<"outcome">;
   /** Body size after gzip/deflate decoding, for requests whose body was read. */
   requestBodyBytes: Histogram;

@@ -4,7 +4,8 @@ import type { Redis } from "ioredis";
 
 /** Entries per job; a larger request becomes several jobs added in one round trip. */
 export const MAX_ENTRIES_PER_JOB = 1000;
-export const ENQUEUE_TIMEOUT_MS = 2000;
+/** Under the real CLI's 2 s request timeout, so a slow Redis still leaves time to spool and answer 202. */
+export const ENQUEUE_TIMEOUT_MS = 1000;
 export const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
 
 const FAIL_FAST_STATUSES: ReadonlySet<string> = new Set(["reconnecting", "close", "end"]);
