@@ -129,9 +129,13 @@ export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
   await waitHealthy(`${workerUrl}/healthz`);
 
   const query = async (sql: string): Promise<string> => {
-    const response = await post(`${workerUrl}/query?format=TabSeparated`, sql);
-    if (response.status !== 200) throw new Error(`query failed: ${response.body}`);
-    return response.body.trim();
+    for (;;) {
+      const response = await post(`${workerUrl}/query?format=TabSeparated`, sql);
+      if (response.status === 200) return response.body.trim();
+      // The heavy-query phase keeps /query busy: wait for a free slot as a client would.
+      if (response.status !== 429) throw new Error(`query failed: ${response.body}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
   };
   const storedRows = async () => Number(await query("SELECT count() FROM flowmeter.cli_invocations"));
 
