@@ -4,25 +4,14 @@
  * SIGKILLed under steady load and restarted costs nothing: every request is answered 202 (ingest spools to disk while
  * Redis is away), and every entry answered 202 is stored exactly once, in cli_invocations and in command_stats.
  */
-import { request as httpRequest } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger, createRedis } from "@flowmeter/shared";
 import { parseIngestConfig, startIngestServer, type IngestServer } from "@flowmeter/ingest";
 import { createClientTelemetryConsumer, createWorkerMetrics, openScratchDatabase, parseWorkerConfig, type QueueConsumer, type ScratchDatabase } from "@flowmeter/worker";
-import { freePort, parentEntry, startPrivateRedis, tempDir, waitFor, type PrivateRedis } from "@flowmeter/test-utils";
+import { postIngest, freePort, parentEntry, startPrivateRedis, tempDir, waitFor, type PrivateRedis } from "@flowmeter/test-utils";
 
 const logger = createLogger("test", "error");
 
-function post(port: number, body: string): Promise<number> {
-  return new Promise((resolve) => {
-    const req = httpRequest({ host: "127.0.0.1", port, path: "/ingest", method: "POST", agent: false, headers: { "content-type": "application/json" } }, (res) => {
-      res.resume();
-      res.on("end", () => resolve(res.statusCode ?? 0));
-    });
-    req.on("error", () => resolve(0));
-    req.end(body);
-  });
-}
 
 describe("ingest to ClickHouse, through bad entries and a Redis outage", () => {
   const data = tempDir("redis-outage");
@@ -70,7 +59,7 @@ describe("ingest to ClickHouse, through bad entries and a Redis outage", () => {
     bodies[7] = JSON.stringify(entries[7]);
     (entries[11] as { properties: { result: { errorMessage?: string } } }).properties.result.errorMessage = "x".repeat(1_100_000);
     bodies[11] = JSON.stringify(entries[11]);
-    const statuses = await Promise.all(bodies.map((body) => post(ingest.port, body)));
+    const statuses = await Promise.all(bodies.map((body) => postIngest(ingest.port, body)));
     expect(statuses).toEqual(bodies.map(() => 202));
     await waitFor(
       async () => {
@@ -95,7 +84,7 @@ describe("ingest to ClickHouse, through bad entries and a Redis outage", () => {
       while (sending) {
         const entry = parentEntry();
         entry.properties.invocation.command = command;
-        statuses.push(await post(ingest.port, JSON.stringify(entry)));
+        statuses.push(await postIngest(ingest.port, JSON.stringify(entry)));
         await new Promise((resolve) => setTimeout(resolve, 5));
       }
     };

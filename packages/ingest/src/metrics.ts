@@ -28,6 +28,13 @@ export interface IngestMetrics {
   spoolBytes: Gauge;
 }
 
+/** A counter by `reason` with every known reason's series from the start, so increase() sees the first one after a restart. */
+function reasonCounter(registry: Registry, name: string, help: string, reasons: readonly string[]): Counter<"reason"> {
+  const counter = new Counter({ name, help, labelNames: ["reason"], registers: [registry] });
+  for (const reason of reasons) counter.inc({ reason }, 0);
+  return counter;
+}
+
 export function createIngestMetrics(): IngestMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "flowmeter_" });
@@ -44,28 +51,8 @@ export function createIngestMetrics(): IngestMetrics {
       help: "Entries accepted and enqueued (an entry repeated within one request counts each time)",
       registers: [registry],
     }),
-    entriesRejected: (() => {
-      const counter = new Counter({
-        name: "flowmeter_ingest_entries_rejected_total",
-        help: "Entries not accepted, by reason (error code)",
-        labelNames: ["reason"],
-        registers: [registry],
-      });
-      // Every series from the start, so increase() sees the first refusal after a restart.
-      for (const reason of ["INVALID_PARAMS", "TOO_MANY_REQUESTS", "UNAVAILABLE"]) counter.inc({ reason }, 0);
-      return counter;
-    })(),
-    entriesRepaired: (() => {
-      const counter = new Counter({
-        name: "flowmeter_ingest_entries_repaired_total",
-        help: "Entries accepted after a repair, by reason (an entry with several repairs counts once per reason)",
-        labelNames: ["reason"],
-        registers: [registry],
-      });
-      // Every series from the start, so increase() sees the first repair after a restart.
-      for (const reason of REPAIR_REASONS) counter.inc({ reason }, 0);
-      return counter;
-    })(),
+    entriesRejected: reasonCounter(registry, "flowmeter_ingest_entries_rejected_total", "Entries not accepted, by reason (error code)", ["INVALID_PARAMS", "TOO_MANY_REQUESTS", "UNAVAILABLE"]),
+    entriesRepaired: reasonCounter(registry, "flowmeter_ingest_entries_repaired_total", "Entries accepted after a repair, by reason (an entry with several repairs counts once per reason)", REPAIR_REASONS),
     enqueueDuration: new Histogram({
       name: "flowmeter_ingest_enqueue_duration_seconds",
       help: "Time to put one request's entries on the queue",

@@ -4,25 +4,14 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { request as httpRequest } from "node:http";
 import { fileURLToPath } from "node:url";
 import { JOB_CATALOG, type ClientTelemetryJob } from "@flowmeter/shared";
-import { deleteQueuePrefix, freePort, parentEntry, tempDir, testQueuePrefix, testRedisUrl, waitFor } from "@flowmeter/test-utils";
+import { postIngest, deleteQueuePrefix, freePort, parentEntry, tempDir, testQueuePrefix, testRedisUrl, waitFor } from "@flowmeter/test-utils";
 import { Queue } from "bullmq";
 import { afterAll, describe, expect, it } from "vitest";
 
 const MAIN = fileURLToPath(new URL("../dist/main.js", import.meta.url));
 
-function post(port: number, body: string): Promise<number> {
-  return new Promise((resolve) => {
-    const req = httpRequest({ host: "127.0.0.1", port, path: "/ingest", method: "POST", agent: false, headers: { "content-type": "application/json" } }, (res) => {
-      res.resume();
-      res.on("end", () => resolve(res.statusCode ?? 0));
-    });
-    req.on("error", () => resolve(0));
-    req.end(body);
-  });
-}
 
 async function startIngest(env: Record<string, string>): Promise<ChildProcess> {
   const child = spawn(process.execPath, [MAIN], { env: { ...process.env, LOG_LEVEL: "warn", ...env }, stdio: ["ignore", "ignore", "inherit"] });
@@ -49,7 +38,7 @@ describe("ingest killed while spooling", () => {
     const first = await startIngest({ ...env, REDIS_URL: "redis://127.0.0.1:1" });
     children.push(first);
     const entries = Array.from({ length: 40 }, () => parentEntry());
-    const statuses = await Promise.all(entries.map((entry) => post(Number(port), JSON.stringify(entry))));
+    const statuses = await Promise.all(entries.map((entry) => postIngest(Number(port), JSON.stringify(entry))));
     expect(statuses).toEqual(entries.map(() => 202));
     const exited = once(first, "exit");
     first.kill("SIGKILL");

@@ -4,3 +4,4 @@ export { tempDir } from "./temp-dir.js";
 export { waitFor } from "./wait-for.js";
 export { freePort } from "./free-port.js";
 export { startPrivateRedis, type PrivateRedis } from "./private-redis.js";
+export { postIngest } from "./post-ingest.js";
