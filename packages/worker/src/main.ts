@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** The worker service: consumes the queues into ClickHouse and serves /metrics. Run migrations first (migrate-main). */
-import { ConfigError, createLogger, createRedis, createRepeatThrottle, errorMessage, isLoopbackHost } from "@flowmeter/shared";
+import { Queue } from "bullmq";
+import { ConfigError, JOB_CATALOG, createLogger, createRedis, createRepeatThrottle, errorMessage, isLoopbackHost } from "@flowmeter/shared";
 import { createClickHouse, describeClickHouse } from "./clickhouse/client.js";
 import { parseWorkerConfig } from "./config.js";
 import { createClientTelemetryConsumer } from "./consumers/client-telemetry.consumer.js";
@@ -9,6 +10,11 @@ import { createWorkerHttpServer } from "./http/server.js";
 import { createEmbeddedQueryEngine, createServerQueryEngine } from "./query/query-engine.js";
 import { createWorkerMetrics } from "./metrics.js";
 import { drainThenClose } from "./shutdown.js";
+
+/** Longest a /metrics scrape waits for Redis to sample the queues. */
+const SAMPLE_TIMEOUT_MS = 500;
+/** Beyond WORKER_SHUTDOWN_TIMEOUT_MS, what closing the connections may take before the process exits anyway. */
+const SHUTDOWN_GRACE_MS = 3_000;
 
 async function main(): Promise<void> {
   let config;
@@ -46,12 +52,30 @@ async function main(): Promise<void> {
     : config.clickhouse.url === undefined
       ? await createEmbeddedQueryEngine(config.clickhouse.dataDir, config.query)
       : createServerQueryEngine(config.clickhouse.url, config.query);
+  // The runners' queue, sampled here so operators can scale runners on it.
+  const runsQueue = new Queue(JOB_CATALOG.runs.queue, { connection: redis, prefix: config.queuePrefix });
+  const sampleRunsQueue = async (): Promise<void> => {
+    const counts = await runsQueue.getJobCounts("waiting", "active", "delayed", "failed");
+    for (const [state, count] of Object.entries(counts)) metrics.queueDepth.set({ queue: JOB_CATALOG.runs.queue, state }, count);
+  };
   const server = createWorkerHttpServer({
     registry: metrics.registry,
     logger,
     listenHost: config.http.host,
+    // Never waits on an unreachable Redis: /metrics answers within SAMPLE_TIMEOUT_MS and says redis_up 0.
     beforeScrape: async () => {
-      await Promise.all(consumers.map((consumer) => consumer.sampleQueue()));
+      if (redis.status !== "ready") {
+        metrics.redisUp.set(0);
+        return;
+      }
+      let timer: NodeJS.Timeout | undefined;
+      const sampled = await Promise.race([
+        Promise.all([...consumers.map((consumer) => consumer.sampleQueue()), sampleRunsQueue()]).then(() => true),
+        new Promise<boolean>((resolve) => {
+          timer = setTimeout(() => resolve(false), SAMPLE_TIMEOUT_MS);
+        }),
+      ]).finally(() => clearTimeout(timer));
+      metrics.redisUp.set(sampled ? 1 : 0);
     },
     isHealthy: async () => redis.status === "ready" && (await clickhouse.ping()).success,
     queryEngine,
@@ -72,9 +96,15 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info("shutting down: draining the queue into ClickHouse", { signal, timeout_ms: config.shutdownTimeoutMs });
+    // Closing waits on Redis and ClickHouse; neither may hold the process past its timeout (what is unwritten stays queued).
+    setTimeout(() => {
+      logger.error("shutdown did not finish in time; exiting, unwritten jobs stay on the queue", { timeout_ms: config.shutdownTimeoutMs + SHUTDOWN_GRACE_MS });
+      process.exit(1);
+    }, config.shutdownTimeoutMs + SHUTDOWN_GRACE_MS).unref();
     const left = await drainThenClose(consumers, config.shutdownTimeoutMs);
     if (left > 0) logger.warn("shutdown timeout: jobs left on the queue for the next worker", { jobs: left });
     server.close();
+    await runsQueue.close();
     await queryEngine?.close();
     await clickhouse.close();
     redis.disconnect();

@@ -1,5 +1,13 @@
 /** Every worker metric, in one place. Labels are closed sets; ids never become labels. */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { TABLE_LABELS } from "./clickhouse/table-sink.js";
+
+/** A counter by table with every table's series from the start: increase() ignores a series' first sample. */
+function tableCounter(registry: Registry, name: string, help: string): Counter<"table"> {
+  const counter = new Counter({ name, help, labelNames: ["table"], registers: [registry] });
+  for (const table of TABLE_LABELS) counter.inc({ table }, 0);
+  return counter;
+}
 
 export function createWorkerMetrics() {
   const registry = new Registry();
@@ -7,7 +15,7 @@ export function createWorkerMetrics() {
   return {
     registry,
     /** table: cli_invocations | run_events | run_telemetry | ingestion_warnings (TableSink.label). */
-    rowsInserted: new Counter({ name: "flowmeter_worker_rows_inserted_total", help: "Rows written to ClickHouse", labelNames: ["table"], registers: [registry] }),
+    rowsInserted: tableCounter(registry, "flowmeter_worker_rows_inserted_total", "Rows written to ClickHouse"),
     /** table as above. */
     insertBatchRows: new Histogram({
       name: "flowmeter_worker_insert_batch_rows",
@@ -25,7 +33,7 @@ export function createWorkerMetrics() {
       registers: [registry],
     }),
     /** table as above. */
-    insertFailures: new Counter({ name: "flowmeter_worker_insert_failures_total", help: "ClickHouse inserts that failed (the jobs retry)", labelNames: ["table"], registers: [registry] }),
+    insertFailures: tableCounter(registry, "flowmeter_worker_insert_failures_total", "ClickHouse inserts that failed (the jobs retry)"),
     /** table as above (cli_invocations today): rows ClickHouse refused every time, written to ingestion_warnings instead. */
     deadLetters: (() => {
       const counter = new Counter({ name: "flowmeter_worker_dead_letters_total", help: "Rows ClickHouse refused on their own, kept in flowmeter.ingestion_warnings (reason dead_letter)", labelNames: ["table"], registers: [registry] });
@@ -41,9 +49,11 @@ export function createWorkerMetrics() {
       labelNames: ["table", "reason"],
       registers: [registry],
     }),
-    /** queue: client-telemetry | run-events. */
-    queueLag: new Gauge({ name: "flowmeter_worker_queue_lag_seconds", help: "Age of the oldest record not yet written", labelNames: ["queue"], registers: [registry] }),
-    /** queue as above; state: waiting | active | delayed | failed. */
+    /** queue: client-telemetry | run-events. Over waiting, active and delayed (retrying) jobs. */
+    queueLag: new Gauge({ name: "flowmeter_worker_queue_lag_seconds", help: "Age of the oldest record not yet written (waiting, active or waiting for a retry)", labelNames: ["queue"], registers: [registry] }),
+    /** 1 when the worker's Redis connection is ready and answers, else 0; sampled at each scrape without waiting on Redis. */
+    redisUp: new Gauge({ name: "flowmeter_worker_redis_up", help: "Whether the worker reaches Redis (1) or not (0)", registers: [registry] }),
+    /** queue: client-telemetry | run-events | runs (the runners' queue, sampled here too); state: waiting | active | delayed | failed. */
     queueDepth: new Gauge({ name: "flowmeter_worker_queue_depth", help: "Jobs by state", labelNames: ["queue", "state"], registers: [registry] }),
   };
 }

@@ -6,11 +6,14 @@
 import type { ClickHouseClient } from "@clickhouse/client";
 import { insertJsonRows } from "./insert-json-rows.js";
 
+/** Every raw table the worker writes, as its metrics label. */
+export const TABLE_LABELS = ["cli_invocations", "run_events", "run_telemetry", "ingestion_warnings"] as const;
+
 export interface TableSink<Row extends object> {
   /** Fully qualified, e.g. flowmeter.cli_invocations. */
   table: string;
   /** The table's name as a metrics label. */
-  label: "cli_invocations" | "run_events" | "run_telemetry" | "ingestion_warnings";
+  label: (typeof TABLE_LABELS)[number];
   columns: readonly (keyof Row & string)[];
   identity: readonly { column: keyof Row & string; type: string }[];
 }

@@ -39,6 +39,9 @@ export interface QueueConsumer {
   close(): Promise<void>;
 }
 
+/** Delayed jobs looked at from each end of the set for the queue-lag gauge. */
+const DELAYED_SAMPLE = 50;
+
 /** After this many jobs in a row fail on their own too, the rest of the batch fails without trying (ClickHouse is down). */
 const ISOLATION_GIVE_UP_AFTER = 3;
 
@@ -122,7 +125,10 @@ export function createQueueConsumer<Data>(options: QueueConsumerOptions<Data>): 
       for (const [state, count] of Object.entries(counts)) metrics.queueDepth.set({ queue: name, state }, count);
       const [oldestActive] = await queue.getJobs(["active"], 0, 0, true);
       const [oldestWaiting] = await queue.getJobs(["waiting"], 0, 0, true);
-      const produced = [oldestActive, oldestWaiting].filter((job) => job !== undefined).map((job) => options.producedAtMs(job.data));
+      // Delayed jobs are ordered by when they run next, not by age; a job retried longest waits longest, so look at
+      // both ends of the set.
+      const delayed = [...(await queue.getJobs(["delayed"], 0, DELAYED_SAMPLE - 1, true)), ...(await queue.getJobs(["delayed"], 0, DELAYED_SAMPLE - 1, false))];
+      const produced = [oldestActive, oldestWaiting, ...delayed].filter((job) => job !== undefined).map((job) => options.producedAtMs(job.data));
       metrics.queueLag.set({ queue: name }, produced.length === 0 ? 0 : Math.max(0, (Date.now() - Math.min(...produced)) / 1000));
     },
     async close(): Promise<void> {
