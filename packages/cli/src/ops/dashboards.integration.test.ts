@@ -443,7 +443,7 @@ describe("Grafana dashboards: structure", () => {
           if (panel.datasource?.type === CLICKHOUSE_TYPE) {
             expect(target.editorType, where).toBe("sql");
             expect(target.rawSql?.trim(), where).not.toBe("");
-            expect(target.format === 0 ? "timeSeries" : "table", `${where}: format matches queryType`).toBe(target.queryType);
+            expect(target.format === 0 ? "timeseries" : "table", `${where}: format matches queryType (the plugin's enum: timeseries, table)`).toBe(target.queryType);
           } else {
             expect(target.expr?.trim(), where).not.toBe("");
           }
