@@ -1,6 +1,7 @@
 import { fileURLToPath } from "node:url";
 import { resolve } from "node:path";
 import type { QueryLimits } from "./query/query-engine.js";
+import { readRetentionConfig, type RetentionConfig } from "./clickhouse/retention.js";
 import { DEFAULT_REDIS_URL, EnvReader, readRedisConfig, type EnvSource, type LogLevel } from "@flowmeter/shared";
 
 export interface ClickHouseConfig {
@@ -15,6 +16,8 @@ export interface WorkerConfig {
   redisUrl: string;
   queuePrefix: string;
   clickhouse: ClickHouseConfig;
+  /** Applied by the migrations runner (migrate-main); read here too so `flowmeter start` checks it up front. */
+  retention: RetentionConfig;
   http: { host: string; port: number };
   /** Limits of every /query statement. */
   query: QueryLimits;
@@ -51,6 +54,7 @@ export function parseWorkerConfig(env: EnvSource): WorkerConfig {
     redisUrl: redis.url ?? DEFAULT_REDIS_URL,
     queuePrefix: redis.queuePrefix,
     clickhouse: readClickHouseConfig(reader),
+    retention: readRetentionConfig(reader),
     http: { host: reader.string("WORKER_HOST", "127.0.0.1"), port: reader.port("WORKER_METRICS_PORT", 7072) },
     query: {
       timeoutSeconds: reader.int("WORKER_QUERY_TIMEOUT_SECONDS", 30, { min: 1, max: 3600 }),

@@ -1,15 +1,19 @@
 #!/usr/bin/env node
-/** One-shot: applies pending ClickHouse migrations and exits (the compose `migrate` service; `npm start` runs it first). */
+/**
+ * One-shot: applies pending ClickHouse migrations, then the retention settings (clickhouse/retention.ts), and exits
+ * (the compose `migrate` service; `npm start` runs it first).
+ */
 import { ConfigError, EnvReader, createLogger, errorMessage } from "@flowmeter/shared";
 import { createClickHouse, describeClickHouse } from "./clickhouse/client.js";
 import { migrate } from "./clickhouse/migrate.js";
+import { applyRetention, readRetentionConfig } from "./clickhouse/retention.js";
 import { readClickHouseConfig } from "./config.js";
 
 async function main(): Promise<void> {
   const reader = new EnvReader(process.env);
   let config;
   try {
-    config = reader.finish({ clickhouse: readClickHouseConfig(reader), logLevel: reader.logLevel() });
+    config = reader.finish({ clickhouse: readClickHouseConfig(reader), retention: readRetentionConfig(reader), logLevel: reader.logLevel() });
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`flowmeter migrate: ${error.message}\n`);
@@ -22,6 +26,7 @@ async function main(): Promise<void> {
   try {
     logger.info("migrating", { clickhouse: describeClickHouse(config.clickhouse), migrations: config.clickhouse.migrationsDir });
     await migrate(clickhouse, config.clickhouse.migrationsDir, logger);
+    await applyRetention(clickhouse, config.retention, logger);
   } catch (error) {
     logger.error("migration failed", { error: errorMessage(error) });
     process.exitCode = 1;

@@ -2,12 +2,13 @@ import { cpSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ClickHouseClient } from "@clickhouse/client";
-import { createLogger } from "@flowmeter/shared";
+import { EnvReader, createLogger } from "@flowmeter/shared";
 import { tempDir } from "@flowmeter/test-utils";
 import { parseWorkerConfig } from "../config.js";
 import { createClickHouse } from "./client.js";
 import { insertJsonRows } from "./insert-json-rows.js";
 import { MigrationError, migrate } from "./migrate.js";
+import { applyRetention, readRetentionConfig } from "./retention.js";
 import { COLUMNS } from "./tables/cli-invocations.table.js";
 
 const logger = createLogger("test", "error");
@@ -71,5 +72,27 @@ describe("migrations on chDB", () => {
     expect(ids.map((row) => row.id)).toEqual(["a", "b", "c", "d"]);
     const [token] = await rows<{ token: string }>("SELECT getSetting('insert_deduplication_token') AS token");
     expect(token?.token).toBe("");
+  });
+
+  it("sets each table's TTL from the retention settings, changes it, and removes it for 0", async () => {
+    const ttlOf = async (table: string): Promise<string> => {
+      const [row] = await rows<{ engine_full: string }>(`SELECT engine_full FROM system.tables WHERE database = 'flowmeter' AND name = '${table}'`);
+      return /TTL (.*?) SETTINGS/.exec(row?.engine_full ?? "")?.[1] ?? "";
+    };
+    await applyRetention(clickhouse, readRetentionConfig(new EnvReader({})), logger);
+    expect(await ttlOf("run_telemetry")).toBe("toDateTime(ts) + toIntervalDay(30)");
+    expect(await ttlOf("cli_invocations")).toBe("");
+    await applyRetention(clickhouse, readRetentionConfig(new EnvReader({ FLOWMETER_RAW_TTL_DAYS: "90", FLOWMETER_ROLLUP_TTL_DAYS: "400" })), logger);
+    expect(await ttlOf("cli_invocations")).toBe("toDateTime(started_at) + toIntervalDay(90)");
+    expect(await ttlOf("command_stats_1m")).toBe("toDateTime(minute) + toIntervalDay(400)");
+    await applyRetention(clickhouse, readRetentionConfig(new EnvReader({ FLOWMETER_TELEMETRY_TTL_DAYS: "0" })), logger);
+    expect(await ttlOf("cli_invocations")).toBe("");
+    expect(await ttlOf("run_telemetry")).toBe("");
+  });
+
+  it("refuses rollups kept shorter than raw rows", () => {
+    const reader = new EnvReader({ FLOWMETER_RAW_TTL_DAYS: "90", FLOWMETER_ROLLUP_TTL_DAYS: "30" });
+    readRetentionConfig(reader);
+    expect(() => reader.finish(undefined)).toThrow(/FLOWMETER_ROLLUP_TTL_DAYS \(30\) must be 0 \(forever\) or at least FLOWMETER_RAW_TTL_DAYS \(90\)/);
   });
 });

@@ -1,0 +1,56 @@
+/**
+ * How long each table keeps its rows: a setting (FLOWMETER_*_TTL_DAYS), applied by the migrations runner after the
+ * numbered migrations, as `ALTER TABLE … MODIFY TTL` (or `REMOVE TTL` for 0, keep forever). Changing the setting and
+ * running the migrations again changes the TTL; rows past it go at the next merges (the change is not materialized
+ * on old parts at once, which would rewrite the table).
+ */
+import type { ClickHouseClient } from "@clickhouse/client";
+import type { EnvReader, Logger } from "@flowmeter/shared";
+
+export interface RetentionConfig {
+  /** Raw client entries, runner events and ingestion warnings. 0: keep forever. */
+  rawDays: number;
+  /** run_telemetry: one row per second per running stage. */
+  telemetryDays: number;
+  /** The 1-minute rollups; kept at least as long as raw rows. */
+  rollupDays: number;
+}
+
+const TABLES: ReadonlyArray<{ table: string; column: string; keep: keyof RetentionConfig }> = [
+  { table: "flowmeter.cli_invocations", column: "started_at", keep: "rawDays" },
+  { table: "flowmeter.run_events", column: "ts", keep: "rawDays" },
+  { table: "flowmeter.ingestion_warnings", column: "received_at", keep: "rawDays" },
+  { table: "flowmeter.run_telemetry", column: "ts", keep: "telemetryDays" },
+  { table: "flowmeter.driver_stats_1m", column: "minute", keep: "rollupDays" },
+  { table: "flowmeter.stage_stats_1m", column: "minute", keep: "rollupDays" },
+  { table: "flowmeter.command_stats_1m", column: "minute", keep: "rollupDays" },
+];
+
+export function readRetentionConfig(reader: EnvReader): RetentionConfig {
+  const config: RetentionConfig = {
+    rawDays: reader.int("FLOWMETER_RAW_TTL_DAYS", 0, { min: 0, max: 36_500 }),
+    telemetryDays: reader.int("FLOWMETER_TELEMETRY_TTL_DAYS", 30, { min: 0, max: 36_500 }),
+    rollupDays: reader.int("FLOWMETER_ROLLUP_TTL_DAYS", 0, { min: 0, max: 36_500 }),
+  };
+  if (config.rawDays > 0 && config.rollupDays > 0 && config.rollupDays < config.rawDays) {
+    reader.problem(`FLOWMETER_ROLLUP_TTL_DAYS (${config.rollupDays}) must be 0 (forever) or at least FLOWMETER_RAW_TTL_DAYS (${config.rawDays}): rollups outlive the rows they sum`);
+  }
+  return config;
+}
+
+/** Sets each table's TTL to its configured retention. */
+export async function applyRetention(client: ClickHouseClient, retention: RetentionConfig, logger: Logger): Promise<void> {
+  const result = await client.query({ query: "SELECT concat(database, '.', name) AS table, engine_full FROM system.tables WHERE database = 'flowmeter'", format: "JSONEachRow" });
+  const engines = new Map((await result.json<{ table: string; engine_full: string }>()).map((row) => [row.table, row.engine_full]));
+  for (const { table, column, keep } of TABLES) {
+    const days = retention[keep];
+    const hasTtl = / TTL /.test(engines.get(table) ?? "");
+    if (days === 0 && !hasTtl) continue;
+    const query =
+      days === 0
+        ? `ALTER TABLE ${table} REMOVE TTL`
+        : `ALTER TABLE ${table} MODIFY TTL toDateTime(${column}) + INTERVAL ${days} DAY SETTINGS materialize_ttl_after_modify = 0`;
+    await client.command({ query });
+  }
+  logger.info("retention applied", { raw_days: retention.rawDays, telemetry_days: retention.telemetryDays, rollup_days: retention.rollupDays });
+}
