@@ -1,6 +1,5 @@
 import { createHash } from "node:crypto";
-import { resolve } from "node:path";
-import { DEFAULT_REDIS_URL, EnvReader, type EnvSource, type LogLevel } from "@flowmeter/shared";
+import { DEFAULT_REDIS_URL, EnvReader, readDataDir, type EnvSource, type LogLevel } from "@flowmeter/shared";
 
 export interface StartConfig {
   dataDir: string;
@@ -22,18 +21,13 @@ export interface StartConfig {
 export function embeddedQueuePrefix(env: EnvSource): string {
   const explicit = env["QUEUE_PREFIX"];
   if (explicit !== undefined && explicit !== "") return explicit;
-  return `flowmeter-${createHash("sha256").update(dataDirOf(env)).digest("hex").slice(0, 10)}`;
-}
-
-function dataDirOf(env: EnvSource): string {
-  const dir = env["FLOWMETER_DATA_DIR"];
-  return resolve(dir === undefined || dir === "" ? "./.flowmeter" : dir);
+  return `flowmeter-${createHash("sha256").update(readDataDir(new EnvReader(env))).digest("hex").slice(0, 10)}`;
 }
 
 export function parseStartConfig(env: EnvSource): StartConfig {
   const reader = new EnvReader(env);
   return reader.finish({
-    dataDir: resolve(reader.string("FLOWMETER_DATA_DIR", "./.flowmeter")),
+    dataDir: readDataDir(reader),
     redisUrl: reader.url("REDIS_URL", ["redis:", "rediss:"]),
     queuePrefix: embeddedQueuePrefix(env),
     ingestPort: reader.port("INGEST_PORT", 7070),

@@ -1,5 +1,5 @@
-import { resolve } from "node:path";
-import { DEFAULT_REDIS_URL, EnvReader, isLoopbackHost, readRedisConfig, type EnvSource, type LogLevel } from "@flowmeter/shared";
+import { join } from "node:path";
+import { DEFAULT_REDIS_URL, EnvReader, readDataDir, isLoopbackHost, readRedisConfig, type EnvSource, type LogLevel } from "@flowmeter/shared";
 
 export interface IngestConfig {
   port: number;
@@ -55,7 +55,7 @@ export function parseIngestConfig(env: EnvSource): IngestConfig {
     rateLimitEntriesPerSecond: reader.int("INGEST_RATE_LIMIT_ENTRIES_PER_SECOND", 100_000, { min: 0, max: 1_000_000_000 }),
     logLevel: reader.logLevel(),
     redis: { url: redis.url ?? DEFAULT_REDIS_URL, queuePrefix: redis.queuePrefix },
-    spoolDir: resolve(reader.string("FLOWMETER_DATA_DIR", "./.flowmeter"), "spool"),
+    spoolDir: join(readDataDir(reader), "spool"),
     spoolMaxBytes: reader.int("INGEST_SPOOL_MAX_BYTES", 1024 * 1024 * 1024, { min: 0, max: Number.MAX_SAFE_INTEGER }),
   };
   return reader.finish(config);

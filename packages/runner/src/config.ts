@@ -1,5 +1,5 @@
 import { resolve, join } from "node:path";
-import { DEFAULT_REDIS_URL, EnvReader, isLoopbackHost, readRedisConfig, type EnvSource, type LogLevel } from "@flowmeter/shared";
+import { DEFAULT_REDIS_URL, EnvReader, isLoopbackHost, readDataDir, readRedisConfig, type EnvSource, type LogLevel } from "@flowmeter/shared";
 
 export interface RunnerConfig {
   /** HTTP server: the run API, health, metrics, OpenAPI. */
@@ -41,7 +41,7 @@ export interface RunnerConfig {
 export function parseRunnerConfig(env: EnvSource, cwd: string = process.cwd()): RunnerConfig {
   const reader = new EnvReader(env);
   const redis = readRedisConfig(reader);
-  const dataDir = resolve(cwd, reader.string("FLOWMETER_DATA_DIR", "./.flowmeter"));
+  const dataDir = readDataDir(reader, cwd);
   const spoolDir = resolve(cwd, reader.optionalString("RUNNER_SPOOL_DIR") ?? join(dataDir, "spool"));
   const host = reader.string("RUNNER_HOST", "127.0.0.1");
   const apiTokens = reader.list("RUNNER_API_TOKENS");

@@ -1,3 +1,4 @@
+import { resolve } from "node:path";
 /**
  * Environment parsing shared by every service: each service's `config.ts` reads its variables through
  * one EnvReader, which collects every problem and throws them together, so a bad start lists them all.
@@ -119,6 +120,11 @@ export interface RedisConfig {
 }
 
 export const DEFAULT_REDIS_URL = "redis://127.0.0.1:6379";
+
+/** FLOWMETER_DATA_DIR (default `./.flowmeter`) as an absolute path; every service keeps its local state under it. */
+export function readDataDir(reader: EnvReader, cwd: string = process.cwd()): string {
+  return resolve(cwd, reader.string("FLOWMETER_DATA_DIR", "./.flowmeter"));
+}
 
 export function readRedisConfig(reader: EnvReader): RedisConfig {
   return {

@@ -1,6 +1,6 @@
 export { browserRequestRefusal, type RequestHeaders } from "./browser-guard.js";
 export { ApiError, ERROR_CODES, type ApiErrorBody, type ErrorCode } from "./errors.js";
-export { ConfigError, DEFAULT_REDIS_URL, EnvReader, isLoopbackHost, readRedisConfig, type EnvSource, type RedisConfig } from "./config.js";
+export { ConfigError, DEFAULT_REDIS_URL, EnvReader, isLoopbackHost, readDataDir, readRedisConfig, type EnvSource, type RedisConfig } from "./config.js";
 export { createLogger, createRepeatThrottle, errorMessage, type LogFields, type Logger, type LogLevel } from "./logger.js";
 export {
   CliInvocationEventSchema,

@@ -2,7 +2,7 @@ import { fileURLToPath } from "node:url";
 import { resolve } from "node:path";
 import type { QueryLimits } from "./query/query-engine.js";
 import { readRetentionConfig, type RetentionConfig } from "./clickhouse/retention.js";
-import { DEFAULT_REDIS_URL, EnvReader, readRedisConfig, type EnvSource, type LogLevel } from "@flowmeter/shared";
+import { DEFAULT_REDIS_URL, EnvReader, readDataDir, readRedisConfig, type EnvSource, type LogLevel } from "@flowmeter/shared";
 
 export interface ClickHouseConfig {
   /** http(s) URL of a ClickHouse server; undefined means embedded chDB under `dataDir`. */
@@ -39,7 +39,7 @@ export interface WorkerConfig {
 const DEFAULT_MIGRATIONS_DIR = resolve(fileURLToPath(new URL(".", import.meta.url)), "../../../infra/clickhouse/migrations");
 
 export function readClickHouseConfig(reader: EnvReader): ClickHouseConfig {
-  const dataDir = resolve(reader.string("FLOWMETER_DATA_DIR", "./.flowmeter"));
+  const dataDir = readDataDir(reader);
   return {
     url: reader.url("CLICKHOUSE_URL", ["http:", "https:"]),
     dataDir: resolve(dataDir, "clickhouse"),
