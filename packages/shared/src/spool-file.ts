@@ -106,13 +106,9 @@ export class SpoolFile<Item> {
     }
   }
 
-  /** The file's size in bytes (0 when it does not exist). */
+  /** Bytes waiting in the spool: the file appended to and the one being drained. */
   async bytes(): Promise<number> {
-    try {
-      return (await stat(this.path)).size;
-    } catch {
-      return 0;
-    }
+    return (await fileBytes(this.path)) + (await fileBytes(this.drainingPath));
   }
 
   /**
@@ -127,7 +123,7 @@ export class SpoolFile<Item> {
       try {
         await stat(this.drainingPath);
       } catch {
-        if ((await this.bytes()) === 0) return { consumed };
+        if ((await fileBytes(this.path)) === 0) return { consumed };
         await rename(this.path, this.drainingPath);
       }
       const round = await this.drainFile(this.drainingPath, deliver, chunkSize);
@@ -180,5 +176,14 @@ export class SpoolFile<Item> {
     const rest = `${path}.rest`;
     await pipeline(createReadStream(path, { start: offset }), createWriteStream(rest));
     await rename(rest, path);
+  }
+}
+
+/** A file's size, 0 when it does not exist. */
+async function fileBytes(path: string): Promise<number> {
+  try {
+    return (await stat(path)).size;
+  } catch {
+    return 0;
   }
 }

@@ -105,7 +105,6 @@ export interface Enqueuer {
   open(): Promise<void>;
   /** Stops replaying; what is still spooled stays for the next start. */
   close(): Promise<void>;
-  spooledItems(): number;
 }
 
 /** How many spooled requests go to Redis in one add while the spool is replayed. */
@@ -264,7 +263,6 @@ export function createEnqueue(queue: ClientTelemetryQueue, redis: Redis, { timeo
       await replaying;
       if (spooled > 0) spool?.logger.warn("entries left in the ingest spool for the next start", { requests: spooled, file: spool.file.path });
     },
-    spooledItems: () => spooled,
   };
 }
 

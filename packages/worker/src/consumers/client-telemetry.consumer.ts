@@ -35,7 +35,7 @@ export function createFailpoint(config: ConsumerDeps["config"], logger: Logger):
 export function createClientTelemetryConsumer(deps: ConsumerDeps): QueueConsumer {
   const { config, logger } = deps;
   const afterInsert = createFailpoint(config, logger);
-  const consumer = createQueueConsumer<ClientTelemetryJob>({
+  return createQueueConsumer<ClientTelemetryJob>({
     queue: JOB_CATALOG.clientTelemetry.queue,
     config,
     redis: deps.redis,
@@ -73,7 +73,6 @@ export function createClientTelemetryConsumer(deps: ConsumerDeps): QueueConsumer
       afterInsert();
     },
   });
-  return consumer;
 
   /**
    * The rows of one refused job, each on its own: a row ClickHouse refuses alone goes to ingestion_warnings as a
