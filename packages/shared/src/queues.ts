@@ -20,8 +20,25 @@ export interface IngestionWarning {
   source: string;
   /** What was changed or why the entry was refused. */
   detail: string;
-  /** The start of the entry as sent (bounded). */
+  /** The start of the entry as sent: warningExcerpt(). */
   excerpt: string;
+}
+
+/** How much of an entry an ingestion warning keeps. */
+export const WARNING_EXCERPT_CHARS = 1024;
+
+/**
+ * The start of an entry (or row) as JSON, at most WARNING_EXCERPT_CHARS characters (then `…`). Strings inside are cut
+ * first, so a megabyte error line is never serialized whole.
+ */
+export function warningExcerpt(value: unknown): string {
+  let text: string;
+  try {
+    text = JSON.stringify(value, (_key, inner: unknown) => (typeof inner === "string" && inner.length > WARNING_EXCERPT_CHARS ? `${inner.slice(0, WARNING_EXCERPT_CHARS)}…` : inner)) ?? String(value);
+  } catch {
+    text = String(value);
+  }
+  return text.length > WARNING_EXCERPT_CHARS ? `${text.slice(0, WARNING_EXCERPT_CHARS)}…` : text;
 }
 
 /** One accepted ingest request (or several, group-committed): valid entries, so the worker can batch many requests per insert. */

@@ -4,7 +4,7 @@
  * flowmeter.ingestion_warnings.
  */
 import { UnreadableLine } from "./parse-body.js";
-import { entryId, repairCliInvocation, uuidV7, type CliInvocationEvent, type IngestionWarning } from "@flowmeter/shared";
+import { entryId, repairCliInvocation, warningExcerpt, uuidV7, type CliInvocationEvent, type IngestionWarning } from "@flowmeter/shared";
 
 export const MAX_ENTRY_DEPTH = 32;
 
@@ -31,23 +31,11 @@ export interface CheckContext {
   source: string;
 }
 
-const EXCERPT_CHARS = 1024;
-
 function textOf(value: unknown, key: string): string {
   const field = typeof value === "object" && value !== null ? (value as Record<string, unknown>)[key] : undefined;
   return typeof field === "string" ? field.slice(0, 200) : "";
 }
 
-/** The start of an entry as sent, bounded; never the whole of a megabyte error line. */
-function excerptOf(entry: unknown): string {
-  let text: string;
-  try {
-    text = JSON.stringify(entry, (_key, value: unknown) => (typeof value === "string" && value.length > EXCERPT_CHARS ? `${value.slice(0, EXCERPT_CHARS)}…` : value)) ?? String(entry);
-  } catch {
-    text = String(entry);
-  }
-  return text.length > EXCERPT_CHARS ? `${text.slice(0, EXCERPT_CHARS)}…` : text;
-}
 
 export function checkEntries(entries: readonly unknown[], { maxEntryBytes, receivedAtMs, source }: CheckContext): CheckedEntries {
   const seen = new Set<string>();
@@ -65,7 +53,7 @@ export function checkEntries(entries: readonly unknown[], { maxEntryBytes, recei
       distinct_id: textOf(entry, "distinct_id"),
       source,
       detail: detail.slice(0, 4096),
-      excerpt: excerptOf(entry),
+      excerpt: warningExcerpt(entry),
     });
   };
   const reject = (entry: unknown, rejection: EntryRejection): void => {

@@ -4,7 +4,7 @@
  */
 import type { Redis } from "ioredis";
 import type { ClickHouseClient } from "@clickhouse/client";
-import { JOB_CATALOG, entryId, errorMessage, type ClientTelemetryJob, type Logger } from "@flowmeter/shared";
+import { JOB_CATALOG, entryId, errorMessage, warningExcerpt, type ClientTelemetryJob, type Logger } from "@flowmeter/shared";
 import { toClickHouseTime } from "../clickhouse/insert-json-rows.js";
 import { cliInvocationsSink, toRow, type CliInvocationRow } from "../clickhouse/tables/cli-invocations.table.js";
 import { ingestionWarningsSink, toRow as toWarningRow, type IngestionWarningRow } from "../clickhouse/tables/ingestion-warnings.table.js";
@@ -113,7 +113,6 @@ function entryIdOf(event: ClientTelemetryJob["entries"][number]): string {
 
 /** A row ClickHouse refuses every time, kept where an operator finds it; its id makes a retried dead letter land once. */
 function deadLetter(receivedAtMs: number, id: string, content: unknown, error: unknown): IngestionWarningRow {
-  const text = JSON.stringify(content) ?? "";
   return {
     received_at: toClickHouseTime(receivedAtMs),
     warning_id: `dead-letter-${id}`,
@@ -122,6 +121,6 @@ function deadLetter(receivedAtMs: number, id: string, content: unknown, error: u
     distinct_id: typeof (content as { distinct_id?: unknown })?.distinct_id === "string" ? String((content as { distinct_id: string }).distinct_id) : "",
     source: "worker",
     detail: errorMessage(error).slice(0, 4096),
-    excerpt: text.length > 1024 ? `${text.slice(0, 1024)}…` : text,
+    excerpt: warningExcerpt(content),
   };
 }
