@@ -3,7 +3,7 @@ import type { AddressInfo } from "node:net";
 import { SpoolFile, createRedis, errorMessage, type Logger } from "@flowmeter/shared";
 import { createIngestApp, type IngestApp } from "./app.js";
 import type { IngestConfig } from "./config.js";
-import { closeIngestQueue, createIngestQueue, type IngestSpoolItem } from "./ingest/client-telemetry-queue.js";
+import { closeIngestQueue, createIngestQueue, type AcceptedRequest } from "./ingest/client-telemetry-queue.js";
 
 export interface IngestServer {
   host: string;
@@ -32,7 +32,7 @@ export async function startIngestServer(config: IngestConfig, logger: Logger): P
     logger.info("redis reachable again", { redis: redactUrl(config.redis.url) });
   });
   const queue = createIngestQueue(redis, config.redis.queuePrefix);
-  const spool = config.spoolMaxBytes === 0 ? undefined : { file: new SpoolFile<IngestSpoolItem>(config.spoolDir, logger, { owner: "ingest", fsync: true }), maxBytes: config.spoolMaxBytes };
+  const spool = config.spoolMaxBytes === 0 ? undefined : { file: new SpoolFile<AcceptedRequest>(config.spoolDir, logger, { owner: "ingest", fsync: true }), maxBytes: config.spoolMaxBytes };
   const ingest = createIngestApp({ config, queue, redis, logger, spool });
   const server = createServer(ingest.app);
 

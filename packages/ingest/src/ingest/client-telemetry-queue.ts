@@ -1,6 +1,7 @@
 import { ApiError, JOB_CATALOG, errorMessage, type CliInvocationEvent, type ClientTelemetryJob, type IngestionWarning, type Logger, type SpoolFile } from "@flowmeter/shared";
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
+import { GroupCommit } from "./group-commit.js";
 
 /** Entries per job; a larger request becomes several jobs added in one round trip. */
 export const MAX_ENTRIES_PER_JOB = 1000;
@@ -53,6 +54,11 @@ export interface IngestBatch {
   warnings: readonly IngestionWarning[];
 }
 
+/** The entries and warnings of several requests as one batch. */
+function merge(items: readonly AcceptedRequest[]): IngestBatch {
+  return { entries: items.flatMap((item) => item.batch.entries), warnings: items.flatMap((item) => item.batch.warnings) };
+}
+
 /** Adds the entries as jobs of at most MAX_ENTRIES_PER_JOB (the warnings ride with the first), in one round trip. */
 async function addJobs(queue: ClientTelemetryQueue, { entries, warnings }: IngestBatch, receivedAtMs: number): Promise<void> {
   const { jobName, options } = JOB_CATALOG.clientTelemetry;
@@ -68,24 +74,17 @@ async function addJobs(queue: ClientTelemetryQueue, { entries, warnings }: Inges
   else await queue.addBulk(jobs);
 }
 
-interface PendingEnqueue {
-  batch: IngestBatch;
-  receivedAtMs: number;
-  resolve: () => void;
-  reject: (error: unknown) => void;
-}
-
 export type Enqueue = (batch: IngestBatch, receivedAtMs: number) => Promise<void>;
 
-/** One request's batch in ingest's spool. */
-export interface IngestSpoolItem {
+/** One accepted request: its batch and when it came; what a Redis add and a spool line hold. */
+export interface AcceptedRequest {
   batch: IngestBatch;
   receivedAtMs: number;
 }
 
 /** The local spool that takes accepted entries while Redis is away (see createEnqueue). */
 export interface IngestSpool {
-  file: SpoolFile<IngestSpoolItem>;
+  file: SpoolFile<AcceptedRequest>;
   /** Above this many bytes, requests are answered 503 instead of spooled. */
   maxBytes: number;
   logger: Logger;
@@ -124,75 +123,39 @@ const REPLAY_RETRY_MS = 1000;
  * entry id absorbs that.
  */
 export function createEnqueue(queue: ClientTelemetryQueue, redis: Redis, { timeoutMs = ENQUEUE_TIMEOUT_MS, spool }: EnqueueOptions = {}): Enqueuer {
-  let waiting: PendingEnqueue[] = [];
-  let adding = false;
   let spooled = 0;
   let spoolBytes = 0;
-  let spoolWaiting: Array<{ item: IngestSpoolItem; resolve: () => void; reject: (error: unknown) => void }> = [];
-  let appending = false;
   let replaying: Promise<void> | undefined;
   let replayTimer: NodeJS.Timeout | undefined;
   let closed = false;
 
   const changed = (): void => spool?.onChange?.({ items: spooled, bytes: spoolBytes });
+  const addAll = (items: AcceptedRequest[]): Promise<void> => addJobs(queue, merge(items), Math.min(...items.map((item) => item.receivedAtMs)));
 
-  function addWaiting(): void {
-    if (adding || waiting.length === 0) return;
-    const batch = waiting;
-    waiting = [];
-    adding = true;
-    const receivedAtMs = Math.min(...batch.map((pending) => pending.receivedAtMs));
-    const merged: IngestBatch = { entries: batch.flatMap((pending) => pending.batch.entries), warnings: batch.flatMap((pending) => pending.batch.warnings) };
-    addJobs(queue, merged, receivedAtMs)
-      .then(
-        () => batch.forEach((pending) => pending.resolve()),
-        (error: unknown) => batch.forEach((pending) => pending.reject(error)),
-      )
-      .finally(() => {
-        adding = false;
-        addWaiting();
-      });
-  }
-
-  /** Appends the waiting spool items in one fsynced write; one write at a time. */
-  function appendWaiting(): void {
-    if (spool === undefined || appending || spoolWaiting.length === 0) return;
-    const group = spoolWaiting;
-    spoolWaiting = [];
-    appending = true;
-    spool.file
-      .append(group.map((pending) => pending.item))
-      .then(
-        () => {
-          spooled += group.length;
-          changed();
-          group.forEach((pending) => pending.resolve());
-          scheduleReplay(0);
-        },
-        (error: unknown) => {
-          spool.logger.error("cannot write the ingest spool", { error: errorMessage(error) });
-          group.forEach((pending) => pending.reject(error));
-        },
-      )
-      .finally(() => {
-        appending = false;
-        appendWaiting();
-      });
-  }
+  const adds = new GroupCommit<AcceptedRequest>(addAll);
+  const appends = new GroupCommit<AcceptedRequest>(async (items) => {
+    if (spool === undefined) return;
+    try {
+      await spool.file.append(items);
+    } catch (error) {
+      spool.logger.error("cannot write the ingest spool", { error: errorMessage(error) });
+      throw error;
+    }
+    spooled += items.length;
+    changed();
+    scheduleReplay(0);
+  });
 
   function toSpool(batch: IngestBatch, receivedAtMs: number, cause: unknown): Promise<void> {
     if (spool === undefined || closed) return Promise.reject(unavailable(cause));
-    const item: IngestSpoolItem = { batch, receivedAtMs };
+    const item: AcceptedRequest = { batch, receivedAtMs };
     const size = Buffer.byteLength(JSON.stringify(item)) + 1;
     if (spoolBytes + size > spool.maxBytes) {
       return Promise.reject(new ApiError("UNAVAILABLE", `the queue is unavailable and the local spool is full (INGEST_SPOOL_MAX_BYTES ${spool.maxBytes}); retry later`, { retryAfterSeconds: UNAVAILABLE_RETRY_AFTER_SECONDS, cause }));
     }
-    if (spooled === 0 && spoolWaiting.length === 0 && !appending) spool.logger.warn("queue unreachable: spooling accepted entries locally", { file: spool.file.path, error: errorMessage(cause) });
+    if (spooled === 0 && !appends.busy) spool.logger.warn("queue unreachable: spooling accepted entries locally", { file: spool.file.path, error: errorMessage(cause) });
     spoolBytes += size;
-    return new Promise<void>((resolve, reject) => {
-      spoolWaiting.push({ item, resolve, reject });
-      appendWaiting();
-    });
+    return appends.submit(item).written;
   }
 
   function scheduleReplay(delayMs: number): void {
@@ -211,10 +174,7 @@ export function createEnqueue(queue: ClientTelemetryQueue, redis: Redis, { timeo
       scheduleReplay(REPLAY_RETRY_MS);
       return;
     }
-    const { consumed, error } = await spool.file.drain(async (items) => {
-      const merged: IngestBatch = { entries: items.flatMap((item) => item.batch.entries), warnings: items.flatMap((item) => item.batch.warnings) };
-      await withTimeout(addJobs(queue, merged, Math.min(...items.map((item) => item.receivedAtMs))), timeoutMs);
-    }, REPLAY_CHUNK);
+    const { consumed, error } = await spool.file.drain((items) => withTimeout(addAll(items), timeoutMs), REPLAY_CHUNK);
     spooled = Math.max(0, spooled - consumed);
     if (spooled === 0) spoolBytes = await spool.file.bytes();
     changed();
@@ -229,19 +189,12 @@ export function createEnqueue(queue: ClientTelemetryQueue, redis: Redis, { timeo
   async function enqueue(batch: IngestBatch, receivedAtMs: number): Promise<void> {
     if (batch.entries.length === 0 && batch.warnings.length === 0) return;
     // While anything is spooled, later requests go behind it; between reconnect attempts, fail over at once.
-    if (spooled > 0 || spoolWaiting.length > 0 || appending) return toSpool(batch, receivedAtMs, new Error("the spool is being replayed"));
+    if (spooled > 0 || appends.busy) return toSpool(batch, receivedAtMs, new Error("the spool is being replayed"));
     if (FAIL_FAST_STATUSES.has(redis.status)) return toSpool(batch, receivedAtMs, new Error(`redis is ${redis.status}`));
-    let pending: PendingEnqueue | undefined;
-    const stored = new Promise<void>((resolve, reject) => {
-      pending = { batch, receivedAtMs, resolve, reject };
-      waiting.push(pending);
-    });
-    addWaiting();
+    const { written, withdraw } = adds.submit({ batch, receivedAtMs });
     try {
-      await withTimeout(stored, timeoutMs, () => {
-        // Not sent yet: drop it, so it is not stored twice.
-        waiting = waiting.filter((candidate) => candidate !== pending);
-      });
+      // On timeout, an add not sent yet is withdrawn, so it is not stored twice.
+      await withTimeout(written, timeoutMs, withdraw);
     } catch (error) {
       await toSpool(batch, receivedAtMs, error);
     }
