@@ -23,6 +23,7 @@ import { CLI_INVOCATION_COLUMNS, insertJsonRows, openScratchDatabase, toClickHou
 import { benchRunner, type RunnerBenchResult } from "./bench-runner.js";
 import { chooseRedis } from "./redis-server.js";
 import { SERVICE_ENTRY_POINTS } from "./services.js";
+import { waitHealthy } from "./wait-healthy.js";
 
 /** Entry ids in a template are this prefix plus a 3-digit entry index; each request swaps in ids of its own. */
 const ID_SLOT = "00000000-0000-4000-8000-000000000";
@@ -83,15 +84,6 @@ function fillTemplate(parts: string[], runTag: string, sequence: number): string
   return body;
 }
 
-async function waitHealthy(url: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await fetch(url).then((response) => response.ok).catch(() => false)) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`${url} did not become healthy`);
-}
-
 export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
   const reader = new EnvReader(env);
   const seconds = reader.int("BENCH_SECONDS", 15, { min: 1, max: 3600 });
@@ -125,8 +117,7 @@ export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
   const services: ChildProcess[] = (["worker", "ingest"] as const).map((name) => spawn(process.execPath, [...nodeFlags, SERVICE_ENTRY_POINTS[name]()], { env: serviceEnv, stdio: "inherit" }));
   const ingestUrl = `http://127.0.0.1:${ingestPort}`;
   const workerUrl = `http://127.0.0.1:${workerPort}`;
-  await waitHealthy(`${ingestUrl}/healthz`);
-  await waitHealthy(`${workerUrl}/healthz`);
+  if (!(await waitHealthy([`${ingestUrl}/healthz`, `${workerUrl}/healthz`], 60_000))) throw new Error("ingest and the worker did not become healthy within 60 s");
 
   const query = async (sql: string): Promise<string> => {
     for (;;) {

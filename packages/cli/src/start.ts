@@ -9,9 +9,10 @@ import { ConfigError, createLogger, errorMessage, type Logger } from "@flowmeter
 import { parseIngestConfig } from "@flowmeter/ingest";
 import { parseRunnerConfig } from "@flowmeter/runner";
 import { parseWorkerConfig } from "@flowmeter/worker";
-import { parseStartConfig, type StartConfig } from "./config.js";
+import { parseStartConfig } from "./config.js";
 import { chooseRedis } from "./redis-server.js";
 import { SERVICE_ENTRY_POINTS, type ServiceName } from "./services.js";
+import { waitHealthy } from "./wait-healthy.js";
 
 export const START_USAGE = `usage: flowmeter start
 
@@ -117,7 +118,11 @@ export async function start(env: NodeJS.ProcessEnv): Promise<number> {
     process.on("SIGINT", onSignal);
   });
 
-  const ready = await Promise.race([waitUntilServing(config), outcome.then(() => false)]);
+  const serving = waitHealthy(
+    [`http://127.0.0.1:${config.ingestPort}/healthz`, `http://127.0.0.1:${config.workerMetricsPort}/healthz`, `http://127.0.0.1:${config.runnerPort}/v1/health`],
+    READY_TIMEOUT_MS,
+  );
+  const ready = await Promise.race([serving, outcome.then(() => false)]);
   if (!ready) {
     if (stopping) return outcome;
     logger.error(`the services did not all answer within ${READY_TIMEOUT_MS / 1000} s; stopping`);
@@ -136,21 +141,4 @@ export async function start(env: NodeJS.ProcessEnv): Promise<number> {
     logger.error("start failed", { error: errorMessage(error) });
     return 1;
   });
-}
-
-/** True once ingest, the worker and the runner all answer their health checks. */
-async function waitUntilServing(config: StartConfig): Promise<boolean> {
-  const urls = [
-    `http://127.0.0.1:${config.ingestPort}/healthz`,
-    `http://127.0.0.1:${config.workerMetricsPort}/healthz`,
-    `http://127.0.0.1:${config.runnerPort}/v1/health`,
-  ];
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  for (const url of urls) {
-    while (!(await fetch(url, { signal: AbortSignal.timeout(2000) }).then((response) => response.ok, () => false))) {
-      if (Date.now() > deadline) return false;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
-  return true;
 }
