@@ -101,8 +101,10 @@ describe("startIngestServer", () => {
 
   it("fails to start when the port is taken, closing what it opened", async () => {
     const dir = dataDir();
-    const first = await startIngestServer(parseIngestConfig({ INGEST_PORT: "0", REDIS_URL: testRedisUrl(), FLOWMETER_DATA_DIR: dir }), createLogger("ingest", "error", () => {}));
+    const prefix = testQueuePrefix("ingest-port-taken");
+    cleanups.push(() => deleteQueuePrefix(prefix));
+    const first = await startIngestServer(parseIngestConfig({ INGEST_PORT: "0", REDIS_URL: testRedisUrl(), QUEUE_PREFIX: prefix, FLOWMETER_DATA_DIR: dir }), createLogger("ingest", "error", () => {}));
     cleanups.push(() => first.stop());
-    await expect(startIngestServer(parseIngestConfig({ INGEST_PORT: String(first.port), REDIS_URL: testRedisUrl(), FLOWMETER_DATA_DIR: dir }), createLogger("ingest", "error", () => {}))).rejects.toThrow(/EADDRINUSE/);
+    await expect(startIngestServer(parseIngestConfig({ INGEST_PORT: String(first.port), REDIS_URL: testRedisUrl(), QUEUE_PREFIX: prefix, FLOWMETER_DATA_DIR: dir }), createLogger("ingest", "error", () => {}))).rejects.toThrow(/EADDRINUSE/);
   });
 });
