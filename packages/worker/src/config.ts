@@ -31,10 +31,12 @@ export interface WorkerConfig {
   /** Longest wait between two attempts of a job that failed (they retry for as long as they fail). */
   retryMaxDelayMs: number;
   shutdownTimeoutMs: number;
-  /** Test-only fault injection: `kill-after-insert` SIGKILLs the worker after its first ClickHouse insert, before acknowledging. */
-  failpoint: "none" | "kill-after-insert";
+  /** Test-only fault injection (failpoint.ts). */
+  failpoint: (typeof FAILPOINTS)[number];
   logLevel: LogLevel;
 }
+
+const FAILPOINTS = ["none", "kill-after-insert", "kill-after-raw-part"] as const;
 
 const DEFAULT_MIGRATIONS_DIR = resolve(fileURLToPath(new URL(".", import.meta.url)), "../../../infra/clickhouse/migrations");
 
@@ -74,9 +76,12 @@ export function parseWorkerConfig(env: EnvSource): WorkerConfig {
     claimTtlMs: reader.int("WORKER_CLAIM_TTL_MS", 300_000, { min: 1000 }),
     retryMaxDelayMs: reader.int("WORKER_RETRY_MAX_DELAY_MS", 300_000, { min: 10, max: 86_400_000 }),
     shutdownTimeoutMs: reader.int("WORKER_SHUTDOWN_TIMEOUT_MS", 30_000, { min: 0 }),
-    failpoint: reader.oneOf("FLOWMETER_FAILPOINT", ["none", "kill-after-insert"], "none"),
+    failpoint: reader.oneOf("FLOWMETER_FAILPOINT", FAILPOINTS, "none"),
     logLevel: reader.logLevel(),
   };
+  if (config.failpoint === "kill-after-raw-part" && config.clickhouse.url !== undefined) {
+    reader.problem("FLOWMETER_FAILPOINT=kill-after-raw-part watches chDB's own directory; it needs the embedded default (unset CLICKHOUSE_URL)");
+  }
   if (config.stalledIntervalMs > config.lockDurationMs) {
     reader.problem(`WORKER_STALLED_INTERVAL_MS (${config.stalledIntervalMs}) must not exceed WORKER_LOCK_DURATION_MS (${config.lockDurationMs})`);
   }

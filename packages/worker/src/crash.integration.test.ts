@@ -1,6 +1,7 @@
 /**
- * The worker process killed with SIGKILL in the middle of its work loses nothing and counts nothing twice:
- * once after a ClickHouse insert but before the acknowledgement (failpoint), once at a random moment.
+ * The worker process killed with SIGKILL in the middle of its work loses nothing and counts nothing twice, in the
+ * raw table and in every rollup: after an insert but before the acknowledgement (failpoint), between the raw part
+ * and the view parts of an insert (failpoint), and at random moments while batches are in flight.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
@@ -8,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Queue } from "bullmq";
 import { JOB_CATALOG, createRedis, type ClientTelemetryJob } from "@flowmeter/shared";
-import { deleteQueuePrefix, freePort, parentEntry, tempDir, testQueuePrefix, testRedisUrl, waitFor } from "@flowmeter/test-utils";
+import { childEntry, deleteQueuePrefix, freePort, parentEntry, tempDir, testQueuePrefix, testRedisUrl, waitFor } from "@flowmeter/test-utils";
 
 const dist = fileURLToPath(new URL("../dist/", import.meta.url));
 
@@ -51,10 +52,14 @@ describe("worker killed mid-batch", () => {
     return (await response.text()).trim();
   }
 
+  /** Half parents, half children (which feed every rollup), all tagged with `command` as command, workflow and driver. */
   async function enqueue(command: string, jobs: number, entriesPerJob: number): Promise<void> {
+    const statuses = ["success", "error", "user_error"] as const;
     for (let job = 0; job < jobs; job += 1) {
-      const entries = Array.from({ length: entriesPerJob }, () => {
-        const entry = parentEntry();
+      const entries = Array.from({ length: entriesPerJob }, (_, index) => {
+        const status = statuses[index % statuses.length];
+        const parent = parentEntry({ status, durationMs: 10 + index });
+        const entry = index % 2 === 0 ? parent : childEntry(parent.insert_id, { status, durationMs: 20 + index, workflowName: command, driver: command, stepName: `step-${index % 3}` });
         entry.properties.invocation.command = command;
         return entry;
       });
@@ -67,10 +72,51 @@ describe("worker killed mid-batch", () => {
     return Object.values(counts).every((count) => count === 0) ? true : undefined;
   }
 
+  /** Each rollup beside the same GROUP BY over the raw table. */
+  async function rollupsAndRaw(command: string): Promise<{ rollup: string; raw: string }[]> {
+    const raw = `flowmeter.cli_invocations FINAL WHERE command = '${command}'`;
+    const pairs = [
+      [
+        `SELECT minute, command, subcommand, status, sum(entries) FROM flowmeter.command_stats_1m WHERE command = '${command}' GROUP BY ALL ORDER BY ALL`,
+        `SELECT toStartOfMinute(completed_at), command, subcommand, status, count() FROM ${raw} GROUP BY ALL ORDER BY ALL`,
+      ],
+      [
+        `SELECT minute, driver, status, sum(entries) FROM flowmeter.driver_stats_1m WHERE source = 'client' AND driver = '${command}' GROUP BY ALL ORDER BY ALL`,
+        `SELECT toStartOfMinute(completed_at), driver, status, count() FROM ${raw} AND is_child GROUP BY ALL ORDER BY ALL`,
+      ],
+      [
+        `SELECT minute, workflow, stage, driver, status, sum(entries) FROM flowmeter.stage_stats_1m WHERE workflow = '${command}' GROUP BY ALL ORDER BY ALL`,
+        `SELECT toStartOfMinute(completed_at), workflow_name, step_name, driver, status, count() FROM ${raw} AND is_child GROUP BY ALL ORDER BY ALL`,
+      ],
+    ];
+    const compared: { rollup: string; raw: string }[] = [];
+    for (const [rollup, fromRaw] of pairs) compared.push({ rollup: await query(rollup ?? ""), raw: await query(fromRaw ?? "") });
+    return compared;
+  }
+
   async function expectExactlyOnce(command: string, expected: number): Promise<void> {
     await waitFor(drained, { timeoutMs: 60_000, what: "queue drained after restart" });
     expect(await query(`SELECT count(), uniqExact(insert_id) FROM flowmeter.cli_invocations WHERE command = '${command}'`)).toBe(`${expected}\t${expected}`);
     expect(await query(`SELECT sum(count) FROM flowmeter.command_stats WHERE command = '${command}'`)).toBe(String(expected));
+    for (const { rollup, raw } of await rollupsAndRaw(command)) {
+      expect(raw).not.toBe("");
+      expect(rollup).toBe(raw);
+    }
+    expect(await redis.zcard(`${prefix}:blocks:flowmeter.cli_invocations`)).toBe(0);
+  }
+
+  /** Raw rows and command_stats rows of `command`, read from the data directory while no worker runs. */
+  function countWithoutWorker(command: string): { raw: number; rollup: number } {
+    const script = `
+      const { Session } = require("chdb");
+      const session = new Session(process.argv[1]);
+      const sql = "SELECT (SELECT count() FROM flowmeter.cli_invocations WHERE command = '${command}'), (SELECT sum(entries) FROM flowmeter.command_stats_1m WHERE command = '${command}')";
+      process.stdout.write(session.query(sql, "TSV"));
+      session.close();`;
+    const counted = spawnSync(process.execPath, ["-e", script, `${data.path}/clickhouse`], { encoding: "utf8", cwd: fileURLToPath(new URL("..", import.meta.url)) });
+    expect(counted.status, counted.stderr).toBe(0);
+    const [raw, rollup] = counted.stdout.trim().split("\t").map(Number);
+    return { raw: raw ?? NaN, rollup: rollup ?? NaN };
   }
 
   beforeAll(async () => {
@@ -103,20 +149,40 @@ describe("worker killed mid-batch", () => {
     expect((await exited(worker as ChildProcess)).code).toBe(0);
   }, 90_000);
 
-  it("SIGKILL at a random moment while batches are in flight: exactly once after restart", async () => {
-    const command = `random-${randomUUID()}`;
-    await enqueue(command, 200, 50);
-    const first = startWorker();
-    await waitFor(async () => {
-      const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((response) => response.text()).catch(() => "");
-      return /flowmeter_worker_rows_inserted_total\{table="cli_invocations"\} [1-9]/.test(text) ? true : undefined;
-    }, { what: "first rows written", intervalMs: 20 });
-    first.kill("SIGKILL");
-    await exited(first);
+  it("SIGKILL between the raw part and the view parts of an insert: the rollups are completed after restart", async () => {
+    const command = `gap-${randomUUID()}`;
+    await enqueue(command, 100, 50);
+    const first = startWorker({ FLOWMETER_FAILPOINT: "kill-after-raw-part" });
+    expect((await exited(first)).signal).toBe("SIGKILL");
+    // The kill landed in the gap: raw rows are committed whose rollup rows are not.
+    const { raw, rollup } = countWithoutWorker(command);
+    expect(raw).toBeGreaterThan(0);
+    expect(rollup).toBeLessThan(raw);
+    expect(await redis.zcard(`${prefix}:blocks:flowmeter.cli_invocations`)).toBe(1);
 
     startWorker();
-    await expectExactlyOnce(command, 10_000);
+    await expectExactlyOnce(command, 5000);
+    worker?.kill("SIGTERM");
+    expect((await exited(worker as ChildProcess)).code).toBe(0);
   }, 90_000);
+
+  it("SIGKILL at random moments while batches are in flight: exactly once after restart", async () => {
+    const command = `random-${randomUUID()}`;
+    await enqueue(command, 400, 50);
+    for (let kill = 0; kill < 4; kill += 1) {
+      const running = startWorker();
+      await waitFor(async () => {
+        const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((response) => response.text()).catch(() => "");
+        return /flowmeter_worker_flushes_total\{queue="client-telemetry",reason="[a-z]+"\} [1-9]/.test(text) ? true : undefined;
+      }, { what: "the worker flushing batches", intervalMs: 10 });
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 400));
+      running.kill("SIGKILL");
+      await exited(running);
+    }
+
+    startWorker();
+    await expectExactlyOnce(command, 20_000);
+  }, 120_000);
 
   it("SIGTERM drains what is queued into ClickHouse before exiting", async () => {
     const command = `drain-${randomUUID()}`;

@@ -2,10 +2,18 @@
 /** The worker service: consumes the queues into ClickHouse and serves /metrics. Run migrations first (migrate-main). */
 import { Queue } from "bullmq";
 import { ConfigError, JOB_CATALOG, createLogger, createRedis, createRepeatThrottle, errorMessage, isLoopbackHost } from "@flowmeter/shared";
+import { createBlockWriter } from "./clickhouse/block-writer.js";
 import { createClickHouse, describeClickHouse } from "./clickhouse/client.js";
+import { cliInvocationsSink } from "./clickhouse/tables/cli-invocations.table.js";
+import { ingestionWarningsSink } from "./clickhouse/tables/ingestion-warnings.table.js";
+import { runEventsSink } from "./clickhouse/tables/run-events.table.js";
+import { runTelemetrySink } from "./clickhouse/tables/run-telemetry.table.js";
 import { parseWorkerConfig } from "./config.js";
+import { createBlockJournal } from "./consumers/block-journal.js";
 import { createClientTelemetryConsumer } from "./consumers/client-telemetry.consumer.js";
+import { replayRecordedBlocks } from "./consumers/insert-once.js";
 import { createRunEventsConsumer } from "./consumers/run-events.consumer.js";
+import { armFailpoint } from "./failpoint.js";
 import { createWorkerHttpServer } from "./http/server.js";
 import { createEmbeddedQueryEngine, createServerQueryEngine } from "./query/query-engine.js";
 import { createWorkerMetrics } from "./metrics.js";
@@ -45,7 +53,14 @@ async function main(): Promise<void> {
   }
   await ready.json();
 
-  const deps = { config, redis, clickhouse, metrics, logger };
+  const writer = createBlockWriter(config.clickhouse, clickhouse);
+  const journal = createBlockJournal(redis, config.queuePrefix);
+  const afterInsert = await armFailpoint(config, clickhouse, logger);
+  const deps = { config, redis, clickhouse, writer, journal, metrics, logger, afterInsert };
+  // Blocks a killed worker left half-inserted are completed now, not only at the next insert into their table.
+  for (const sink of [cliInvocationsSink, ingestionWarningsSink, runEventsSink, runTelemetrySink]) {
+    await replayRecordedBlocks(deps, sink).catch((error: unknown) => logger.warn("recorded blocks not re-inserted yet; the next insert retries", { table: sink.table, error: errorMessage(error) }));
+  }
   const consumers = [createClientTelemetryConsumer(deps), createRunEventsConsumer(deps)];
   const queryEngine = !isLoopbackHost(config.http.host)
     ? undefined
@@ -106,6 +121,7 @@ async function main(): Promise<void> {
     server.close();
     await runsQueue.close();
     await queryEngine?.close();
+    await writer.close();
     await clickhouse.close();
     redis.disconnect();
     logger.info("worker stopped");

@@ -16,6 +16,7 @@ export function createWorkerMetrics() {
     registry,
     /** table: cli_invocations | run_events | run_telemetry | ingestion_warnings (TableSink.label). */
     rowsInserted: tableCounter(registry, "flowmeter_worker_rows_inserted_total", "Rows written to ClickHouse"),
+    blocksReplayed: tableCounter(registry, "flowmeter_worker_blocks_replayed_total", "Blocks re-inserted because an earlier insert of them was cut short (a worker killed, an ambiguous error)"),
     /** table as above. */
     insertBatchRows: new Histogram({
       name: "flowmeter_worker_insert_batch_rows",

@@ -4,7 +4,6 @@
  * stored rows follow the sort key; cli_invocations uses its id alone with a bloom filter index instead).
  */
 import type { ClickHouseClient } from "@clickhouse/client";
-import { insertJsonRows } from "./insert-json-rows.js";
 
 /** Every raw table the worker writes, as its metrics label. */
 export const TABLE_LABELS = ["cli_invocations", "run_events", "run_telemetry", "ingestion_warnings"] as const;
@@ -21,10 +20,6 @@ export interface TableSink<Row extends object> {
 /** A row's identity as one printable string: its identity columns' values as ClickHouse prints them, in a JSON array. */
 export function identityOf<Row extends object>(sink: TableSink<Row>, row: Row): string {
   return JSON.stringify(sink.identity.map(({ column }) => String(row[column])));
-}
-
-export async function insertSinkRows<Row extends object>(client: ClickHouseClient, sink: TableSink<Row>, rows: readonly Row[]): Promise<void> {
-  await insertJsonRows(client, sink.table, sink.columns, rows);
 }
 
 /**

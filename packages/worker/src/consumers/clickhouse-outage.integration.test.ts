@@ -9,9 +9,11 @@ import { Queue } from "bullmq";
 import { JOB_CATALOG, createLogger, createRedis, type ClientTelemetryJob } from "@flowmeter/shared";
 import { deleteQueuePrefix, parentEntry, testQueuePrefix, testRedisUrl, waitFor } from "@flowmeter/test-utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { insertBlockThroughClient, type BlockWriter } from "../clickhouse/block-writer.js";
 import { openScratchDatabase, type ScratchDatabase } from "../clickhouse/scratch-database.js";
 import { parseWorkerConfig } from "../config.js";
 import { createWorkerMetrics } from "../metrics.js";
+import { createBlockJournal } from "./block-journal.js";
 import { createClientTelemetryConsumer } from "./client-telemetry.consumer.js";
 import type { QueueConsumer } from "./queue-consumer.js";
 
@@ -30,7 +32,9 @@ describe("ClickHouse unavailable, then back", () => {
     // Every call goes to the unreachable server until `available`, then to chDB.
     const clickhouse = new Proxy(real, { get: (_target, name) => Reflect.get(available ? real : unreachable, name) as unknown }) as ClickHouseClient;
     const config = { ...parseWorkerConfig({ QUEUE_PREFIX: prefix, WORKER_RETRY_MAX_DELAY_MS: "50" }), batch: { maxRows: 5000, maxWaitMs: 20 } };
-    consumer = createClientTelemetryConsumer({ config, redis, clickhouse, metrics: createWorkerMetrics(), logger: createLogger("test", "error", () => {}) });
+    const writer: BlockWriter = { insert: (block) => (available ? database.writer.insert(block) : insertBlockThroughClient(unreachable, block)), close: async () => undefined };
+    const journal = createBlockJournal(redis, prefix);
+    consumer = createClientTelemetryConsumer({ config, redis, clickhouse, writer, journal, metrics: createWorkerMetrics(), logger: createLogger("test", "error", () => {}) });
     consumer.start();
     queue = new Queue(JOB_CATALOG.clientTelemetry.queue, { connection: redis, prefix });
   });

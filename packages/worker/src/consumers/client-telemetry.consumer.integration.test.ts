@@ -5,10 +5,11 @@ import { JOB_CATALOG, createLogger, createRedis, repairCliInvocation, uuidV7, ty
 import { childEntry, deleteQueuePrefix, legacyEntry, parentEntry, testQueuePrefix, testRedisUrl, waitFor } from "@flowmeter/test-utils";
 import { toClickHouseTime } from "../clickhouse/insert-json-rows.js";
 import { openScratchDatabase, type ScratchDatabase } from "../clickhouse/scratch-database.js";
-import { insertSinkRows } from "../clickhouse/table-sink.js";
+import { insertJsonRows } from "../clickhouse/insert-json-rows.js";
 import { cliInvocationsSink, toRow } from "../clickhouse/tables/cli-invocations.table.js";
 import { parseWorkerConfig } from "../config.js";
 import { createWorkerMetrics } from "../metrics.js";
+import { createBlockJournal } from "./block-journal.js";
 import { createClientTelemetryConsumer } from "./client-telemetry.consumer.js";
 import type { QueueConsumer } from "./queue-consumer.js";
 
@@ -26,7 +27,7 @@ describe("client telemetry consumer (real Redis, chDB)", () => {
     database = await openScratchDatabase("consumer");
     const { clickhouse } = database;
     const config = { ...parseWorkerConfig({ QUEUE_PREFIX: prefix }), batch: { maxRows: 5000, maxWaitMs: 100 } };
-    consumer = createClientTelemetryConsumer({ config, redis, clickhouse, metrics, logger });
+    consumer = createClientTelemetryConsumer({ config, redis, clickhouse, writer: database.writer, journal: createBlockJournal(redis, prefix), metrics, logger });
     consumer.start();
     queue = new Queue(JOB_CATALOG.clientTelemetry.queue, { connection: redis, prefix });
   });
@@ -167,7 +168,7 @@ describe("client telemetry consumer (real Redis, chDB)", () => {
     });
     // The first delivery wrote its rows, but the worker died before acknowledging: write them directly,
     // then deliver the same entries again as the retried job would.
-    await insertSinkRows(database.clickhouse, cliInvocationsSink, entries.slice(0, 30).map((entry) => toRow(entry, toClickHouseTime(Date.now()))));
+    await insertJsonRows(database.clickhouse, cliInvocationsSink.table, cliInvocationsSink.columns, entries.slice(0, 30).map((entry) => toRow(entry, toClickHouseTime(Date.now()))));
     await enqueue(entries);
     expect(await countRaw(`command = '${command}'`)).toBe(50);
     const [rollup] = await rows<{ n: string }>(`SELECT sum(count) AS n FROM flowmeter.command_stats WHERE command = '${command}'`);

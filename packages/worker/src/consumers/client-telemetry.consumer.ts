@@ -2,39 +2,22 @@
  * Consumes ingest's client-telemetry queue into flowmeter.cli_invocations (and, through materialized views, the
  * rollups), and the warnings about repaired and refused entries into flowmeter.ingestion_warnings.
  */
-import type { Redis } from "ioredis";
-import type { ClickHouseClient } from "@clickhouse/client";
-import { JOB_CATALOG, entryId, errorMessage, warningExcerpt, type ClientTelemetryJob, type Logger } from "@flowmeter/shared";
+import { JOB_CATALOG, entryId, errorMessage, warningExcerpt, type ClientTelemetryJob } from "@flowmeter/shared";
 import { toClickHouseTime } from "../clickhouse/insert-json-rows.js";
 import { cliInvocationsSink, toRow, type CliInvocationRow } from "../clickhouse/tables/cli-invocations.table.js";
 import { ingestionWarningsSink, toRow as toWarningRow, type IngestionWarningRow } from "../clickhouse/tables/ingestion-warnings.table.js";
 import type { WorkerConfig } from "../config.js";
 import type { WorkerMetrics } from "../metrics.js";
-import { insertOnce, type OwnedRow } from "./insert-once.js";
+import { insertOnce, type InsertOnceDeps, type OwnedRow } from "./insert-once.js";
 import { createQueueConsumer, type QueueConsumer } from "./queue-consumer.js";
 
-export interface ConsumerDeps {
-  config: Pick<WorkerConfig, "queuePrefix" | "batch" | "concurrency" | "lockDurationMs" | "stalledIntervalMs" | "claimTtlMs" | "retryMaxDelayMs" | "failpoint">;
-  redis: Redis;
-  clickhouse: ClickHouseClient;
+export interface ConsumerDeps extends InsertOnceDeps {
+  config: Pick<WorkerConfig, "queuePrefix" | "batch" | "concurrency" | "lockDurationMs" | "stalledIntervalMs" | "claimTtlMs" | "retryMaxDelayMs">;
   metrics: WorkerMetrics;
-  logger: Logger;
-}
-
-/** Test-only fault injection: SIGKILL after the first insert, before any job is acknowledged. */
-export function createFailpoint(config: ConsumerDeps["config"], logger: Logger): () => void {
-  let armed = config.failpoint === "kill-after-insert";
-  return () => {
-    if (!armed) return;
-    armed = false;
-    logger.warn("failpoint kill-after-insert: killing the worker before acknowledging the batch");
-    process.kill(process.pid, "SIGKILL");
-  };
 }
 
 export function createClientTelemetryConsumer(deps: ConsumerDeps): QueueConsumer {
   const { config, logger } = deps;
-  const afterInsert = createFailpoint(config, logger);
   return createQueueConsumer<ClientTelemetryJob>({
     queue: JOB_CATALOG.clientTelemetry.queue,
     config,
@@ -70,7 +53,6 @@ export function createClientTelemetryConsumer(deps: ConsumerDeps): QueueConsumer
         written = await writeRowsAlone(single.data.receivedAtMs, rows, error);
       }
       logger.debug("batch written", { table: cliInvocationsSink.table, jobs: jobs.length, rows: written, duplicates: rows.length - written, reason, ms: Math.round(performance.now() - startedAt) });
-      afterInsert();
     },
   });
 

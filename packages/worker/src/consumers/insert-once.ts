@@ -6,14 +6,19 @@
  *     owns its claims. Claims are deleted once the rows are written (step 3 covers them from then on), and
  *     expire after WORKER_CLAIM_TTL_MS when a worker dies holding them;
  *  3. rows already in ClickHouse (a batch written before its worker died, a client re-sending) are dropped;
- *  4. the insert carries a content token, so re-running the same flush after an ambiguous error lands once.
+ *  4. the rows go in as one block, recorded in the block journal before the insert and forgotten after it. Blocks
+ *     still recorded (a worker killed mid-insert, an ambiguous error) are re-inserted, same bytes and token, before
+ *     step 3 runs, so "already stored" never hides rollup rows a cut-short insert did not write (block-journal.ts).
  * Materialized views fire only for what is inserted, so the rollups count each record once too.
  */
 import type { Redis } from "ioredis";
 import type { ClickHouseClient } from "@clickhouse/client";
-import { findStoredIdentities, identityOf, insertSinkRows, type TableSink } from "../clickhouse/table-sink.js";
+import { errorMessage, type Logger } from "@flowmeter/shared";
+import { toBlock, type Block, type BlockWriter } from "../clickhouse/block-writer.js";
+import { findStoredIdentities, identityOf, type TableSink } from "../clickhouse/table-sink.js";
 import type { WorkerConfig } from "../config.js";
 import type { WorkerMetrics } from "../metrics.js";
+import type { BlockJournal } from "./block-journal.js";
 
 /** Claims each key for its owner unless another owner holds it; returns the 0-based indexes of keys held by others. */
 const CLAIM_SCRIPT = `
@@ -36,8 +41,52 @@ export interface OwnedRow<Row> {
 export interface InsertOnceDeps {
   redis: Redis;
   clickhouse: ClickHouseClient;
+  writer: BlockWriter;
+  journal: BlockJournal;
   metrics: WorkerMetrics;
+  logger: Logger;
   config: Pick<WorkerConfig, "queuePrefix" | "claimTtlMs">;
+  /** Test-only fault injection, called once a block is in ClickHouse. */
+  afterInsert?: () => void;
+}
+
+/**
+ * ClickHouse names the row it could not read only when it refused the input while parsing it, before any part
+ * was written: such a block is dropped from the journal (its rows go back to their jobs), never replayed.
+ */
+function refusedWhileParsing(error: unknown): boolean {
+  return /\(at row \d+\)/.test(errorMessage(error));
+}
+
+async function insertRecorded(deps: InsertOnceDeps, block: Block): Promise<void> {
+  if (block.rows === 0) return;
+  await deps.journal.record(block);
+  try {
+    await deps.writer.insert(block);
+  } catch (error) {
+    if (refusedWhileParsing(error)) await deps.journal.forget(block);
+    throw error;
+  }
+  deps.afterInsert?.();
+  await deps.journal.forget(block);
+}
+
+/** Re-inserts the blocks of `table` whose inserts may have been cut short; returns how many there were. */
+export async function replayRecordedBlocks(deps: Pick<InsertOnceDeps, "writer" | "journal" | "metrics" | "logger">, sink: Pick<TableSink<object>, "table" | "label">): Promise<number> {
+  const { table, label } = sink;
+  const blocks = await deps.journal.pending(table);
+  for (const block of blocks) {
+    try {
+      await deps.writer.insert(block);
+    } catch (error) {
+      if (!refusedWhileParsing(error)) throw error;
+      deps.logger.error("a recorded block ClickHouse refuses was dropped; its rows were never written", { table, rows: block.rows, error: errorMessage(error) });
+    }
+    await deps.journal.forget(block);
+    deps.metrics.blocksReplayed.inc({ table: label });
+  }
+  if (blocks.length > 0) deps.logger.warn("re-inserted blocks a cut-short insert left recorded", { table, blocks: blocks.length });
+  return blocks.length;
 }
 
 function claimKey(deps: InsertOnceDeps, sink: Pick<TableSink<object>, "label">, identity: string): string {
@@ -67,13 +116,14 @@ export async function insertOnce<Row extends object>(deps: InsertOnceDeps, sink:
   }
   metrics.duplicatesDropped.inc({ table: sink.label, reason: "in_batch" }, rows.length - unique.size);
   try {
+    await replayRecordedBlocks(deps, sink);
     const claimed = await keepClaimed(deps, sink, [...unique.values()]);
     metrics.duplicatesDropped.inc({ table: sink.label, reason: "in_flight" }, unique.size - claimed.length);
     const stored = await findStoredIdentities(deps.clickhouse, sink, claimed.map(({ row }) => row));
     const fresh = claimed.filter(({ identity }) => !stored.has(identity)).map(({ row }) => row);
     metrics.duplicatesDropped.inc({ table: sink.label, reason: "stored" }, claimed.length - fresh.length);
 
-    await insertSinkRows(deps.clickhouse, sink, fresh);
+    await insertRecorded(deps, toBlock(sink.table, sink.columns, fresh));
     for (let offset = 0; offset < claimed.length; offset += CLAIM_CHUNK) {
       await deps.redis.unlink(...claimed.slice(offset, offset + CLAIM_CHUNK).map(({ identity }) => claimKey(deps, sink, identity)));
     }

@@ -1,0 +1,70 @@
+/**
+ * The one way rows reach a raw table: as a block, the rows serialized once as JSONCompactEachRow bytes, with an
+ * insert_deduplication_token derived from those bytes. The same block inserted twice lands once in the table, and
+ * (with deduplicate_blocks_in_dependent_materialized_views) once in every materialized view's target, each view
+ * checking its own copy: so re-inserting a block whose raw part was committed without its view parts fills the views
+ * in (docs/clickhouse-notes.md).
+ *
+ * Embedded chDB gets the block through chDB's raw insert on a session of its own (bytes handed to the engine's
+ * parallel parser, off the event loop); a server gets it through @clickhouse/client.
+ *
+ * Settings go in the statement's SETTINGS clause, never in `clickhouse_settings`: through chDB those become
+ * session SETs that stick, and a later insert inheriting an old token is silently dropped (docs/clickhouse-notes.md).
+ */
+import { createHash } from "node:crypto";
+import { Readable } from "node:stream";
+import type { ClickHouseClient } from "@clickhouse/client";
+import { Session } from "chdb";
+import type { ClickHouseConfig } from "../config.js";
+
+export interface Block {
+  /** Fully qualified, e.g. flowmeter.cli_invocations. */
+  table: string;
+  columns: readonly string[];
+  /** One JSON array per row, values in column order, newline-separated. */
+  body: Buffer;
+  token: string;
+  rows: number;
+}
+
+export interface BlockWriter {
+  insert(block: Block): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function toBlock<Row extends object>(table: string, columns: readonly (keyof Row & string)[], rows: readonly Row[]): Block {
+  const body = Buffer.from(rows.map((row) => JSON.stringify(columns.map((column) => row[column]))).join("\n"));
+  const token = createHash("sha256").update(table).update(body).digest("hex");
+  return { table, columns, body, token, rows: rows.length };
+}
+
+const DEDUPLICATION = (token: string) => ({ insert_deduplication_token: token, deduplicate_blocks_in_dependent_materialized_views: 1 });
+
+export async function insertBlockThroughClient(client: ClickHouseClient, block: Block): Promise<void> {
+  if (block.rows === 0) return;
+  const settings = Object.entries(DEDUPLICATION(block.token))
+    .map(([name, value]) => `${name} = ${typeof value === "string" ? `'${value}'` : value}`)
+    .join(", ");
+  const result = await client.exec({
+    query: `INSERT INTO ${block.table} (${block.columns.join(", ")}) SETTINGS ${settings} FORMAT JSONCompactEachRow`,
+    values: Readable.from([block.body]),
+  });
+  // An HTTP connection is only released once its response is read.
+  for await (const _chunk of result.stream) {
+    // drain
+  }
+}
+
+export function createBlockWriter(config: Pick<ClickHouseConfig, "url" | "dataDir">, client: ClickHouseClient): BlockWriter {
+  if (config.url !== undefined) return { insert: (block) => insertBlockThroughClient(client, block), close: async () => undefined };
+  const session = new Session(config.dataDir);
+  return {
+    async insert(block) {
+      if (block.rows === 0) return;
+      await session.insert({ table: block.table, columns: block.columns, values: block.body, format: "JSONCompactEachRow", settings: DEDUPLICATION(block.token) });
+    },
+    async close() {
+      session.close();
+    },
+  };
+}
