@@ -17,9 +17,19 @@ export interface RunnerBenchResult {
   deliverMicrosPerEvent: number;
   eventsPerSecond: number;
   visiblePerSecond: number;
+  /** The run's events re-sent as `floodRuns` runs of their own, as fast as the publisher takes them. */
+  flood: { runs: number; events: number; seconds: number; visiblePerSecond: number };
 }
 
-export async function benchRunner(options: { redisUrl: string; prefix: string; spoolDir: string; stages: number; countStored: (runId: string) => Promise<number> }): Promise<RunnerBenchResult> {
+export async function benchRunner(options: {
+  redisUrl: string;
+  prefix: string;
+  spoolDir: string;
+  stages: number;
+  floodRuns: number;
+  countStored: (runId: string) => Promise<number>;
+  countAllStored: () => Promise<number>;
+}): Promise<RunnerBenchResult> {
   const logger = createLogger("bench", "warn");
   const redis = createRedis(options.redisUrl, "producer");
   const queue = new Queue<RunEventsJob>(JOB_CATALOG.runEvents.queue, { connection: redis, prefix: options.prefix });
@@ -41,12 +51,14 @@ export async function benchRunner(options: { redisUrl: string; prefix: string; s
 
   let emitMs = 0;
   let events = 0;
+  const emitted: RunEvent[] = [];
   const timedOutput = {
     event(event: RunEvent) {
       const startedAt = performance.now();
       publisher.event(event);
       emitMs += performance.now() - startedAt;
       events += 1;
+      emitted.push(event);
     },
     sample(sample: TelemetrySample) {
       const startedAt = performance.now();
@@ -70,6 +82,24 @@ export async function benchRunner(options: { redisUrl: string; prefix: string; s
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   const visibleSeconds = (performance.now() - startedAt) / 1000;
+
+  // Stages are processes: on two cores spawning them bounds a real run to a few hundred events/s. The same event
+  // stream re-sent as many runs measures what the delivery path (run event store, queue, worker) carries.
+  const storedBefore = await options.countAllStored();
+  const floodStarted = performance.now();
+  for (let run = 0; run < options.floodRuns; run += 1) {
+    const [runId, attemptId] = [uuidV7(), uuidV7()];
+    for (const event of emitted) publisher.event({ ...event, run_id: runId, attempt_id: attemptId, event_id: uuidV7() });
+    // Let the publisher's flushes run between runs, as stages finishing over time would.
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  await publisher.flush();
+  const floodEvents = emitted.length * options.floodRuns;
+  while ((await options.countAllStored()) < storedBefore + floodEvents) {
+    if (performance.now() - floodStarted > 300_000) throw new Error("flooded run events did not all become visible in ClickHouse");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  const floodSeconds = (performance.now() - floodStarted) / 1000;
   await publisher.close();
   await queue.close();
   redis.disconnect();
@@ -81,5 +111,6 @@ export async function benchRunner(options: { redisUrl: string; prefix: string; s
     deliverMicrosPerEvent: delivered === 0 ? 0 : (deliverMs * 1000) / delivered,
     eventsPerSecond: events / runSeconds,
     visiblePerSecond: events / visibleSeconds,
+    flood: { runs: options.floodRuns, events: floodEvents, seconds: floodSeconds, visiblePerSecond: floodEvents / floodSeconds },
   };
 }

@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger, createRedis } from "@flowmeter/shared";
 import { parseIngestConfig, startIngestServer, type IngestServer } from "@flowmeter/ingest";
-import { createBlockJournal, createClientTelemetryConsumer, createWorkerMetrics, openScratchDatabase, parseWorkerConfig, type QueueConsumer, type ScratchDatabase } from "@flowmeter/worker";
+import { createBlockJournal, createClientTelemetryConsumer, createTableLock, createWorkerMetrics, openScratchDatabase, parseWorkerConfig, type QueueConsumer, type ScratchDatabase } from "@flowmeter/worker";
 import { postIngest, freePort, parentEntry, startPrivateRedis, tempDir, waitFor, type PrivateRedis } from "@flowmeter/test-utils";
 
 const logger = createLogger("test", "error");
@@ -29,7 +29,7 @@ describe("ingest to ClickHouse, through bad entries and a Redis outage", () => {
     workerRedis = createRedis(redisServer.url, "worker");
     workerRedis.on("error", () => {});
     const workerConfig = { ...parseWorkerConfig({ QUEUE_PREFIX: prefix }), batch: { maxRows: 5000, maxWaitMs: 100 } };
-    consumer = createClientTelemetryConsumer({ config: workerConfig, redis: workerRedis, metrics: createWorkerMetrics(), logger, clickhouse: database.clickhouse, writer: database.writer, journal: createBlockJournal(workerRedis, prefix) });
+    consumer = createClientTelemetryConsumer({ config: workerConfig, redis: workerRedis, metrics: createWorkerMetrics(), logger, clickhouse: database.clickhouse, writer: database.writer, journal: createBlockJournal(workerRedis, prefix), lock: createTableLock(workerRedis, { queuePrefix: prefix, ttlMs: 10_000, waitMs: 30_000, onLost: () => undefined }) });
     consumer.start();
     ingest = await startIngestServer(parseIngestConfig({ INGEST_PORT: "0", REDIS_URL: redisServer.url, QUEUE_PREFIX: prefix, FLOWMETER_DATA_DIR: `${data.path}/ingest`, INGEST_RATE_LIMIT_ENTRIES_PER_SECOND: "0" }), logger);
   }, 60_000);

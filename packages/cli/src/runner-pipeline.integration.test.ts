@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger, createRedis, type RunEvent, type WorkflowDefinition } from "@flowmeter/shared";
 import { createRunQueue, followRun, parseRunnerConfig, startRunner, submitRun, type RunningRunner } from "@flowmeter/runner";
-import { createBlockJournal, createRunEventsConsumer, createWorkerMetrics, openScratchDatabase, parseWorkerConfig, type QueueConsumer, type ScratchDatabase } from "@flowmeter/worker";
+import { createBlockJournal, createRunEventsConsumer, createTableLock, createWorkerMetrics, openScratchDatabase, parseWorkerConfig, type QueueConsumer, type ScratchDatabase } from "@flowmeter/worker";
 import { deleteQueuePrefix, tempDir, testQueuePrefix, testRedisUrl, waitFor } from "@flowmeter/test-utils";
 
 const logger = createLogger("test", "error");
@@ -23,7 +23,7 @@ describe("runner events into ClickHouse rollups", () => {
   beforeAll(async () => {
     database = await openScratchDatabase("runner-pipeline");
     const workerConfig = { ...parseWorkerConfig({ QUEUE_PREFIX: prefix }), batch: { maxRows: 5000, maxWaitMs: 100 } };
-    consumer = createRunEventsConsumer({ config: workerConfig, redis, metrics: createWorkerMetrics(), logger, clickhouse: database.clickhouse, writer: database.writer, journal: createBlockJournal(redis, prefix) });
+    consumer = createRunEventsConsumer({ config: workerConfig, redis, metrics: createWorkerMetrics(), logger, clickhouse: database.clickhouse, writer: database.writer, journal: createBlockJournal(redis, prefix), lock: createTableLock(redis, { queuePrefix: prefix, ttlMs: 10_000, waitMs: 30_000, onLost: () => undefined }) });
     consumer.start();
     runner = await startRunner(
       parseRunnerConfig({

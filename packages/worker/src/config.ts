@@ -26,8 +26,8 @@ export interface WorkerConfig {
   concurrency: number;
   lockDurationMs: number;
   stalledIntervalMs: number;
-  /** How long a record id stays claimed when its worker dies before writing it (claims are deleted after the write). */
-  claimTtlMs: number;
+  /** How long a table's write lock outlives a worker that died holding it (it is renewed while held). */
+  writeLockTtlMs: number;
   /** Longest wait between two attempts of a job that failed (they retry for as long as they fail). */
   retryMaxDelayMs: number;
   shutdownTimeoutMs: number;
@@ -71,9 +71,9 @@ export function parseWorkerConfig(env: EnvSource): WorkerConfig {
       maxWaitMs: reader.int("WORKER_BATCH_MAX_WAIT_MS", 1000, { min: 1, max: 60_000 }),
     },
     concurrency: reader.int("WORKER_CONCURRENCY", 1000, { min: 1, max: 100_000 }),
-    lockDurationMs: reader.int("WORKER_LOCK_DURATION_MS", 30_000, { min: 1000 }),
-    stalledIntervalMs: reader.int("WORKER_STALLED_INTERVAL_MS", 30_000, { min: 1000 }),
-    claimTtlMs: reader.int("WORKER_CLAIM_TTL_MS", 300_000, { min: 1000 }),
+    lockDurationMs: reader.int("WORKER_LOCK_DURATION_MS", 10_000, { min: 1000 }),
+    stalledIntervalMs: reader.int("WORKER_STALLED_INTERVAL_MS", 5_000, { min: 1000 }),
+    writeLockTtlMs: reader.int("WORKER_WRITE_LOCK_TTL_MS", 10_000, { min: 1000, max: 600_000 }),
     retryMaxDelayMs: reader.int("WORKER_RETRY_MAX_DELAY_MS", 300_000, { min: 10, max: 86_400_000 }),
     shutdownTimeoutMs: reader.int("WORKER_SHUTDOWN_TIMEOUT_MS", 30_000, { min: 0 }),
     failpoint: reader.oneOf("FLOWMETER_FAILPOINT", FAILPOINTS, "none"),

@@ -57,9 +57,9 @@ describe("worker killed mid-batch", () => {
     const statuses = ["success", "error", "user_error"] as const;
     for (let job = 0; job < jobs; job += 1) {
       const entries = Array.from({ length: entriesPerJob }, (_, index) => {
-        const status = statuses[index % statuses.length];
+        const status = statuses[index % statuses.length] ?? "success";
         const parent = parentEntry({ status, durationMs: 10 + index });
-        const entry = index % 2 === 0 ? parent : childEntry(parent.insert_id, { status, durationMs: 20 + index, workflowName: command, driver: command, stepName: `step-${index % 3}` });
+        const entry = index % 2 === 0 ? parent : childEntry(parent.properties.id, { status, durationMs: 20 + index, workflowName: command, driver: command, stepName: `step-${index % 3}` });
         entry.properties.invocation.command = command;
         return entry;
       });

@@ -5,13 +5,12 @@ import { ConfigError, JOB_CATALOG, createLogger, createRedis, createRepeatThrott
 import { createBlockWriter } from "./clickhouse/block-writer.js";
 import { createClickHouse, describeClickHouse } from "./clickhouse/client.js";
 import { cliInvocationsSink } from "./clickhouse/tables/cli-invocations.table.js";
-import { ingestionWarningsSink } from "./clickhouse/tables/ingestion-warnings.table.js";
 import { runEventsSink } from "./clickhouse/tables/run-events.table.js";
-import { runTelemetrySink } from "./clickhouse/tables/run-telemetry.table.js";
 import { parseWorkerConfig } from "./config.js";
 import { createBlockJournal } from "./consumers/block-journal.js";
 import { createClientTelemetryConsumer } from "./consumers/client-telemetry.consumer.js";
-import { replayRecordedBlocks } from "./consumers/insert-once.js";
+import { repairRecordedBlocks } from "./consumers/insert-once.js";
+import { createTableLock } from "./consumers/table-lock.js";
 import { createRunEventsConsumer } from "./consumers/run-events.consumer.js";
 import { armFailpoint } from "./failpoint.js";
 import { createWorkerHttpServer } from "./http/server.js";
@@ -55,11 +54,19 @@ async function main(): Promise<void> {
 
   const writer = createBlockWriter(config.clickhouse, clickhouse);
   const journal = createBlockJournal(redis, config.queuePrefix);
+  const lock = createTableLock(redis, {
+    queuePrefix: config.queuePrefix,
+    ttlMs: config.writeLockTtlMs,
+    waitMs: config.lockDurationMs,
+    onLost: (table) => logger.error("a table's write lock expired while held (the worker stalled longer than WORKER_WRITE_LOCK_TTL_MS)", { table }),
+  });
   const afterInsert = await armFailpoint(config, clickhouse, logger);
-  const deps = { config, redis, clickhouse, writer, journal, metrics, logger, afterInsert };
-  // Blocks a killed worker left half-inserted are completed now, not only at the next insert into their table.
-  for (const sink of [cliInvocationsSink, ingestionWarningsSink, runEventsSink, runTelemetrySink]) {
-    await replayRecordedBlocks(deps, sink).catch((error: unknown) => logger.warn("recorded blocks not re-inserted yet; the next insert retries", { table: sink.table, error: errorMessage(error) }));
+  const deps = { config, redis, clickhouse, writer, journal, lock, metrics, logger, afterInsert };
+  // Blocks a killed worker left half-inserted are repaired now, not only at the next insert into their table.
+  for (const sink of [cliInvocationsSink, runEventsSink]) {
+    await lock
+      .hold(sink.table, () => repairRecordedBlocks(deps, sink))
+      .catch((error: unknown) => logger.warn("recorded blocks not repaired yet; the next insert into the table repairs them", { table: sink.table, error: errorMessage(error) }));
   }
   const consumers = [createClientTelemetryConsumer(deps), createRunEventsConsumer(deps)];
   const queryEngine = !isLoopbackHost(config.http.host)

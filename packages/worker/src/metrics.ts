@@ -43,7 +43,7 @@ export function createWorkerMetrics() {
     })(),
     /** queue: client-telemetry | run-events; reason: size | time | shutdown. */
     flushes: new Counter({ name: "flowmeter_worker_flushes_total", help: "Batch flushes by trigger", labelNames: ["queue", "reason"], registers: [registry] }),
-    /** table as above; reason: in_batch (twice in one batch) | in_flight (another job is writing it) | stored (already in ClickHouse). */
+    /** table as above; reason: in_batch (twice in one batch) | stored (already in ClickHouse). */
     duplicatesDropped: new Counter({
       name: "flowmeter_worker_duplicates_dropped_total",
       help: "Records not written because they were already written or being written",

@@ -15,6 +15,17 @@ export interface TableSink<Row extends object> {
   label: (typeof TABLE_LABELS)[number];
   columns: readonly (keyof Row & string)[];
   identity: readonly { column: keyof Row & string; type: string }[];
+  /** Materialized views read the table: its inserts go through the block journal (consumers/block-journal.ts). */
+  hasViews: boolean;
+}
+
+/** What the journal's repair needs of a sink, whatever its row type. */
+export interface SinkShape {
+  table: string;
+  label: (typeof TABLE_LABELS)[number];
+  columns: readonly string[];
+  identity: readonly { column: string; type: string }[];
+  hasViews: boolean;
 }
 
 /** A row's identity as one printable string: its identity columns' values as ClickHouse prints them, in a JSON array. */
@@ -23,23 +34,41 @@ export function identityOf<Row extends object>(sink: TableSink<Row>, row: Row): 
 }
 
 /**
- * The identities among `rows` that are already stored. The keys travel as one string literal read by
- * format(), which keeps the query's syntax tree small for any batch size, and the lookup follows the sort
- * key, so its cost follows the batch, not the table.
+ * `WHERE (identity columns) IN (…)` for the given keys (JSON arrays of the identity columns' values, one per line).
+ * The keys travel as one string literal read by format(), which keeps the query's syntax tree small for any number
+ * of keys, and the lookup follows the sort key (or the table's bloom filter index), so its cost follows the keys,
+ * not the table.
  */
+function whereIdentityIn(sink: SinkShape, keys: string): string {
+  const literal = keys.replaceAll("\\", "\\\\").replaceAll("'", "\\'");
+  const schema = sink.identity.map(({ column, type }) => `${column} ${type}`).join(", ").replaceAll("'", "\\'");
+  const tuple = sink.identity.map(({ column }) => column).join(", ");
+  return `WHERE (${tuple}) IN (SELECT ${tuple} FROM format(JSONCompactEachRow, '${schema}', '${literal}'))`;
+}
+
+// Harmless if it sticks to a chDB session: it only raises the parser's size limit.
+const LONG_QUERIES = { max_query_size: "268435456" };
+
+/** The identities among `rows` that are already stored. */
 export async function findStoredIdentities<Row extends object>(client: ClickHouseClient, sink: TableSink<Row>, rows: readonly Row[]): Promise<Set<string>> {
   if (rows.length === 0) return new Set();
   const names = sink.identity.map(({ column }) => column);
   const keys = rows.map((row) => JSON.stringify(names.map((name) => row[name]))).join("\n");
-  const literal = keys.replaceAll("\\", "\\\\").replaceAll("'", "\\'");
-  const schema = sink.identity.map(({ column, type }) => `${column} ${type}`).join(", ").replaceAll("'", "\\'");
-  const tuple = names.join(", ");
   const result = await client.query({
-    query: `SELECT ${tuple} FROM ${sink.table} WHERE (${tuple}) IN (SELECT ${tuple} FROM format(JSONCompactEachRow, '${schema}', '${literal}'))`,
+    query: `SELECT ${names.join(", ")} FROM ${sink.table} ${whereIdentityIn(sink, keys)}`,
     format: "JSONCompactEachRow",
-    // Harmless if it sticks to a chDB session: it only raises the parser's size limit.
-    clickhouse_settings: { max_query_size: "268435456" },
+    clickhouse_settings: LONG_QUERIES,
   });
   const stored = await result.json<unknown[]>();
   return new Set(stored.map((values) => JSON.stringify(values.map(String))));
+}
+
+/** The stored rows with these identities (identityOf() strings), as JSONCompactEachRow in `sink.columns` order. */
+export async function readBackRows(client: ClickHouseClient, sink: SinkShape, identities: readonly string[]): Promise<Buffer> {
+  const result = await client.query({
+    query: `SELECT ${sink.columns.join(", ")} FROM ${sink.table} ${whereIdentityIn(sink, identities.join("\n"))} LIMIT 1 BY ${sink.identity.map(({ column }) => column).join(", ")}`,
+    format: "JSONCompactEachRow",
+    clickhouse_settings: LONG_QUERIES,
+  });
+  return Buffer.from(await result.text());
 }

@@ -1,19 +1,27 @@
 /**
- * Every block a worker inserts is recorded in Redis before the insert and forgotten after it succeeded. A block
- * still recorded is one whose insert may have been cut short (a worker killed, an ambiguous error): its raw part
- * may be committed without the parts of the views under it. Re-inserting exactly that block with its token is the
- * only safe repair: ClickHouse skips what landed and writes what did not, table by table (block-writer.ts). Any
- * writer of the table does it before its own next insert, so no one decides "already stored" on a raw row whose
- * rollup rows may be missing. Replaying a block another worker is still inserting is harmless for the same reason.
+ * An insert into a table with materialized views is not atomic: ClickHouse commits the raw part before the views'
+ * parts, so a worker killed in between (or an insert failing in a view) leaves raw rows whose rollup rows were never
+ * written, which an "already stored?" lookup would then hide for good (docs/clickhouse-notes.md). So before such an
+ * insert the worker records the block's token and the identities of its rows, and forgets them once the insert
+ * returned. A block still recorded is repaired before the table is written again (under the table's lock): its rows
+ * are read back from the raw table and inserted again with the same token, which ClickHouse skips where the block
+ * landed and writes where it did not, view by view (block-writer.ts). No row of it in the raw table means the raw part
+ * never committed: the block is forgotten and its rows come back with their jobs.
  */
 import type { Redis } from "ioredis";
-import type { Block } from "../clickhouse/block-writer.js";
+
+export interface RecordedBlock {
+  table: string;
+  token: string;
+  /** identityOf() of each row, in block order. */
+  identities: string[];
+}
 
 export interface BlockJournal {
-  record(block: Block): Promise<void>;
-  forget(block: Pick<Block, "table" | "token">): Promise<void>;
+  record(block: RecordedBlock): Promise<void>;
+  forget(block: Pick<RecordedBlock, "table" | "token">): Promise<void>;
   /** Blocks recorded for a table, oldest first. */
-  pending(table: string): Promise<Block[]>;
+  pending(table: string): Promise<RecordedBlock[]>;
 }
 
 export function createBlockJournal(redis: Redis, queuePrefix: string): BlockJournal {
@@ -21,28 +29,17 @@ export function createBlockJournal(redis: Redis, queuePrefix: string): BlockJour
   const blockKey = (token: string) => `${queuePrefix}:block:${token}`;
   return {
     async record(block) {
-      await redis
-        .multi()
-        .hset(blockKey(block.token), { table: block.table, columns: block.columns.join(","), rows: block.rows, body: block.body })
-        .zadd(indexKey(block.table), Date.now(), block.token)
-        .exec()
-        .then(failedCommand);
+      await redis.multi().set(blockKey(block.token), block.identities.join("\n")).zadd(indexKey(block.table), Date.now(), block.token).exec().then(failedCommand);
     },
     async forget({ table, token }) {
       await redis.multi().zrem(indexKey(table), token).unlink(blockKey(token)).exec().then(failedCommand);
     },
     async pending(table) {
-      const tokens = await redis.zrange(indexKey(table), 0, -1);
-      const blocks: Block[] = [];
-      for (const token of tokens) {
-        const fields = await redis.hgetallBuffer(blockKey(token));
-        const { columns, rows, body } = fields;
-        if (columns === undefined || rows === undefined || body === undefined) {
-          // Forgotten by another writer between the two reads.
-          await redis.zrem(indexKey(table), token);
-          continue;
-        }
-        blocks.push({ table, columns: columns.toString().split(","), rows: Number(rows.toString()), body, token });
+      const blocks: RecordedBlock[] = [];
+      for (const token of await redis.zrange(indexKey(table), 0, -1)) {
+        const identities = await redis.get(blockKey(token));
+        if (identities === null) await redis.zrem(indexKey(table), token);
+        else blocks.push({ table, token, identities: identities.split("\n") });
       }
       return blocks;
     },

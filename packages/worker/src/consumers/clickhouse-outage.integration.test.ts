@@ -14,6 +14,7 @@ import { openScratchDatabase, type ScratchDatabase } from "../clickhouse/scratch
 import { parseWorkerConfig } from "../config.js";
 import { createWorkerMetrics } from "../metrics.js";
 import { createBlockJournal } from "./block-journal.js";
+import { createTableLock } from "./table-lock.js";
 import { createClientTelemetryConsumer } from "./client-telemetry.consumer.js";
 import type { QueueConsumer } from "./queue-consumer.js";
 
@@ -34,7 +35,7 @@ describe("ClickHouse unavailable, then back", () => {
     const config = { ...parseWorkerConfig({ QUEUE_PREFIX: prefix, WORKER_RETRY_MAX_DELAY_MS: "50" }), batch: { maxRows: 5000, maxWaitMs: 20 } };
     const writer: BlockWriter = { insert: (block) => (available ? database.writer.insert(block) : insertBlockThroughClient(unreachable, block)), close: async () => undefined };
     const journal = createBlockJournal(redis, prefix);
-    consumer = createClientTelemetryConsumer({ config, redis, clickhouse, writer, journal, metrics: createWorkerMetrics(), logger: createLogger("test", "error", () => {}) });
+    consumer = createClientTelemetryConsumer({ config, redis, clickhouse, writer, journal, lock: createTableLock(redis, { queuePrefix: prefix, ttlMs: 10_000, waitMs: 30_000, onLost: () => undefined }), metrics: createWorkerMetrics(), logger: createLogger("test", "error", () => {}) });
     consumer.start();
     queue = new Queue(JOB_CATALOG.clientTelemetry.queue, { connection: redis, prefix });
   });

@@ -10,6 +10,7 @@ import { cliInvocationsSink, toRow } from "../clickhouse/tables/cli-invocations.
 import { parseWorkerConfig } from "../config.js";
 import { createWorkerMetrics } from "../metrics.js";
 import { createBlockJournal } from "./block-journal.js";
+import { createTableLock } from "./table-lock.js";
 import { createClientTelemetryConsumer } from "./client-telemetry.consumer.js";
 import type { QueueConsumer } from "./queue-consumer.js";
 
@@ -27,7 +28,7 @@ describe("client telemetry consumer (real Redis, chDB)", () => {
     database = await openScratchDatabase("consumer");
     const { clickhouse } = database;
     const config = { ...parseWorkerConfig({ QUEUE_PREFIX: prefix }), batch: { maxRows: 5000, maxWaitMs: 100 } };
-    consumer = createClientTelemetryConsumer({ config, redis, clickhouse, writer: database.writer, journal: createBlockJournal(redis, prefix), metrics, logger });
+    consumer = createClientTelemetryConsumer({ config, redis, clickhouse, writer: database.writer, journal: createBlockJournal(redis, prefix), lock: createTableLock(redis, { queuePrefix: prefix, ttlMs: 10_000, waitMs: 30_000, onLost: () => undefined }), metrics, logger });
     consumer.start();
     queue = new Queue(JOB_CATALOG.clientTelemetry.queue, { connection: redis, prefix });
   });
@@ -231,10 +232,10 @@ describe("client telemetry consumer (real Redis, chDB)", () => {
     expect(Number(stats?.n)).toBe(1);
   });
 
-  it("leaves no claims behind once rows are written", async () => {
-    const entries = [parentEntry(), parentEntry()];
-    await enqueue(entries);
-    for (const entry of entries) expect(await redis.keys(`${prefix}:claim:*${entry.insert_id}*`)).toEqual([]);
+  it("leaves no lock and no recorded block behind once rows are written", async () => {
+    await enqueue([parentEntry(), parentEntry()]);
+    expect(await redis.keys(`${prefix}:lock:*`)).toEqual([]);
+    expect(await redis.keys(`${prefix}:block*`)).toEqual([]);
   });
 
   it("reports what it wrote and dropped in its metrics", async () => {

@@ -2,6 +2,7 @@
  * Consumes ingest's client-telemetry queue into flowmeter.cli_invocations (and, through materialized views, the
  * rollups), and the warnings about repaired and refused entries into flowmeter.ingestion_warnings.
  */
+import type { Redis } from "ioredis";
 import { JOB_CATALOG, entryId, errorMessage, warningExcerpt, type ClientTelemetryJob } from "@flowmeter/shared";
 import { toClickHouseTime } from "../clickhouse/insert-json-rows.js";
 import { cliInvocationsSink, toRow, type CliInvocationRow } from "../clickhouse/tables/cli-invocations.table.js";
@@ -12,7 +13,8 @@ import { insertOnce, type InsertOnceDeps, type OwnedRow } from "./insert-once.js
 import { createQueueConsumer, type QueueConsumer } from "./queue-consumer.js";
 
 export interface ConsumerDeps extends InsertOnceDeps {
-  config: Pick<WorkerConfig, "queuePrefix" | "batch" | "concurrency" | "lockDurationMs" | "stalledIntervalMs" | "claimTtlMs" | "retryMaxDelayMs">;
+  config: Pick<WorkerConfig, "queuePrefix" | "batch" | "concurrency" | "lockDurationMs" | "stalledIntervalMs" | "retryMaxDelayMs">;
+  redis: Redis;
   metrics: WorkerMetrics;
 }
 

@@ -8,6 +8,7 @@ import { parseWorkerConfig } from "../config.js";
 import { createWorkerMetrics } from "../metrics.js";
 import type { QueueConsumer } from "./queue-consumer.js";
 import { createBlockJournal } from "./block-journal.js";
+import { createTableLock } from "./table-lock.js";
 import { createRunEventsConsumer } from "./run-events.consumer.js";
 
 const logger = createLogger("test", "error");
@@ -38,7 +39,7 @@ describe("run events consumer (real Redis, chDB)", () => {
     database = await openScratchDatabase("run-events");
     const { clickhouse } = database;
     const config = { ...parseWorkerConfig({ QUEUE_PREFIX: prefix }), batch: { maxRows: 5000, maxWaitMs: 100 } };
-    consumer = createRunEventsConsumer({ config, redis, clickhouse, writer: database.writer, journal: createBlockJournal(redis, prefix), metrics: createWorkerMetrics(), logger });
+    consumer = createRunEventsConsumer({ config, redis, clickhouse, writer: database.writer, journal: createBlockJournal(redis, prefix), lock: createTableLock(redis, { queuePrefix: prefix, ttlMs: 10_000, waitMs: 30_000, onLost: () => undefined }), metrics: createWorkerMetrics(), logger });
     consumer.start();
     queue = new Queue(JOB_CATALOG.runEvents.queue, { connection: redis, prefix });
   });

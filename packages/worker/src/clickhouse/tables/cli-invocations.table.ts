@@ -133,6 +133,7 @@ function withoutRepairs(event: CliInvocationEvent): CliInvocationEvent {
 export const cliInvocationsSink: TableSink<CliInvocationRow> = {
   table: TABLE,
   label: "cli_invocations",
+  hasViews: true,
   columns: COLUMNS,
   // insert_id alone: a re-send with another startedAt (a client clock fixed, a timestamp ingest replaced by the receive
   // time) is the same entry. The lookup uses the insert_id_bloom index (migration 0017), not the sort key.

@@ -24,6 +24,7 @@ export function toRow(warning: IngestionWarning): IngestionWarningRow {
 export const ingestionWarningsSink: TableSink<IngestionWarningRow> = {
   table: "flowmeter.ingestion_warnings",
   label: "ingestion_warnings",
+  hasViews: false,
   columns: COLUMNS,
   identity: [
     { column: "received_at", type: "DateTime64(3, 'UTC')" },

@@ -76,6 +76,7 @@ export function toRow(event: RunEvent, receivedAt: string): RunEventRow {
 export const runEventsSink: TableSink<RunEventRow> = {
   table: "flowmeter.run_events",
   label: "run_events",
+  hasViews: true,
   columns: COLUMNS,
   identity: [
     { column: "ts", type: "DateTime64(3, 'UTC')" },

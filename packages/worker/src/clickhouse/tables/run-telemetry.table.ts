@@ -46,6 +46,7 @@ export function toRow(sample: TelemetrySample, receivedAt: string): RunTelemetry
 export const runTelemetrySink: TableSink<RunTelemetryRow> = {
   table: "flowmeter.run_telemetry",
   label: "run_telemetry",
+  hasViews: false,
   columns: COLUMNS,
   identity: [
     { column: "ts", type: "DateTime64(3, 'UTC')" },
