@@ -10,6 +10,8 @@ export interface ClickHouseConfig {
   /** Directory chDB keeps its data in (embedded mode only). */
   dataDir: string;
   migrationsDir: string;
+  /** Migrations only, with a server: how long to retry one that does not answer yet. */
+  waitSeconds: number;
 }
 
 export interface WorkerConfig {
@@ -46,6 +48,7 @@ export function readClickHouseConfig(reader: EnvReader): ClickHouseConfig {
     url: reader.url("CLICKHOUSE_URL", ["http:", "https:"]),
     dataDir: resolve(dataDir, "clickhouse"),
     migrationsDir: resolve(reader.string("CLICKHOUSE_MIGRATIONS_DIR", DEFAULT_MIGRATIONS_DIR)),
+    waitSeconds: reader.int("CLICKHOUSE_WAIT_SECONDS", 60, { min: 0, max: 3600 }),
   };
 }
 

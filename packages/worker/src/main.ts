@@ -57,7 +57,7 @@ async function main(): Promise<void> {
   const lock = createTableLock(redis, {
     queuePrefix: config.queuePrefix,
     ttlMs: config.writeLockTtlMs,
-    waitMs: config.lockDurationMs,
+    waitMs: 2 * config.writeLockTtlMs,
     onLost: (table) => logger.error("a table's write lock expired while held (the worker stalled longer than WORKER_WRITE_LOCK_TTL_MS)", { table }),
   });
   const afterInsert = await armFailpoint(config, clickhouse, logger);

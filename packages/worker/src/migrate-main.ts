@@ -1,11 +1,14 @@
 #!/usr/bin/env node
 /**
  * One-shot: applies pending ClickHouse migrations, then the retention settings (clickhouse/retention.ts), and exits
- * (the compose `migrate` service; `npm start` runs it first).
+ * (the compose `migrate` service; `npm start` runs it first). A server that is not answering yet, or goes away
+ * mid-way (the official image's first boot runs a temporary server, then restarts), is retried for
+ * CLICKHOUSE_WAIT_SECONDS: migrations are recorded one by one and idempotent, so a retry picks up where it stopped.
+ * A changed or misnumbered migration file (MigrationError) is never retried.
  */
 import { ConfigError, EnvReader, createLogger, errorMessage } from "@flowmeter/shared";
 import { createClickHouse, describeClickHouse } from "./clickhouse/client.js";
-import { migrate } from "./clickhouse/migrate.js";
+import { MigrationError, migrate } from "./clickhouse/migrate.js";
 import { applyRetention, readRetentionConfig } from "./clickhouse/retention.js";
 import { readClickHouseConfig } from "./config.js";
 
@@ -13,7 +16,11 @@ async function main(): Promise<void> {
   const reader = new EnvReader(process.env);
   let config;
   try {
-    config = reader.finish({ clickhouse: readClickHouseConfig(reader), retention: readRetentionConfig(reader), logLevel: reader.logLevel() });
+    config = reader.finish({
+      clickhouse: readClickHouseConfig(reader),
+      retention: readRetentionConfig(reader),
+      logLevel: reader.logLevel(),
+    });
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`flowmeter migrate: ${error.message}\n`);
@@ -23,10 +30,21 @@ async function main(): Promise<void> {
   }
   const logger = createLogger("migrate", config.logLevel);
   const clickhouse = createClickHouse(config.clickhouse);
+  // Embedded chDB is in this process: nothing to wait for.
+  const deadline = Date.now() + (config.clickhouse.url === undefined ? 0 : config.clickhouse.waitSeconds * 1000);
+  logger.info("migrating", { clickhouse: describeClickHouse(config.clickhouse), migrations: config.clickhouse.migrationsDir });
   try {
-    logger.info("migrating", { clickhouse: describeClickHouse(config.clickhouse), migrations: config.clickhouse.migrationsDir });
-    await migrate(clickhouse, config.clickhouse.migrationsDir, logger);
-    await applyRetention(clickhouse, config.retention, logger);
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        await migrate(clickhouse, config.clickhouse.migrationsDir, logger);
+        await applyRetention(clickhouse, config.retention, logger);
+        return;
+      } catch (error) {
+        if (error instanceof MigrationError || Date.now() >= deadline) throw error;
+        logger.warn("ClickHouse not ready; retrying (CLICKHOUSE_WAIT_SECONDS)", { attempt, error: errorMessage(error) });
+        await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+      }
+    }
   } catch (error) {
     logger.error("migration failed", { error: errorMessage(error) });
     process.exitCode = 1;
@@ -34,5 +52,7 @@ async function main(): Promise<void> {
     await clickhouse.close();
   }
 }
+
+const RETRY_MS = 2000;
 
 void main();

@@ -299,13 +299,35 @@ describe("infra/compose.yaml", () => {
     expect(services[url.hostname], "the Prometheus datasource host is a compose service").toBeDefined();
     expect(url.port).toBe("9090");
 
-    const usersFile = (services["clickhouse"]?.volumes ?? []).map(parseVolume).find((mount) => mount.target.startsWith("/etc/clickhouse-server/users.d/"));
-    expect(usersFile, "ClickHouse gets the read-only grafana user").toBeDefined();
+  });
+
+  it("gives each service a ClickHouse user with no more than it needs", () => {
+    const mounts = (services["clickhouse"]?.volumes ?? []).map(parseVolume);
+    const usersFile = mounts.find((mount) => mount.target.startsWith("/etc/clickhouse-server/users.d/"));
+    expect(usersFile, "ClickHouse gets the users file").toBeDefined();
     const usersXml = readFileSync(resolve(INFRA_DIR, usersFile?.source ?? ""), "utf8");
-    expect(usersXml).toContain("<grafana>");
-    expect(usersXml).toMatch(/<readonly>1<\/readonly>/);
-    const passwordVariable = /from_env="(\w+)"/.exec(usersXml)?.[1];
-    expect(Object.keys(environmentOf(services["clickhouse"] ?? {})), "the clickhouse service gets the grafana password").toContain(passwordVariable);
+    const userBlock = (name: string) => new RegExp(`<${name}>([\\s\\S]*?)</${name}>`).exec(usersXml)?.[1] ?? "";
+    const grants = (name: string) => [...userBlock(name).matchAll(/<query>([^<]+)<\/query>/g)].map((match) => match[1]);
+    expect(grants("grafana")).toEqual(["GRANT SELECT ON flowmeter.*", "GRANT SELECT ON system.databases", "GRANT SELECT ON system.tables", "GRANT SELECT ON system.columns"]);
+    expect(usersXml).toMatch(/<grafana_readonly>[\s\S]*<readonly>1<\/readonly>/);
+    expect(userBlock("grafana")).toContain("<profile>grafana_readonly</profile>");
+    expect(grants("flowmeter_writer")).toEqual(["GRANT SELECT, INSERT ON flowmeter.*"]);
+    const clickhouseEnv = Object.keys(environmentOf(services["clickhouse"] ?? {}));
+    for (const match of usersXml.matchAll(/from_env="(\w+)"/g)) expect(clickhouseEnv, `the clickhouse service gets ${match[1]}`).toContain(match[1]);
+
+    const accessFile = mounts.find((mount) => mount.target.startsWith("/etc/clickhouse-server/config.d/"));
+    const accessXml = readFileSync(resolve(INFRA_DIR, accessFile?.source ?? ""), "utf8");
+    expect(accessXml).toContain("<select_from_system_db_requires_grant>true</select_from_system_db_requires_grant>");
+
+    const userOf = (service: string) => new URL(environmentOf(services[service] ?? {})["CLICKHOUSE_URL"] ?? "").username;
+    expect(userOf("worker")).toBe("flowmeter_writer");
+    expect(userOf("migrate")).toBe("flowmeter");
+  });
+
+  it("pins what it installs: the Grafana plugin's version and a supported Node image", () => {
+    expect(environmentOf(services["grafana"] ?? {})["GF_INSTALL_PLUGINS"]).toMatch(/^grafana-clickhouse-datasource \d+\.\d+\.\d+$/);
+    const dockerfile = readFileSync(join(INFRA_DIR, "Dockerfile"), "utf8");
+    for (const match of dockerfile.matchAll(/^FROM node:(\d+)/gm)) expect(Number(match[1])).toBeGreaterThanOrEqual(22);
   });
 
   it("mounted files sit in infra/, next to compose.yaml", () => {
