@@ -33,5 +33,6 @@ export async function buildPackage(packageDir) {
   }
 }
 
-const targets = process.argv.length > 2 ? process.argv.slice(2).map((dir) => resolve(dir)) : readdirSync(join(root, "packages")).map((name) => join(root, "packages", name));
+const targets =
+  process.argv.length > 2 ? process.argv.slice(2).map((dir) => resolve(dir)) : readdirSync(join(root, "packages")).map((name) => join(root, "packages", name));
 await Promise.all(targets.map(buildPackage));

@@ -58,7 +58,13 @@ export function outputMatches(output, expected) {
   const lines = output.split("\n").map((line) => line.replace(/\s+$/, ""));
   let at = 0;
   for (const want of expected) {
-    const pattern = new RegExp(`^${want.replace(/\s+$/, "").split("…").map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join(".*")}$`);
+    const pattern = new RegExp(
+      `^${want
+        .replace(/\s+$/, "")
+        .split("…")
+        .map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"))
+        .join(".*")}$`,
+    );
     while (at < lines.length && !pattern.test(lines[at] ?? "")) at += 1;
     if (at === lines.length) return false;
     at += 1;
@@ -136,7 +142,8 @@ async function main() {
     pipeline.stderr.on("data", (chunk) => (log += chunk));
     while (!log.includes("flowmeter is running")) {
       if (pipeline.exitCode !== null) throw new Error(`\`${install.command}\` exited ${pipeline.exitCode} before flowmeter was running:\n${log}`);
-      if (Date.now() - started > START_TIMEOUT_MS) throw new Error(`flowmeter was not running ${START_TIMEOUT_MS / 1000} s after \`${install.command}\`:\n${log}`);
+      if (Date.now() - started > START_TIMEOUT_MS)
+        throw new Error(`flowmeter was not running ${START_TIMEOUT_MS / 1000} s after \`${install.command}\`:\n${log}`);
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
     process.stdout.write(`  running ${((Date.now() - started) / 1000).toFixed(1)} s after the command\n`);
@@ -153,8 +160,14 @@ async function main() {
       process.stdout.write(`${ok ? "ok  " : "FAIL"} $ ${step.command}\n`);
       if (!ok) {
         failures += 1;
-        const indent = (text) => text.split("\n").map((line) => `    ${line}`).join("\n");
-        process.stdout.write(`  exit ${result.status}; the README shows:\n${indent(step.expected.join("\n"))}\n  it printed:\n${indent(result.output)}\n  and on stderr:\n${indent(result.errors)}\n`);
+        const indent = (text) =>
+          text
+            .split("\n")
+            .map((line) => `    ${line}`)
+            .join("\n");
+        process.stdout.write(
+          `  exit ${result.status}; the README shows:\n${indent(step.expected.join("\n"))}\n  it printed:\n${indent(result.output)}\n  and on stderr:\n${indent(result.errors)}\n`,
+        );
       }
     }
 
@@ -162,7 +175,9 @@ async function main() {
     writeFileSync(join(dir, "slow.yaml"), "name: slow\nstages:\n  - name: wait\n    driver: shell\n    run: sleep 60\n");
     const cancelled = await interruptedRun(dir, env);
     const cancelOk = cancelled.code === 2 && cancelled.output.includes("run cancelled");
-    process.stdout.write(`${cancelOk ? "ok  " : "FAIL"} Ctrl-C on npx flowmeter run cancels the run and exits 2 (exit ${cancelled.code ?? cancelled.signal})\n`);
+    process.stdout.write(
+      `${cancelOk ? "ok  " : "FAIL"} Ctrl-C on npx flowmeter run cancels the run and exits 2 (exit ${cancelled.code ?? cancelled.signal})\n`,
+    );
     if (!cancelOk) {
       failures += 1;
       process.stdout.write(cancelled.output);
@@ -185,11 +200,15 @@ async function main() {
       process.stdout.write(log);
     }
   } finally {
-    await deleteQueueKeys(dir, /queue_prefix=(\S+)/.exec(log)?.[1]).catch((error) => process.stdout.write(`readme-test: could not delete the queue keys: ${error instanceof Error ? error.message : String(error)}\n`));
+    await deleteQueueKeys(dir, /queue_prefix=(\S+)/.exec(log)?.[1]).catch((error) =>
+      process.stdout.write(`readme-test: could not delete the queue keys: ${error instanceof Error ? error.message : String(error)}\n`),
+    );
     if (pipeline !== undefined && pipeline.exitCode === null && pipeline.signalCode === null) process.kill(-pipeline.pid, "SIGKILL");
     rmSync(dir, { recursive: true, force: true });
   }
-  process.stdout.write(failures === 0 ? `readme-test: all ${steps.length + 3} steps as the README says\n` : `readme-test: ${failures} step(s) differ from the README\n`);
+  process.stdout.write(
+    failures === 0 ? `readme-test: all ${steps.length + 3} steps as the README says\n` : `readme-test: ${failures} step(s) differ from the README\n`,
+  );
   return failures === 0 ? 0 : 1;
 }
 

@@ -5,7 +5,16 @@
  * delivery cost per event, and events/s emitted and visible in run_events.
  */
 import { Queue } from "bullmq";
-import { JOB_CATALOG, createLogger, createRedis, uuidV7, type RunEvent, type RunEventsJob, type TelemetrySample, type WorkflowDefinition } from "@flowmeter/shared";
+import {
+  JOB_CATALOG,
+  createLogger,
+  createRedis,
+  uuidV7,
+  type RunEvent,
+  type RunEventsJob,
+  type TelemetrySample,
+  type WorkflowDefinition,
+} from "@flowmeter/shared";
 import { SpoolFile } from "@flowmeter/shared";
 import { DriverRegistry, EventPublisher, RunEventStore, RunExecution, createQueueDelivery, type SpoolItem } from "@flowmeter/runner";
 
@@ -69,7 +78,12 @@ export async function benchRunner(options: {
   const workflow: WorkflowDefinition = {
     name: "bench-short-stages",
     concurrency: 8,
-    stages: Array.from({ length: options.stages }, (_, index) => ({ name: `s${index}`, driver: "shell", run: "true", ...(index >= 8 ? { depends_on: [`s${index - 8}`] } : {}) })),
+    stages: Array.from({ length: options.stages }, (_, index) => ({
+      name: `s${index}`,
+      driver: "shell",
+      run: "true",
+      ...(index >= 8 ? { depends_on: [`s${index - 8}`] } : {}),
+    })),
   };
   const runId = uuidV7();
   const execution = new RunExecution({ runId, workflow, drivers: new DriverRegistry(), output: timedOutput, logger, concurrency: 8 });

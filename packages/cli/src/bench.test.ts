@@ -6,7 +6,9 @@ describe("bench request templates", () => {
   it("give every request valid entries with ids of their own, children pointing at their parent", () => {
     const parts = benchInternals.requestTemplate(100, new Date());
     const first = JSON.parse(benchInternals.fillTemplate(parts, "run", 1)) as { events: unknown[] };
-    const second = JSON.parse(benchInternals.fillTemplate(parts, "run", 2)) as { events: { insert_id: string; properties: { id: string; parentInvocationId?: string } }[] };
+    const second = JSON.parse(benchInternals.fillTemplate(parts, "run", 2)) as {
+      events: { insert_id: string; properties: { id: string; parentInvocationId?: string } }[];
+    };
     expect(first.events).toHaveLength(100);
     for (const event of first.events) expect(validateCliInvocation(event).ok).toBe(true);
     const ids = new Set(second.events.map((event) => event.insert_id));

@@ -16,7 +16,7 @@
  * (default 100), BENCH_STEADY_ENTRIES_PER_SECOND (skip the search, use this rate), BENCH_RUNNER_STAGES (default 400),
  * BENCH_RUNNER_FLOOD_RUNS (default 40), BENCH_CPU_PROFILE_DIR (write V8 CPU profiles of ingest and the worker there).
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { Agent, request as httpRequest } from "node:http";
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -79,12 +79,16 @@ const agent = new Agent({ keepAlive: true, maxSockets: 1024 });
 /** POST with a keep-alive agent: fetch() costs the load generator several times more CPU per request, CPU the pipeline needs. */
 function post(url: string, body: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const request = httpRequest(url, { method: "POST", agent, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) } }, (response) => {
-      const chunks: Buffer[] = [];
-      response.on("data", (chunk: Buffer) => chunks.push(chunk));
-      response.on("end", () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
-      response.on("error", reject);
-    });
+    const request = httpRequest(
+      url,
+      { method: "POST", agent, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) } },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on("data", (chunk: Buffer) => chunks.push(chunk));
+        response.on("end", () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+        response.on("error", reject);
+      },
+    );
     request.on("error", reject);
     request.end(body);
   });
@@ -104,7 +108,14 @@ function requestTemplate(size: number, startedAt: Date): string[] {
     entries.push(
       index % 5 === 0
         ? parentEntry({ id, startedAt, durationMs: 200 + index * 37 })
-        : childEntry(entries[0]?.properties.id ?? id, { id, startedAt, driver: drivers[index % drivers.length] ?? "loopback", stepName: `step-${index % 7}`, status: index % 9 === 0 ? "error" : "success", durationMs: 50 + ((index * 7919) % 2000) }),
+        : childEntry(entries[0]?.properties.id ?? id, {
+            id,
+            startedAt,
+            driver: drivers[index % drivers.length] ?? "loopback",
+            stepName: `step-${index % 7}`,
+            status: index % 9 === 0 ? "error" : "success",
+            durationMs: 50 + ((index * 7919) % 2000),
+          }),
     );
   }
   const body = size === 1 ? JSON.stringify(entries[0]) : JSON.stringify({ events: entries });
@@ -125,7 +136,10 @@ export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
   const batchSize = reader.int("BENCH_BATCH_SIZE", 100, { min: 2, max: 1000 });
   const runnerStages = reader.int("BENCH_RUNNER_STAGES", 400, { min: 8, max: 100_000 });
   const floodRuns = reader.int("BENCH_RUNNER_FLOOD_RUNS", 40, { min: 1, max: 10_000 });
-  const fixedSteadyRate = reader.optionalString("BENCH_STEADY_ENTRIES_PER_SECOND") === undefined ? undefined : reader.int("BENCH_STEADY_ENTRIES_PER_SECOND", 10_000, { min: 100, max: 1_000_000 });
+  const fixedSteadyRate =
+    reader.optionalString("BENCH_STEADY_ENTRIES_PER_SECOND") === undefined
+      ? undefined
+      : reader.int("BENCH_STEADY_ENTRIES_PER_SECOND", 10_000, { min: 100, max: 1_000_000 });
   const stepStart = reader.int("BENCH_STEP_START", 5000, { min: 100, max: 1_000_000 });
   const stepIncrement = reader.int("BENCH_STEP_INCREMENT", 5000, { min: 100, max: 1_000_000 });
   const stepSeconds = reader.int("BENCH_STEP_SECONDS", 8, { min: 1, max: 600 });
@@ -157,11 +171,14 @@ export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
   };
   const migrated = spawnSync(process.execPath, [SERVICE_ENTRY_POINTS.migrate()], { env: serviceEnv, stdio: "inherit" });
   if (migrated.status !== 0) return 1;
-  const [worker, ingest] = (["worker", "ingest"] as const).map((name) => spawn(process.execPath, [...nodeFlags, SERVICE_ENTRY_POINTS[name]()], { env: serviceEnv, stdio: "inherit" }));
+  const [worker, ingest] = (["worker", "ingest"] as const).map((name) =>
+    spawn(process.execPath, [...nodeFlags, SERVICE_ENTRY_POINTS[name]()], { env: serviceEnv, stdio: "inherit" }),
+  );
   const services = [worker, ingest].filter((service) => service !== undefined);
   const ingestUrl = `http://127.0.0.1:${ingestPort}`;
   const workerUrl = `http://127.0.0.1:${workerPort}`;
-  if (!(await waitHealthy([`${ingestUrl}/healthz`, `${workerUrl}/healthz`], 60_000))) throw new Error("ingest and the worker did not become healthy within 60 s");
+  if (!(await waitHealthy([`${ingestUrl}/healthz`, `${workerUrl}/healthz`], 60_000)))
+    throw new Error("ingest and the worker did not become healthy within 60 s");
 
   const query = async (sql: string): Promise<string> => {
     for (;;) {
@@ -199,7 +216,13 @@ export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
    * `entriesPerSecond` paces the senders to an offered load; undefined sends as fast as the pipeline answers.
    * `alongside` runs in a loop for the phase's duration (the heavy /query load of the "+ heavy query" phase).
    */
-  async function runPhase(name: string, entriesPerRequest: number, phaseSeconds: number, entriesPerSecond?: number, alongside?: () => Promise<unknown>): Promise<PhaseResult> {
+  async function runPhase(
+    name: string,
+    entriesPerRequest: number,
+    phaseSeconds: number,
+    entriesPerSecond?: number,
+    alongside?: () => Promise<unknown>,
+  ): Promise<PhaseResult> {
     const runTag = `${name}-${randomBytes(3).toString("hex")}`;
     const parts = requestTemplate(entriesPerRequest, new Date());
     const rowsBefore = await storedRows();
@@ -239,7 +262,9 @@ export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
     let polling = true;
     const poller = async () => {
       while (polling) {
-        const seen = await query(`SELECT DISTINCT command FROM flowmeter.command_stats WHERE minute >= '${probeMinute}' AND startsWith(command, 'probe-${runTag}-')`).catch(() => "");
+        const seen = await query(
+          `SELECT DISTINCT command FROM flowmeter.command_stats WHERE minute >= '${probeMinute}' AND startsWith(command, 'probe-${runTag}-')`,
+        ).catch(() => "");
         const now = performance.now();
         for (const command of seen.split("\n")) if (command !== "" && !probeVisible.has(command)) probeVisible.set(command, now);
         await new Promise((resolve) => setTimeout(resolve, 100));
@@ -258,7 +283,8 @@ export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
     const expected = rowsBefore + acked + probeAcked.size;
     let visibleAt = performance.now();
     for (let stored = await storedRows(); stored < expected; stored = await storedRows()) {
-      if (performance.now() - visibleAt > 300_000) throw new Error(`only ${stored - rowsBefore} of ${expected - rowsBefore} acknowledged entries became visible`);
+      if (performance.now() - visibleAt > 300_000)
+        throw new Error(`only ${stored - rowsBefore} of ${expected - rowsBefore} acknowledged entries became visible`);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     visibleAt = performance.now();
@@ -283,7 +309,11 @@ export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
       errors,
       exact: await exact(),
       insertsPerSecond: (insertsAfter - insertsBefore) / ((visibleAt - startedAt) / 1000),
-      cpuMicrosPerEntry: { ingest: perEntry(cpuBefore.ingest, cpuAfter.ingest), worker: perEntry(cpuBefore.worker, cpuAfter.worker), redis: perEntry(cpuBefore.redis, cpuAfter.redis) },
+      cpuMicrosPerEntry: {
+        ingest: perEntry(cpuBefore.ingest, cpuAfter.ingest),
+        worker: perEntry(cpuBefore.worker, cpuAfter.worker),
+        redis: perEntry(cpuBefore.redis, cpuAfter.redis),
+      },
     };
     logger.info("phase done", { phase: name, acked, errors, drain_ms: Math.round(result.drainMs), exact: result.exact });
     return result;
@@ -300,7 +330,8 @@ export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
       let answered = 0;
       await Promise.all(
         Array.from({ length: concurrency }, async () => {
-          while (performance.now() < deadline) if ((await post(`http://127.0.0.1:${expressPort}/ingest`, body).catch(() => undefined))?.status === 202) answered += 1;
+          while (performance.now() < deadline)
+            if ((await post(`http://127.0.0.1:${expressPort}/ingest`, body).catch(() => undefined))?.status === 202) answered += 1;
         }),
       );
       return answered / ((performance.now() - startedAt) / 1000);
@@ -332,7 +363,11 @@ export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
     const steadyRate = fixedSteadyRate ?? Math.max(stepStart / 2, Math.round((0.8 * sustainableRate) / 100) * 100);
     results.push(await runPhase(`steady-${steadyRate}/s`, batchSize, seconds, steadyRate));
     // The same offered load while /query runs 5-second full scans back to back.
-    results.push(await runPhase(`steady+heavy query`, batchSize, seconds, steadyRate, () => post(`${workerUrl}/query`, "SELECT count() FROM numbers(5e9) WHERE number % 7 = 3").catch(() => undefined)));
+    results.push(
+      await runPhase(`steady+heavy query`, batchSize, seconds, steadyRate, () =>
+        post(`${workerUrl}/query`, "SELECT count() FROM numbers(5e9) WHERE number % 7 = 3").catch(() => undefined),
+      ),
+    );
     if (soakSeconds > 0) {
       results.push(await runPhase(`soak-${steadyRate}/s`, batchSize, soakSeconds, steadyRate));
       soak = { seconds: soakSeconds };
@@ -358,9 +393,19 @@ export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
   // The worker has let go of its directory: read the parts it left, then measure the ceiling in a fresh one.
   const stored = createClickHouse({ url: undefined, dataDir: `${data.path}/clickhouse` });
   const maxParts = Number(
-    (await (await stored.query({ query: "SELECT max(parts) AS parts FROM (SELECT count() AS parts FROM system.parts WHERE active AND database = 'flowmeter' GROUP BY table, partition)", format: "JSONEachRow" })).json<{ parts: string }>())[0]?.parts,
+    (
+      await (
+        await stored.query({
+          query:
+            "SELECT max(parts) AS parts FROM (SELECT count() AS parts FROM system.parts WHERE active AND database = 'flowmeter' GROUP BY table, partition)",
+          format: "JSONEachRow",
+        })
+      ).json<{ parts: string }>()
+    )[0]?.parts,
   );
-  const chdbPackage = JSON.parse(readFileSync(join(dirname(createRequire(SERVICE_ENTRY_POINTS.worker()).resolve("chdb")), "package.json"), "utf8")) as { version: string };
+  const chdbPackage = JSON.parse(readFileSync(join(dirname(createRequire(SERVICE_ENTRY_POINTS.worker()).resolve("chdb")), "package.json"), "utf8")) as {
+    version: string;
+  };
   const [engine] = await (await stored.query({ query: "SELECT version() AS version", format: "JSONEachRow" })).json<{ version: string }>();
   const chdbVersion = `${chdbPackage.version} (engine ${engine?.version ?? "unknown"})`;
   await stored.close();
@@ -375,13 +420,15 @@ export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
   const receivedAt = toClickHouseTime(Date.now());
   const rows = events.map((event) => toRow(event, receivedAt));
   const blocks = [];
-  for (let offset = 0; offset < rows.length; offset += 50_000) blocks.push(toBlock("flowmeter.cli_invocations", CLI_INVOCATION_COLUMNS, rows.slice(offset, offset + 50_000)));
+  for (let offset = 0; offset < rows.length; offset += 50_000)
+    blocks.push(toBlock("flowmeter.cli_invocations", CLI_INVOCATION_COLUMNS, rows.slice(offset, offset + 50_000)));
   let ceilingStarted = performance.now();
   for (const block of blocks) await ceiling.writer.insert(block);
   const ceilingPerSecond = rows.length / ((performance.now() - ceilingStarted) / 1000);
   await ceiling.rows("TRUNCATE TABLE flowmeter.cli_invocations");
   ceilingStarted = performance.now();
-  for (let offset = 0; offset < rows.length; offset += 50_000) await insertJsonRows(ceiling.clickhouse, "flowmeter.cli_invocations", CLI_INVOCATION_COLUMNS, rows.slice(offset, offset + 50_000));
+  for (let offset = 0; offset < rows.length; offset += 50_000)
+    await insertJsonRows(ceiling.clickhouse, "flowmeter.cli_invocations", CLI_INVOCATION_COLUMNS, rows.slice(offset, offset + 50_000));
   const clientCeilingPerSecond = rows.length / ((performance.now() - ceilingStarted) / 1000);
   await ceiling.close();
 

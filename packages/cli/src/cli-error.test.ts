@@ -3,7 +3,11 @@ import { CliError, EXIT, parseOptions } from "./cli-error.js";
 
 describe("parseOptions", () => {
   it("splits options from positional arguments, in both spellings", () => {
-    expect(parseOptions(["--format", "Vertical", "SELECT", "1"], ["format"], "usage")).toEqual({ options: new Map([["format", "Vertical"]]), positional: ["SELECT", "1"], help: false });
+    expect(parseOptions(["--format", "Vertical", "SELECT", "1"], ["format"], "usage")).toEqual({
+      options: new Map([["format", "Vertical"]]),
+      positional: ["SELECT", "1"],
+      help: false,
+    });
     expect(parseOptions(["SELECT 1", "--format=JSONEachRow"], ["format"], "usage").options.get("format")).toBe("JSONEachRow");
     expect(parseOptions(["--", "--help"], [], "usage")).toEqual({ options: new Map(), positional: ["--help"], help: false });
   });

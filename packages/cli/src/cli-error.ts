@@ -28,7 +28,11 @@ export class CliError extends Error {
 }
 
 /** Splits `--name value` / `--name=value` options from positional arguments; refuses options not in `known`. */
-export function parseOptions(args: readonly string[], known: readonly string[], usage: string): { options: Map<string, string>; positional: string[]; help: boolean } {
+export function parseOptions(
+  args: readonly string[],
+  known: readonly string[],
+  usage: string,
+): { options: Map<string, string>; positional: string[]; help: boolean } {
   const options = new Map<string, string>();
   const positional: string[] = [];
   let help = false;

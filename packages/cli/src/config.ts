@@ -21,7 +21,10 @@ export interface StartConfig {
 export function embeddedQueuePrefix(env: EnvSource): string {
   const explicit = env["QUEUE_PREFIX"];
   if (explicit !== undefined && explicit !== "") return explicit;
-  return `flowmeter-${createHash("sha256").update(readDataDir(new EnvReader(env))).digest("hex").slice(0, 10)}`;
+  return `flowmeter-${createHash("sha256")
+    .update(readDataDir(new EnvReader(env)))
+    .digest("hex")
+    .slice(0, 10)}`;
 }
 
 export function parseStartConfig(env: EnvSource): StartConfig {

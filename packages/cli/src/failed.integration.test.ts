@@ -28,7 +28,10 @@ describe("flowmeter failed", () => {
 
   it("lists the failed jobs with their error and moves them back to waiting with --redrive", async () => {
     const job = await queue.add("cli_invocations", { entries: [], receivedAtMs: Date.now() }, { attempts: 1, removeOnFail: false });
-    const worker = new Worker(JOB_CATALOG.clientTelemetry.queue, async () => Promise.reject(new Error("cannot read this payload")), { connection: redis, prefix });
+    const worker = new Worker(JOB_CATALOG.clientTelemetry.queue, async () => Promise.reject(new Error("cannot read this payload")), {
+      connection: redis,
+      prefix,
+    });
     await waitFor(async () => ((await queue.getJobState(job.id ?? "")) === "failed" ? true : undefined), { what: "the job failed" });
     await worker.close();
 

@@ -19,7 +19,11 @@ environment: REDIS_URL, QUEUE_PREFIX, FLOWMETER_DATA_DIR (as for flowmeter run)
 const QUEUES = [JOB_CATALOG.clientTelemetry.queue, JOB_CATALOG.runEvents.queue] as const;
 
 export async function failed(args: readonly string[], env: NodeJS.ProcessEnv, out: NodeJS.WritableStream = process.stdout): Promise<number> {
-  const { positional, help, options } = parseOptions(args.filter((arg) => arg !== "--redrive"), [], FAILED_USAGE);
+  const { positional, help, options } = parseOptions(
+    args.filter((arg) => arg !== "--redrive"),
+    [],
+    FAILED_USAGE,
+  );
   if (help) {
     out.write(FAILED_USAGE);
     return EXIT.ok;

@@ -7,11 +7,19 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger, createRedis } from "@flowmeter/shared";
 import { parseIngestConfig, startIngestServer, type IngestServer } from "@flowmeter/ingest";
-import { createBlockJournal, createClientTelemetryConsumer, createTableLock, createWorkerMetrics, openScratchDatabase, parseWorkerConfig, type QueueConsumer, type ScratchDatabase } from "@flowmeter/worker";
+import {
+  createBlockJournal,
+  createClientTelemetryConsumer,
+  createTableLock,
+  createWorkerMetrics,
+  openScratchDatabase,
+  parseWorkerConfig,
+  type QueueConsumer,
+  type ScratchDatabase,
+} from "@flowmeter/worker";
 import { postIngest, freePort, parentEntry, startPrivateRedis, tempDir, waitFor, type PrivateRedis } from "@flowmeter/test-utils";
 
 const logger = createLogger("test", "error");
-
 
 describe("ingest to ClickHouse, through bad entries and a Redis outage", () => {
   const data = tempDir("redis-outage");
@@ -29,9 +37,27 @@ describe("ingest to ClickHouse, through bad entries and a Redis outage", () => {
     workerRedis = createRedis(redisServer.url, "worker");
     workerRedis.on("error", () => {});
     const workerConfig = { ...parseWorkerConfig({ QUEUE_PREFIX: prefix }), batch: { maxRows: 5000, maxWaitMs: 100 } };
-    consumer = createClientTelemetryConsumer({ config: workerConfig, redis: workerRedis, metrics: createWorkerMetrics(), logger, clickhouse: database.clickhouse, writer: database.writer, journal: createBlockJournal(workerRedis, prefix), lock: createTableLock(workerRedis, { queuePrefix: prefix, ttlMs: 10_000, waitMs: 30_000, onLost: () => undefined }) });
+    consumer = createClientTelemetryConsumer({
+      config: workerConfig,
+      redis: workerRedis,
+      metrics: createWorkerMetrics(),
+      logger,
+      clickhouse: database.clickhouse,
+      writer: database.writer,
+      journal: createBlockJournal(workerRedis, prefix),
+      lock: createTableLock(workerRedis, { queuePrefix: prefix, ttlMs: 10_000, waitMs: 30_000, onLost: () => undefined }),
+    });
     consumer.start();
-    ingest = await startIngestServer(parseIngestConfig({ INGEST_PORT: "0", REDIS_URL: redisServer.url, QUEUE_PREFIX: prefix, FLOWMETER_DATA_DIR: `${data.path}/ingest`, INGEST_RATE_LIMIT_ENTRIES_PER_SECOND: "0" }), logger);
+    ingest = await startIngestServer(
+      parseIngestConfig({
+        INGEST_PORT: "0",
+        REDIS_URL: redisServer.url,
+        QUEUE_PREFIX: prefix,
+        FLOWMETER_DATA_DIR: `${data.path}/ingest`,
+        INGEST_RATE_LIMIT_ENTRIES_PER_SECOND: "0",
+      }),
+      logger,
+    );
   }, 60_000);
 
   afterAll(async () => {
@@ -68,11 +94,20 @@ describe("ingest to ClickHouse, through bad entries and a Redis outage", () => {
       },
       { timeoutMs: 30_000, what: "all 40 entries in cli_invocations" },
     );
-    const repaired = await database.rows<{ insert_id: string; repairs: string[] }>(`SELECT insert_id, repairs FROM flowmeter.cli_invocations WHERE command = '${command}' AND notEmpty(repairs) ORDER BY insert_id`);
-    expect(new Map(repaired.map((row) => [row.insert_id, row.repairs]))).toEqual(new Map([[entries[7]?.insert_id, ["timestamp_replaced"]], [entries[11]?.insert_id, ["truncated"]]]));
+    const repaired = await database.rows<{ insert_id: string; repairs: string[] }>(
+      `SELECT insert_id, repairs FROM flowmeter.cli_invocations WHERE command = '${command}' AND notEmpty(repairs) ORDER BY insert_id`,
+    );
+    expect(new Map(repaired.map((row) => [row.insert_id, row.repairs]))).toEqual(
+      new Map([
+        [entries[7]?.insert_id, ["timestamp_replaced"]],
+        [entries[11]?.insert_id, ["truncated"]],
+      ]),
+    );
     const [args] = await database.rows<{ args: string[] }>(`SELECT args FROM flowmeter.cli_invocations WHERE insert_id = '${entries[3]?.insert_id}'`);
     expect(args?.args[0]).toBe("\uFFFD");
-    const warnings = await database.rows<{ entry_id: string; reason: string }>(`SELECT entry_id, reason FROM flowmeter.ingestion_warnings WHERE entry_id IN ('${entries[7]?.insert_id}', '${entries[11]?.insert_id}') ORDER BY reason`);
+    const warnings = await database.rows<{ entry_id: string; reason: string }>(
+      `SELECT entry_id, reason FROM flowmeter.ingestion_warnings WHERE entry_id IN ('${entries[7]?.insert_id}', '${entries[11]?.insert_id}') ORDER BY reason`,
+    );
     expect(warnings.map((warning) => warning.reason)).toEqual(["timestamp_replaced", "truncated"]);
   }, 60_000);
 

@@ -26,7 +26,9 @@ export async function query(args: readonly string[], env: NodeJS.ProcessEnv): Pr
   const format = options.get("format");
   const url = `${base}/query${format === undefined ? "" : `?format=${encodeURIComponent(format)}`}`;
   const response = await fetch(url, { method: "POST", body: sql }).catch((error: unknown) => {
-    throw new CliError(`the worker at ${base} does not answer (${error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error)}); is flowmeter running (npm start)?`);
+    throw new CliError(
+      `the worker at ${base} does not answer (${error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error)}); is flowmeter running (npm start)?`,
+    );
   });
   const text = await response.text();
   if (!response.ok) {

@@ -36,7 +36,10 @@ async function warnAboutDurability(url: string, logger: Logger): Promise<void> {
     const [, save] = (await redis.config("GET", "save")) as string[];
     const [, policy] = (await redis.config("GET", "maxmemory-policy")) as string[];
     if (appendonly !== "yes" && (save ?? "") === "") {
-      logger.warn("this Redis keeps nothing on disk (appendonly no, no save): queued telemetry is lost if it restarts; set REDIS_URL to a Redis with AOF, or stop it and let npm start launch its own", { url });
+      logger.warn(
+        "this Redis keeps nothing on disk (appendonly no, no save): queued telemetry is lost if it restarts; set REDIS_URL to a Redis with AOF, or stop it and let npm start launch its own",
+        { url },
+      );
     }
     if (policy !== "noeviction") logger.warn(`this Redis may evict keys (maxmemory-policy ${policy}); queued telemetry needs noeviction`, { url });
   } catch {
@@ -53,7 +56,9 @@ function redisServerInstalled(): boolean {
 export async function chooseRedis(configuredUrl: string | undefined, dataDir: string, logger: Logger, port = 6379): Promise<RedisChoice> {
   if (configuredUrl !== undefined) {
     if (await redisAnswers(configuredUrl, 2000)) return { url: configuredUrl, process: undefined };
-    throw new RedisUnavailableError(`REDIS_URL=${configuredUrl} does not answer. Start that Redis, or unset REDIS_URL to let flowmeter use or launch a local one.`);
+    throw new RedisUnavailableError(
+      `REDIS_URL=${configuredUrl} does not answer. Start that Redis, or unset REDIS_URL to let flowmeter use or launch a local one.`,
+    );
   }
   const localUrl = port === 6379 ? DEFAULT_REDIS_URL : `redis://127.0.0.1:${port}`;
   if (await redisAnswers(localUrl, 1000)) {
@@ -65,7 +70,22 @@ export async function chooseRedis(configuredUrl: string | undefined, dataDir: st
 
   const dir = join(dataDir, "redis");
   mkdirSync(dir, { recursive: true });
-  const args = ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--maxmemory-policy", "noeviction"];
+  const args = [
+    "--port",
+    String(port),
+    "--bind",
+    "127.0.0.1",
+    "--dir",
+    dir,
+    "--appendonly",
+    "yes",
+    "--appendfsync",
+    "everysec",
+    "--save",
+    "",
+    "--maxmemory-policy",
+    "noeviction",
+  ];
   const server = spawn("redis-server", args, { stdio: ["ignore", "ignore", "inherit"], detached: true });
   logger.info("launching a private redis-server", { url: localUrl, dir, appendonly: "yes", maxmemory_policy: "noeviction" });
   const deadline = Date.now() + 10_000;
@@ -75,5 +95,7 @@ export async function chooseRedis(configuredUrl: string | undefined, dataDir: st
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   server.kill("SIGKILL");
-  throw new RedisUnavailableError(`the private redis-server on ${localUrl} did not start (is the port in use by something that is not Redis?).\n${REDIS_INSTALL_HINT}`);
+  throw new RedisUnavailableError(
+    `the private redis-server on ${localUrl} did not start (is the port in use by something that is not Redis?).\n${REDIS_INSTALL_HINT}`,
+  );
 }

@@ -27,7 +27,13 @@ export class RunView {
         this.stage(event).driver = event.payload.driver;
         break;
       case "stage.started":
-        Object.assign(this.stage(event), { state: "running", attempt: event.payload.stage_attempt, startedAtMs: event.ts_ms, durationMs: undefined, detail: "" });
+        Object.assign(this.stage(event), {
+          state: "running",
+          attempt: event.payload.stage_attempt,
+          startedAtMs: event.ts_ms,
+          durationMs: undefined,
+          detail: "",
+        });
         break;
       case "stage.completed":
         Object.assign(this.stage(event), { state: "succeeded", durationMs: event.payload.duration_ms, detail: "" });

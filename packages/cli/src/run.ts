@@ -31,7 +31,8 @@ export async function run(args: string[], env: NodeJS.ProcessEnv, out: NodeJS.Wr
     return EXIT.ok;
   }
   const [file, ...extra] = positional;
-  if (file === undefined || extra.length > 0) throw new CliError(`${file === undefined ? "name one workflow file" : "name only one workflow file"}\n${RUN_USAGE}`, EXIT.usage);
+  if (file === undefined || extra.length > 0)
+    throw new CliError(`${file === undefined ? "name one workflow file" : "name only one workflow file"}\n${RUN_USAGE}`, EXIT.usage);
   const reader = new EnvReader(env);
   const redisUrl = reader.url("REDIS_URL", ["redis:", "rediss:"]) ?? DEFAULT_REDIS_URL;
   const queuePrefix = embeddedQueuePrefix(env);
@@ -52,7 +53,9 @@ export async function run(args: string[], env: NodeJS.ProcessEnv, out: NodeJS.Wr
   } catch (error) {
     await queue.close().catch(() => undefined);
     redis.disconnect();
-    throw new CliError(`could not submit the run: Redis at ${redisUrl} is not reachable (${String(error instanceof Error ? error.message : error)}). Is flowmeter running (npm start)?`);
+    throw new CliError(
+      `could not submit the run: Redis at ${redisUrl} is not reachable (${String(error instanceof Error ? error.message : error)}). Is flowmeter running (npm start)?`,
+    );
   }
   await queue.close();
   out.write(`run ${runId} of workflow ${workflow.name} submitted (${workflow.stages.length} ${workflow.stages.length === 1 ? "stage" : "stages"})\n`);
@@ -67,7 +70,10 @@ export async function run(args: string[], env: NodeJS.ProcessEnv, out: NodeJS.Wr
     drawn = lines.length;
   };
   const ticker = setInterval(draw, 250);
-  const hint = setTimeout(() => out.write(`no runner has started run ${runId} yet; runners take runs from Redis ${redisUrl} (prefix ${queuePrefix}). Is one running (npm start)?\n`), NO_RUNNER_HINT_MS);
+  const hint = setTimeout(
+    () => out.write(`no runner has started run ${runId} yet; runners take runs from Redis ${redisUrl} (prefix ${queuePrefix}). Is one running (npm start)?\n`),
+    NO_RUNNER_HINT_MS,
+  );
 
   const stopFollowing = new AbortController();
   let interrupts = 0;

@@ -7,7 +7,16 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger, createRedis, type RunEvent, type WorkflowDefinition } from "@flowmeter/shared";
 import { createRunQueue, followRun, parseRunnerConfig, startRunner, submitRun, type RunningRunner } from "@flowmeter/runner";
-import { createBlockJournal, createRunEventsConsumer, createTableLock, createWorkerMetrics, openScratchDatabase, parseWorkerConfig, type QueueConsumer, type ScratchDatabase } from "@flowmeter/worker";
+import {
+  createBlockJournal,
+  createRunEventsConsumer,
+  createTableLock,
+  createWorkerMetrics,
+  openScratchDatabase,
+  parseWorkerConfig,
+  type QueueConsumer,
+  type ScratchDatabase,
+} from "@flowmeter/worker";
 import { deleteQueuePrefix, tempDir, testQueuePrefix, testRedisUrl, waitFor } from "@flowmeter/test-utils";
 
 const logger = createLogger("test", "error");
@@ -23,7 +32,16 @@ describe("runner events into ClickHouse rollups", () => {
   beforeAll(async () => {
     database = await openScratchDatabase("runner-pipeline");
     const workerConfig = { ...parseWorkerConfig({ QUEUE_PREFIX: prefix }), batch: { maxRows: 5000, maxWaitMs: 100 } };
-    consumer = createRunEventsConsumer({ config: workerConfig, redis, metrics: createWorkerMetrics(), logger, clickhouse: database.clickhouse, writer: database.writer, journal: createBlockJournal(redis, prefix), lock: createTableLock(redis, { queuePrefix: prefix, ttlMs: 10_000, waitMs: 30_000, onLost: () => undefined }) });
+    consumer = createRunEventsConsumer({
+      config: workerConfig,
+      redis,
+      metrics: createWorkerMetrics(),
+      logger,
+      clickhouse: database.clickhouse,
+      writer: database.writer,
+      journal: createBlockJournal(redis, prefix),
+      lock: createTableLock(redis, { queuePrefix: prefix, ttlMs: 10_000, waitMs: 30_000, onLost: () => undefined }),
+    });
     consumer.start();
     runner = await startRunner(
       parseRunnerConfig({
@@ -56,7 +74,13 @@ describe("runner events into ClickHouse rollups", () => {
       name: workflowName,
       stages: [
         { name: "build", driver: "shell", run: "echo building" },
-        { name: "flaky", driver: "shell", run: `n=$(cat ${counter} 2>/dev/null || echo 0); n=$((n+1)); echo $n > ${counter}; [ $n -ge 3 ]`, depends_on: ["build"], retries: 2 },
+        {
+          name: "flaky",
+          driver: "shell",
+          run: `n=$(cat ${counter} 2>/dev/null || echo 0); n=$((n+1)); echo $n > ${counter}; [ $n -ge 3 ]`,
+          depends_on: ["build"],
+          retries: 2,
+        },
         { name: "slow", driver: "shell", run: "sleep 0.4", depends_on: ["build"] },
         { name: "broken", driver: "node", run: "process.exit(7)", depends_on: ["build"] },
         { name: "publish", driver: "shell", run: "echo never", depends_on: ["broken"] },
@@ -72,7 +96,15 @@ describe("runner events into ClickHouse rollups", () => {
 
     const stored = await waitFor(
       async () => {
-        const found = await rows<{ seq: string; event_type: string; stage_name: string; stage_attempt: number; stage_outcome: string; exit_code: number | null; group_id: string }>(
+        const found = await rows<{
+          seq: string;
+          event_type: string;
+          stage_name: string;
+          stage_attempt: number;
+          stage_outcome: string;
+          exit_code: number | null;
+          group_id: string;
+        }>(
           `SELECT seq, event_type, stage_name, stage_attempt, stage_outcome, exit_code, group_id FROM flowmeter.run_events WHERE run_id = '${runId}' ORDER BY seq`,
         );
         return found.length === followed.length ? found : undefined;
@@ -89,7 +121,9 @@ describe("runner events into ClickHouse rollups", () => {
     expect(stored.filter((event) => event.stage_name === "publish" && event.stage_outcome !== "").map((event) => event.stage_outcome)).toEqual(["skipped"]);
     expect(new Set(stored.filter((event) => ["flaky", "slow", "broken"].includes(event.stage_name)).map((event) => event.group_id))).toEqual(new Set(["g1"]));
 
-    const [flaky] = await rows<{ count: string; retries: string; status: string }>(`SELECT count, retries, status FROM flowmeter.stage_stats WHERE workflow = '${workflowName}' AND stage = 'flaky'`);
+    const [flaky] = await rows<{ count: string; retries: string; status: string }>(
+      `SELECT count, retries, status FROM flowmeter.stage_stats WHERE workflow = '${workflowName}' AND stage = 'flaky'`,
+    );
     expect({ ...flaky, count: Number(flaky?.count), retries: Number(flaky?.retries) }).toEqual({ count: 1, retries: 2, status: "succeeded" });
 
     const fromRaw = await rows<{ stage: string; driver: string; status: string; n: string; retries: string }>(
@@ -110,7 +144,10 @@ describe("runner events into ClickHouse rollups", () => {
   });
 
   it("stores host samples and heartbeats with cumulative counters as sent", async () => {
-    const workflow: WorkflowDefinition = { name: `sampled-${prefix}`, stages: [{ name: "busy", driver: "shell", run: "for i in 1 2 3 4 5 6; do echo tick; sleep 0.1; done" }] };
+    const workflow: WorkflowDefinition = {
+      name: `sampled-${prefix}`,
+      stages: [{ name: "busy", driver: "shell", run: "for i in 1 2 3 4 5 6; do echo tick; sleep 0.1; done" }],
+    };
     const queue = createRunQueue(redis, prefix);
     const { run_id: runId } = await submitRun(queue, workflow);
     await queue.close();

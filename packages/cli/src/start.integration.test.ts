@@ -36,7 +36,15 @@ describe("flowmeter start", () => {
     pipeline.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
     pipeline.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
     for (const url of [`http://127.0.0.1:${ports.ingest}/healthz`, `http://127.0.0.1:${ports.worker}/healthz`, `http://127.0.0.1:${ports.runner}/v1/health`]) {
-      await waitFor(async () => ((await fetch(url).then((response) => response.ok).catch(() => false)) ? true : undefined), { timeoutMs: 30_000, what: `${url} (output so far:\n${output})` });
+      await waitFor(
+        async () =>
+          (await fetch(url)
+            .then((response) => response.ok)
+            .catch(() => false))
+            ? true
+            : undefined,
+        { timeoutMs: 30_000, what: `${url} (output so far:\n${output})` },
+      );
     }
   }, 60_000);
 
@@ -59,7 +67,9 @@ describe("flowmeter start", () => {
     });
     expect(response.status).toBe(202);
     expect(await response.json()).toEqual({ accepted: 2, rejected: [] });
-    const row = await waitFor(async () => (await query("SELECT source, driver, status, count FROM flowmeter.driver_stats")) || undefined, { what: "driver_stats row" });
+    const row = await waitFor(async () => (await query("SELECT source, driver, status, count FROM flowmeter.driver_stats")) || undefined, {
+      what: "driver_stats row",
+    });
     expect(row).toBe("client\tloopback\terror\t1");
     expect(await query("SELECT command, subcommand, count FROM flowmeter.command_stats ORDER BY command")).toBe("model\tmethod\t1\nworkflow\trun\t1");
   });
@@ -73,11 +83,16 @@ describe("flowmeter start", () => {
     expect(code, printed).toBe(0);
     expect(printed).toContain("run.finished");
     expect(printed).toContain("run succeeded");
-    const stages = await waitFor(async () => {
-      // The curl example's child ("validate") is a client row of the same workflow.
-      const text = await query("SELECT stage, groupArray(status) FROM (SELECT stage, status FROM flowmeter.stage_stats WHERE workflow = 'deploy' AND stage != 'validate' ORDER BY status) GROUP BY stage ORDER BY stage");
-      return text.split("\n").length === 5 ? text : undefined;
-    }, { what: "runner rows in stage_stats" });
+    const stages = await waitFor(
+      async () => {
+        // The curl example's child ("validate") is a client row of the same workflow.
+        const text = await query(
+          "SELECT stage, groupArray(status) FROM (SELECT stage, status FROM flowmeter.stage_stats WHERE workflow = 'deploy' AND stage != 'validate' ORDER BY status) GROUP BY stage ORDER BY stage",
+        );
+        return text.split("\n").length === 5 ? text : undefined;
+      },
+      { what: "runner rows in stage_stats" },
+    );
     expect(stages).toContain("publish\t['succeeded']");
     expect(stages).toContain("lint\t['succeeded']");
   }, 60_000);

@@ -119,7 +119,11 @@ export async function start(env: NodeJS.ProcessEnv): Promise<number> {
   });
 
   const serving = waitHealthy(
-    [`http://127.0.0.1:${config.ingestPort}/healthz`, `http://127.0.0.1:${config.workerMetricsPort}/healthz`, `http://127.0.0.1:${config.runnerPort}/v1/health`],
+    [
+      `http://127.0.0.1:${config.ingestPort}/healthz`,
+      `http://127.0.0.1:${config.workerMetricsPort}/healthz`,
+      `http://127.0.0.1:${config.runnerPort}/v1/health`,
+    ],
     READY_TIMEOUT_MS,
   );
   const ready = await Promise.race([serving, outcome.then(() => false)]);

@@ -2,7 +2,12 @@
 export async function waitHealthy(urls: readonly string[], timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   for (const url of urls) {
-    while (!(await fetch(url, { signal: AbortSignal.timeout(2000) }).then((response) => response.ok, () => false))) {
+    while (
+      !(await fetch(url, { signal: AbortSignal.timeout(2000) }).then(
+        (response) => response.ok,
+        () => false,
+      ))
+    ) {
       if (Date.now() > deadline) return false;
       await new Promise((resolve) => setTimeout(resolve, 100));
     }

@@ -65,8 +65,7 @@ async function setup(env: Record<string, string> = {}, redisUrl = testRedisUrl()
     if (reachable) await deleteQueuePrefix(prefix);
   });
   if (reachable) await queue.waitUntilReady();
-  const jobs = async (): Promise<ClientTelemetryJob[]> =>
-    (await queue.getWaiting(0, -1)).sort((a, b) => Number(a.id) - Number(b.id)).map((job) => job.data);
+  const jobs = async (): Promise<ClientTelemetryJob[]> => (await queue.getWaiting(0, -1)).sort((a, b) => Number(a.id) - Number(b.id)).map((job) => job.data);
   return { ingest, queue, jobs, entries: async () => (await jobs()).flatMap((job) => job.entries) };
 }
 
@@ -185,7 +184,9 @@ describe("POST /ingest: bad input", () => {
     expect(stored[1]?.[REPAIRS_KEY]).toEqual({ repairs: ["field_defaulted"] });
     const warnings = (await harness.jobs()).flatMap((job) => job.warnings ?? []);
     expect(warnings.map((warning) => [warning.reason, warning.entry_id])).toEqual([["field_defaulted", bad.insert_id]]);
-    expect(warnings[0]?.detail).toBe("properties.result.status must be equal to one of the allowed values; replaced by a default; properties.durationMs must be number; replaced by a default");
+    expect(warnings[0]?.detail).toBe(
+      "properties.result.status must be equal to one of the allowed values; replaced by a default; properties.durationMs must be number; replaced by a default",
+    );
   });
 
   it("answers 202 with accepted 0 when no entry is a cli_invocation, and enqueues their warnings", async () => {
@@ -291,7 +292,10 @@ describe("POST /ingest: bad input", () => {
     expect(jobs.every((job) => job.entries.length <= 1000)).toBe(true);
     expect(new Set(jobs.flatMap((job) => job.entries.map((entry) => entry.insert_id)))).toEqual(new Set(entries.map((entry) => entry.insert_id)));
 
-    const tooMany = await post(harness, Array.from({ length: 10_001 }, () => ({})));
+    const tooMany = await post(
+      harness,
+      Array.from({ length: 10_001 }, () => ({})),
+    );
     expectError(tooMany, 413, "PAYLOAD_TOO_LARGE");
     expect((tooMany.body as { message: string }).message).toContain("10000");
     expect(await harness.jobs()).toHaveLength(10);
@@ -440,7 +444,11 @@ describe("what a web page or a sloppy endpoint sends", () => {
       expectError(res, 415, "INVALID_PARAMS");
       expect(res.body.message).toBe(`Content-Type ${contentType.split(";")[0]} is not accepted; send application/json (or application/x-ndjson)`);
     }
-    const bare = await request(harness.ingest.app).post("/ingest").serialize((data: unknown) => data as string).send(Buffer.from(body)).unset("content-type");
+    const bare = await request(harness.ingest.app)
+      .post("/ingest")
+      .serialize((data: unknown) => data as string)
+      .send(Buffer.from(body))
+      .unset("content-type");
     expectError(bare, 415, "INVALID_PARAMS");
     expect(await harness.entries()).toEqual([]);
   });

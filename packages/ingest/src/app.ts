@@ -12,7 +12,10 @@ import { createRateLimiter } from "./ingest/rate-limiter.js";
 import { createIngestMetrics, METRIC_ROUTES, type IngestMetrics } from "./metrics.js";
 
 export interface IngestAppOptions {
-  config: Pick<IngestConfig, "host" | "bodyBytesInFlight" | "apiKeys" | "maxBodyBytes" | "maxEntriesPerRequest" | "maxEntryBytes" | "rateLimitEntriesPerSecond">;
+  config: Pick<
+    IngestConfig,
+    "host" | "bodyBytesInFlight" | "apiKeys" | "maxBodyBytes" | "maxEntriesPerRequest" | "maxEntryBytes" | "rateLimitEntriesPerSecond"
+  >;
   /** Queue from createIngestQueue(); the caller owns it and closes it. */
   queue: ClientTelemetryQueue;
   /** The queue's connection, used for the fast "disconnected" check and /healthz; the caller owns it. */
@@ -44,10 +47,17 @@ export function createIngestApp({ config, queue, redis, logger, spool }: IngestA
   const inFlight = new Set<Promise<unknown>>();
   const bodyBudget = new ByteBudget(config.bodyBytesInFlight);
   const enqueuer = createEnqueue(queue, redis, {
-    spool: spool === undefined ? undefined : { ...spool, logger, onChange: ({ items, bytes }) => {
-      metrics.spooledRequests.set(items);
-      metrics.spoolBytes.set(bytes);
-    } },
+    spool:
+      spool === undefined
+        ? undefined
+        : {
+            ...spool,
+            logger,
+            onChange: ({ items, bytes }) => {
+              metrics.spooledRequests.set(items);
+              metrics.spoolBytes.set(bytes);
+            },
+          },
   });
   // Queue errors mirror the connection's; without a listener an EventEmitter "error" would crash the process.
   queue.on("error", (error) => logger.debug("queue error", { error: errorMessage(error) }));
@@ -84,7 +94,9 @@ export function createIngestApp({ config, queue, redis, logger, spool }: IngestA
     const limit = rateLimiter.take(client, entries.length);
     if (!limit.ok) {
       metrics.entriesRejected.inc({ reason: "TOO_MANY_REQUESTS" }, entries.length);
-      throw new ApiError("TOO_MANY_REQUESTS", `rate limit of ${config.rateLimitEntriesPerSecond} entries per second exceeded`, { retryAfterSeconds: limit.retryAfterSeconds });
+      throw new ApiError("TOO_MANY_REQUESTS", `rate limit of ${config.rateLimitEntriesPerSecond} entries per second exceeded`, {
+        retryAfterSeconds: limit.retryAfterSeconds,
+      });
     }
     const checked = checkEntries(entries, { maxEntryBytes: config.maxEntryBytes, receivedAtMs, source });
     if (checked.unique.length > 0 || checked.warnings.length > 0) {

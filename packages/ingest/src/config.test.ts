@@ -76,7 +76,15 @@ describe("parseIngestConfig", () => {
     expect(thrown).toBeInstanceOf(ConfigError);
     const problems = (thrown as ConfigError).problems;
     expect(problems).toHaveLength(7);
-    for (const name of ["INGEST_PORT", "INGEST_MAX_BODY_BYTES", "INGEST_MAX_ENTRIES_PER_REQUEST", "INGEST_MAX_ENTRY_BYTES", "INGEST_RATE_LIMIT_ENTRIES_PER_SECOND", "LOG_LEVEL", "REDIS_URL"]) {
+    for (const name of [
+      "INGEST_PORT",
+      "INGEST_MAX_BODY_BYTES",
+      "INGEST_MAX_ENTRIES_PER_REQUEST",
+      "INGEST_MAX_ENTRY_BYTES",
+      "INGEST_RATE_LIMIT_ENTRIES_PER_SECOND",
+      "LOG_LEVEL",
+      "REDIS_URL",
+    ]) {
       expect(problems.some((problem) => problem.startsWith(`${name}=`))).toBe(true);
     }
   });

@@ -44,7 +44,7 @@ export function parseIngestConfig(env: EnvSource): IngestConfig {
   const redis = readRedisConfig(reader);
   const config: IngestConfig = {
     port: reader.port("INGEST_PORT", 7070),
-    host: authenticated ? (requestedHost ?? "0.0.0.0") : (requestedHost !== undefined && isLoopbackHost(requestedHost) ? requestedHost : LOOPBACK_HOST),
+    host: authenticated ? (requestedHost ?? "0.0.0.0") : requestedHost !== undefined && isLoopbackHost(requestedHost) ? requestedHost : LOOPBACK_HOST,
     ignoredHost: !authenticated && requestedHost !== undefined && !isLoopbackHost(requestedHost) ? requestedHost : undefined,
     apiKeys: isPublic ? [] : apiKeys,
     public: isPublic,

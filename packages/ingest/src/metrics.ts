@@ -51,8 +51,17 @@ export function createIngestMetrics(): IngestMetrics {
       help: "Entries accepted and enqueued (an entry repeated within one request counts each time)",
       registers: [registry],
     }),
-    entriesRejected: reasonCounter(registry, "flowmeter_ingest_entries_rejected_total", "Entries not accepted, by reason (error code)", ["INVALID_PARAMS", "TOO_MANY_REQUESTS", "UNAVAILABLE"]),
-    entriesRepaired: reasonCounter(registry, "flowmeter_ingest_entries_repaired_total", "Entries accepted after a repair, by reason (an entry with several repairs counts once per reason)", REPAIR_REASONS),
+    entriesRejected: reasonCounter(registry, "flowmeter_ingest_entries_rejected_total", "Entries not accepted, by reason (error code)", [
+      "INVALID_PARAMS",
+      "TOO_MANY_REQUESTS",
+      "UNAVAILABLE",
+    ]),
+    entriesRepaired: reasonCounter(
+      registry,
+      "flowmeter_ingest_entries_repaired_total",
+      "Entries accepted after a repair, by reason (an entry with several repairs counts once per reason)",
+      REPAIR_REASONS,
+    ),
     enqueueDuration: new Histogram({
       name: "flowmeter_ingest_enqueue_duration_seconds",
       help: "Time to put one request's entries on the queue",
@@ -60,8 +69,16 @@ export function createIngestMetrics(): IngestMetrics {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers: [registry],
     }),
-    spooledRequests: new Gauge({ name: "flowmeter_ingest_spooled_requests", help: "Accepted requests waiting in the local spool until Redis takes them", registers: [registry] }),
-    spoolBytes: new Gauge({ name: "flowmeter_ingest_spool_bytes", help: "Bytes in the local spool (INGEST_SPOOL_MAX_BYTES is the limit)", registers: [registry] }),
+    spooledRequests: new Gauge({
+      name: "flowmeter_ingest_spooled_requests",
+      help: "Accepted requests waiting in the local spool until Redis takes them",
+      registers: [registry],
+    }),
+    spoolBytes: new Gauge({
+      name: "flowmeter_ingest_spool_bytes",
+      help: "Bytes in the local spool (INGEST_SPOOL_MAX_BYTES is the limit)",
+      registers: [registry],
+    }),
     requestBodyBytes: new Histogram({
       name: "flowmeter_ingest_request_body_bytes",
       help: "Size of request bodies after decoding",

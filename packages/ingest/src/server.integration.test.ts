@@ -22,12 +22,15 @@ afterEach(async () => {
 /** A POST on a fresh connection (no keep-alive agent), so the test leaves no client sockets behind. */
 function postJson(port: number, body: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: "127.0.0.1", port, path: "/ingest", method: "POST", agent: false, headers: { "content-type": "application/json" } }, (res) => {
-      let text = "";
-      res.setEncoding("utf8");
-      res.on("data", (chunk: string) => (text += chunk));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
-    });
+    const req = httpRequest(
+      { host: "127.0.0.1", port, path: "/ingest", method: "POST", agent: false, headers: { "content-type": "application/json" } },
+      (res) => {
+        let text = "";
+        res.setEncoding("utf8");
+        res.on("data", (chunk: string) => (text += chunk));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
+      },
+    );
     req.on("error", reject);
     req.end(body);
   });
@@ -48,7 +51,10 @@ describe("startIngestServer", () => {
 
     const lines: string[] = [];
     const logger = createLogger("ingest", "info", (line) => lines.push(line));
-    const server = await startIngestServer(parseIngestConfig({ INGEST_PORT: "0", INGEST_HOST: "0.0.0.0", REDIS_URL: testRedisUrl(), QUEUE_PREFIX: prefix, FLOWMETER_DATA_DIR: dataDir() }), logger);
+    const server = await startIngestServer(
+      parseIngestConfig({ INGEST_PORT: "0", INGEST_HOST: "0.0.0.0", REDIS_URL: testRedisUrl(), QUEUE_PREFIX: prefix, FLOWMETER_DATA_DIR: dataDir() }),
+      logger,
+    );
     expect(server.host).toBe("127.0.0.1");
     expect(lines.some((line) => line.includes("warn") && line.includes("loopback only") && line.includes("ignored_ingest_host=0.0.0.0"))).toBe(true);
     expect(lines.some((line) => line.includes("listening") && line.includes("auth=off"))).toBe(true);
@@ -69,7 +75,10 @@ describe("startIngestServer", () => {
   });
 
   it("starts and stops cleanly while Redis is unreachable, and answers 503 when it cannot spool either", async () => {
-    const server = await startIngestServer(parseIngestConfig({ INGEST_PORT: "0", REDIS_URL: "redis://127.0.0.1:1", FLOWMETER_DATA_DIR: dataDir(), INGEST_SPOOL_MAX_BYTES: "0" }), createLogger("ingest", "error", () => {}));
+    const server = await startIngestServer(
+      parseIngestConfig({ INGEST_PORT: "0", REDIS_URL: "redis://127.0.0.1:1", FLOWMETER_DATA_DIR: dataDir(), INGEST_SPOOL_MAX_BYTES: "0" }),
+      createLogger("ingest", "error", () => {}),
+    );
     const res = await postJson(server.port, JSON.stringify(parentEntry()));
     expect(res.status).toBe(503);
     const started = Date.now();
@@ -82,7 +91,10 @@ describe("startIngestServer", () => {
     cleanups.push(() => deleteQueuePrefix(prefix));
     const dir = dataDir();
     const quiet = createLogger("ingest", "error", () => {});
-    const away = await startIngestServer(parseIngestConfig({ INGEST_PORT: "0", REDIS_URL: "redis://127.0.0.1:1", QUEUE_PREFIX: prefix, FLOWMETER_DATA_DIR: dir }), quiet);
+    const away = await startIngestServer(
+      parseIngestConfig({ INGEST_PORT: "0", REDIS_URL: "redis://127.0.0.1:1", QUEUE_PREFIX: prefix, FLOWMETER_DATA_DIR: dir }),
+      quiet,
+    );
     const entries = [parentEntry(), parentEntry(), parentEntry()];
     for (const entry of entries) expect((await postJson(away.port, JSON.stringify(entry))).status).toBe(202);
     expect(away.ingest.metrics.spooledRequests).toBeDefined();
@@ -91,10 +103,18 @@ describe("startIngestServer", () => {
 
     const reader = new Queue<ClientTelemetryJob>(JOB_CATALOG.clientTelemetry.queue, { connection: { url: testRedisUrl() }, prefix });
     cleanups.push(() => reader.close());
-    const back = await startIngestServer(parseIngestConfig({ INGEST_PORT: "0", REDIS_URL: testRedisUrl(), QUEUE_PREFIX: prefix, FLOWMETER_DATA_DIR: dir }), quiet);
+    const back = await startIngestServer(
+      parseIngestConfig({ INGEST_PORT: "0", REDIS_URL: testRedisUrl(), QUEUE_PREFIX: prefix, FLOWMETER_DATA_DIR: dir }),
+      quiet,
+    );
     cleanups.push(() => back.stop());
-    await waitFor(async () => ((await reader.getWaiting(0, -1)).flatMap((job) => job.data.entries).length === 3 ? true : undefined), { what: "the spooled entries on the queue" });
-    const queued = (await reader.getWaiting(0, -1)).flatMap((job) => job.data.entries).map((entry) => entry.insert_id).sort();
+    await waitFor(async () => ((await reader.getWaiting(0, -1)).flatMap((job) => job.data.entries).length === 3 ? true : undefined), {
+      what: "the spooled entries on the queue",
+    });
+    const queued = (await reader.getWaiting(0, -1))
+      .flatMap((job) => job.data.entries)
+      .map((entry) => entry.insert_id)
+      .sort();
     expect(queued).toEqual(entries.map((entry) => entry.insert_id).sort());
     expect(await back.ingest.metrics.registry.getSingleMetricAsString("flowmeter_ingest_spooled_requests")).toContain("flowmeter_ingest_spooled_requests 0");
   });
@@ -103,8 +123,16 @@ describe("startIngestServer", () => {
     const dir = dataDir();
     const prefix = testQueuePrefix("ingest-port-taken");
     cleanups.push(() => deleteQueuePrefix(prefix));
-    const first = await startIngestServer(parseIngestConfig({ INGEST_PORT: "0", REDIS_URL: testRedisUrl(), QUEUE_PREFIX: prefix, FLOWMETER_DATA_DIR: dir }), createLogger("ingest", "error", () => {}));
+    const first = await startIngestServer(
+      parseIngestConfig({ INGEST_PORT: "0", REDIS_URL: testRedisUrl(), QUEUE_PREFIX: prefix, FLOWMETER_DATA_DIR: dir }),
+      createLogger("ingest", "error", () => {}),
+    );
     cleanups.push(() => first.stop());
-    await expect(startIngestServer(parseIngestConfig({ INGEST_PORT: String(first.port), REDIS_URL: testRedisUrl(), QUEUE_PREFIX: prefix, FLOWMETER_DATA_DIR: dir }), createLogger("ingest", "error", () => {}))).rejects.toThrow(/EADDRINUSE/);
+    await expect(
+      startIngestServer(
+        parseIngestConfig({ INGEST_PORT: String(first.port), REDIS_URL: testRedisUrl(), QUEUE_PREFIX: prefix, FLOWMETER_DATA_DIR: dir }),
+        createLogger("ingest", "error", () => {}),
+      ),
+    ).rejects.toThrow(/EADDRINUSE/);
   });
 });

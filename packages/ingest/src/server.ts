@@ -24,7 +24,11 @@ export async function startIngestServer(config: IngestConfig, logger: Logger): P
   redis.on("error", (error) => {
     if (redisDown) return;
     redisDown = true;
-    logger.warn("redis unreachable; accepted entries go to the local spool until it is back", { redis: redactUrl(config.redis.url), error: errorMessage(error), spool: config.spoolDir });
+    logger.warn("redis unreachable; accepted entries go to the local spool until it is back", {
+      redis: redactUrl(config.redis.url),
+      error: errorMessage(error),
+      spool: config.spoolDir,
+    });
   });
   redis.on("ready", () => {
     if (!redisDown) return;
@@ -32,7 +36,10 @@ export async function startIngestServer(config: IngestConfig, logger: Logger): P
     logger.info("redis reachable again", { redis: redactUrl(config.redis.url) });
   });
   const queue = createIngestQueue(redis, config.redis.queuePrefix);
-  const spool = config.spoolMaxBytes === 0 ? undefined : { file: new SpoolFile<AcceptedRequest>(config.spoolDir, logger, { owner: "ingest", fsync: true }), maxBytes: config.spoolMaxBytes };
+  const spool =
+    config.spoolMaxBytes === 0
+      ? undefined
+      : { file: new SpoolFile<AcceptedRequest>(config.spoolDir, logger, { owner: "ingest", fsync: true }), maxBytes: config.spoolMaxBytes };
   const ingest = createIngestApp({ config, queue, redis, logger, spool });
   const server = createServer(ingest.app);
 
@@ -50,17 +57,25 @@ export async function startIngestServer(config: IngestConfig, logger: Logger): P
   }
   const address = server.address() as AddressInfo;
   if (config.public) {
-    logger.warn("INGEST_PUBLIC=true: a public telemetry endpoint; anyone who reaches this address may send entries (rate limited per address, x-api-key ignored)", {
-      host: config.host,
-      rate_limit_entries_per_second: config.rateLimitEntriesPerSecond,
-    });
+    logger.warn(
+      "INGEST_PUBLIC=true: a public telemetry endpoint; anyone who reaches this address may send entries (rate limited per address, x-api-key ignored)",
+      {
+        host: config.host,
+        rate_limit_entries_per_second: config.rateLimitEntriesPerSecond,
+      },
+    );
   } else if (config.apiKeys.length === 0) {
     logger.warn("INGEST_API_KEYS is not set: accepting unauthenticated requests, listening on loopback only", {
       host: config.host,
       ignored_ingest_host: config.ignoredHost,
     });
   }
-  logger.info("listening", { host: address.address, port: address.port, auth: config.public ? "public" : config.apiKeys.length > 0 ? "on" : "off", redis: redactUrl(config.redis.url) });
+  logger.info("listening", {
+    host: address.address,
+    port: address.port,
+    auth: config.public ? "public" : config.apiKeys.length > 0 ? "on" : "off",
+    redis: redactUrl(config.redis.url),
+  });
 
   let stopping: Promise<void> | undefined;
   return {

@@ -12,10 +12,18 @@ import { afterAll, describe, expect, it } from "vitest";
 
 const MAIN = fileURLToPath(new URL("../dist/main.js", import.meta.url));
 
-
 async function startIngest(env: Record<string, string>): Promise<ChildProcess> {
   const child = spawn(process.execPath, [MAIN], { env: { ...process.env, LOG_LEVEL: "warn", ...env }, stdio: ["ignore", "ignore", "inherit"] });
-  await waitFor(async () => ((await fetch(`http://127.0.0.1:${env["INGEST_PORT"]}/metrics`).then((res) => res.ok, () => false)) ? true : undefined), { what: "ingest to listen" });
+  await waitFor(
+    async () =>
+      (await fetch(`http://127.0.0.1:${env["INGEST_PORT"]}/metrics`).then(
+        (res) => res.ok,
+        () => false,
+      ))
+        ? true
+        : undefined,
+    { what: "ingest to listen" },
+  );
   return child;
 }
 

@@ -47,7 +47,15 @@ describe("parseRunnerConfig", () => {
       },
       "/srv",
     );
-    expect(config).toMatchObject({ port: 8081, host: "0.0.0.0", maxRuns: 8, sampleIntervalMs: 500, heartbeatIntervalMs: 10_000, stageKillGraceMs: 0, logLevel: "debug" });
+    expect(config).toMatchObject({
+      port: 8081,
+      host: "0.0.0.0",
+      maxRuns: 8,
+      sampleIntervalMs: 500,
+      heartbeatIntervalMs: 10_000,
+      stageKillGraceMs: 0,
+      logLevel: "debug",
+    });
     expect(config).toMatchObject({ apiTokens: ["tok-1", "tok-2"], workflowsDir: "/srv/flows", telemetryBufferSize: 0, leaseMs: 600, reconcileIntervalMs: 200 });
     expect(config.spoolDir).toBe("/srv/data/spool");
     expect(config.redis).toEqual({ url: "redis://redis:6380", queuePrefix: "fm" });

@@ -1,6 +1,14 @@
 export { parseRunnerConfig, type RunnerConfig } from "./config.js";
 export { DeliveryError, UnknownEventCursorError, WorkflowFileError, WorkflowValidationError } from "./errors.js";
-export { createRunnerMetrics, RECONCILE_REASONS, RUN_OUTCOMES, STAGE_OUTCOMES, type RunnerMetrics, type RunOutcomeStatus, type StageOutcome } from "./metrics.js";
+export {
+  createRunnerMetrics,
+  RECONCILE_REASONS,
+  RUN_OUTCOMES,
+  STAGE_OUTCOMES,
+  type RunnerMetrics,
+  type RunOutcomeStatus,
+  type StageOutcome,
+} from "./metrics.js";
 export { loadWorkflowFile, parseWorkflowText, type LoadWorkflowOptions } from "./workflow/load-workflow-file.js";
 export { validateWorkflow, type ValidateWorkflowOptions } from "./workflow/validate-workflow.js";
 export { loadWorkflowFromDir, MAX_WORKFLOW_FILE_BYTES } from "./workflow/workflows-dir.js";

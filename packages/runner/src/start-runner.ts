@@ -144,7 +144,13 @@ export async function startRunner(config: RunnerConfig, logger: Logger, options:
   await once(server, "listening");
   const address = server.address() as AddressInfo;
   const url = `http://${config.host}:${address.port}`;
-  logger.info("runner listening", { url, runner_id: runnerId, max_runs: config.maxRuns, auth: config.apiTokens.length > 0 ? "bearer" : "off", spool_dir: config.spoolDir });
+  logger.info("runner listening", {
+    url,
+    runner_id: runnerId,
+    max_runs: config.maxRuns,
+    auth: config.apiTokens.length > 0 ? "bearer" : "off",
+    spool_dir: config.spoolDir,
+  });
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {

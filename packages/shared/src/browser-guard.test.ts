@@ -12,7 +12,11 @@ describe("browserRequestRefusal", () => {
   it("refuses a rebound name on a loopback service (DNS rebinding)", () => {
     const refusal = browserRequestRefusal({ host: "evil.example:7070", origin: "http://evil.example:7070" }, "127.0.0.1");
     expect(refusal?.status).toBe(403);
-    expect(refusal?.toBody()).toEqual({ code: "UNAUTHORIZED", message: 'Host "evil.example:7070" is not this service\'s address; this service answers on loopback names only', retryable: false });
+    expect(refusal?.toBody()).toEqual({
+      code: "UNAUTHORIZED",
+      message: 'Host "evil.example:7070" is not this service\'s address; this service answers on loopback names only',
+      retryable: false,
+    });
   });
 
   it("accepts any Host on a service that listens beyond loopback", () => {

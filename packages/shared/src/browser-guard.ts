@@ -29,7 +29,9 @@ function hostnameOf(hostHeader: string): string {
 export function browserRequestRefusal(headers: RequestHeaders, listenHost: string): ApiError | undefined {
   const host = headers.host;
   if (isLoopbackHost(listenHost) && host !== undefined && !isLoopbackHost(hostnameOf(host))) {
-    return new ApiError("UNAUTHORIZED", `Host "${host.slice(0, 100)}" is not this service's address; this service answers on loopback names only`, { status: 403 });
+    return new ApiError("UNAUTHORIZED", `Host "${host.slice(0, 100)}" is not this service's address; this service answers on loopback names only`, {
+      status: 403,
+    });
   }
   const origin = headers.origin;
   if (origin !== undefined) {

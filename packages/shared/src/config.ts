@@ -82,7 +82,12 @@ export class EnvReader {
   /** Comma-separated list; empty items dropped. */
   list(name: string): string[] {
     const value = this.raw(name);
-    return value === undefined ? [] : value.split(",").map((item) => item.trim()).filter((item) => item !== "");
+    return value === undefined
+      ? []
+      : value
+          .split(",")
+          .map((item) => item.trim())
+          .filter((item) => item !== "");
   }
 
   url(name: string, protocols: readonly string[]): string | undefined {

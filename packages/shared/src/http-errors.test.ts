@@ -27,7 +27,11 @@ describe("toErrorResponse", () => {
 
   it("passes ApiError through with Retry-After, and maps a wrong method to 405 with Allow", () => {
     const error = new ApiError("TOO_MANY_REQUESTS", "slow down", { retryAfterSeconds: 3 });
-    expect(toErrorResponse(error)).toEqual({ status: 429, body: { code: "TOO_MANY_REQUESTS", message: "slow down", retryable: true }, headers: { "Retry-After": "3" } });
+    expect(toErrorResponse(error)).toEqual({
+      status: 429,
+      body: { code: "TOO_MANY_REQUESTS", message: "slow down", retryable: true },
+      headers: { "Retry-After": "3" },
+    });
     expect(toErrorResponse(new ApiError("UNAUTHORIZED", "no")).headers).toEqual({ "WWW-Authenticate": "Bearer" });
     const wrongMethod = toErrorResponse(new MethodNotAllowedError("GET", "/ingest", "POST"));
     expect(wrongMethod).toEqual({
@@ -38,7 +42,11 @@ describe("toErrorResponse", () => {
   });
 
   it("never answers with an internal error's message", () => {
-    expect(toErrorResponse(new Error("password=hunter2 at /srv/app.js:12")).body).toEqual({ code: "INTERNAL_ERROR", message: "internal error", retryable: true });
+    expect(toErrorResponse(new Error("password=hunter2 at /srv/app.js:12")).body).toEqual({
+      code: "INTERNAL_ERROR",
+      message: "internal error",
+      retryable: true,
+    });
   });
 });
 

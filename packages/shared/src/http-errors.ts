@@ -49,7 +49,10 @@ export function toErrorResponse(error: unknown): ErrorResponse {
     case "entity.too.large":
       return response(
         413,
-        new ApiError("PAYLOAD_TOO_LARGE", `request body is larger than ${typeof parserError.limit === "number" ? `${parserError.limit} bytes` : "the limit"} (after decompression)`),
+        new ApiError(
+          "PAYLOAD_TOO_LARGE",
+          `request body is larger than ${typeof parserError.limit === "number" ? `${parserError.limit} bytes` : "the limit"} (after decompression)`,
+        ),
       );
     case "entity.parse.failed":
       return response(400, new ApiError("INVALID_PARAMS", "request body is not valid JSON"));

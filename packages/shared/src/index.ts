@@ -18,7 +18,17 @@ export {
   type WorkflowContext,
 } from "./telemetry.js";
 export { REPAIR_REASONS, REPAIRS_KEY, repairCliInvocation, type EntryRepairs, type Repair, type RepairReason, type RepairResult } from "./repair-entry.js";
-export { JOB_CATALOG, RETRY_DELAY_CAP_MS, WARNING_EXCERPT_CHARS, retryDelayMs, warningExcerpt, type ClientTelemetryJob, type IngestionWarning, type JobKind, type JobPayloads } from "./queues.js";
+export {
+  JOB_CATALOG,
+  RETRY_DELAY_CAP_MS,
+  WARNING_EXCERPT_CHARS,
+  retryDelayMs,
+  warningExcerpt,
+  type ClientTelemetryJob,
+  type IngestionWarning,
+  type JobKind,
+  type JobPayloads,
+} from "./queues.js";
 export { createRedis, redisAnswers } from "./redis.js";
 export {
   RUN_EVENT_TYPES,

@@ -34,7 +34,10 @@ export const WARNING_EXCERPT_CHARS = 1024;
 export function warningExcerpt(value: unknown): string {
   let text: string;
   try {
-    text = JSON.stringify(value, (_key, inner: unknown) => (typeof inner === "string" && inner.length > WARNING_EXCERPT_CHARS ? `${inner.slice(0, WARNING_EXCERPT_CHARS)}…` : inner)) ?? String(value);
+    text =
+      JSON.stringify(value, (_key, inner: unknown) =>
+        typeof inner === "string" && inner.length > WARNING_EXCERPT_CHARS ? `${inner.slice(0, WARNING_EXCERPT_CHARS)}…` : inner,
+      ) ?? String(value);
   } catch {
     text = String(value);
   }

@@ -42,7 +42,11 @@ describe("repairCliInvocation", () => {
     if (!result.ok) return;
     expect(result.event.properties.startedAt).toBe("2026-11-23T00:00:00.000Z");
     expect(result.event.properties.completedAt).toBe("2026-11-23T00:00:00.000Z");
-    expect(result.event[REPAIRS_KEY]).toEqual({ repairs: ["timestamp_replaced"], clientStartedAt: "2026-11-25T00:00:00.000Z", clientCompletedAt: "2026-11-25T00:00:01.000Z" });
+    expect(result.event[REPAIRS_KEY]).toEqual({
+      repairs: ["timestamp_replaced"],
+      clientStartedAt: "2026-11-25T00:00:00.000Z",
+      clientCompletedAt: "2026-11-25T00:00:01.000Z",
+    });
   });
 
   it("derives a missing completedAt from startedAt and durationMs", () => {

@@ -60,7 +60,10 @@ function pathOf(pointer: string): string {
 
 /** The parent container and key of a JSON pointer inside `root`, or undefined when the path does not exist. */
 function locate(root: unknown, pointer: string): { parent: Record<string, unknown> | unknown[]; key: string } | undefined {
-  const parts = pointer.split("/").slice(1).map((part) => part.replaceAll("~1", "/").replaceAll("~0", "~"));
+  const parts = pointer
+    .split("/")
+    .slice(1)
+    .map((part) => part.replaceAll("~1", "/").replaceAll("~0", "~"));
   let node: unknown = root;
   for (const part of parts.slice(0, -1)) {
     if (Array.isArray(node)) node = node[Number(part)];
@@ -118,7 +121,7 @@ function repairError(event: Record<string, unknown>, error: ErrorObject): Repair
       const fallback = DEFAULTS[pointer];
       // A list of names holding something else: its text.
       if (/^\/properties\/invocation\/(args|optionKeys|globalOptions)\/\d+$/.test(pointer)) {
-        setAt(event, pointer, typeof value === "string" ? value : JSON.stringify(value) ?? "");
+        setAt(event, pointer, typeof value === "string" ? value : (JSON.stringify(value) ?? ""));
         return { reason: "field_defaulted", detail: `${pathOf(pointer)} ${error.message ?? "is invalid"}; stored as text` };
       }
       if (fallback !== undefined) {
@@ -152,8 +155,14 @@ function excerpt(value: unknown): string {
 function stringsBySize(value: unknown): Array<{ parent: Record<string, unknown> | unknown[]; key: string | number; length: number }> {
   const found: Array<{ parent: Record<string, unknown> | unknown[]; key: string | number; length: number }> = [];
   const visit = (node: unknown): void => {
-    if (Array.isArray(node)) node.forEach((child, index) => (typeof child === "string" ? found.push({ parent: node, key: index, length: child.length }) : visit(child)));
-    else if (isRecord(node)) for (const [key, child] of Object.entries(node)) typeof child === "string" ? found.push({ parent: node, key, length: child.length }) : visit(child);
+    if (Array.isArray(node))
+      node.forEach((child, index) => (typeof child === "string" ? found.push({ parent: node, key: index, length: child.length }) : visit(child)));
+    else if (isRecord(node)) {
+      for (const [key, child] of Object.entries(node)) {
+        if (typeof child === "string") found.push({ parent: node, key, length: child.length });
+        else visit(child);
+      }
+    }
   };
   visit(value);
   return found.sort((a, b) => b.length - a.length);
@@ -179,7 +188,10 @@ function fitToSize(event: CliInvocationEvent, maxBytes: number): boolean {
  * The entry made valid, with every repair made, or the reason it cannot be read as a cli_invocation at all.
  * `receivedAtMs` replaces timestamps that cannot be kept. Never changes `value`.
  */
-export function repairCliInvocation(value: unknown, { receivedAtMs, maxEntryBytes, knownToFit = false }: { receivedAtMs: number; maxEntryBytes: number; knownToFit?: boolean }): RepairResult {
+export function repairCliInvocation(
+  value: unknown,
+  { receivedAtMs, maxEntryBytes, knownToFit = false }: { receivedAtMs: number; maxEntryBytes: number; knownToFit?: boolean },
+): RepairResult {
   if (!isRecord(value)) return { ok: false, message: "entry is not a JSON object" };
   if (value["event"] !== "cli_invocation") return { ok: false, message: `entry.event must be "cli_invocation"` };
   if (!isRecord(value["properties"])) return { ok: false, message: "entry.properties must be an object" };
@@ -196,8 +208,14 @@ export function repairCliInvocation(value: unknown, { receivedAtMs, maxEntryByte
   // Identity first: everything else may be cut, the id must stay what the client sent (or be derived the same way on a re-send).
   if (typeof p["id"] !== "string" || p["id"] === "" || p["id"].length > 200) {
     const insertId = event["insert_id"];
-    const derived = typeof insertId === "string" && insertId !== "" && insertId.length <= 200 ? insertId : `derived-${createHash("sha256").update(JSON.stringify(value)).digest("hex").slice(0, 32)}`;
-    repairs.push({ reason: "id_derived", detail: `properties.id ${p["id"] === undefined ? "was missing" : `(${excerpt(p["id"])}) could not be used`}; ${derived === insertId ? "insert_id used" : "derived from the entry's content"}` });
+    const derived =
+      typeof insertId === "string" && insertId !== "" && insertId.length <= 200
+        ? insertId
+        : `derived-${createHash("sha256").update(JSON.stringify(value)).digest("hex").slice(0, 32)}`;
+    repairs.push({
+      reason: "id_derived",
+      detail: `properties.id ${p["id"] === undefined ? "was missing" : `(${excerpt(p["id"])}) could not be used`}; ${derived === insertId ? "insert_id used" : "derived from the entry's content"}`,
+    });
     p["id"] = derived;
   }
   if (event["insert_id"] !== undefined && (typeof event["insert_id"] !== "string" || event["insert_id"] === "" || event["insert_id"].length > 200)) {
@@ -205,7 +223,10 @@ export function repairCliInvocation(value: unknown, { receivedAtMs, maxEntryByte
     delete event["insert_id"];
   }
   if (typeof event["distinct_id"] !== "string" || event["distinct_id"] === "" || event["distinct_id"].length > 200) {
-    repairs.push({ reason: "field_defaulted", detail: `distinct_id ${event["distinct_id"] === undefined ? "was missing" : `(${excerpt(event["distinct_id"])}) could not be used`}; "unknown" used` });
+    repairs.push({
+      reason: "field_defaulted",
+      detail: `distinct_id ${event["distinct_id"] === undefined ? "was missing" : `(${excerpt(event["distinct_id"])}) could not be used`}; "unknown" used`,
+    });
     event["distinct_id"] = "unknown";
   }
 
@@ -216,11 +237,18 @@ export function repairCliInvocation(value: unknown, { receivedAtMs, maxEntryByte
   if (started === undefined || completed === undefined) {
     const startedMs = started ?? (completed !== undefined ? completed - (duration ?? 0) : receivedAtMs);
     const completedMs = completed ?? startedMs + (started !== undefined ? (duration ?? 0) : 0);
-    for (const [name, ms, usable] of [["startedAt", startedMs, started], ["completedAt", completedMs, completed]] as const) {
+    for (const [name, ms, usable] of [
+      ["startedAt", startedMs, started],
+      ["completedAt", completedMs, completed],
+    ] as const) {
       if (usable !== undefined) continue;
       const sent = p[name];
-      if (sent !== undefined) record[name === "startedAt" ? "clientStartedAt" : "clientCompletedAt"] = typeof sent === "string" ? sent.slice(0, 200) : excerpt(sent);
-      repairs.push({ reason: "timestamp_replaced", detail: `properties.${name} ${sent === undefined ? "was missing" : `(${excerpt(sent)}) is not a date within 5 years ago and a day ahead`}; ${usable === undefined && ms === receivedAtMs ? "the receive time" : "derived from the other timestamp"} used` });
+      if (sent !== undefined)
+        record[name === "startedAt" ? "clientStartedAt" : "clientCompletedAt"] = typeof sent === "string" ? sent.slice(0, 200) : excerpt(sent);
+      repairs.push({
+        reason: "timestamp_replaced",
+        detail: `properties.${name} ${sent === undefined ? "was missing" : `(${excerpt(sent)}) is not a date within 5 years ago and a day ahead`}; ${usable === undefined && ms === receivedAtMs ? "the receive time" : "derived from the other timestamp"} used`,
+      });
       p[name] = new Date(ms).toISOString();
     }
   }
@@ -237,10 +265,14 @@ export function repairCliInvocation(value: unknown, { receivedAtMs, maxEntryByte
   const sizeBefore = Buffer.byteLength(JSON.stringify(event));
   if (sizeBefore > maxEntryBytes) {
     // Room for the $flowmeter record added below.
-    if (!fitToSize(event as CliInvocationEvent, Math.max(maxEntryBytes - 512, Math.floor(maxEntryBytes / 2)))) return { ok: false, message: `entry is ${sizeBefore} bytes and cannot be cut to ${maxEntryBytes}` };
-    repairs.push({ reason: "entry_truncated", detail: `entry cut from ${sizeBefore} to ${Buffer.byteLength(JSON.stringify(event))} bytes, longest strings first` });
+    if (!fitToSize(event, Math.max(maxEntryBytes - 512, Math.floor(maxEntryBytes / 2))))
+      return { ok: false, message: `entry is ${sizeBefore} bytes and cannot be cut to ${maxEntryBytes}` };
+    repairs.push({
+      reason: "entry_truncated",
+      detail: `entry cut from ${sizeBefore} to ${Buffer.byteLength(JSON.stringify(event))} bytes, longest strings first`,
+    });
   }
   record.repairs = [...new Set(repairs.map((repair) => repair.reason))];
   if (record.repairs.length > 0) event[REPAIRS_KEY] = record;
-  return { ok: true, event: event as CliInvocationEvent, repairs };
+  return { ok: true, event: event, repairs };
 }

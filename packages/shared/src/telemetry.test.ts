@@ -28,15 +28,33 @@ describe("validateCliInvocation", () => {
   });
 
   it("names the field of a wrong type or a missing field", () => {
-    expect(validateCliInvocation(entry({ durationMs: "slow" as unknown as number }), NOW)).toEqual({ ok: false, message: "properties.durationMs must be number" });
-    expect(validateCliInvocation(entry({ result: { status: "meh", exitCode: 0 } as never }), NOW)).toEqual({ ok: false, message: "properties.result.status must be one of success, error, user_error" });
+    expect(validateCliInvocation(entry({ durationMs: "slow" as unknown as number }), NOW)).toEqual({
+      ok: false,
+      message: "properties.durationMs must be number",
+    });
+    expect(validateCliInvocation(entry({ result: { status: "meh", exitCode: 0 } as never }), NOW)).toEqual({
+      ok: false,
+      message: "properties.result.status must be one of success, error, user_error",
+    });
   });
 
   it("refuses timestamps that are not real dates or are far from now", () => {
-    expect(validateCliInvocation(entry({ startedAt: "2026-13-45T25:61:61.000Z" }), NOW)).toEqual({ ok: false, message: "properties.startedAt is not a valid date" });
-    expect(validateCliInvocation(entry({ completedAt: "2026-02-30T00:00:00.000Z" }), NOW)).toEqual({ ok: false, message: "properties.completedAt is not a valid date" });
-    expect(validateCliInvocation(entry({ startedAt: "2019-01-01T00:00:00.000Z" }), NOW)).toMatchObject({ ok: false, message: expect.stringContaining("more than 5 years ago") });
-    expect(validateCliInvocation(entry({ startedAt: "2026-11-25T00:00:00.000Z" }), NOW)).toMatchObject({ ok: false, message: expect.stringContaining("a day ahead") });
+    expect(validateCliInvocation(entry({ startedAt: "2026-13-45T25:61:61.000Z" }), NOW)).toEqual({
+      ok: false,
+      message: "properties.startedAt is not a valid date",
+    });
+    expect(validateCliInvocation(entry({ completedAt: "2026-02-30T00:00:00.000Z" }), NOW)).toEqual({
+      ok: false,
+      message: "properties.completedAt is not a valid date",
+    });
+    expect(validateCliInvocation(entry({ startedAt: "2019-01-01T00:00:00.000Z" }), NOW)).toMatchObject({
+      ok: false,
+      message: expect.stringContaining("more than 5 years ago"),
+    });
+    expect(validateCliInvocation(entry({ startedAt: "2026-11-25T00:00:00.000Z" }), NOW)).toMatchObject({
+      ok: false,
+      message: expect.stringContaining("a day ahead"),
+    });
     expect(validateCliInvocation(entry({ startedAt: "2026-11-20T10:00:00+02:00" }), NOW).ok).toBe(true);
   });
 });

@@ -2,7 +2,9 @@ import { randomUUID } from "node:crypto";
 import type { CliInvocationEvent } from "@flowmeter/shared";
 
 /** A parent entry exactly as the current swamp CLI sends it (docs/swamp-telemetry.md §5). */
-export function parentEntry(overrides: { id?: string; startedAt?: Date; durationMs?: number; status?: "success" | "error" | "user_error" } = {}): CliInvocationEvent {
+export function parentEntry(
+  overrides: { id?: string; startedAt?: Date; durationMs?: number; status?: "success" | "error" | "user_error" } = {},
+): CliInvocationEvent {
   const id = overrides.id ?? randomUUID();
   const startedAt = overrides.startedAt ?? new Date();
   const durationMs = overrides.durationMs ?? 4321;
@@ -30,7 +32,16 @@ export function parentEntry(overrides: { id?: string; startedAt?: Date; duration
 /** A child entry (one workflow step that ran a model method), linked to its parent. */
 export function childEntry(
   parentId: string,
-  overrides: { id?: string; driverKey?: "executor" | "driver"; driver?: string; workflowName?: string; stepName?: string; status?: "success" | "error" | "user_error"; durationMs?: number; startedAt?: Date } = {},
+  overrides: {
+    id?: string;
+    driverKey?: "executor" | "driver";
+    driver?: string;
+    workflowName?: string;
+    stepName?: string;
+    status?: "success" | "error" | "user_error";
+    durationMs?: number;
+    startedAt?: Date;
+  } = {},
 ): CliInvocationEvent {
   const id = overrides.id ?? randomUUID();
   const startedAt = overrides.startedAt ?? new Date();

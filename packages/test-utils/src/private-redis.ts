@@ -21,7 +21,11 @@ export async function startPrivateRedis(port: number, dir?: string): Promise<Pri
   child.stdout?.on("data", (chunk: Buffer) => {
     output += chunk.toString();
   });
-  await waitFor(() => (output.includes("Ready to accept connections") ? true : undefined), { timeoutMs: 10_000, intervalMs: 20, what: "redis-server to start" });
+  await waitFor(() => (output.includes("Ready to accept connections") ? true : undefined), {
+    timeoutMs: 10_000,
+    intervalMs: 20,
+    what: "redis-server to start",
+  });
   return {
     url: `redis://127.0.0.1:${port}`,
     port,

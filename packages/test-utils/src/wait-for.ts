@@ -1,5 +1,8 @@
 /** Polls `probe` until it returns a value other than undefined, or throws after `timeoutMs`. Replaces sleeps in tests. */
-export async function waitFor<T>(probe: () => Promise<T | undefined> | T | undefined, { timeoutMs = 20_000, intervalMs = 100, what = "condition" } = {}): Promise<T> {
+export async function waitFor<T>(
+  probe: () => Promise<T | undefined> | T | undefined,
+  { timeoutMs = 20_000, intervalMs = 100, what = "condition" } = {},
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
@@ -10,7 +13,9 @@ export async function waitFor<T>(probe: () => Promise<T | undefined> | T | undef
       lastError = error;
     }
     if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ""}`);
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${lastError === undefined ? "" : `: ${lastError instanceof Error ? lastError.message : JSON.stringify(lastError)}`}`,
+      );
     }
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }

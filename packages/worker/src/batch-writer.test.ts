@@ -76,7 +76,10 @@ describe("BatchWriter", () => {
     release();
     await first;
     await second;
-    expect(flushes).toEqual([[1, 2], [3, 4, 5]]);
+    expect(flushes).toEqual([
+      [1, 2],
+      [3, 4, 5],
+    ]);
   });
 
   it("flushes items whose wait ran out while another flush was running", async () => {

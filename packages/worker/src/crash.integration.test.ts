@@ -59,7 +59,10 @@ describe("worker killed mid-batch", () => {
       const entries = Array.from({ length: entriesPerJob }, (_, index) => {
         const status = statuses[index % statuses.length] ?? "success";
         const parent = parentEntry({ status, durationMs: 10 + index });
-        const entry = index % 2 === 0 ? parent : childEntry(parent.properties.id, { status, durationMs: 20 + index, workflowName: command, driver: command, stepName: `step-${index % 3}` });
+        const entry =
+          index % 2 === 0
+            ? parent
+            : childEntry(parent.properties.id, { status, durationMs: 20 + index, workflowName: command, driver: command, stepName: `step-${index % 3}` });
         entry.properties.invocation.command = command;
         return entry;
       });
@@ -113,7 +116,10 @@ describe("worker killed mid-batch", () => {
       const sql = "SELECT (SELECT count() FROM flowmeter.cli_invocations WHERE command = '${command}'), (SELECT sum(entries) FROM flowmeter.command_stats_1m WHERE command = '${command}')";
       process.stdout.write(session.query(sql, "TSV"));
       session.close();`;
-    const counted = spawnSync(process.execPath, ["-e", script, `${data.path}/clickhouse`], { encoding: "utf8", cwd: fileURLToPath(new URL("..", import.meta.url)) });
+    const counted = spawnSync(process.execPath, ["-e", script, `${data.path}/clickhouse`], {
+      encoding: "utf8",
+      cwd: fileURLToPath(new URL("..", import.meta.url)),
+    });
     expect(counted.status, counted.stderr).toBe(0);
     const [raw, rollup] = counted.stdout.trim().split("\t").map(Number);
     return { raw: raw ?? NaN, rollup: rollup ?? NaN };
@@ -171,10 +177,15 @@ describe("worker killed mid-batch", () => {
     await enqueue(command, 400, 50);
     for (let kill = 0; kill < 4; kill += 1) {
       const running = startWorker();
-      await waitFor(async () => {
-        const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((response) => response.text()).catch(() => "");
-        return /flowmeter_worker_flushes_total\{queue="client-telemetry",reason="[a-z]+"\} [1-9]/.test(text) ? true : undefined;
-      }, { what: "the worker flushing batches", intervalMs: 10 });
+      await waitFor(
+        async () => {
+          const text = await fetch(`http://127.0.0.1:${port}/metrics`)
+            .then((response) => response.text())
+            .catch(() => "");
+          return /flowmeter_worker_flushes_total\{queue="client-telemetry",reason="[a-z]+"\} [1-9]/.test(text) ? true : undefined;
+        },
+        { what: "the worker flushing batches", intervalMs: 10 },
+      );
       await new Promise((resolve) => setTimeout(resolve, Math.random() * 400));
       running.kill("SIGKILL");
       await exited(running);
@@ -187,13 +198,23 @@ describe("worker killed mid-batch", () => {
   it("SIGTERM drains what is queued into ClickHouse before exiting", async () => {
     const command = `drain-${randomUUID()}`;
     if (!worker || worker.exitCode !== null) startWorker();
-    await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`).then((response) => response.ok).catch(() => false)) || undefined);
+    await waitFor(
+      async () =>
+        (await fetch(`http://127.0.0.1:${port}/healthz`)
+          .then((response) => response.ok)
+          .catch(() => false)) || undefined,
+    );
     await enqueue(command, 40, 50);
     worker?.kill("SIGTERM");
     expect((await exited(worker as ChildProcess)).code).toBe(0);
     expect(await drained()).toBe(true);
     startWorker();
-    await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`).then((response) => response.ok).catch(() => false)) || undefined);
+    await waitFor(
+      async () =>
+        (await fetch(`http://127.0.0.1:${port}/healthz`)
+          .then((response) => response.ok)
+          .catch(() => false)) || undefined,
+    );
     expect(await query(`SELECT count() FROM flowmeter.cli_invocations WHERE command = '${command}'`)).toBe("2000");
   }, 90_000);
 });

@@ -20,7 +20,10 @@ export async function armFailpoint(config: Pick<WorkerConfig, "failpoint">, clic
     };
   }
   if (config.failpoint === "kill-after-raw-part") {
-    const result = await clickhouse.query({ query: "SELECT data_paths[1] AS path FROM system.tables WHERE database = 'flowmeter' AND name = 'cli_invocations'", format: "JSONEachRow" });
+    const result = await clickhouse.query({
+      query: "SELECT data_paths[1] AS path FROM system.tables WHERE database = 'flowmeter' AND name = 'cli_invocations'",
+      format: "JSONEachRow",
+    });
     const [table] = await result.json<{ path: string }>();
     if (table === undefined) throw new Error("failpoint kill-after-raw-part: flowmeter.cli_invocations not found");
     logger.warn("failpoint kill-after-raw-part: the worker dies when its first raw part is committed", { path: table.path });

@@ -45,7 +45,9 @@ async function main(): Promise<void> {
 
   const ready = await clickhouse.query({ query: "SELECT count() AS applied FROM flowmeter.schema_migrations", format: "JSONEachRow" }).catch(() => undefined);
   if (ready === undefined) {
-    logger.error(`the ClickHouse schema is missing; run migrations first: node packages/worker/dist/migrate-main.js (${describeClickHouse(config.clickhouse)})`);
+    logger.error(
+      `the ClickHouse schema is missing; run migrations first: node packages/worker/dist/migrate-main.js (${describeClickHouse(config.clickhouse)})`,
+    );
     await clickhouse.close();
     redis.disconnect();
     process.exit(1);
@@ -66,7 +68,9 @@ async function main(): Promise<void> {
   for (const sink of [cliInvocationsSink, runEventsSink]) {
     await lock
       .hold(sink.table, () => repairRecordedBlocks(deps, sink))
-      .catch((error: unknown) => logger.warn("recorded blocks not repaired yet; the next insert into the table repairs them", { table: sink.table, error: errorMessage(error) }));
+      .catch((error: unknown) =>
+        logger.warn("recorded blocks not repaired yet; the next insert into the table repairs them", { table: sink.table, error: errorMessage(error) }),
+      );
   }
   const consumers = [createClientTelemetryConsumer(deps), createRunEventsConsumer(deps)];
   const queryEngine = !isLoopbackHost(config.http.host)

@@ -16,7 +16,11 @@ export function createWorkerMetrics() {
     registry,
     /** table: cli_invocations | run_events | run_telemetry | ingestion_warnings (TableSink.label). */
     rowsInserted: tableCounter(registry, "flowmeter_worker_rows_inserted_total", "Rows written to ClickHouse"),
-    blocksReplayed: tableCounter(registry, "flowmeter_worker_blocks_replayed_total", "Blocks re-inserted because an earlier insert of them was cut short (a worker killed, an ambiguous error)"),
+    blocksReplayed: tableCounter(
+      registry,
+      "flowmeter_worker_blocks_replayed_total",
+      "Blocks re-inserted because an earlier insert of them was cut short (a worker killed, an ambiguous error)",
+    ),
     /** table as above. */
     insertBatchRows: new Histogram({
       name: "flowmeter_worker_insert_batch_rows",
@@ -37,7 +41,12 @@ export function createWorkerMetrics() {
     insertFailures: tableCounter(registry, "flowmeter_worker_insert_failures_total", "ClickHouse inserts that failed (the jobs retry)"),
     /** table as above (cli_invocations today): rows ClickHouse refused every time, written to ingestion_warnings instead. */
     deadLetters: (() => {
-      const counter = new Counter({ name: "flowmeter_worker_dead_letters_total", help: "Rows ClickHouse refused on their own, kept in flowmeter.ingestion_warnings (reason dead_letter)", labelNames: ["table"], registers: [registry] });
+      const counter = new Counter({
+        name: "flowmeter_worker_dead_letters_total",
+        help: "Rows ClickHouse refused on their own, kept in flowmeter.ingestion_warnings (reason dead_letter)",
+        labelNames: ["table"],
+        registers: [registry],
+      });
       counter.inc({ table: "cli_invocations" }, 0);
       return counter;
     })(),
@@ -51,7 +60,12 @@ export function createWorkerMetrics() {
       registers: [registry],
     }),
     /** queue: client-telemetry | run-events. Over waiting, active and delayed (retrying) jobs. */
-    queueLag: new Gauge({ name: "flowmeter_worker_queue_lag_seconds", help: "Age of the oldest record not yet written (waiting, active or waiting for a retry)", labelNames: ["queue"], registers: [registry] }),
+    queueLag: new Gauge({
+      name: "flowmeter_worker_queue_lag_seconds",
+      help: "Age of the oldest record not yet written (waiting, active or waiting for a retry)",
+      labelNames: ["queue"],
+      registers: [registry],
+    }),
     /** 1 when the worker's Redis connection is ready and answers, else 0; sampled at each scrape without waiting on Redis. */
     redisUp: new Gauge({ name: "flowmeter_worker_redis_up", help: "Whether the worker reaches Redis (1) or not (0)", registers: [registry] }),
     /** queue: client-telemetry | run-events | runs (the runners' queue, sampled here too); state: waiting | active | delayed | failed. */

@@ -20,11 +20,21 @@ describe("worker without Redis", () => {
   it("answers /metrics within a second with redis_up 0, and stops within its shutdown timeout", async () => {
     const redis = await startPrivateRedis(await freePort());
     const port = await freePort();
-    const env = { ...process.env, FLOWMETER_DATA_DIR: data.path, QUEUE_PREFIX: "fmtest-worker-outage", REDIS_URL: redis.url, WORKER_METRICS_PORT: String(port), WORKER_SHUTDOWN_TIMEOUT_MS: "2000", LOG_LEVEL: "error" };
+    const env = {
+      ...process.env,
+      FLOWMETER_DATA_DIR: data.path,
+      QUEUE_PREFIX: "fmtest-worker-outage",
+      REDIS_URL: redis.url,
+      WORKER_METRICS_PORT: String(port),
+      WORKER_SHUTDOWN_TIMEOUT_MS: "2000",
+      LOG_LEVEL: "error",
+    };
     expect(spawnSync(process.execPath, [`${dist}migrate-main.js`], { env, stdio: "inherit" }).status).toBe(0);
     worker = spawn(process.execPath, [`${dist}main.js`], { env, stdio: ["ignore", "inherit", "inherit"] });
     const metrics = async (): Promise<string> => (await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(1000) })).text();
-    await waitFor(async () => ((await metrics().catch(() => "")).includes("flowmeter_worker_redis_up 1") ? true : undefined), { what: "the worker up with Redis" });
+    await waitFor(async () => ((await metrics().catch(() => "")).includes("flowmeter_worker_redis_up 1") ? true : undefined), {
+      what: "the worker up with Redis",
+    });
     expect(await metrics()).toMatch(/flowmeter_worker_queue_depth\{queue="runs",state="waiting"\} 0/);
 
     await redis.kill();

@@ -6,7 +6,8 @@ import type { QueueConsumer } from "./consumers/queue-consumer.js";
  */
 export async function drainThenClose(consumers: readonly QueueConsumer[], timeoutMs: number): Promise<number> {
   const deadline = Date.now() + timeoutMs;
-  const pendingJobs = async () => (await Promise.all(consumers.map((consumer) => consumer.pendingJobs().catch(() => 0)))).reduce((sum, count) => sum + count, 0);
+  const pendingJobs = async () =>
+    (await Promise.all(consumers.map((consumer) => consumer.pendingJobs().catch(() => 0)))).reduce((sum, count) => sum + count, 0);
   let left = await pendingJobs();
   while (left > 0 && Date.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, 200));

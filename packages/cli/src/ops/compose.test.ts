@@ -110,7 +110,8 @@ describe("infra/compose.yaml", () => {
     expect(Object.keys(services).sort()).toEqual(["clickhouse", "grafana", "ingest", "migrate", "prometheus", "redis", "runner", "worker"]);
     for (const [name, service] of Object.entries(services)) {
       expect(service.image ?? service.build, `${name} has an image or a build`).toBeDefined();
-      if (service.image !== undefined && service.build === undefined) expect(service.image, `${name}: third-party images are pinned to a version`).toMatch(/:[\w.-]+$/);
+      if (service.image !== undefined && service.build === undefined)
+        expect(service.image, `${name}: third-party images are pinned to a version`).toMatch(/:[\w.-]+$/);
     }
   });
 
@@ -149,7 +150,10 @@ describe("infra/compose.yaml", () => {
       }
     }
     for (const name of SCALABLE) {
-      expect(dependsOn(services[name] ?? {}), `${name} waits for migrations`).toMatchObject({ migrate: "service_completed_successfully", redis: "service_healthy" });
+      expect(dependsOn(services[name] ?? {}), `${name} waits for migrations`).toMatchObject({
+        migrate: "service_completed_successfully",
+        redis: "service_healthy",
+      });
     }
     expect(dependsOn(services["migrate"] ?? {})).toEqual({ clickhouse: "service_healthy" });
   });
@@ -205,7 +209,8 @@ describe("infra/compose.yaml", () => {
       const source = entry.replace(/\/dist\//, "/src/").replace(/\.js$/, ".ts");
       expect(existsSync(join(REPO_ROOT, source)), `${name}: ${entry} is built from ${source}`).toBe(true);
       const known = knownVariables(pkg);
-      for (const variable of Object.keys(environmentOf(service))) expect(known, `${name}: ${variable} is read by packages/${pkg}/src/config.ts`).toContain(variable);
+      for (const variable of Object.keys(environmentOf(service)))
+        expect(known, `${name}: ${variable} is read by packages/${pkg}/src/config.ts`).toContain(variable);
     }
     expect([...seen].sort()).toEqual(["ingest", "migrate", "runner", "worker"]);
   });
@@ -241,7 +246,9 @@ describe("infra/compose.yaml", () => {
   });
 
   it("Redis keeps the queue durable and never evicts it", () => {
-    const command = commandOf(services["redis"] ?? {}).map(interpolate).join(" ");
+    const command = commandOf(services["redis"] ?? {})
+      .map(interpolate)
+      .join(" ");
     expect(command).toContain("--appendonly yes");
     expect(command).toContain("--appendfsync everysec");
     expect(command).toContain("--maxmemory-policy noeviction");
@@ -257,7 +264,8 @@ describe("infra/compose.yaml", () => {
       rule_files: string[];
       scrape_configs: { job_name: string; dns_sd_configs?: { names: string[]; port: number }[] }[];
     };
-    for (const ruleGlob of config.rule_files) expect(isAbsolute(ruleGlob), `${ruleGlob}: relative to prometheus.yml, so it works mounted and in the repo`).toBe(false);
+    for (const ruleGlob of config.rule_files)
+      expect(isAbsolute(ruleGlob), `${ruleGlob}: relative to prometheus.yml, so it works mounted and in the repo`).toBe(false);
     const portVariable: Record<string, string> = { ingest: "INGEST_PORT", worker: "WORKER_METRICS_PORT", runner: "RUNNER_PORT" };
     for (const name of SCALABLE) {
       const job = config.scrape_configs.find((candidate) => candidate.job_name === name);
@@ -280,7 +288,9 @@ describe("infra/compose.yaml", () => {
     const dashboardsMount = mounts.find((mount) => mount.source === "./grafana/dashboards");
     expect(dashboardsMount).toBeDefined();
 
-    const provider = parseYaml(readFileSync(join(INFRA_DIR, "grafana/provisioning/dashboards/flowmeter.yaml"), "utf8")) as { providers: { options: { path: string } }[] };
+    const provider = parseYaml(readFileSync(join(INFRA_DIR, "grafana/provisioning/dashboards/flowmeter.yaml"), "utf8")) as {
+      providers: { options: { path: string } }[];
+    };
     expect(provider.providers[0]?.options.path, "the dashboard provider reads the mounted folder").toBe(dashboardsMount?.target);
     const home = env["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"] ?? "";
     expect(existsSync(join(INFRA_DIR, "grafana/dashboards", relative(dashboardsMount?.target ?? "", home))), `home dashboard ${home} exists`).toBe(true);
@@ -298,7 +308,6 @@ describe("infra/compose.yaml", () => {
     const url = new URL(prometheus?.url ?? "");
     expect(services[url.hostname], "the Prometheus datasource host is a compose service").toBeDefined();
     expect(url.port).toBe("9090");
-
   });
 
   it("gives each service a ClickHouse user with no more than it needs", () => {
@@ -308,7 +317,12 @@ describe("infra/compose.yaml", () => {
     const usersXml = readFileSync(resolve(INFRA_DIR, usersFile?.source ?? ""), "utf8");
     const userBlock = (name: string) => new RegExp(`<${name}>([\\s\\S]*?)</${name}>`).exec(usersXml)?.[1] ?? "";
     const grants = (name: string) => [...userBlock(name).matchAll(/<query>([^<]+)<\/query>/g)].map((match) => match[1]);
-    expect(grants("grafana")).toEqual(["GRANT SELECT ON flowmeter.*", "GRANT SELECT ON system.databases", "GRANT SELECT ON system.tables", "GRANT SELECT ON system.columns"]);
+    expect(grants("grafana")).toEqual([
+      "GRANT SELECT ON flowmeter.*",
+      "GRANT SELECT ON system.databases",
+      "GRANT SELECT ON system.tables",
+      "GRANT SELECT ON system.columns",
+    ]);
     expect(usersXml).toMatch(/<grafana_readonly>[\s\S]*<readonly>1<\/readonly>/);
     expect(userBlock("grafana")).toContain("<profile>grafana_readonly</profile>");
     expect(grants("flowmeter_writer")).toEqual(["GRANT SELECT, INSERT ON flowmeter.*"]);

@@ -20,7 +20,16 @@ import type { ClickHouseClient } from "@clickhouse/client";
 import { RUN_EVENT_V2_NAMES, createLogger, type RunEventType } from "@flowmeter/shared";
 import { createIngestMetrics } from "@flowmeter/ingest";
 import { BUILT_IN_DRIVER_NAMES, createRunnerMetrics } from "@flowmeter/runner";
-import { CLI_INVOCATION_COLUMNS, createClickHouse, createWorkerMetrics, insertJsonRows, migrate, toClickHouseTime, toRow, type RunEventRow } from "@flowmeter/worker";
+import {
+  CLI_INVOCATION_COLUMNS,
+  createClickHouse,
+  createWorkerMetrics,
+  insertJsonRows,
+  migrate,
+  toClickHouseTime,
+  toRow,
+  type RunEventRow,
+} from "@flowmeter/worker";
 import { childEntry, legacyEntry, parentEntry, tempDir } from "@flowmeter/test-utils";
 import { INFRA_DIR, checkTools, toolPath } from "./ops-test-support.js";
 
@@ -101,7 +110,18 @@ const EXPECTED_COLUMNS: Record<string, Record<string, string[]>> = {
     "Outcomes per minute, client vs runner": ["time", "source", "status", "per_minute"],
     "p90 duration, by source and driver": ["time", "source", "driver", "p90_ms"],
     "p50 / p90 / p99 duration, client vs runner": ["time", "source", "p50_ms", "p90_ms", "p99_ms"],
-    "Drivers over the selected range, client vs runner": ["driver", "source", "ended", "errors", "user_errors", "skipped", "error_rate", "p50_ms", "p90_ms", "p99_ms"],
+    "Drivers over the selected range, client vs runner": [
+      "driver",
+      "source",
+      "ended",
+      "errors",
+      "user_errors",
+      "skipped",
+      "error_rate",
+      "p50_ms",
+      "p90_ms",
+      "p99_ms",
+    ],
   },
   "flowmeter-stages": {
     "Stage outcomes per minute": ["time", "status", "per_minute"],
@@ -115,18 +135,50 @@ const EXPECTED_COLUMNS: Record<string, Record<string, string[]>> = {
     "Invocations per minute, by command": ["time", "command_line", "per_minute"],
     "Error rate, by command": ["time", "command", "error_rate", "user_error_rate"],
     "p90 duration, by command": ["time", "command_line", "p90_ms"],
-    "Commands over the selected range": ["command", "subcommand", "invocations", "succeeded", "errors", "user_errors", "error_rate", "p50_ms", "p90_ms", "p99_ms"],
+    "Commands over the selected range": [
+      "command",
+      "subcommand",
+      "invocations",
+      "succeeded",
+      "errors",
+      "user_errors",
+      "error_rate",
+      "p50_ms",
+      "p90_ms",
+      "p99_ms",
+    ],
   },
   "flowmeter-runs": {
     "Runs started and ended per minute": ["time", "started", "succeeded", "failed", "cancelled"],
-    "Recent runs": ["run_id", "workflow", "first_event", "last_event", "state", "duration_s", "stages_succeeded", "stages_failed", "stages_skipped", "retries", "attempts"],
+    "Recent runs": [
+      "run_id",
+      "workflow",
+      "first_event",
+      "last_event",
+      "state",
+      "duration_s",
+      "stages_succeeded",
+      "stages_failed",
+      "stages_skipped",
+      "retries",
+      "attempts",
+    ],
     "Stages of recent runs": ["ts", "run_id", "workflow", "stage", "driver", "attempt", "outcome", "duration_ms", "exit_code", "error"],
     "Host RSS, top 10 runs by peak": ["time", "run_id", "rss_bytes"],
     "Host CPU, top 10 runs by peak": ["time", "run_id", "cpu_percent"],
     "Storage IO of runs (deltas of cumulative counters)": ["time", "read_bytes_per_second", "write_bytes_per_second"],
     "Stages without output (stagnant heartbeats)": ["time", "stagnant", "quiet"],
     "Running and recent stage attempts (last heartbeat)": [
-      "run_id", "stage", "attempt", "last_heartbeat", "output_state", "stagnant_heartbeats", "elapsed_secs", "stdout_bytes", "stderr_bytes", "pid_alive",
+      "run_id",
+      "stage",
+      "attempt",
+      "last_heartbeat",
+      "output_state",
+      "stagnant_heartbeats",
+      "elapsed_secs",
+      "stdout_bytes",
+      "stderr_bytes",
+      "pid_alive",
     ],
   },
   "flowmeter-pipeline": {
@@ -213,8 +265,14 @@ function interpolateVariables(sql: string, variables: ReadonlyMap<string, Variab
 }
 
 const BACKEND_MACROS: Record<string, { arity: number; expand: (args: string[], context: QueryContext) => string }> = {
-  timeFilter: { arity: 1, expand: ([column], c) => `${column} >= toDateTime(${Math.floor(c.fromMs / 1000)}) AND ${column} <= toDateTime(${Math.floor(c.toMs / 1000)})` },
-  timeFilter_ms: { arity: 1, expand: ([column], c) => `${column} >= fromUnixTimestamp64Milli(${c.fromMs}) AND ${column} <= fromUnixTimestamp64Milli(${c.toMs})` },
+  timeFilter: {
+    arity: 1,
+    expand: ([column], c) => `${column} >= toDateTime(${Math.floor(c.fromMs / 1000)}) AND ${column} <= toDateTime(${Math.floor(c.toMs / 1000)})`,
+  },
+  timeFilter_ms: {
+    arity: 1,
+    expand: ([column], c) => `${column} >= fromUnixTimestamp64Milli(${c.fromMs}) AND ${column} <= fromUnixTimestamp64Milli(${c.toMs})`,
+  },
   timeInterval: { arity: 1, expand: ([column], c) => `toStartOfInterval(toDateTime(${column}), INTERVAL ${c.intervalSeconds} second)` },
   interval_s: { arity: 0, expand: (_args, c) => String(c.intervalSeconds) },
   fromTime: { arity: 0, expand: (_args, c) => `toDateTime(${Math.floor(c.fromMs / 1000)})` },
@@ -228,7 +286,12 @@ function applyBackendMacros(sql: string, context: QueryContext): string {
     if (match === null) return sql;
     const name = match[1] ?? "";
     const macro = BACKEND_MACROS[name];
-    if (macro === undefined) throw new Error(`unknown macro $__${name}: the test's expander covers ${Object.keys(BACKEND_MACROS).map((key) => `$__${key}`).join(", ")}`);
+    if (macro === undefined)
+      throw new Error(
+        `unknown macro $__${name}: the test's expander covers ${Object.keys(BACKEND_MACROS)
+          .map((key) => `$__${key}`)
+          .join(", ")}`,
+      );
     const afterName = match.index + match[0].length;
     let args: string[] = [];
     let end = afterName;
@@ -267,7 +330,20 @@ interface SeededRun {
   state: "succeeded" | "failed" | "running";
 }
 
-function runEvents(run: SeededRun, steps: { at: number; type: RunEventType; stage?: string; driver?: string; attempt?: number; outcome?: RunEventRow["stage_outcome"]; durationMs?: number; exitCode?: number; error?: string }[]): RunEventRow[] {
+function runEvents(
+  run: SeededRun,
+  steps: {
+    at: number;
+    type: RunEventType;
+    stage?: string;
+    driver?: string;
+    attempt?: number;
+    outcome?: RunEventRow["stage_outcome"];
+    durationMs?: number;
+    exitCode?: number;
+    error?: string;
+  }[],
+): RunEventRow[] {
   return steps.map((step, seq) => ({
     event_id: randomUUID(),
     run_id: run.runId,
@@ -427,7 +503,13 @@ describe("Grafana dashboards: structure", () => {
   };
 
   it("has the five dashboards, unique uids, and panels on provisioned datasources", () => {
-    expect(dashboards.map(({ dashboard }) => dashboard.uid).sort()).toEqual(["flowmeter-commands", "flowmeter-drivers", "flowmeter-pipeline", "flowmeter-runs", "flowmeter-stages"]);
+    expect(dashboards.map(({ dashboard }) => dashboard.uid).sort()).toEqual([
+      "flowmeter-commands",
+      "flowmeter-drivers",
+      "flowmeter-pipeline",
+      "flowmeter-runs",
+      "flowmeter-stages",
+    ]);
     const provisioned = new Map(datasources.datasources.map((source) => [source.uid, source.type]));
     for (const { file, dashboard } of dashboards) {
       const panels = allPanels(dashboard.panels);
@@ -437,20 +519,28 @@ describe("Grafana dashboards: structure", () => {
         expect(panel.gridPos, where).toBeDefined();
         expect(provisioned.get(panel.datasource?.uid ?? ""), `${where}: datasource uid is provisioned with its type`).toBe(panel.datasource?.type);
         expect(panel.targets?.length, `${where}: has queries`).toBeGreaterThan(0);
-        if (panel.datasource?.type === CLICKHOUSE_TYPE) expect(panel.targets?.length, `${where}: one SQL query per panel (its columns are declared below)`).toBe(1);
+        if (panel.datasource?.type === CLICKHOUSE_TYPE)
+          expect(panel.targets?.length, `${where}: one SQL query per panel (its columns are declared below)`).toBe(1);
         for (const target of panel.targets ?? []) {
           expect(target.datasource, `${where} ${target.refId}`).toEqual(panel.datasource);
           if (panel.datasource?.type === CLICKHOUSE_TYPE) {
             expect(target.editorType, where).toBe("sql");
             expect(target.rawSql?.trim(), where).not.toBe("");
-            expect(target.format === 0 ? "timeseries" : "table", `${where}: format matches queryType (the plugin's enum: timeseries, table)`).toBe(target.queryType);
+            expect(target.format === 0 ? "timeseries" : "table", `${where}: format matches queryType (the plugin's enum: timeseries, table)`).toBe(
+              target.queryType,
+            );
           } else {
             expect(target.expr?.trim(), where).not.toBe("");
           }
         }
       }
       for (const variable of dashboard.templating.list) {
-        expect(variable, `${file} $${variable.name}`).toMatchObject({ type: "query", multi: true, includeAll: true, datasource: { uid: "flowmeter-clickhouse" } });
+        expect(variable, `${file} $${variable.name}`).toMatchObject({
+          type: "query",
+          multi: true,
+          includeAll: true,
+          datasource: { uid: "flowmeter-clickhouse" },
+        });
         expect(variable.allValue ?? null, `${file} $${variable.name}: All means every option, via $__conditionalAll`).toBeNull();
       }
     }
@@ -547,9 +637,16 @@ describe("Grafana dashboards: ClickHouse queries on chDB", () => {
       ["nightly", "executor", "loopback", "lint", "error", 600],
     ];
     children.forEach(([workflowName, driverKey, driver, stepName, status, durationMs], index) => {
-      entries.push(childEntry("parent-id", { workflowName, driverKey, driver, stepName, status, durationMs, startedAt: new Date(now - (45 - index * 4) * MINUTE) }));
+      entries.push(
+        childEntry("parent-id", { workflowName, driverKey, driver, stepName, status, durationMs, startedAt: new Date(now - (45 - index * 4) * MINUTE) }),
+      );
     });
-    await insertJsonRows(clickhouse, "flowmeter.cli_invocations", CLI_INVOCATION_COLUMNS, entries.map((entry) => toRow(entry, receivedAt)));
+    await insertJsonRows(
+      clickhouse,
+      "flowmeter.cli_invocations",
+      CLI_INVOCATION_COLUMNS,
+      entries.map((entry) => toRow(entry, receivedAt)),
+    );
 
     // Runner events: a run with a retried stage, a failed run with a skipped stage, a run still going.
     const [succeeded, failed, running] = runs as [SeededRun, SeededRun, SeededRun];
@@ -586,8 +683,26 @@ describe("Grafana dashboards: ClickHouse queries on chDB", () => {
     ];
     await clickhouse.insert({ table: "flowmeter.run_telemetry", values: telemetry, format: "JSONEachRow" });
     const warnings = [
-      { received_at: receivedAt, warning_id: "w-1", reason: "truncated", entry_id: "e-1", distinct_id: "u-1", source: "127.0.0.1", detail: "properties.result.errorMessage cut from 5000 to 4096 characters", excerpt: "{}" },
-      { received_at: receivedAt, warning_id: "w-2", reason: "rejected", entry_id: "", distinct_id: "", source: "127.0.0.1", detail: "entry is not a JSON object", excerpt: "42" },
+      {
+        received_at: receivedAt,
+        warning_id: "w-1",
+        reason: "truncated",
+        entry_id: "e-1",
+        distinct_id: "u-1",
+        source: "127.0.0.1",
+        detail: "properties.result.errorMessage cut from 5000 to 4096 characters",
+        excerpt: "{}",
+      },
+      {
+        received_at: receivedAt,
+        warning_id: "w-2",
+        reason: "rejected",
+        entry_id: "",
+        distinct_id: "",
+        source: "127.0.0.1",
+        detail: "entry is not a JSON object",
+        excerpt: "42",
+      },
     ];
     await clickhouse.insert({ table: "flowmeter.ingestion_warnings", values: warnings, format: "JSONEachRow" });
   });
@@ -614,11 +729,17 @@ describe("Grafana dashboards: ClickHouse queries on chDB", () => {
           for (const panel of panelsOf(dashboard, CLICKHOUSE_TYPE)) {
             const where = `${dashboard.uid} / ${panel.title} (${pass})`;
             const result = await runPanel(dashboard, panel, variables);
-            expect(result.meta.map((column) => column.name), where).toEqual(EXPECTED_COLUMNS[dashboard.uid]?.[panel.title]);
+            expect(
+              result.meta.map((column) => column.name),
+              where,
+            ).toEqual(EXPECTED_COLUMNS[dashboard.uid]?.[panel.title]);
             expect(result.data.length, `${where} returns rows`).toBeGreaterThan(0);
             if (panel.type === "timeseries") {
               expect(result.meta[0]?.type, `${where}: the first column is the time`).toMatch(/^DateTime/);
-              expect(result.meta.some((column) => /Int|Float|Decimal/.test(column.type)), `${where}: has a numeric column`).toBe(true);
+              expect(
+                result.meta.some((column) => /Int|Float|Decimal/.test(column.type)),
+                `${where}: has a numeric column`,
+              ).toBe(true);
             }
             if (pass === "selected") {
               for (const [column, wanted] of Object.entries(SELECTED_VALUES)) {
@@ -680,7 +801,13 @@ describe("Grafana dashboards: ClickHouse queries on chDB", () => {
     const states = Object.fromEntries(recent.data.map((row) => [String(row["run_id"]), row["state"]]));
     expect(states).toEqual(Object.fromEntries(runs.map((seeded) => [seeded.runId, seeded.state])));
     const first = recent.data.find((row) => row["run_id"] === runs[0]?.runId);
-    expect(numbers(first, ["retries", "stages_succeeded", "stages_failed", "attempts", "duration_s"])).toEqual({ retries: 1, stages_succeeded: 3, stages_failed: 0, attempts: 1, duration_s: 71 });
+    expect(numbers(first, ["retries", "stages_succeeded", "stages_failed", "attempts", "duration_s"])).toEqual({
+      retries: 1,
+      stages_succeeded: 3,
+      stages_failed: 0,
+      attempts: 1,
+      duration_s: 71,
+    });
     expect(first?.["workflow"]).toBe("deploy");
 
     const io = await runPanel(dashboard, panelByTitle(dashboard, "Storage IO of runs (deltas of cumulative counters)"), variables);
@@ -706,9 +833,9 @@ describe("Prometheus expressions (dashboards and alert rules)", () => {
   const jobs = new Set(scrapeConfig.scrape_configs.map((job) => job.job_name));
 
   it("the metric-name extractor reads PromQL", () => {
-    expect(promqlMetricNames('histogram_quantile(0.99, sum by (le, table) (rate(flowmeter_worker_insert_duration_seconds_bucket{table="x"}[$__rate_interval])))')).toEqual([
-      "flowmeter_worker_insert_duration_seconds_bucket",
-    ]);
+    expect(
+      promqlMetricNames('histogram_quantile(0.99, sum by (le, table) (rate(flowmeter_worker_insert_duration_seconds_bucket{table="x"}[$__rate_interval])))'),
+    ).toEqual(["flowmeter_worker_insert_duration_seconds_bucket"]);
     expect(promqlMetricNames('count(up{job="runner"} == 1) / clamp_min(sum(rate(a_total[5m])) + b offset 5m, 1e-9)')).toEqual(["up", "a_total", "b"]);
   });
 

@@ -80,7 +80,9 @@ describe.skipIf(tools.skip)(`Prometheus scrapes the running pipeline${tools.note
   let prometheus: Running | undefined;
 
   function diagnostics(): string {
-    return processes.map((running) => `--- ${running.name} (exit ${String(running.child.exitCode ?? running.child.signalCode)})\n${running.output.join("").slice(-3000)}`).join("\n");
+    return processes
+      .map((running) => `--- ${running.name} (exit ${String(running.child.exitCode ?? running.child.signalCode)})\n${running.output.join("").slice(-3000)}`)
+      .join("\n");
   }
 
   async function query(expr: string): Promise<PromSample[]> {
@@ -124,19 +126,30 @@ describe.skipIf(tools.skip)(`Prometheus scrapes the running pipeline${tools.note
     };
     flowmeter = launch("flowmeter start", process.execPath, [join(REPO_ROOT, "packages/cli/dist/main.js"), "start"], env);
     processes.push(flowmeter);
-    await waitFor(async () => ((await answers(`http://127.0.0.1:${ports.ingest}/healthz`)) && (await answers(`http://127.0.0.1:${ports.worker}/healthz`)) ? true : undefined), {
-      timeoutMs: 45_000,
-      intervalMs: 200,
-      what: "ingest and worker to answer /healthz",
-    }).catch((error: unknown) => {
+    await waitFor(
+      async () =>
+        (await answers(`http://127.0.0.1:${ports.ingest}/healthz`)) && (await answers(`http://127.0.0.1:${ports.worker}/healthz`)) ? true : undefined,
+      {
+        timeoutMs: 45_000,
+        intervalMs: 200,
+        what: "ingest and worker to answer /healthz",
+      },
+    ).catch((error: unknown) => {
       throw new Error(`${String(error)}\n${diagnostics()}`);
     });
     // `start` may or may not launch the runner yet; when it does, the runner is up by now or within a few seconds.
-    const runnerUp = await waitFor(async () => ((await answers(`http://127.0.0.1:${ports.runner}/v1/health`)) ? true : undefined), { timeoutMs: 5000, intervalMs: 200 }).catch(() => false);
+    const runnerUp = await waitFor(async () => ((await answers(`http://127.0.0.1:${ports.runner}/v1/health`)) ? true : undefined), {
+      timeoutMs: 5000,
+      intervalMs: 200,
+    }).catch(() => false);
     if (!runnerUp) {
       runner = launch("runner", process.execPath, [join(REPO_ROOT, "packages/runner/dist/main.js")], env);
       processes.push(runner);
-      await waitFor(async () => ((await answers(`http://127.0.0.1:${ports.runner}/v1/health`)) ? true : undefined), { timeoutMs: 20_000, intervalMs: 200, what: "the runner" }).catch((error: unknown) => {
+      await waitFor(async () => ((await answers(`http://127.0.0.1:${ports.runner}/v1/health`)) ? true : undefined), {
+        timeoutMs: 20_000,
+        intervalMs: 200,
+        what: "the runner",
+      }).catch((error: unknown) => {
         throw new Error(`${String(error)}\n${diagnostics()}`);
       });
     }
@@ -155,15 +168,22 @@ describe.skipIf(tools.skip)(`Prometheus scrapes the running pipeline${tools.note
     prometheus = launch(
       "prometheus",
       prometheusBinary,
-      [`--config.file=${configPath}`, `--storage.tsdb.path=${join(data.path, "prometheus")}`, `--web.listen-address=127.0.0.1:${ports.prometheus}`, "--log.level=warn"],
+      [
+        `--config.file=${configPath}`,
+        `--storage.tsdb.path=${join(data.path, "prometheus")}`,
+        `--web.listen-address=127.0.0.1:${ports.prometheus}`,
+        "--log.level=warn",
+      ],
       env,
     );
     processes.push(prometheus);
-    await waitFor(async () => ((await answers(`http://127.0.0.1:${ports.prometheus}/-/ready`)) ? true : undefined), { timeoutMs: 20_000, intervalMs: 200, what: "prometheus /-/ready" }).catch(
-      (error: unknown) => {
-        throw new Error(`${String(error)}\n${diagnostics()}`);
-      },
-    );
+    await waitFor(async () => ((await answers(`http://127.0.0.1:${ports.prometheus}/-/ready`)) ? true : undefined), {
+      timeoutMs: 20_000,
+      intervalMs: 200,
+      what: "prometheus /-/ready",
+    }).catch((error: unknown) => {
+      throw new Error(`${String(error)}\n${diagnostics()}`);
+    });
   }, 90_000);
 
   afterAll(async () => {
@@ -176,8 +196,16 @@ describe.skipIf(tools.skip)(`Prometheus scrapes the running pipeline${tools.note
 
   it("shows each service's key series with the values the traffic implies", async () => {
     const parent = parentEntry();
-    const entries = [parent, childEntry(parent.insert_id ?? "", { driver: "shell" }), childEntry(parent.insert_id ?? "", { driver: "loopback", status: "success" })];
-    const response = await fetch(`http://127.0.0.1:${ports.ingest}/ingest`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ events: entries }) });
+    const entries = [
+      parent,
+      childEntry(parent.insert_id ?? "", { driver: "shell" }),
+      childEntry(parent.insert_id ?? "", { driver: "loopback", status: "success" }),
+    ];
+    const response = await fetch(`http://127.0.0.1:${ports.ingest}/ingest`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ events: entries }),
+    });
     expect(response.status).toBe(202);
     expect(await response.json()).toMatchObject({ accepted: 3, rejected: [] });
 
@@ -191,14 +219,16 @@ describe.skipIf(tools.skip)(`Prometheus scrapes the running pipeline${tools.note
     await expectSeries("flowmeter_runner_heartbeat_age_seconds", (value) => value === 0, "no stage running");
     // Label sets are created at start, so dashboards and rate() see every driver × outcome from the first scrape.
     await expectSeries('count(flowmeter_runner_stage_outcomes_total{driver="shell"})', (value) => value === 5, "stage outcome series per status");
-    await expectSeries('max by (queue) (flowmeter_worker_queue_lag_seconds)', (value) => value >= 0 && value < 60, "queue lag sampled");
+    await expectSeries("max by (queue) (flowmeter_worker_queue_lag_seconds)", (value) => value >= 0 && value < 60, "queue lag sampled");
     await expectSeries('max by (queue) (flowmeter_worker_queue_depth{state="waiting"})', (value) => value >= 0, "queue depth sampled");
     await expectSeries("sum(flowmeter_worker_insert_batch_rows_count)", (value) => value >= 1, "insert batches observed");
     await expectSeries('flowmeter_process_resident_memory_bytes{job="worker"}', (value) => value > 0, "default process metrics");
   }, 60_000);
 
   it("evaluates every alert rule without error, none firing on a healthy pipeline", async () => {
-    const expected = [...readFileSync(join(INFRA_DIR, "prometheus/rules/flowmeter.rules.yml"), "utf8").matchAll(/^\s*- alert: (\w+)/gm)].map((match) => match[1]);
+    const expected = [...readFileSync(join(INFRA_DIR, "prometheus/rules/flowmeter.rules.yml"), "utf8").matchAll(/^\s*- alert: (\w+)/gm)].map(
+      (match) => match[1],
+    );
     const rules = await waitFor(
       async () => {
         const response = await fetch(`http://127.0.0.1:${ports.prometheus}/api/v1/rules`);
@@ -218,7 +248,9 @@ describe.skipIf(tools.skip)(`Prometheus scrapes the running pipeline${tools.note
     const files = ["pipeline-health.json"];
     let count = 0;
     for (const file of files) {
-      const dashboard = JSON.parse(readFileSync(join(INFRA_DIR, "grafana/dashboards", file), "utf8")) as { panels: { title: string; targets?: { expr?: string }[] }[] };
+      const dashboard = JSON.parse(readFileSync(join(INFRA_DIR, "grafana/dashboards", file), "utf8")) as {
+        panels: { title: string; targets?: { expr?: string }[] }[];
+      };
       for (const panel of dashboard.panels) {
         for (const target of panel.targets ?? []) {
           if (target.expr === undefined) continue;

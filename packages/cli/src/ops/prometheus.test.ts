@@ -47,8 +47,12 @@ describe("alert rules: shape", () => {
   it("every alert has a severity, a summary, a runbook section in docs/operations.md, and a firing unit test", () => {
     const docs = headingAnchors(readFileSync(join(REPO_ROOT, "docs/operations.md"), "utf8"));
     const tests = parseYaml(readFileSync(RULE_TESTS, "utf8")) as RuleTestFile;
-    const tested = new Set(tests.tests.flatMap((test) => (test.alert_rule_test ?? []).filter((check) => check.exp_alerts.length > 0).map((check) => check.alertname)));
-    const silent = new Set(tests.tests.flatMap((test) => (test.alert_rule_test ?? []).filter((check) => check.exp_alerts.length === 0).map((check) => check.alertname)));
+    const tested = new Set(
+      tests.tests.flatMap((test) => (test.alert_rule_test ?? []).filter((check) => check.exp_alerts.length > 0).map((check) => check.alertname)),
+    );
+    const silent = new Set(
+      tests.tests.flatMap((test) => (test.alert_rule_test ?? []).filter((check) => check.exp_alerts.length === 0).map((check) => check.alertname)),
+    );
     const found = alerts();
     expect(found.length).toBeGreaterThanOrEqual(9);
     for (const rule of found) {

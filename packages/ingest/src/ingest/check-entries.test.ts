@@ -59,7 +59,10 @@ describe("checkEntries", () => {
       ["rejected", "127.0.0.1"],
       ["rejected", "127.0.0.1"],
     ]);
-    expect(result.warnings[0]).toMatchObject({ entry_id: (wrongType as unknown as { insert_id: string }).insert_id, detail: "properties.durationMs must be number; replaced by a default" });
+    expect(result.warnings[0]).toMatchObject({
+      entry_id: (wrongType as unknown as { insert_id: string }).insert_id,
+      detail: "properties.durationMs must be number; replaced by a default",
+    });
   });
 
   it("rejects a too-deep entry and cuts a too-large one to fit", () => {
@@ -98,7 +101,7 @@ describe("jsonBytesBound", () => {
       [],
       {},
       [[[]], {}, [1, "a", null]],
-      { "k\"e\\y\u0001": { "": [1e20, "😀"] }, "日本": -0.0000057296900417770885 },
+      { 'k"e\\y\u0001': { "": [1e20, "😀"] }, 日本: -0.0000057296900417770885 },
       JSON.parse('{"__proto__":{"polluted":true},"a":[1,2,3]}'),
       Object.assign(Object.create(null) as object, { a: 1, b: ["x"] }),
       JSON.parse(JSON.stringify({ events: [parentEntry(), childEntry("p"), legacyEntry()] })),
@@ -119,7 +122,19 @@ describe("jsonBytesBound", () => {
     class Thing {
       a = 1;
     }
-    for (const value of [undefined, () => 1, Symbol("s"), 1n, new Date(0), new Map(), new Thing(), [1, , 3], { a: undefined }, { toJSON: () => 1 }, Buffer.from("x")]) {
+    for (const value of [
+      undefined,
+      () => 1,
+      Symbol("s"),
+      1n,
+      new Date(0),
+      new Map(),
+      new Thing(),
+      [1, , 3],
+      { a: undefined },
+      { toJSON: () => 1 },
+      Buffer.from("x"),
+    ]) {
       expect(jsonBytesBound(value, 1)).toBe(NOT_JSON);
     }
   });

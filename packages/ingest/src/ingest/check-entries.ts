@@ -36,7 +36,6 @@ function textOf(value: unknown, key: string): string {
   return typeof field === "string" ? field.slice(0, 200) : "";
 }
 
-
 export function checkEntries(entries: readonly unknown[], { maxEntryBytes, receivedAtMs, source }: CheckContext): CheckedEntries {
   const seen = new Set<string>();
   const unique: CliInvocationEvent[] = [];
@@ -145,7 +144,7 @@ const MAX_BYTES_PER_UNIT = 6;
 /** Inherited enumerable keys or a toJSON would change what for-in visits or what JSON.stringify writes; then jsonBytesBound is not used. */
 function prototypesArePlain(): boolean {
   for (const _key in Object.prototype) return false;
-  for (const _key in Array.prototype) return false;
+  for (const _key in Array.prototype as object) return false;
   return !("toJSON" in Object.prototype) && !("toJSON" in Array.prototype);
 }
 

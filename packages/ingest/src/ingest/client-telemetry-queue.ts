@@ -1,4 +1,13 @@
-import { ApiError, JOB_CATALOG, errorMessage, type CliInvocationEvent, type ClientTelemetryJob, type IngestionWarning, type Logger, type SpoolFile } from "@flowmeter/shared";
+import {
+  ApiError,
+  JOB_CATALOG,
+  errorMessage,
+  type CliInvocationEvent,
+  type ClientTelemetryJob,
+  type IngestionWarning,
+  type Logger,
+  type SpoolFile,
+} from "@flowmeter/shared";
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { GroupCommit } from "./group-commit.js";
@@ -151,9 +160,15 @@ export function createEnqueue(queue: ClientTelemetryQueue, redis: Redis, { timeo
     const item: AcceptedRequest = { batch, receivedAtMs };
     const size = Buffer.byteLength(JSON.stringify(item)) + 1;
     if (spoolBytes + size > spool.maxBytes) {
-      return Promise.reject(new ApiError("UNAVAILABLE", `the queue is unavailable and the local spool is full (INGEST_SPOOL_MAX_BYTES ${spool.maxBytes}); retry later`, { retryAfterSeconds: UNAVAILABLE_RETRY_AFTER_SECONDS, cause }));
+      return Promise.reject(
+        new ApiError("UNAVAILABLE", `the queue is unavailable and the local spool is full (INGEST_SPOOL_MAX_BYTES ${spool.maxBytes}); retry later`, {
+          retryAfterSeconds: UNAVAILABLE_RETRY_AFTER_SECONDS,
+          cause,
+        }),
+      );
     }
-    if (spooled === 0 && !appends.busy) spool.logger.warn("queue unreachable: spooling accepted entries locally", { file: spool.file.path, error: errorMessage(cause) });
+    if (spooled === 0 && !appends.busy)
+      spool.logger.warn("queue unreachable: spooling accepted entries locally", { file: spool.file.path, error: errorMessage(cause) });
     spoolBytes += size;
     return appends.submit(item).written;
   }

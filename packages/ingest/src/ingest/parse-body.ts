@@ -68,7 +68,8 @@ export function parseBody(body: Uint8Array | undefined, contentType: string | un
 
 function entriesOf(value: unknown): unknown[] {
   if (Array.isArray(value)) return value;
-  if (typeof value !== "object" || value === null) throw new ApiError("INVALID_PARAMS", `request body is a JSON ${value === null ? "null" : typeof value}; ${SHAPE_HINT}`);
+  if (typeof value !== "object" || value === null)
+    throw new ApiError("INVALID_PARAMS", `request body is a JSON ${value === null ? "null" : typeof value}; ${SHAPE_HINT}`);
   if (Object.hasOwn(value, "events") && !Object.hasOwn(value, "event")) {
     const events = (value as { events: unknown }).events;
     if (!Array.isArray(events)) throw new ApiError("INVALID_PARAMS", '"events" must be an array of events');

@@ -31,7 +31,15 @@ function event(seq: number, runId = "r1"): RunEvent {
 }
 
 function sample(seq: number): TelemetrySample {
-  return { kind: "host", run_id: "r1", attempt_id: "a1", seq, timestamp_ms: Date.now(), stage_name: "", host: { rss_bytes: 1, cpu_percent: 0, io_read_bytes: 0, io_write_bytes: 0 } };
+  return {
+    kind: "host",
+    run_id: "r1",
+    attempt_id: "a1",
+    seq,
+    timestamp_ms: Date.now(),
+    stage_name: "",
+    host: { rss_bytes: 1, cpu_percent: 0, io_read_bytes: 0, io_write_bytes: 0 },
+  };
 }
 
 /** A deliver function that records batches and fails while `down` is set. */
@@ -63,7 +71,15 @@ describe("EventPublisher", () => {
   });
 
   async function start(queue: ReturnType<typeof fakeQueue>, options: Partial<EventPublisherOptions> = {}) {
-    publisher = new EventPublisher({ deliver: queue.deliver, spool: new SpoolFile<SpoolItem>(dir.path, quiet, { owner: "runner" }), logger: quiet, flushIntervalMs: 20, retryMinMs: 20, retryMaxMs: 50, ...options });
+    publisher = new EventPublisher({
+      deliver: queue.deliver,
+      spool: new SpoolFile<SpoolItem>(dir.path, quiet, { owner: "runner" }),
+      logger: quiet,
+      flushIntervalMs: 20,
+      retryMinMs: 20,
+      retryMaxMs: 50,
+      ...options,
+    });
     await publisher.start();
     return publisher;
   }
@@ -159,7 +175,10 @@ describe("EventPublisher", () => {
   it("adopts the spool of a runner of this host that is gone", async () => {
     const host = hostname().replace(/[^A-Za-z0-9.]/g, "_");
     const deadPid = 2 ** 22 + 12345; // above pid_max
-    writeFileSync(join(dir.path, `runner-${host}-${deadPid}.jsonl`), [event(0, "old"), event(1, "old")].map((item) => `${JSON.stringify({ event: item })}\n`).join("") + '{"event": trunc');
+    writeFileSync(
+      join(dir.path, `runner-${host}-${deadPid}.jsonl`),
+      [event(0, "old"), event(1, "old")].map((item) => `${JSON.stringify({ event: item })}\n`).join("") + '{"event": trunc',
+    );
     const queue = fakeQueue();
     const pub = await start(queue);
     await waitFor(() => (queue.batches.length > 0 ? true : undefined));

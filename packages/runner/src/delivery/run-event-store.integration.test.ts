@@ -7,7 +7,16 @@ import { RunEventStore, runKey } from "./run-event-store.js";
 
 function event(runId: string, seq: number, type: "stage.queued" | "run.finished" = "stage.queued"): RunEvent {
   const now = Date.now();
-  const base = { event_id: uuidV7(now), run_id: runId, attempt_id: "a1", seq, ts_ms: now, timestamp: new Date(now).toISOString(), level: "info" as const, message: "m" };
+  const base = {
+    event_id: uuidV7(now),
+    run_id: runId,
+    attempt_id: "a1",
+    seq,
+    ts_ms: now,
+    timestamp: new Date(now).toISOString(),
+    level: "info" as const,
+    message: "m",
+  };
   return type === "run.finished"
     ? { ...base, event_type: type, event_type_v2: "RunCompleted", stage_name: null, group_id: null, payload: { workflow: "w", duration_ms: 1 } }
     : { ...base, event_type: type, event_type_v2: "StageQueued", stage_name: "s", group_id: "g0", payload: { workflow: "w", driver: "shell", depends_on: [] } };

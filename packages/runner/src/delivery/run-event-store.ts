@@ -149,9 +149,7 @@ export class RunEventStore {
     let after = await this.resolveCursor(runId, cursor);
     const key = runKey(this.prefix, runId, "events");
     while (options.signal?.aborted !== true) {
-      const reply = (await this.redis.xread("COUNT", 500, "BLOCK", options.blockMs ?? 1000, "STREAMS", key, `${after + 1}-0`)) as
-        | [string, [string, string[]][]][]
-        | null;
+      const reply = await this.redis.xread("COUNT", 500, "BLOCK", options.blockMs ?? 1000, "STREAMS", key, `${after + 1}-0`);
       for (const event of parseEntries(reply?.[0]?.[1] ?? [])) {
         after = event.seq;
         yield event;

@@ -16,11 +16,16 @@ describe("SpoolFile.open", () => {
   afterAll(() => dir.remove());
 
   it("adopts the spools of gone runners of this host, including one a gone runner was adopting", async () => {
-    const line = (seq: number) => `${JSON.stringify({ sample: { kind: "host", run_id: "r", attempt_id: "a", seq, timestamp_ms: 1, stage_name: "", host: { rss_bytes: 1, cpu_percent: 0, io_read_bytes: 0, io_write_bytes: 0 } } })}\n`;
+    const line = (seq: number) =>
+      `${JSON.stringify({ sample: { kind: "host", run_id: "r", attempt_id: "a", seq, timestamp_ms: 1, stage_name: "", host: { rss_bytes: 1, cpu_percent: 0, io_read_bytes: 0, io_write_bytes: 0 } } })}\n`;
     writeFileSync(join(dir.path, `runner-${HOST}-${GONE_PID}.jsonl`), line(1));
     writeFileSync(join(dir.path, `runner-${HOST}-${GONE_PID - 1}.jsonl.adopting`), line(2) + line(3));
     writeFileSync(join(dir.path, `runner-${HOST}-${process.ppid}.jsonl`), line(4)); // a live runner's: not adopted
-    const spool = new SpoolFile<SpoolItem>(dir.path, createLogger("test", "error", () => {}), { owner: "runner" });
+    const spool = new SpoolFile<SpoolItem>(
+      dir.path,
+      createLogger("test", "error", () => {}),
+      { owner: "runner" },
+    );
     expect(await spool.open()).toBe(3);
     expect(readdirSync(dir.path).sort()).toEqual([`runner-${HOST}-${process.pid}.jsonl`, `runner-${HOST}-${process.ppid}.jsonl`].sort());
   });

@@ -18,7 +18,12 @@ describe("RunEventSequencer", () => {
     const events: RunEvent[] = [];
     const samples: TelemetrySample[] = [];
     const errors: string[] = [];
-    const sequencer = new RunEventSequencer("r", "a", { event: (event) => events.push(event), sample: (sample) => samples.push(sample) }, createLogger("runner", "error", (line) => errors.push(line)));
+    const sequencer = new RunEventSequencer(
+      "r",
+      "a",
+      { event: (event) => events.push(event), sample: (sample) => samples.push(sample) },
+      createLogger("runner", "error", (line) => errors.push(line)),
+    );
     sequencer.emit("run.started", { message: "go" }, { workflow: "w", stage_count: 0, concurrency: 1 });
     sequencer.host("", { rss_bytes: 1, cpu_percent: 0, io_read_bytes: 0, io_write_bytes: 0 });
     sequencer.emit("run.failed", { message: "x", level: "error" }, { workflow: "w", duration_ms: 1, error: "boom" });
@@ -34,7 +39,17 @@ describe("RunEventSequencer", () => {
   });
 
   it("survives an output that throws", () => {
-    const sequencer = new RunEventSequencer("r", "a", { event: () => { throw new Error("broken"); }, sample: () => {} }, createLogger("runner", "error", () => {}));
+    const sequencer = new RunEventSequencer(
+      "r",
+      "a",
+      {
+        event: () => {
+          throw new Error("broken");
+        },
+        sample: () => {},
+      },
+      createLogger("runner", "error", () => {}),
+    );
     expect(() => sequencer.emit("run.started", { message: "go" }, { workflow: "w", stage_count: 0, concurrency: 1 })).not.toThrow();
   });
 });

@@ -45,7 +45,7 @@ function execution(workflow: unknown, options: Partial<RunExecutionOptions> = {}
 }
 
 function ofType<T extends RunEventType>(events: RunEvent[], type: T, stage?: string): RunEventOf<T>[] {
-  return events.filter((event): event is RunEventOf<T> & RunEvent => event.event_type === type && (stage === undefined || event.stage_name === stage)) as RunEventOf<T>[];
+  return events.filter((event): event is RunEventOf<T> & RunEvent => event.event_type === type && (stage === undefined || event.stage_name === stage));
 }
 
 function only<T extends RunEventType>(events: RunEvent[], type: T, stage?: string): RunEventOf<T> {
@@ -257,7 +257,14 @@ describe("RunExecution", () => {
     expect(beats.length).toBeGreaterThanOrEqual(5);
     const first = beats[0] as StepHeartbeat;
     expect(first).toMatchObject({ run_id: "run-1", stage_name: "talk", group_id: "g0", stage_attempt: 1, seq: 1 });
-    expect(first.heartbeat).toMatchObject({ stdout_bytes: 3, stdout_delta_bytes: 3, stderr_bytes: 0, stagnant_heartbeats: 0, output_state: "active", pid_alive: true });
+    expect(first.heartbeat).toMatchObject({
+      stdout_bytes: 3,
+      stdout_delta_bytes: 3,
+      stderr_bytes: 0,
+      stagnant_heartbeats: 0,
+      output_state: "active",
+      pid_alive: true,
+    });
     expect(first.heartbeat.pid).toEqual(expect.any(Number));
     expect(first.heartbeat.elapsed_secs).toBeGreaterThan(0);
     expect(beats[1]?.heartbeat).toMatchObject({ stdout_delta_bytes: 0, stagnant_heartbeats: 1, output_state: "quiet" });
@@ -266,10 +273,7 @@ describe("RunExecution", () => {
   });
 
   it("samples the host per run: RSS, CPU, cumulative IO, the running stage", async () => {
-    const { run, samples } = execution(
-      { name: "sampled", stages: [{ name: "work", driver: "shell", run: "sleep 0.5" }] },
-      { sampleIntervalMs: 100 },
-    );
+    const { run, samples } = execution({ name: "sampled", stages: [{ name: "work", driver: "shell", run: "sleep 0.5" }] }, { sampleIntervalMs: 100 });
     await run.run();
     const hosts = samples.filter((sample): sample is HostSample => sample.kind === "host");
     expect(hosts.length).toBeGreaterThanOrEqual(3);
@@ -297,7 +301,11 @@ describe("RunExecution", () => {
         {
           name: "nodey",
           stages: [
-            { name: "inline", driver: "node", run: "const i = JSON.parse(process.env.FLOWMETER_INPUT); if (i.n !== 7 || process.env.FLOWMETER_STAGE_NAME !== 'inline') process.exit(9)" },
+            {
+              name: "inline",
+              driver: "node",
+              run: "const i = JSON.parse(process.env.FLOWMETER_INPUT); if (i.n !== 7 || process.env.FLOWMETER_STAGE_NAME !== 'inline') process.exit(9)",
+            },
             { name: "file", driver: "node", run: script, env: { CODE: "4" }, allow_failure: true },
           ],
         },

@@ -135,12 +135,16 @@ export class RunExecution {
     try {
       this.events.emit(
         "run.started",
-        { message: `run of workflow "${this.workflow.name}" started (${this.stages.length} ${this.stages.length === 1 ? "stage" : "stages"}, concurrency ${this.concurrency})` },
+        {
+          message: `run of workflow "${this.workflow.name}" started (${this.stages.length} ${this.stages.length === 1 ? "stage" : "stages"}, concurrency ${this.concurrency})`,
+        },
         { workflow: this.workflow.name, stage_count: this.stages.length, concurrency: this.concurrency },
       );
       for (const state of this.stages) {
         const dependsOn = [...state.plan.dependsOn];
-        this.stageEvent(state, "stage.queued", `queued${dependsOn.length > 0 ? ` (depends on ${dependsOn.join(", ")})` : ""}`, "info", { depends_on: dependsOn });
+        this.stageEvent(state, "stage.queued", `queued${dependsOn.length > 0 ? ` (depends on ${dependsOn.join(", ")})` : ""}`, "info", {
+          depends_on: dependsOn,
+        });
       }
       await this.schedule();
       clearInterval(sampleTimer);
@@ -372,10 +376,18 @@ export class RunExecution {
       this.events.emit(type, { message: `run of workflow "${workflow}" succeeded in ${durationMs} ms` }, { workflow, duration_ms: durationMs });
       this.options.metrics?.runOutcomes.inc({ status: "succeeded" });
     } else if (type === "run.failed") {
-      this.events.emit(type, { message: `run of workflow "${workflow}" failed: ${detail}`, level: "error" }, { workflow, duration_ms: durationMs, error: detail, reason });
+      this.events.emit(
+        type,
+        { message: `run of workflow "${workflow}" failed: ${detail}`, level: "error" },
+        { workflow, duration_ms: durationMs, error: detail, reason },
+      );
       this.options.metrics?.runOutcomes.inc({ status: "failed" });
     } else {
-      this.events.emit(type, { message: `run of workflow "${workflow}" cancelled: ${detail}`, level: "warn" }, { workflow, duration_ms: durationMs, reason: detail });
+      this.events.emit(
+        type,
+        { message: `run of workflow "${workflow}" cancelled: ${detail}`, level: "warn" },
+        { workflow, duration_ms: durationMs, reason: detail },
+      );
       this.options.metrics?.runOutcomes.inc({ status: "cancelled" });
     }
   }
@@ -388,10 +400,10 @@ export class RunExecution {
     level: RunEventLevel,
     payload: Omit<RunEventPayloads[T], "workflow" | "driver">,
   ): void {
-    this.events.emit(
-      type,
-      { message: `stage "${state.stage.name}" ${what}`, level, stage_name: state.stage.name, group_id: state.plan.groupId },
-      { workflow: this.workflow.name, driver: state.stage.driver, ...payload } as RunEventPayloads[T],
-    );
+    this.events.emit(type, { message: `stage "${state.stage.name}" ${what}`, level, stage_name: state.stage.name, group_id: state.plan.groupId }, {
+      workflow: this.workflow.name,
+      driver: state.stage.driver,
+      ...payload,
+    } as RunEventPayloads[T]);
   }
 }

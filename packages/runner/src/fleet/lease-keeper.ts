@@ -66,7 +66,8 @@ export class LeaseKeeper {
     try {
       statuses = await records.renew(runIds, runnerId, leaseMs);
     } catch (error) {
-      if (this.shouldLog(errorMessage(error))) logger.warn("could not renew run leases (repeats are logged every 30 s)", { runs: runIds.length, error: errorMessage(error) });
+      if (this.shouldLog(errorMessage(error)))
+        logger.warn("could not renew run leases (repeats are logged every 30 s)", { runs: runIds.length, error: errorMessage(error) });
       return;
     }
     statuses.forEach((status, index) => {

@@ -55,7 +55,10 @@ describe("runner killed mid-run, another started", () => {
   it("fails the run with runner_restarted and one terminal event; its events stay readable; it is not run again", async () => {
     const port = await freePort();
     const first = `http://127.0.0.1:${port}`;
-    child = spawn(process.execPath, [`${dist}main.js`], { env: { ...process.env, ...settings, RUNNER_PORT: String(port) }, stdio: ["ignore", "inherit", "inherit"] });
+    child = spawn(process.execPath, [`${dist}main.js`], {
+      env: { ...process.env, ...settings, RUNNER_PORT: String(port) },
+      stdio: ["ignore", "inherit", "inherit"],
+    });
     await waitFor(async () => ((await fetch(`${first}/v1/health`).catch(() => undefined))?.ok === true ? true : undefined), { what: "the first runner" });
     const firstRunnerId = ((await (await fetch(`${first}/v1/health`)).json()) as { runner_id: string }).runner_id;
 
@@ -74,10 +77,15 @@ describe("runner killed mid-run, another started", () => {
     });
     expect(created.status).toBe(201);
     const { run_id: runId, attempt_id: attemptId } = (await created.json()) as { run_id: string; attempt_id: string };
-    stagePid = await waitFor(async () => {
-      const telemetry = (await (await fetch(`${first}/v1/runs/${runId}/telemetry?stage_name=long`)).json()) as { samples: Array<{ kind: string; heartbeat?: { pid: number | null } }> };
-      return telemetry.samples.find((sample) => sample.kind === "heartbeat")?.heartbeat?.pid ?? undefined;
-    }, { what: "a heartbeat of the running stage" });
+    stagePid = await waitFor(
+      async () => {
+        const telemetry = (await (await fetch(`${first}/v1/runs/${runId}/telemetry?stage_name=long`)).json()) as {
+          samples: Array<{ kind: string; heartbeat?: { pid: number | null } }>;
+        };
+        return telemetry.samples.find((sample) => sample.kind === "heartbeat")?.heartbeat?.pid ?? undefined;
+      },
+      { what: "a heartbeat of the running stage" },
+    );
 
     child.kill("SIGKILL");
     await new Promise((resolve) => child?.once("exit", resolve));
@@ -85,33 +93,62 @@ describe("runner killed mid-run, another started", () => {
     second = await startRunner(config, quiet);
     const read = async <T>(path: string): Promise<T> => (await (await fetch(`${(second as RunningRunner).url}${path}`)).json()) as T;
 
-    const failed = await waitFor(async () => {
-      const run = await read<RunView>(`/v1/runs/${runId}`);
-      return run.state === "failed" ? run : undefined;
-    }, { what: "the run failed", timeoutMs: 10_000 });
-    expect(failed).toMatchObject({ run_id: runId, attempt_id: attemptId, terminal_reason: "runner_restarted", runner_id: firstRunnerId, lease_expires_at: null });
+    const failed = await waitFor(
+      async () => {
+        const run = await read<RunView>(`/v1/runs/${runId}`);
+        return run.state === "failed" ? run : undefined;
+      },
+      { what: "the run failed", timeoutMs: 10_000 },
+    );
+    expect(failed).toMatchObject({
+      run_id: runId,
+      attempt_id: attemptId,
+      terminal_reason: "runner_restarted",
+      runner_id: firstRunnerId,
+      lease_expires_at: null,
+    });
     expect(failed.error).toContain(firstRunnerId);
 
     // BullMQ notices the dead runner's job stalled (lock = lease) and re-delivers it to the second runner, which
     // leaves the run as it is.
-    await waitFor(async () => ((await runQueue.getJob(runId))?.finishedOn !== undefined ? true : undefined), { what: "the re-delivered job", timeoutMs: 10_000 });
+    await waitFor(async () => ((await runQueue.getJob(runId))?.finishedOn !== undefined ? true : undefined), {
+      what: "the re-delivered job",
+      timeoutMs: 10_000,
+    });
     expect(["already_ended", "runner_restarted"]).toContain(((await runQueue.getJob(runId))?.returnvalue as { status: string }).status);
 
     const events = (await read<{ events: RunEvent[] }>(`/v1/runs/${runId}/events`)).events;
-    expect(events.map((event) => event.event_type)).toEqual(["run.started", "stage.queued", "stage.queued", "stage.started", "stage.failed", "stage.skipped", "run.failed"]);
+    expect(events.map((event) => event.event_type)).toEqual([
+      "run.started",
+      "stage.queued",
+      "stage.queued",
+      "stage.started",
+      "stage.failed",
+      "stage.skipped",
+      "run.failed",
+    ]);
     expect(events.map((event) => event.seq)).toEqual([0, 1, 2, 3, 4, 5, 6]);
     expect(events.filter(isTerminalRunEvent)).toHaveLength(1);
     expect(new Set(events.map((event) => event.attempt_id))).toEqual(new Set([attemptId]));
     expect(events[4]).toMatchObject({ stage_name: "long", payload: { exit_code: -1, stage_attempt: 1 } });
     expect(events[6]?.payload).toMatchObject({ reason: "runner_restarted" });
     const stages = (await read<{ stages: Array<{ stage_name: string; status: string; exit_code: number | null }> }>(`/v1/runs/${runId}/stages`)).stages;
-    expect(stages.map((stage) => [stage.stage_name, stage.status, stage.exit_code])).toEqual([["long", "failed", -1], ["after", "skipped", null]]);
+    expect(stages.map((stage) => [stage.stage_name, stage.status, stage.exit_code])).toEqual([
+      ["long", "failed", -1],
+      ["after", "skipped", null],
+    ]);
     expect(await (await fetch(`${second.url}/metrics`)).text()).toContain('flowmeter_runner_runs_reconciled_total{reason="runner_restarted"} 1');
 
     // The second runner keeps serving new runs.
-    const next = await fetch(`${second.url}/v1/runs`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ workflow: { name: "after-restart", stages: [{ name: "a", driver: "shell", run: "true" }] } }) });
+    const next = await fetch(`${second.url}/v1/runs`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ workflow: { name: "after-restart", stages: [{ name: "a", driver: "shell", run: "true" }] } }),
+    });
     const nextId = ((await next.json()) as { run_id: string }).run_id;
-    await waitFor(async () => ((await read<RunView>(`/v1/runs/${nextId}`)).state === "succeeded" ? true : undefined), { what: "a new run on the second runner" });
+    await waitFor(async () => ((await read<RunView>(`/v1/runs/${nextId}`)).state === "succeeded" ? true : undefined), {
+      what: "a new run on the second runner",
+    });
     expect((await read<{ events: RunEvent[] }>(`/v1/runs/${runId}/events`)).events).toEqual(events);
   });
 });

@@ -114,7 +114,9 @@ describe("run fleet: submitRun → RunConsumer → followRun (real Redis)", () =
       ],
     });
     const following = follow(run_id);
-    await waitFor(async () => ((await new RunEventStore(producer, { prefix }).read(run_id)).some((event) => event.event_type === "stage.started") ? true : undefined));
+    await waitFor(async () =>
+      (await new RunEventStore(producer, { prefix }).read(run_id)).some((event) => event.event_type === "stage.started") ? true : undefined,
+    );
     const started = Date.now();
     await cancelRun(producer, prefix, run_id, "user pressed ctrl-c");
     const events = await following;
@@ -152,7 +154,13 @@ describe("run fleet: submitRun → RunConsumer → followRun (real Redis)", () =
     const runId = "redelivered-" + Date.now();
     const store = new RunEventStore(producer, { prefix });
     const records = new RunRecords(producer, { prefix });
-    const workflow = { name: "first", stages: [{ name: "a", driver: "shell", run: "sleep 5" }, { name: "b", driver: "shell", run: "true", depends_on: ["a"] }] };
+    const workflow = {
+      name: "first",
+      stages: [
+        { name: "a", driver: "shell", run: "sleep 5" },
+        { name: "b", driver: "shell", run: "true", depends_on: ["a"] },
+      ],
+    };
     // A runner that took the run, started stage a, and died: its lease (300 ms) is not renewed.
     expect(await records.create(runId, "attempt-dead", "first")).toBe("created");
     expect(await records.claim(runId, "dead-runner", 300, "unused", "first")).toEqual({ status: "claimed", attemptId: "attempt-dead" });
@@ -161,14 +169,26 @@ describe("run fleet: submitRun → RunConsumer → followRun (real Redis)", () =
     sequencer.emit("run.started", { message: "started" }, { workflow: "first", stage_count: 2, concurrency: 1 });
     sequencer.emit("stage.queued", { message: "q", stage_name: "a", group_id: "g0" }, { workflow: "first", driver: "shell", depends_on: [] });
     sequencer.emit("stage.queued", { message: "q", stage_name: "b", group_id: "g1" }, { workflow: "first", driver: "shell", depends_on: ["a"] });
-    sequencer.emit("stage.started", { message: "s", stage_name: "a", group_id: "g0" }, { workflow: "first", driver: "shell", stage_attempt: 1, max_attempts: 1 });
+    sequencer.emit(
+      "stage.started",
+      { message: "s", stage_name: "a", group_id: "g0" },
+      { workflow: "first", driver: "shell", stage_attempt: 1, max_attempts: 1 },
+    );
     await store.append(dead);
     await new Promise((resolve) => setTimeout(resolve, 400));
 
     // BullMQ re-delivers the job (stalled-job recovery): this runner claims it, sees the expired lease, fails it.
     await runs.add(JOB_CATALOG.runs.jobName, { run_id: runId, workflow, submittedAtMs: Date.now() }, { jobId: runId });
     const events = await follow(runId);
-    expect(events.map((event) => event.event_type)).toEqual(["run.started", "stage.queued", "stage.queued", "stage.started", "stage.failed", "stage.skipped", "run.failed"]);
+    expect(events.map((event) => event.event_type)).toEqual([
+      "run.started",
+      "stage.queued",
+      "stage.queued",
+      "stage.started",
+      "stage.failed",
+      "stage.skipped",
+      "run.failed",
+    ]);
     expect(events.map((event) => event.seq)).toEqual([0, 1, 2, 3, 4, 5, 6]);
     expect(new Set(events.map((event) => event.attempt_id))).toEqual(new Set(["attempt-dead"]));
     expect(events.filter(isTerminalRunEvent)).toHaveLength(1);
@@ -209,14 +229,16 @@ describe("run fleet: submitRun → RunConsumer → followRun (real Redis)", () =
     expect(text).toContain("flowmeter_process_cpu_user_seconds_total");
   });
 
-  it("on stop, cancels runs still active after the shutdown timeout with reason \"runner shutting down\"", async () => {
+  it('on stop, cancels runs still active after the shutdown timeout with reason "runner shutting down"', async () => {
     const second = await startRunner({ ...config, spoolDir: `${dir.path}/spool-2` }, quiet);
     await second.consumer.ready();
     await runner.stop(); // only `second` takes runs now
     const { run_id } = await submitRun(runs, { name: "slow", stages: [{ name: "a", driver: "shell", run: "sleep 10" }] });
     const following = follow(run_id);
     await waitFor(() => (second.consumer.activeRuns === 1 ? true : undefined));
-    await waitFor(async () => ((await new RunEventStore(producer, { prefix }).read(run_id)).some((event) => event.event_type === "stage.started") ? true : undefined));
+    await waitFor(async () =>
+      (await new RunEventStore(producer, { prefix }).read(run_id)).some((event) => event.event_type === "stage.started") ? true : undefined,
+    );
     const started = Date.now();
     await second.stop();
     expect(Date.now() - started).toBeLessThan(3000);

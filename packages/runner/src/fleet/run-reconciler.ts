@@ -63,11 +63,19 @@ function emitAbandon(events: RunEventSequencer, record: RunRecord, stored: reado
       );
     } else if (stage.status === "queued") {
       const skipReason = `run failed: ${reason.replace("_", " ")}`;
-      events.emit("stage.skipped", { ...fields, message: `stage "${stage.stage_name}" skipped: ${skipReason}`, level: "warn" }, { workflow, driver, stage_attempt: 0, reason: skipReason });
+      events.emit(
+        "stage.skipped",
+        { ...fields, message: `stage "${stage.stage_name}" skipped: ${skipReason}`, level: "warn" },
+        { workflow, driver, stage_attempt: 0, reason: skipReason },
+      );
     }
   }
   const startedMs = record.started_at_ms ?? record.created_at_ms;
-  events.emit("run.failed", { message: `run of workflow "${workflow}" failed: ${error}`, level: "error" }, { workflow, duration_ms: Math.max(0, nowMs - startedMs), error, reason });
+  events.emit(
+    "run.failed",
+    { message: `run of workflow "${workflow}" failed: ${error}`, level: "error" },
+    { workflow, duration_ms: Math.max(0, nowMs - startedMs), error, reason },
+  );
 }
 
 export interface RunReconcilerOptions {
@@ -151,7 +159,8 @@ export class RunReconciler {
       if (own.holds(runId)) continue;
       let reason: AbandonReason | undefined;
       if (record.state === "running" && (record.lease_expires_at_ms ?? 0) < now) reason = "runner_restarted";
-      else if (record.state === "queued" && record.created_at_ms < now - jobLostGraceMs && !PENDING_JOB_STATES.has(await runQueue.getJobState(runId))) reason = "job_lost";
+      else if (record.state === "queued" && record.created_at_ms < now - jobLostGraceMs && !PENDING_JOB_STATES.has(await runQueue.getJobState(runId)))
+        reason = "job_lost";
       if (reason !== undefined && (await this.abandon(runId, reason))) failed.push(runId);
     }
     return failed;

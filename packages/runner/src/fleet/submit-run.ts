@@ -1,6 +1,6 @@
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
-import { JOB_CATALOG, isTerminalRunEvent, uuidV7, type RunJob, type RunState, type WorkflowDefinition } from "@flowmeter/shared";
+import { JOB_CATALOG, isTerminalRunEvent, uuidV7, type RunJob, type RunState } from "@flowmeter/shared";
 import { RunEventStore } from "../delivery/run-event-store.js";
 import { BUILT_IN_DRIVER_NAMES } from "../drivers/driver-registry.js";
 import { isValidRunId, RunRecords } from "../runs/run-records.js";
@@ -38,7 +38,7 @@ export interface SubmittedRun {
  * Throws WorkflowValidationError before anything is written when the workflow is invalid. `input` reaches every
  * stage as JSON in FLOWMETER_INPUT. If the job cannot be queued, the record is removed again and the error thrown.
  */
-export async function submitRun(queue: RunQueue, workflow: WorkflowDefinition | unknown, input?: unknown, options: SubmitRunOptions = {}): Promise<SubmittedRun> {
+export async function submitRun(queue: RunQueue, workflow: unknown, input?: unknown, options: SubmitRunOptions = {}): Promise<SubmittedRun> {
   const valid = validateWorkflow(workflow, { drivers: options.drivers ?? BUILT_IN_DRIVER_NAMES });
   validateRunConcurrency(options.concurrency);
   const runId = options.runId ?? uuidV7();

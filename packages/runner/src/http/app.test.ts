@@ -81,7 +81,11 @@ describe("runner HTTP app (no Redis needed)", () => {
   });
 
   it("refuses what a web page could send: a foreign Origin, a rebound Host, cross-site fetch metadata", async () => {
-    for (const [name, value] of [["origin", "http://evil.example"], ["host", "evil.example:7071"], ["sec-fetch-site", "cross-site"]] as const) {
+    for (const [name, value] of [
+      ["origin", "http://evil.example"],
+      ["host", "evil.example:7071"],
+      ["sec-fetch-site", "cross-site"],
+    ] as const) {
       const response = await request(app).post("/v1/runs").set(name, value).set("content-type", "text/plain").send("{}").expect(403);
       expect(response.body).toMatchObject({ code: "UNAUTHORIZED", retryable: false });
       await request(app).get("/v1/health").set(name, value).expect(403);

@@ -52,7 +52,11 @@ export const OPENAPI_DOCUMENT = {
     },
     responses: {
       BadRequest: errorResponse("INVALID_PARAMS (bad query, body or path), or INVALID_SPEC (the workflow is invalid; the message names stage and field)"),
-      Unauthorized: { description: "UNAUTHORIZED: missing or wrong bearer token", headers: { "WWW-Authenticate": { schema: { type: "string" } } }, content: json(ref("Error")) },
+      Unauthorized: {
+        description: "UNAUTHORIZED: missing or wrong bearer token",
+        headers: { "WWW-Authenticate": { schema: { type: "string" } } },
+        content: json(ref("Error")),
+      },
       NotFound: errorResponse("NOT_FOUND: no such run"),
       Unavailable: errorResponse("UNAVAILABLE (503, Redis away; retryable, Retry-After) or INTERNAL_ERROR (500)"),
     },
@@ -153,7 +157,11 @@ export const OPENAPI_DOCUMENT = {
         oneOf: [{ required: ["workflow"] }, { required: ["file"] }],
         properties: {
           workflow: ref("Workflow"),
-          file: { type: "string", minLength: 1, description: "A YAML or JSON workflow file under the runner's RUNNER_WORKFLOWS_DIR; paths leaving it are refused." },
+          file: {
+            type: "string",
+            minLength: 1,
+            description: "A YAML or JSON workflow file under the runner's RUNNER_WORKFLOWS_DIR; paths leaving it are refused.",
+          },
           input: { description: "Any JSON; every stage gets it in FLOWMETER_INPUT." },
           run_id: { type: "string", pattern: "^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", description: "Idempotency key; default a new UUID v7." },
           concurrency: { type: "integer", minimum: 1, maximum: 1000 },
@@ -173,7 +181,21 @@ export const OPENAPI_DOCUMENT = {
       EventType: { type: "string", enum: [...RUN_EVENT_TYPES, ...Object.values(RUN_EVENT_V2_NAMES)] },
       RunEvent: {
         type: "object",
-        required: ["event_id", "run_id", "attempt_id", "seq", "ts_ms", "timestamp", "level", "event_type", "event_type_v2", "message", "stage_name", "group_id", "payload"],
+        required: [
+          "event_id",
+          "run_id",
+          "attempt_id",
+          "seq",
+          "ts_ms",
+          "timestamp",
+          "level",
+          "event_type",
+          "event_type_v2",
+          "message",
+          "stage_name",
+          "group_id",
+          "payload",
+        ],
         properties: {
           event_id: { type: "string", description: "UUID v7; the from_event_id cursor." },
           run_id: { type: "string" },
@@ -260,7 +282,17 @@ export const OPENAPI_DOCUMENT = {
           stage_attempt: { type: "integer", minimum: 1 },
           heartbeat: {
             type: "object",
-            required: ["elapsed_secs", "stdout_bytes", "stderr_bytes", "stdout_delta_bytes", "stderr_delta_bytes", "stagnant_heartbeats", "pid", "pid_alive", "output_state"],
+            required: [
+              "elapsed_secs",
+              "stdout_bytes",
+              "stderr_bytes",
+              "stdout_delta_bytes",
+              "stderr_delta_bytes",
+              "stagnant_heartbeats",
+              "pid",
+              "pid_alive",
+              "output_state",
+            ],
             properties: {
               elapsed_secs: { type: "number", minimum: 0 },
               stdout_bytes: { type: "integer", minimum: 0 },
@@ -330,7 +362,13 @@ export const OPENAPI_DOCUMENT = {
         operationId: "listRuns",
         summary: "Runs, newest first: active ones by creation time, then terminal ones by end time",
         parameters: [
-          { name: "state", in: "query", required: false, schema: { type: "string", enum: ["active", "terminal"] }, description: "Default: both (active first)." },
+          {
+            name: "state",
+            in: "query",
+            required: false,
+            schema: { type: "string", enum: ["active", "terminal"] },
+            description: "Default: both (active first).",
+          },
           limitParameter(LIST_LIMIT),
           { name: "cursor", in: "query", required: false, schema: { type: "string" }, description: "next_cursor of the previous page." },
           { $ref: "#/components/parameters/ApiVersion" },
@@ -413,8 +451,20 @@ export const OPENAPI_DOCUMENT = {
         operationId: "getRunTelemetry",
         summary: "Host samples and step heartbeats kept for the run (the newest RUNNER_TELEMETRY_BUFFER_SIZE; none when it is 0)",
         parameters: [
-          { name: "from_seq", in: "query", required: false, schema: { type: "integer", minimum: 0, default: 0 }, description: "Inclusive: samples with seq >= from_seq." },
-          { name: "stage_name", in: "query", required: false, schema: { type: "string" }, description: "Heartbeats of this stage and host samples taken while it ran." },
+          {
+            name: "from_seq",
+            in: "query",
+            required: false,
+            schema: { type: "integer", minimum: 0, default: 0 },
+            description: "Inclusive: samples with seq >= from_seq.",
+          },
+          {
+            name: "stage_name",
+            in: "query",
+            required: false,
+            schema: { type: "string" },
+            description: "Heartbeats of this stage and host samples taken while it ran.",
+          },
           limitParameter(TELEMETRY_LIMIT),
           { $ref: "#/components/parameters/ApiVersion" },
         ],
@@ -434,7 +484,10 @@ export const OPENAPI_DOCUMENT = {
         parameters: [{ $ref: "#/components/parameters/ApiVersion" }],
         requestBody: { required: false, content: json(ref("CancelRunRequest")) },
         responses: {
-          "200": { description: "The run has ended (it had already, or it was queued and is cancelled now): its stored state; nothing else changes", content: json(ref("Run")) },
+          "200": {
+            description: "The run has ended (it had already, or it was queued and is cancelled now): its stored state; nothing else changes",
+            content: json(ref("Run")),
+          },
           "202": { description: "Cancel requested from the runner executing it: running stages are stopped, then run.cancelled", content: json(ref("Run")) },
           "400": { $ref: "#/components/responses/BadRequest" },
           "404": { $ref: "#/components/responses/NotFound" },

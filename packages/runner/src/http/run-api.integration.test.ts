@@ -32,7 +32,7 @@ type Target = string | Express;
 // ---------------------------------------------------------------------------------------------------------
 
 const ajv = new Ajv2020({ strict: false, validateFormats: false, allErrors: true });
-ajv.addSchema(OPENAPI_DOCUMENT as object, "openapi");
+ajv.addSchema(OPENAPI_DOCUMENT, "openapi");
 const validators = new Map<string, ValidateFunction>();
 const seen = new Set<string>();
 
@@ -83,7 +83,13 @@ function checkContract(res: Response, method: Method, template: string): void {
   if (operation.responses[status] !== undefined) seen.add(`${method} ${template} ${status}`);
 }
 
-async function call(target: Target, method: Method, template: string, path: string, options: { json?: unknown; raw?: string; headers?: Record<string, string> } = {}): Promise<Response> {
+async function call(
+  target: Target,
+  method: Method,
+  template: string,
+  path: string,
+  options: { json?: unknown; raw?: string; headers?: Record<string, string> } = {},
+): Promise<Response> {
   let req = request(target)[method](path);
   for (const [name, value] of Object.entries(options.headers ?? {})) req = req.set(name, value);
   if (options.raw !== undefined) req = req.set("content-type", "application/json").send(options.raw);
@@ -153,10 +159,13 @@ describe("run API (real Redis, real runner)", () => {
   }
 
   async function waitForState(target: Target, runId: string, states: string[]): Promise<RunView> {
-    return waitFor(async () => {
-      const run = await getRun(target, runId);
-      return states.includes(run.state) ? run : undefined;
-    }, { timeoutMs: 20_000, what: `run ${runId} in ${states.join("|")}` });
+    return waitFor(
+      async () => {
+        const run = await getRun(target, runId);
+        return states.includes(run.state) ? run : undefined;
+      },
+      { timeoutMs: 20_000, what: `run ${runId} in ${states.join("|")}` },
+    );
   }
 
   async function allEvents(target: Target, runId: string, query = ""): Promise<RunEvent[]> {
@@ -223,7 +232,15 @@ describe("run API (real Redis, real runner)", () => {
     finishedRunId = runId;
 
     const run = await waitForState(runner.url, runId, ["succeeded", "failed", "cancelled"]);
-    expect(run).toMatchObject({ run_id: runId, attempt_id: created.body.attempt_id, state: "succeeded", workflow: "inline", terminal_reason: "completed", runner_id: runner.runnerId, error: null });
+    expect(run).toMatchObject({
+      run_id: runId,
+      attempt_id: created.body.attempt_id,
+      state: "succeeded",
+      workflow: "inline",
+      terminal_reason: "completed",
+      runner_id: runner.runnerId,
+      error: null,
+    });
     expect(run.started_at).not.toBeNull();
     expect(run.ended_at).not.toBeNull();
     expect(run.lease_expires_at).toBeNull();
@@ -232,7 +249,16 @@ describe("run API (real Redis, real runner)", () => {
 
     const page = await call(runner.url, "get", "/v1/runs/{run_id}/events", `/v1/runs/${runId}/events`);
     const events = page.body.events as RunEvent[];
-    expect(events.map((event) => event.event_type)).toEqual(["run.started", "stage.queued", "stage.queued", "stage.started", "stage.completed", "stage.started", "stage.completed", "run.finished"]);
+    expect(events.map((event) => event.event_type)).toEqual([
+      "run.started",
+      "stage.queued",
+      "stage.queued",
+      "stage.started",
+      "stage.completed",
+      "stage.started",
+      "stage.completed",
+      "run.finished",
+    ]);
     expect(events.map((event) => event.seq)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
     expect(page.body).toMatchObject({ run_id: runId, has_more: false, next_from_event_id: events.at(-1)?.event_id });
     const v2 = await allEvents(runner.url, runId, "?api_version=v2");
@@ -277,7 +303,15 @@ describe("run API (real Redis, real runner)", () => {
     queues.push(queue);
     const before = await queue.getJobCounts();
     const spec = await call(runner.url, "post", "/v1/runs", "/v1/runs", {
-      json: { workflow: { name: "bad", stages: [{ name: "a", driver: "shell", run: "true" }, { name: "b", driver: "docker", depends_on: ["zz"] }] } },
+      json: {
+        workflow: {
+          name: "bad",
+          stages: [
+            { name: "a", driver: "shell", run: "true" },
+            { name: "b", driver: "docker", depends_on: ["zz"] },
+          ],
+        },
+      },
     });
     expect(spec.status).toBe(400);
     expect(spec.body.code).toBe("INVALID_SPEC");
@@ -370,7 +404,16 @@ describe("run API (real Redis, real runner)", () => {
     expect(finished?.last_event?.event_type).toBe("RunCompleted");
 
     const activeCursor = (await call(runner.url, "get", "/v1/runs", "/v1/runs?state=active&limit=1")).body.next_cursor as string;
-    for (const query of ["state=bogus", "limit=0", "limit=501", "limit=abc", "cursor=garbage", `state=terminal&cursor=${activeCursor}`, "api_version=v3", "state=active&state=terminal"]) {
+    for (const query of [
+      "state=bogus",
+      "limit=0",
+      "limit=501",
+      "limit=abc",
+      "cursor=garbage",
+      `state=terminal&cursor=${activeCursor}`,
+      "api_version=v3",
+      "state=active&state=terminal",
+    ]) {
       const res = await call(runner.url, "get", "/v1/runs", `/v1/runs?${query}`);
       expect([query, res.status, res.body.code]).toEqual([query, 400, "INVALID_PARAMS"]);
     }
@@ -387,7 +430,12 @@ describe("run API (real Redis, real runner)", () => {
     let from: string | null = null;
     let hasMore = true;
     while (hasMore) {
-      const res: Response = await call(other, "get", "/v1/runs/{run_id}/events", `/v1/runs/${finishedRunId}/events?limit=3${from === null ? "" : `&from_event_id=${from}`}`);
+      const res: Response = await call(
+        other,
+        "get",
+        "/v1/runs/{run_id}/events",
+        `/v1/runs/${finishedRunId}/events?limit=3${from === null ? "" : `&from_event_id=${from}`}`,
+      );
       paged.push(...(res.body.events as RunEvent[]));
       from = res.body.next_from_event_id as string;
       hasMore = res.body.has_more as boolean;
@@ -396,8 +444,20 @@ describe("run API (real Redis, real runner)", () => {
     const atEnd = await call(runner.url, "get", "/v1/runs/{run_id}/events", `/v1/runs/${finishedRunId}/events?from_event_id=${from as string}`);
     expect(atEnd.body).toEqual({ run_id: finishedRunId, events: [], next_from_event_id: from, has_more: false });
 
-    const otherRunEvent = (await allEvents(runner.url, (await call(runner.url, "get", "/v1/runs", "/v1/runs?state=terminal")).body.runs.find((run: RunView) => run.run_id !== finishedRunId).run_id as string))[0] as RunEvent;
-    for (const query of ["from_event_id=0190a0a0-0000-7000-8000-000000000000", `from_event_id=${otherRunEvent.event_id}`, "from_event_id=", "limit=10001", "limit=0", "api_version=v0"]) {
+    const otherRunEvent = (
+      await allEvents(
+        runner.url,
+        (await call(runner.url, "get", "/v1/runs", "/v1/runs?state=terminal")).body.runs.find((run: RunView) => run.run_id !== finishedRunId).run_id as string,
+      )
+    )[0] as RunEvent;
+    for (const query of [
+      "from_event_id=0190a0a0-0000-7000-8000-000000000000",
+      `from_event_id=${otherRunEvent.event_id}`,
+      "from_event_id=",
+      "limit=10001",
+      "limit=0",
+      "api_version=v0",
+    ]) {
       const res = await call(runner.url, "get", "/v1/runs/{run_id}/events", `/v1/runs/${finishedRunId}/events?${query}`);
       expect([query, res.status, res.body.code]).toEqual([query, 400, "INVALID_PARAMS"]);
       if (query.startsWith("from_event_id=0")) expect(res.body.message).toContain("not an event of run");
@@ -414,7 +474,11 @@ describe("run API (real Redis, real runner)", () => {
       ["get", "/v1/runs/{run_id}", "/v1/runs/not%3Avalid"],
     ] as Array<[Method, string, string]>) {
       const res = await call(runner.url, method, template, path);
-      expect([path, res.status, res.body]).toEqual([path, 404, { code: "NOT_FOUND", message: expect.stringContaining("not found") as unknown, retryable: false }]);
+      expect([path, res.status, res.body]).toEqual([
+        path,
+        404,
+        { code: "NOT_FOUND", message: expect.stringContaining("not found") as unknown, retryable: false },
+      ]);
     }
     for (const template of ["/v1/runs/{run_id}", "/v1/runs/{run_id}/stages", "/v1/runs/{run_id}/telemetry"]) {
       const path = `${template.replace("{run_id}", finishedRunId)}?api_version=2`;
@@ -458,7 +522,7 @@ describe("run API (real Redis, real runner)", () => {
     expect(new Set(samples.map((sample) => sample.kind))).toEqual(new Set(["host", "heartbeat"]));
     expect(telemetry.body).toMatchObject({ run_id: runId, attempt_id: created.body.attempt_id, next_seq: (samples.at(-1)?.seq ?? 0) + 1 });
 
-    const from = (samples[5]?.seq ?? 0) as number;
+    const from = samples[5]?.seq ?? 0;
     const page = await call(runner.url, "get", "/v1/runs/{run_id}/telemetry", `/v1/runs/${runId}/telemetry?from_seq=${from}&limit=3`);
     expect((page.body.samples as Array<{ seq: number }>).map((sample) => sample.seq)).toEqual([from, from + 1, from + 2]);
     expect(page.body.next_seq).toBe(from + 3);
@@ -478,7 +542,9 @@ describe("run API (real Redis, real runner)", () => {
   it("cancels a running run (202, then stage.failed -1, stage.skipped, run.cancelled); twice gives the same answer; an ended run answers 200 with its stored state", async () => {
     const created = await call(runner.url, "post", "/v1/runs", "/v1/runs", { json: { workflow: sleepy("cancel-me", 10) } });
     const runId = created.body.run_id as string;
-    await waitFor(async () => ((await call(runner.url, "get", "/v1/runs/{run_id}/stages", `/v1/runs/${runId}/stages`)).body.stages?.[0]?.status === "running" ? true : undefined));
+    await waitFor(async () =>
+      (await call(runner.url, "get", "/v1/runs/{run_id}/stages", `/v1/runs/${runId}/stages`)).body.stages?.[0]?.status === "running" ? true : undefined,
+    );
     for (const [raw, message] of [
       ["{oops", "not valid JSON"],
       ["[]", "JSON object"],
@@ -497,7 +563,9 @@ describe("run API (real Redis, real runner)", () => {
     const second = await call(other, "post", "/v1/runs/{run_id}/cancel", `/v1/runs/${runId}/cancel`, { json: { reason: "changed my mind" } });
     expect(first.status).toBe(202);
     expect(first.body).toMatchObject({ run_id: runId, state: "running", cancel_reason: "enough" });
-    expect([second.status, second.body.state, second.body.cancel_reason]).toEqual(second.status === 202 ? [202, "running", "enough"] : [200, "cancelled", "enough"]);
+    expect([second.status, second.body.state, second.body.cancel_reason]).toEqual(
+      second.status === 202 ? [202, "running", "enough"] : [200, "cancelled", "enough"],
+    );
 
     const ended = await waitForState(runner.url, runId, ["cancelled"]);
     expect(Date.now() - started).toBeLessThan(5000);
@@ -507,8 +575,14 @@ describe("run API (real Redis, real runner)", () => {
     expect(events.find((event) => event.event_type === "stage.skipped")).toMatchObject({ stage_name: "after" });
     expect(events.at(-1)).toMatchObject({ event_type: "run.cancelled", payload: { reason: "enough" } });
     expect(events.filter(isTerminalRunEvent)).toHaveLength(1);
-    const stages = (await call(runner.url, "get", "/v1/runs/{run_id}/stages", `/v1/runs/${runId}/stages`)).body.stages as Array<{ status: string; exit_code: number | null }>;
-    expect(stages.map((stage) => [stage.status, stage.exit_code])).toEqual([["failed", -1], ["skipped", null]]);
+    const stages = (await call(runner.url, "get", "/v1/runs/{run_id}/stages", `/v1/runs/${runId}/stages`)).body.stages as Array<{
+      status: string;
+      exit_code: number | null;
+    }>;
+    expect(stages.map((stage) => [stage.status, stage.exit_code])).toEqual([
+      ["failed", -1],
+      ["skipped", null],
+    ]);
 
     const stored = await getRun(runner.url, runId);
     const afterEnd = await call(runner.url, "post", "/v1/runs/{run_id}/cancel", `/v1/runs/${runId}/cancel`);
@@ -526,10 +600,18 @@ describe("run API (real Redis, real runner)", () => {
     const first = await call(idle, "post", "/v1/runs/{run_id}/cancel", `/v1/runs/${runId}/cancel`);
     const second = await call(idle, "post", "/v1/runs/{run_id}/cancel", `/v1/runs/${runId}/cancel`, { json: { reason: "later" } });
     expect(first.status).toBe(200);
-    expect(first.body).toMatchObject({ state: "cancelled", terminal_reason: "cancelled", cancel_reason: "cancelled through the run API", started_at: null, runner_id: null });
+    expect(first.body).toMatchObject({
+      state: "cancelled",
+      terminal_reason: "cancelled",
+      cancel_reason: "cancelled through the run API",
+      started_at: null,
+      runner_id: null,
+    });
     expect(second.body).toEqual(first.body);
     const events = await allEvents(idle, runId);
-    expect(events).toMatchObject([{ seq: 0, event_type: "run.cancelled", attempt_id: created.body.attempt_id, payload: { reason: "cancelled through the run API" } }]);
+    expect(events).toMatchObject([
+      { seq: 0, event_type: "run.cancelled", attempt_id: created.body.attempt_id, payload: { reason: "cancelled through the run API" } },
+    ]);
     expect((await call(idle, "get", "/v1/runs/{run_id}/stages", `/v1/runs/${runId}/stages`)).body.stages).toEqual([]);
     expect((await call(idle, "post", "/v1/runs", "/v1/runs", { json: { workflow: sleepy("queued", 1), run_id: runId } })).status).toBe(409);
   });
@@ -668,10 +750,15 @@ describe("run API with RUNNER_TELEMETRY_BUFFER_SIZE=0", () => {
   });
 
   it("keeps no samples for the API (samples: [], next_seq = from_seq) while they still reach the run-events queue", async () => {
-    const created = await call(runner.url, "post", "/v1/runs", "/v1/runs", { json: { workflow: { name: "nobuf", stages: [{ name: "a", driver: "shell", run: "sleep 0.5" }] } } });
+    const created = await call(runner.url, "post", "/v1/runs", "/v1/runs", {
+      json: { workflow: { name: "nobuf", stages: [{ name: "a", driver: "shell", run: "sleep 0.5" }] } },
+    });
     const runId = created.body.run_id as string;
     await waitFor(async () => ((await call(runner.url, "get", "/v1/runs/{run_id}", `/v1/runs/${runId}`)).body.state === "succeeded" ? true : undefined));
-    for (const [query, nextSeq] of [["", 0], ["?from_seq=3", 3]] as const) {
+    for (const [query, nextSeq] of [
+      ["", 0],
+      ["?from_seq=3", 3],
+    ] as const) {
       const res = await call(runner.url, "get", "/v1/runs/{run_id}/telemetry", `/v1/runs/${runId}/telemetry${query}`);
       expect(res.body).toEqual({ run_id: runId, attempt_id: created.body.attempt_id, next_seq: nextSeq, samples: [] });
     }

@@ -14,8 +14,6 @@ import {
   type RunListResponse,
   type RunStagesResponse,
   type RunTelemetryResponse,
-  type TelemetrySample,
-  type WorkflowDefinition,
 } from "@flowmeter/shared";
 import express, { Router, type NextFunction, type Request, type Response } from "express";
 import type { Redis } from "ioredis";
@@ -142,7 +140,8 @@ export function createRunRoutes(options: RunApiOptions): Router {
     .post(jsonBody, async function createRun(req: Request, res: Response) {
       apiVersion(req);
       const body: unknown = req.body;
-      if (!isRecord(body)) throw invalid("request body must be a JSON object with workflow (an inline definition) or file (a path under the workflows directory)");
+      if (!isRecord(body))
+        throw invalid("request body must be a JSON object with workflow (an inline definition) or file (a path under the workflows directory)");
       for (const key of Object.keys(body)) {
         if (!CREATE_FIELDS.includes(key)) throw invalid(`unknown field ${JSON.stringify(key.slice(0, 100))} (known: ${CREATE_FIELDS.join(", ")})`);
       }
@@ -159,10 +158,10 @@ export function createRunRoutes(options: RunApiOptions): Router {
       let created;
       try {
         const workflow: unknown = typeof file === "string" ? await loadWorkflowFromDir(workflowsDir, file, { drivers }) : body["workflow"];
-        created = await submitRun(runQueue, workflow as WorkflowDefinition, body["input"], {
+        created = await submitRun(runQueue, workflow, body["input"], {
           drivers,
-          ...(runId === undefined ? {} : { runId: runId as string }),
-          ...(concurrency === undefined ? {} : { concurrency: concurrency as number }),
+          ...(runId === undefined ? {} : { runId: runId }),
+          ...(concurrency === undefined ? {} : { concurrency: concurrency }),
         });
       } catch (error) {
         if (error instanceof WorkflowValidationError) {
@@ -247,7 +246,7 @@ export function createRunRoutes(options: RunApiOptions): Router {
         run_id: record.run_id,
         attempt_id: record.attempt_id,
         next_seq: page.nextSeq,
-        samples: page.samples as TelemetrySample[],
+        samples: page.samples,
       };
       res.json(body);
     })
@@ -271,7 +270,7 @@ export function createRunRoutes(options: RunApiOptions): Router {
         res.status(200).json(toRunView(record, version));
         return;
       }
-      await cancelRun(redis, prefix, record.run_id, (reason as string | undefined) ?? "cancelled through the run API", { retentionSeconds, publish: options.publish });
+      await cancelRun(redis, prefix, record.run_id, reason ?? "cancelled through the run API", { retentionSeconds, publish: options.publish });
       const now = (await records.get(record.run_id)) ?? record;
       res.status(isTerminalRunState(now.state) ? 200 : 202).json(toRunView(now, version));
     })

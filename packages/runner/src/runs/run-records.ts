@@ -19,7 +19,14 @@ import {
   type RunView,
   type TerminalReason,
 } from "@flowmeter/shared";
-import { DEFAULT_EVENT_RETENTION_SECONDS, DEFAULT_MAX_EVENTS_PER_RUN, eventScriptArgs, eventScriptKeys, runIndexKey, runKey } from "../delivery/run-event-store.js";
+import {
+  DEFAULT_EVENT_RETENTION_SECONDS,
+  DEFAULT_MAX_EVENTS_PER_RUN,
+  eventScriptArgs,
+  eventScriptKeys,
+  runIndexKey,
+  runKey,
+} from "../delivery/run-event-store.js";
 import { RUN_SCRIPTS } from "./run-scripts.js";
 
 /** The record hash as stored; numbers are strings, absent fields are missing. */
@@ -139,8 +146,9 @@ export function encodeListCursor(cursor: ListCursor): string {
 export function decodeListCursor(text: string): ListCursor {
   try {
     const value: unknown = JSON.parse(Buffer.from(text, "base64url").toString("utf8"));
-    if (Array.isArray(value) && value.length === 2 && (value[0] === "active" || value[0] === "terminal") && typeof value[1] === "string" && (value[1] === "" || /^\d{13}:/.test(value[1]))) {
-      return { index: value[0], after: value[1] };
+    const [index, after, ...rest] = Array.isArray(value) ? (value as unknown[]) : [];
+    if (rest.length === 0 && (index === "active" || index === "terminal") && typeof after === "string" && (after === "" || /^\d{13}:/.test(after))) {
+      return { index, after };
     }
   } catch {
     // fall through
@@ -175,11 +183,11 @@ export class RunRecords {
    * but the run's terminal event is stored (its record was dropped), so it cannot start again.
    */
   async create(runId: string, attemptId: string, workflow: string): Promise<"created" | "exists" | "ended"> {
-    return (await RUN_SCRIPTS.create.run(this.redis, [this.recordKey(runId), runIndexKey(this.prefix, "active"), runKey(this.prefix, runId, "terminal")], [
-      runId,
-      attemptId,
-      workflow,
-    ])) as "created" | "exists" | "ended";
+    return (await RUN_SCRIPTS.create.run(
+      this.redis,
+      [this.recordKey(runId), runIndexKey(this.prefix, "active"), runKey(this.prefix, runId, "terminal")],
+      [runId, attemptId, workflow],
+    )) as "created" | "exists" | "ended";
   }
 
   /** Removes a record `create` made, while it is still queued with this attempt (its job could not be queued). */
@@ -189,13 +197,11 @@ export class RunRecords {
 
   /** A runner taking a run's job: see the CLAIM script. */
   async claim(runId: string, runnerId: string, leaseMs: number, attemptId: string, workflow: string): Promise<ClaimResult> {
-    const [status, value] = (await RUN_SCRIPTS.claim.run(this.redis, [this.recordKey(runId), runIndexKey(this.prefix, "active"), runKey(this.prefix, runId, "terminal")], [
-      runId,
-      runnerId,
-      leaseMs,
-      attemptId,
-      workflow,
-    ])) as [string, string];
+    const [status, value] = (await RUN_SCRIPTS.claim.run(
+      this.redis,
+      [this.recordKey(runId), runIndexKey(this.prefix, "active"), runKey(this.prefix, runId, "terminal")],
+      [runId, runnerId, leaseMs, attemptId, workflow],
+    )) as [string, string];
     switch (status) {
       case "claimed":
         return { status, attemptId: value };
@@ -229,7 +235,11 @@ export class RunRecords {
    * one terminal), only while it is in `expectedState`, its last stored seq is `expectedLastSeq`, and (when
    * `requireExpiredLease`) its lease ran out. `changed`/`live`: nothing was written; the caller may look again.
    */
-  async end(runId: string, expected: { state: "queued" | "running"; lastSeq: number; requireExpiredLease: boolean }, events: readonly RunEvent[]): Promise<EndRunResult> {
+  async end(
+    runId: string,
+    expected: { state: "queued" | "running"; lastSeq: number; requireExpiredLease: boolean },
+    events: readonly RunEvent[],
+  ): Promise<EndRunResult> {
     const [status] = (await RUN_SCRIPTS.endRun.run(this.redis, eventScriptKeys(this.prefix, runId), [
       runId,
       this.maxEventsPerRun,

@@ -6,7 +6,15 @@ import { runKey } from "../delivery/run-event-store.js";
 import { RunSampleStore } from "./run-sample-store.js";
 
 function host(runId: string, seq: number, stageName: string): TelemetrySample {
-  return { kind: "host", run_id: runId, attempt_id: "a1", seq, timestamp_ms: Date.now(), stage_name: stageName, host: { rss_bytes: 1, cpu_percent: 0, io_read_bytes: 0, io_write_bytes: 0 } };
+  return {
+    kind: "host",
+    run_id: runId,
+    attempt_id: "a1",
+    seq,
+    timestamp_ms: Date.now(),
+    stage_name: stageName,
+    host: { rss_bytes: 1, cpu_percent: 0, io_read_bytes: 0, io_write_bytes: 0 },
+  };
 }
 
 function heartbeat(runId: string, seq: number, stageName: string): TelemetrySample {
@@ -19,7 +27,17 @@ function heartbeat(runId: string, seq: number, stageName: string): TelemetrySamp
     stage_name: stageName,
     group_id: "g0",
     stage_attempt: 1,
-    heartbeat: { elapsed_secs: 1, stdout_bytes: 0, stderr_bytes: 0, stdout_delta_bytes: 0, stderr_delta_bytes: 0, stagnant_heartbeats: 0, pid: 1, pid_alive: true, output_state: "quiet" },
+    heartbeat: {
+      elapsed_secs: 1,
+      stdout_bytes: 0,
+      stderr_bytes: 0,
+      stdout_delta_bytes: 0,
+      stderr_delta_bytes: 0,
+      stagnant_heartbeats: 0,
+      pid: 1,
+      pid_alive: true,
+      output_state: "quiet",
+    },
   };
 }
 
@@ -51,7 +69,14 @@ describe("RunSampleStore (real Redis)", () => {
 
   it("filters by stage: its heartbeats and the host samples taken while it ran", async () => {
     const store = new RunSampleStore(redis, { prefix, capacity: 100 });
-    await store.append([host("s2", 1, ""), host("s2", 2, "build"), heartbeat("s2", 3, "build"), host("s2", 4, "build,test"), heartbeat("s2", 5, "test"), host("s2", 6, "test")]);
+    await store.append([
+      host("s2", 1, ""),
+      host("s2", 2, "build"),
+      heartbeat("s2", 3, "build"),
+      host("s2", 4, "build,test"),
+      heartbeat("s2", 5, "test"),
+      host("s2", 6, "test"),
+    ]);
     const build = await store.read("s2", 0, 100, "build");
     expect(build.samples.map((sample) => sample.seq)).toEqual([2, 3, 4]);
     expect(build.nextSeq).toBe(7);

@@ -4,7 +4,8 @@ import { StageHeartbeat } from "./stage-heartbeat.js";
 describe("StageHeartbeat", () => {
   it("reports deltas, and quiet then stagnant after N heartbeats without output", () => {
     const heartbeat = new StageHeartbeat(2);
-    const at = (stdout: number, stderr: number, nowMs: number) => heartbeat.next({ startedAtMs: 1000, stdoutBytes: stdout, stderrBytes: stderr, pid: 42, pidAlive: true }, nowMs);
+    const at = (stdout: number, stderr: number, nowMs: number) =>
+      heartbeat.next({ startedAtMs: 1000, stdoutBytes: stdout, stderrBytes: stderr, pid: 42, pidAlive: true }, nowMs);
     expect(at(10, 0, 31_000)).toEqual({
       elapsed_secs: 30,
       stdout_bytes: 10,

@@ -32,7 +32,15 @@ stages:
 `,
     );
     const workflow = await loadWorkflowFile(path);
-    expect(workflow.stages[1]).toEqual({ name: "test", driver: "shell", run: "./test.sh", depends_on: ["build"], retries: 2, timeout_secs: 600, allow_failure: false });
+    expect(workflow.stages[1]).toEqual({
+      name: "test",
+      driver: "shell",
+      run: "./test.sh",
+      depends_on: ["build"],
+      retries: 2,
+      timeout_secs: 600,
+      allow_failure: false,
+    });
   });
 
   it("reads JSON", async () => {
@@ -43,7 +51,9 @@ stages:
   it("reports parse errors and invalid fields with the file name", async () => {
     await expect(loadWorkflowFile(file("bad.json", "{ nope"))).rejects.toThrow(/^invalid workflow \(.*bad\.json\):\n  - cannot parse JSON: /);
     await expect(loadWorkflowFile(file("dup.yaml", "name: a\nname: b\nstages: []\n"))).rejects.toThrow(/cannot parse YAML: .*unique/i);
-    const error = await loadWorkflowFile(file("typo.yml", "name: w\nstages:\n  - {name: test, driver: shell, run: x, depends_on: [buidl]}\n")).catch((caught: unknown) => caught);
+    const error = await loadWorkflowFile(file("typo.yml", "name: w\nstages:\n  - {name: test, driver: shell, run: x, depends_on: [buidl]}\n")).catch(
+      (caught: unknown) => caught,
+    );
     expect(error).toBeInstanceOf(WorkflowValidationError);
     expect((error as WorkflowValidationError).problems).toEqual(['stage "test": depends_on names unknown stage "buidl"']);
   });

@@ -96,9 +96,7 @@ function validateStage(raw: unknown, index: number, drivers: readonly string[], 
   const label = validName ? `stage "${name}"` : `stages[${index}]`;
   if (!validName) {
     problems.push(
-      name === undefined
-        ? `${label}: name is required`
-        : `${label}: name ${JSON.stringify(name)} must be 1-128 characters of letters, digits, "_", "." or "-"`,
+      name === undefined ? `${label}: name is required` : `${label}: name ${JSON.stringify(name)} must be 1-128 characters of letters, digits, "_", "." or "-"`,
     );
   }
   for (const key of Object.keys(raw)) {
@@ -110,7 +108,8 @@ function validateStage(raw: unknown, index: number, drivers: readonly string[], 
   else if (!drivers.includes(driver)) problems.push(`${label}: unknown driver "${driver}" (known: ${drivers.join(", ")})`);
 
   const run = raw["run"];
-  if (typeof run === "boolean" || typeof run === "number") problems.push(`${label}: run must be a string; YAML read ${String(run)} as a ${typeof run}, quote it ("${String(run)}")`);
+  if (typeof run === "boolean" || typeof run === "number")
+    problems.push(`${label}: run must be a string; YAML read ${String(run)} as a ${typeof run}, quote it ("${String(run)}")`);
   else if (typeof run !== "string" || run.trim() === "") problems.push(`${label}: run is required (a non-empty string)`);
 
   const dependsOn = raw["depends_on"];
@@ -150,7 +149,7 @@ function validateStage(raw: unknown, index: number, drivers: readonly string[], 
 
   if (!validName) return undefined;
   return {
-    name: name as string,
+    name: name,
     driver: driver as string,
     run: run as string,
     ...(dependencies === undefined ? {} : { depends_on: dependencies }),

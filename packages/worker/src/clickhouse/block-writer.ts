@@ -61,7 +61,13 @@ export function createBlockWriter(config: Pick<ClickHouseConfig, "url" | "dataDi
   return {
     async insert(block) {
       if (block.rows === 0) return;
-      await session.insert({ table: block.table, columns: block.columns, values: block.body, format: "JSONCompactEachRow", settings: DEDUPLICATION(block.token) });
+      await session.insert({
+        table: block.table,
+        columns: block.columns,
+        values: block.body,
+        format: "JSONCompactEachRow",
+        settings: DEDUPLICATION(block.token),
+      });
     },
     async close() {
       session.close();

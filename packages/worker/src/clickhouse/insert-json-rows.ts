@@ -2,7 +2,12 @@ import type { ClickHouseClient } from "@clickhouse/client";
 import { insertBlockThroughClient, toBlock } from "./block-writer.js";
 
 /** Rows inserted as one deduplicated block through the client (tests and fixtures; the worker uses a BlockWriter). */
-export async function insertJsonRows<Row extends object>(client: ClickHouseClient, table: string, columns: readonly (keyof Row & string)[], rows: readonly Row[]): Promise<void> {
+export async function insertJsonRows<Row extends object>(
+  client: ClickHouseClient,
+  table: string,
+  columns: readonly (keyof Row & string)[],
+  rows: readonly Row[],
+): Promise<void> {
   await insertBlockThroughClient(client, toBlock(table, columns, rows));
 }
 

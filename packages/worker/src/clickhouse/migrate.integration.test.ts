@@ -62,7 +62,9 @@ describe("migrations on chDB", () => {
   // docs/clickhouse-notes.md: through chDB, per-query settings become sticky session SETs; an insert that inherits
   // an old insert_deduplication_token is dropped without an error. Different inserts must all land.
   it("two different inserts both land, and a plain insert after them lands too", async () => {
-    await clickhouse.command({ query: "CREATE TABLE IF NOT EXISTS flowmeter.hazard_probe (id String) ENGINE = MergeTree ORDER BY id SETTINGS non_replicated_deduplication_window = 100" });
+    await clickhouse.command({
+      query: "CREATE TABLE IF NOT EXISTS flowmeter.hazard_probe (id String) ENGINE = MergeTree ORDER BY id SETTINGS non_replicated_deduplication_window = 100",
+    });
     await insertJsonRows(clickhouse, "flowmeter.hazard_probe", ["id"], [{ id: "a" }]);
     await insertJsonRows(clickhouse, "flowmeter.hazard_probe", ["id"], [{ id: "b" }]);
     await insertJsonRows(clickhouse, "flowmeter.hazard_probe", ["id"], [{ id: "a" }]);

@@ -59,13 +59,17 @@ export async function migrate(client: ClickHouseClient, dir: string, logger: Log
     const file = migrations.find((migration) => migration.version === row.version);
     if (!file) throw new MigrationError(`migration ${row.version} (${row.name}) is applied but its file is gone; restore it`);
     if (file.checksum !== row.checksum) {
-      throw new MigrationError(`migration ${String(row.version).padStart(4, "0")}_${row.name} changed after it was applied; never edit an applied migration, add a new one`);
+      throw new MigrationError(
+        `migration ${String(row.version).padStart(4, "0")}_${row.name} changed after it was applied; never edit an applied migration, add a new one`,
+      );
     }
   }
   const pending = migrations.filter((migration) => !applied.some((row) => row.version === migration.version));
   const misplaced = pending.find((migration) => migration.version < highest);
   if (misplaced) {
-    throw new MigrationError(`migration ${String(misplaced.version).padStart(4, "0")}_${misplaced.name} is numbered below the highest applied (${highest}); renumber it to ${highest + 1}`);
+    throw new MigrationError(
+      `migration ${String(misplaced.version).padStart(4, "0")}_${misplaced.name} is numbered below the highest applied (${highest}); renumber it to ${highest + 1}`,
+    );
   }
 
   const names: string[] = [];
@@ -81,6 +85,9 @@ export async function migrate(client: ClickHouseClient, dir: string, logger: Log
     logger.info("migration applied", { migration: label, ms: Date.now() - startedAt });
     names.push(label);
   }
-  logger.info(pending.length === 0 ? "schema up to date" : "migrations done", { applied: pending.length, version: Math.max(highest, ...pending.map((m) => m.version)) });
+  logger.info(pending.length === 0 ? "schema up to date" : "migrations done", {
+    applied: pending.length,
+    version: Math.max(highest, ...pending.map((m) => m.version)),
+  });
   return { applied: names };
 }

@@ -33,14 +33,19 @@ export function readRetentionConfig(reader: EnvReader): RetentionConfig {
     rollupDays: reader.int("FLOWMETER_ROLLUP_TTL_DAYS", 0, { min: 0, max: 36_500 }),
   };
   if (config.rawDays > 0 && config.rollupDays > 0 && config.rollupDays < config.rawDays) {
-    reader.problem(`FLOWMETER_ROLLUP_TTL_DAYS (${config.rollupDays}) must be 0 (forever) or at least FLOWMETER_RAW_TTL_DAYS (${config.rawDays}): rollups outlive the rows they sum`);
+    reader.problem(
+      `FLOWMETER_ROLLUP_TTL_DAYS (${config.rollupDays}) must be 0 (forever) or at least FLOWMETER_RAW_TTL_DAYS (${config.rawDays}): rollups outlive the rows they sum`,
+    );
   }
   return config;
 }
 
 /** Sets each table's TTL to its configured retention. */
 export async function applyRetention(client: ClickHouseClient, retention: RetentionConfig, logger: Logger): Promise<void> {
-  const result = await client.query({ query: "SELECT concat(database, '.', name) AS table, engine_full FROM system.tables WHERE database = 'flowmeter'", format: "JSONEachRow" });
+  const result = await client.query({
+    query: "SELECT concat(database, '.', name) AS table, engine_full FROM system.tables WHERE database = 'flowmeter'",
+    format: "JSONEachRow",
+  });
   const engines = new Map((await result.json<{ table: string; engine_full: string }>()).map((row) => [row.table, row.engine_full]));
   for (const { table, column, keep } of TABLES) {
     const days = retention[keep];

@@ -41,7 +41,10 @@ export function identityOf<Row extends object>(sink: TableSink<Row>, row: Row): 
  */
 function whereIdentityIn(sink: SinkShape, keys: string): string {
   const literal = keys.replaceAll("\\", "\\\\").replaceAll("'", "\\'");
-  const schema = sink.identity.map(({ column, type }) => `${column} ${type}`).join(", ").replaceAll("'", "\\'");
+  const schema = sink.identity
+    .map(({ column, type }) => `${column} ${type}`)
+    .join(", ")
+    .replaceAll("'", "\\'");
   const tuple = sink.identity.map(({ column }) => column).join(", ");
   return `WHERE (${tuple}) IN (SELECT ${tuple} FROM format(JSONCompactEachRow, '${schema}', '${literal}'))`;
 }

@@ -29,7 +29,12 @@ export function createBlockJournal(redis: Redis, queuePrefix: string): BlockJour
   const blockKey = (token: string) => `${queuePrefix}:block:${token}`;
   return {
     async record(block) {
-      await redis.multi().set(blockKey(block.token), block.identities.join("\n")).zadd(indexKey(block.table), Date.now(), block.token).exec().then(failedCommand);
+      await redis
+        .multi()
+        .set(blockKey(block.token), block.identities.join("\n"))
+        .zadd(indexKey(block.table), Date.now(), block.token)
+        .exec()
+        .then(failedCommand);
     },
     async forget({ table, token }) {
       await redis.multi().zrem(indexKey(table), token).unlink(blockKey(token)).exec().then(failedCommand);

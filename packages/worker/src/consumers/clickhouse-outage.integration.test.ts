@@ -3,7 +3,6 @@
  * its entries are stored once ClickHouse is back. "Away" is a real client pointed at a port nothing listens on;
  * the backoff cap is 50 ms here so the test sees more than 12 attempts in a second.
  */
-import type { ClickHouseClient } from "@clickhouse/client";
 import { ClickHouseLogLevel, createClient } from "@clickhouse/client";
 import { Queue } from "bullmq";
 import { JOB_CATALOG, createLogger, createRedis, type ClientTelemetryJob } from "@flowmeter/shared";
@@ -31,11 +30,23 @@ describe("ClickHouse unavailable, then back", () => {
     database = await openScratchDatabase("clickhouse-outage");
     const real = database.clickhouse;
     // Every call goes to the unreachable server until `available`, then to chDB.
-    const clickhouse = new Proxy(real, { get: (_target, name) => Reflect.get(available ? real : unreachable, name) as unknown }) as ClickHouseClient;
+    const clickhouse = new Proxy(real, { get: (_target, name) => Reflect.get(available ? real : unreachable, name) as unknown });
     const config = { ...parseWorkerConfig({ QUEUE_PREFIX: prefix, WORKER_RETRY_MAX_DELAY_MS: "50" }), batch: { maxRows: 5000, maxWaitMs: 20 } };
-    const writer: BlockWriter = { insert: (block) => (available ? database.writer.insert(block) : insertBlockThroughClient(unreachable, block)), close: async () => undefined };
+    const writer: BlockWriter = {
+      insert: (block) => (available ? database.writer.insert(block) : insertBlockThroughClient(unreachable, block)),
+      close: async () => undefined,
+    };
     const journal = createBlockJournal(redis, prefix);
-    consumer = createClientTelemetryConsumer({ config, redis, clickhouse, writer, journal, lock: createTableLock(redis, { queuePrefix: prefix, ttlMs: 10_000, waitMs: 30_000, onLost: () => undefined }), metrics: createWorkerMetrics(), logger: createLogger("test", "error", () => {}) });
+    consumer = createClientTelemetryConsumer({
+      config,
+      redis,
+      clickhouse,
+      writer,
+      journal,
+      lock: createTableLock(redis, { queuePrefix: prefix, ttlMs: 10_000, waitMs: 30_000, onLost: () => undefined }),
+      metrics: createWorkerMetrics(),
+      logger: createLogger("test", "error", () => {}),
+    });
     consumer.start();
     queue = new Queue(JOB_CATALOG.clientTelemetry.queue, { connection: redis, prefix });
   });
@@ -52,11 +63,19 @@ describe("ClickHouse unavailable, then back", () => {
   it("retries past 12 attempts and stores every entry once ClickHouse answers", async () => {
     const entries = [parentEntry(), parentEntry()];
     const job = await queue.add(JOB_CATALOG.clientTelemetry.jobName, { entries, receivedAtMs: Date.now() }, JOB_CATALOG.clientTelemetry.options);
-    await waitFor(async () => (((await queue.getJob(job.id ?? ""))?.attemptsMade ?? 0) > 12 ? true : undefined), { timeoutMs: 30_000, what: "more than 12 failed attempts" });
+    await waitFor(async () => (((await queue.getJob(job.id ?? ""))?.attemptsMade ?? 0) > 12 ? true : undefined), {
+      timeoutMs: 30_000,
+      what: "more than 12 failed attempts",
+    });
     expect(await queue.getJobCountByTypes("failed")).toBe(0);
     available = true;
-    await waitFor(async () => ((await queue.getJobState(job.id ?? "")) === "unknown" ? true : undefined), { timeoutMs: 30_000, what: "the job written and removed" });
-    const [row] = await database.rows<{ n: string }>(`SELECT count() AS n FROM flowmeter.cli_invocations WHERE insert_id IN ('${entries.map((entry) => entry.insert_id).join("','")}')`);
+    await waitFor(async () => ((await queue.getJobState(job.id ?? "")) === "unknown" ? true : undefined), {
+      timeoutMs: 30_000,
+      what: "the job written and removed",
+    });
+    const [row] = await database.rows<{ n: string }>(
+      `SELECT count() AS n FROM flowmeter.cli_invocations WHERE insert_id IN ('${entries.map((entry) => entry.insert_id).join("','")}')`,
+    );
     expect(Number(row?.n)).toBe(2);
   });
 });

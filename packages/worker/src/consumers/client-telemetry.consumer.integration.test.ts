@@ -1,7 +1,16 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Queue } from "bullmq";
-import { JOB_CATALOG, createLogger, createRedis, repairCliInvocation, uuidV7, type CliInvocationEvent, type ClientTelemetryJob, type IngestionWarning } from "@flowmeter/shared";
+import {
+  JOB_CATALOG,
+  createLogger,
+  createRedis,
+  repairCliInvocation,
+  uuidV7,
+  type CliInvocationEvent,
+  type ClientTelemetryJob,
+  type IngestionWarning,
+} from "@flowmeter/shared";
 import { childEntry, deleteQueuePrefix, legacyEntry, parentEntry, testQueuePrefix, testRedisUrl, waitFor } from "@flowmeter/test-utils";
 import { toClickHouseTime } from "../clickhouse/insert-json-rows.js";
 import { openScratchDatabase, type ScratchDatabase } from "../clickhouse/scratch-database.js";
@@ -28,7 +37,16 @@ describe("client telemetry consumer (real Redis, chDB)", () => {
     database = await openScratchDatabase("consumer");
     const { clickhouse } = database;
     const config = { ...parseWorkerConfig({ QUEUE_PREFIX: prefix }), batch: { maxRows: 5000, maxWaitMs: 100 } };
-    consumer = createClientTelemetryConsumer({ config, redis, clickhouse, writer: database.writer, journal: createBlockJournal(redis, prefix), lock: createTableLock(redis, { queuePrefix: prefix, ttlMs: 10_000, waitMs: 30_000, onLost: () => undefined }), metrics, logger });
+    consumer = createClientTelemetryConsumer({
+      config,
+      redis,
+      clickhouse,
+      writer: database.writer,
+      journal: createBlockJournal(redis, prefix),
+      lock: createTableLock(redis, { queuePrefix: prefix, ttlMs: 10_000, waitMs: 30_000, onLost: () => undefined }),
+      metrics,
+      logger,
+    });
     consumer.start();
     queue = new Queue(JOB_CATALOG.clientTelemetry.queue, { connection: redis, prefix });
   });
@@ -69,14 +87,23 @@ describe("client telemetry consumer (real Redis, chDB)", () => {
       detail: repaired.repairs.map((repair) => repair.detail).join("; "),
       excerpt: JSON.stringify(sent).slice(0, 1024),
     };
-    const refused: IngestionWarning = { ...warning, warning_id: uuidV7(), reason: "rejected", entry_id: "", detail: "entry is not a JSON object", excerpt: '"text"' };
+    const refused: IngestionWarning = {
+      ...warning,
+      warning_id: uuidV7(),
+      reason: "rejected",
+      entry_id: "",
+      detail: "entry is not a JSON object",
+      excerpt: '"text"',
+    };
     await enqueue([repaired.event], [warning, refused]);
     await enqueue([repaired.event], [warning, refused]);
 
     const stored = await rows<{ repairs: string[]; client_started_at: string; extra: string; started_at: string }>(
       `SELECT repairs, client_started_at, extra, toString(started_at) AS started_at FROM flowmeter.cli_invocations WHERE insert_id = '${sent.insert_id}'`,
     );
-    expect(stored).toEqual([{ repairs: ["timestamp_replaced"], client_started_at: sent.properties.startedAt, extra: "{}", started_at: toClickHouseTime(receivedAtMs) }]);
+    expect(stored).toEqual([
+      { repairs: ["timestamp_replaced"], client_started_at: sent.properties.startedAt, extra: "{}", started_at: toClickHouseTime(receivedAtMs) },
+    ]);
     const warnings = await rows<{ reason: string; entry_id: string; source: string; detail: string }>(
       `SELECT reason, entry_id, source, detail FROM flowmeter.ingestion_warnings WHERE warning_id IN ('${warning.warning_id}', '${refused.warning_id}') ORDER BY reason`,
     );
@@ -87,7 +114,16 @@ describe("client telemetry consumer (real Redis, chDB)", () => {
   });
 
   it("writes a job that holds only warnings", async () => {
-    const refused: IngestionWarning = { warning_id: uuidV7(), received_at_ms: Date.now(), reason: "rejected", entry_id: "", distinct_id: "", source: "::1", detail: "entry is not a JSON object", excerpt: "42" };
+    const refused: IngestionWarning = {
+      warning_id: uuidV7(),
+      received_at_ms: Date.now(),
+      reason: "rejected",
+      entry_id: "",
+      distinct_id: "",
+      source: "::1",
+      detail: "entry is not a JSON object",
+      excerpt: "42",
+    };
     await enqueue([], [refused]);
     const [row] = await rows<{ n: string }>(`SELECT count() AS n FROM flowmeter.ingestion_warnings WHERE warning_id = '${refused.warning_id}'`);
     expect(Number(row?.n)).toBe(1);
@@ -111,11 +147,19 @@ describe("client telemetry consumer (real Redis, chDB)", () => {
     );
     const byId = new Map(stored.map((row) => [row.insert_id, row]));
     expect(byId.size).toBe(5);
-    expect(byId.get(child.insert_id ?? "")).toMatchObject({ is_child: true, driver: "loopback", workflow_name: workflow, parent_invocation_id: parent.properties.id });
+    expect(byId.get(child.insert_id ?? "")).toMatchObject({
+      is_child: true,
+      driver: "loopback",
+      workflow_name: workflow,
+      parent_invocation_id: parent.properties.id,
+    });
     expect(byId.get(oldChild.insert_id ?? "")).toMatchObject({ driver: "local" });
     expect(byId.get(parent.insert_id ?? "")).toMatchObject({ is_child: false, driver: "" });
     expect(byId.has(legacy.properties.id)).toBe(true);
-    expect(JSON.parse(byId.get(withExtras.insert_id ?? "")?.extra ?? "")).toEqual({ sent_by: "proxy", properties: { datastoreType: "s3", result: { retryHint: "later" } } });
+    expect(JSON.parse(byId.get(withExtras.insert_id ?? "")?.extra ?? "")).toEqual({
+      sent_by: "proxy",
+      properties: { datastoreType: "s3", result: { retryHint: "later" } },
+    });
 
     const drivers = await rows<{ driver: string; status: string; count: string }>(
       `SELECT driver, status, count FROM flowmeter.stage_stats WHERE workflow = '${workflow}' ORDER BY driver`,
@@ -132,7 +176,12 @@ describe("client telemetry consumer (real Redis, chDB)", () => {
     const parent = parentEntry();
     parent.properties.invocation.command = command;
     const children = Array.from({ length: 20 }, (_, index) => {
-      const child = childEntry(parent.properties.id, { workflowName: workflow, stepName: `step-${index % 3}`, status: index % 4 === 0 ? "error" : "success", durationMs: 100 + index });
+      const child = childEntry(parent.properties.id, {
+        workflowName: workflow,
+        stepName: `step-${index % 3}`,
+        status: index % 4 === 0 ? "error" : "success",
+        durationMs: 100 + index,
+      });
       child.properties.invocation.command = command;
       return child;
     });
@@ -169,7 +218,12 @@ describe("client telemetry consumer (real Redis, chDB)", () => {
     });
     // The first delivery wrote its rows, but the worker died before acknowledging: write them directly,
     // then deliver the same entries again as the retried job would.
-    await insertJsonRows(database.clickhouse, cliInvocationsSink.table, cliInvocationsSink.columns, entries.slice(0, 30).map((entry) => toRow(entry, toClickHouseTime(Date.now()))));
+    await insertJsonRows(
+      database.clickhouse,
+      cliInvocationsSink.table,
+      cliInvocationsSink.columns,
+      entries.slice(0, 30).map((entry) => toRow(entry, toClickHouseTime(Date.now()))),
+    );
     await enqueue(entries);
     expect(await countRaw(`command = '${command}'`)).toBe(50);
     const [rollup] = await rows<{ n: string }>(`SELECT sum(count) AS n FROM flowmeter.command_stats WHERE command = '${command}'`);
@@ -206,13 +260,21 @@ describe("client telemetry consumer (real Redis, chDB)", () => {
     poison.properties.startedAt = "2026-13-45T25:61:61.000Z";
     const jobs = await Promise.all(
       [[good[0]], [good[1], poison, good[2]], [good[3]]].map((entries) =>
-        queue.add(JOB_CATALOG.clientTelemetry.jobName, { entries: entries as CliInvocationEvent[], receivedAtMs: Date.now() }, JOB_CATALOG.clientTelemetry.options),
+        queue.add(
+          JOB_CATALOG.clientTelemetry.jobName,
+          { entries: entries as CliInvocationEvent[], receivedAtMs: Date.now() },
+          JOB_CATALOG.clientTelemetry.options,
+        ),
       ),
     );
     await waitFor(async () => ((await countRaw(`command = '${command}'`)) === 4 ? true : undefined), { what: "every good entry written" });
     const mixed = await queue.getJob(jobs[1]?.id ?? "");
-    await waitFor(async () => (mixed === undefined || (await mixed.getState()) === "unknown" ? true : undefined), { what: "the job with the poison row completed" });
-    const [dead] = await rows<{ reason: string; entry_id: string; detail: string }>(`SELECT reason, entry_id, detail FROM flowmeter.ingestion_warnings WHERE entry_id = '${poison.insert_id}'`);
+    await waitFor(async () => (mixed === undefined || (await mixed.getState()) === "unknown" ? true : undefined), {
+      what: "the job with the poison row completed",
+    });
+    const [dead] = await rows<{ reason: string; entry_id: string; detail: string }>(
+      `SELECT reason, entry_id, detail FROM flowmeter.ingestion_warnings WHERE entry_id = '${poison.insert_id}'`,
+    );
     expect(dead).toMatchObject({ reason: "dead_letter", entry_id: poison.insert_id });
     expect(dead?.detail).not.toBe("");
     expect(await countRaw(`insert_id = '${poison.insert_id}'`)).toBe(0);

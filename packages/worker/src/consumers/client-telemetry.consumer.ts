@@ -54,7 +54,14 @@ export function createClientTelemetryConsumer(deps: ConsumerDeps): QueueConsumer
         if (jobs.length > 1 || single === undefined || rows.length < 2) throw error;
         written = await writeRowsAlone(single.data.receivedAtMs, rows, error);
       }
-      logger.debug("batch written", { table: cliInvocationsSink.table, jobs: jobs.length, rows: written, duplicates: rows.length - written, reason, ms: Math.round(performance.now() - startedAt) });
+      logger.debug("batch written", {
+        table: cliInvocationsSink.table,
+        jobs: jobs.length,
+        rows: written,
+        duplicates: rows.length - written,
+        reason,
+        ms: Math.round(performance.now() - startedAt),
+      });
     },
   });
 
@@ -78,7 +85,10 @@ export function createClientTelemetryConsumer(deps: ConsumerDeps): QueueConsumer
     if (deadLetters.length > 0) {
       await insertOnce(deps, ingestionWarningsSink, deadLetters);
       deps.metrics.deadLetters.inc({ table: cliInvocationsSink.label }, deadLetters.length);
-      logger.error("rows ClickHouse refuses were written to flowmeter.ingestion_warnings as dead letters", { rows: deadLetters.length, error: deadLetters[0]?.row.detail });
+      logger.error("rows ClickHouse refuses were written to flowmeter.ingestion_warnings as dead letters", {
+        rows: deadLetters.length,
+        error: deadLetters[0]?.row.detail,
+      });
     }
     return written;
   }

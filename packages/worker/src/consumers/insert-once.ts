@@ -66,7 +66,10 @@ async function insertBlock<Row extends object>(deps: InsertOnceDeps, sink: Table
  * Re-inserts, with their tokens, the rows of the blocks a cut-short insert left recorded for `sink`'s table; call
  * it holding the table's lock. Returns how many blocks there were.
  */
-export async function repairRecordedBlocks(deps: Pick<InsertOnceDeps, "clickhouse" | "writer" | "journal" | "metrics" | "logger">, sink: SinkShape): Promise<number> {
+export async function repairRecordedBlocks(
+  deps: Pick<InsertOnceDeps, "clickhouse" | "writer" | "journal" | "metrics" | "logger">,
+  sink: SinkShape,
+): Promise<number> {
   if (!sink.hasViews) return 0;
   const blocks = await deps.journal.pending(sink.table);
   for (const recorded of blocks) {

@@ -103,7 +103,9 @@ export function createQueueConsumer<Data>(options: QueueConsumerOptions<Data>): 
       autorun: false,
     },
   );
-  worker.on("failed", (job, error) => logger.warn("job failed; it will be retried", { queue: name, job: job?.id, attempt: job?.attemptsMade, error: errorMessage(error) }));
+  worker.on("failed", (job, error) =>
+    logger.warn("job failed; it will be retried", { queue: name, job: job?.id, attempt: job?.attemptsMade, error: errorMessage(error) }),
+  );
   const shouldLog = createRepeatThrottle();
   worker.on("error", (error) => {
     if (shouldLog(errorMessage(error))) logger.error("queue worker error (repeats are logged every 30 s)", { queue: name, error: errorMessage(error) });
@@ -128,7 +130,7 @@ export function createQueueConsumer<Data>(options: QueueConsumerOptions<Data>): 
       // Delayed jobs are ordered by when they run next, not by age; a job retried longest waits longest, so look at
       // both ends of the set.
       const delayed = [...(await queue.getJobs(["delayed"], 0, DELAYED_SAMPLE - 1, true)), ...(await queue.getJobs(["delayed"], 0, DELAYED_SAMPLE - 1, false))];
-      const produced = [oldestActive, oldestWaiting, ...delayed].filter((job) => job !== undefined).map((job) => options.producedAtMs(job.data));
+      const produced = [oldestActive, oldestWaiting, ...delayed].filter((job) => job !== undefined).map((job) => options.producedAtMs(job.data as Data));
       metrics.queueLag.set({ queue: name }, produced.length === 0 ? 0 : Math.max(0, (Date.now() - Math.min(...produced)) / 1000));
     },
     async close(): Promise<void> {

@@ -16,14 +16,66 @@ const logger = createLogger("test", "error");
 function stageEvents(runId: string, workflow: string): RunEvent[] {
   const attemptId = randomUUID();
   const now = Date.now();
-  const base = (seq: number) => ({ event_id: uuidV7(now + seq), run_id: runId, attempt_id: attemptId, seq, ts_ms: now + seq, timestamp: new Date(now + seq).toISOString(), level: "info" as const, message: "" });
+  const base = (seq: number) => ({
+    event_id: uuidV7(now + seq),
+    run_id: runId,
+    attempt_id: attemptId,
+    seq,
+    ts_ms: now + seq,
+    timestamp: new Date(now + seq).toISOString(),
+    level: "info" as const,
+    message: "",
+  });
   const stage = { stage_name: "test", group_id: "g0" };
   return [
-    { ...base(0), event_type: "run.started", event_type_v2: RUN_EVENT_V2_NAMES["run.started"], stage_name: null, group_id: null, payload: { workflow, stage_count: 1, concurrency: 1 } },
-    { ...base(1), ...stage, event_type: "stage.started", event_type_v2: "StageStarted", payload: { workflow, driver: "shell", stage_attempt: 1, max_attempts: 2 } },
-    { ...base(2), ...stage, level: "warn", event_type: "stage.failed", event_type_v2: "StageFailed", payload: { workflow, driver: "shell", stage_attempt: 1, duration_ms: 40, exit_code: 1, error: "exit 1", will_retry: true, timed_out: false, cancelled: false, allowed_failure: false } },
-    { ...base(3), ...stage, event_type: "stage.started", event_type_v2: "StageStarted", payload: { workflow, driver: "shell", stage_attempt: 2, max_attempts: 2 } },
-    { ...base(4), ...stage, event_type: "stage.completed", event_type_v2: "StageSucceeded", payload: { workflow, driver: "shell", stage_attempt: 2, duration_ms: 55, exit_code: 0 } },
+    {
+      ...base(0),
+      event_type: "run.started",
+      event_type_v2: RUN_EVENT_V2_NAMES["run.started"],
+      stage_name: null,
+      group_id: null,
+      payload: { workflow, stage_count: 1, concurrency: 1 },
+    },
+    {
+      ...base(1),
+      ...stage,
+      event_type: "stage.started",
+      event_type_v2: "StageStarted",
+      payload: { workflow, driver: "shell", stage_attempt: 1, max_attempts: 2 },
+    },
+    {
+      ...base(2),
+      ...stage,
+      level: "warn",
+      event_type: "stage.failed",
+      event_type_v2: "StageFailed",
+      payload: {
+        workflow,
+        driver: "shell",
+        stage_attempt: 1,
+        duration_ms: 40,
+        exit_code: 1,
+        error: "exit 1",
+        will_retry: true,
+        timed_out: false,
+        cancelled: false,
+        allowed_failure: false,
+      },
+    },
+    {
+      ...base(3),
+      ...stage,
+      event_type: "stage.started",
+      event_type_v2: "StageStarted",
+      payload: { workflow, driver: "shell", stage_attempt: 2, max_attempts: 2 },
+    },
+    {
+      ...base(4),
+      ...stage,
+      event_type: "stage.completed",
+      event_type_v2: "StageSucceeded",
+      payload: { workflow, driver: "shell", stage_attempt: 2, duration_ms: 55, exit_code: 0 },
+    },
     { ...base(5), event_type: "run.finished", event_type_v2: "RunCompleted", stage_name: null, group_id: null, payload: { workflow, duration_ms: 120 } },
   ];
 }
@@ -39,7 +91,16 @@ describe("run events consumer (real Redis, chDB)", () => {
     database = await openScratchDatabase("run-events");
     const { clickhouse } = database;
     const config = { ...parseWorkerConfig({ QUEUE_PREFIX: prefix }), batch: { maxRows: 5000, maxWaitMs: 100 } };
-    consumer = createRunEventsConsumer({ config, redis, clickhouse, writer: database.writer, journal: createBlockJournal(redis, prefix), lock: createTableLock(redis, { queuePrefix: prefix, ttlMs: 10_000, waitMs: 30_000, onLost: () => undefined }), metrics: createWorkerMetrics(), logger });
+    consumer = createRunEventsConsumer({
+      config,
+      redis,
+      clickhouse,
+      writer: database.writer,
+      journal: createBlockJournal(redis, prefix),
+      lock: createTableLock(redis, { queuePrefix: prefix, ttlMs: 10_000, waitMs: 30_000, onLost: () => undefined }),
+      metrics: createWorkerMetrics(),
+      logger,
+    });
     consumer.start();
     queue = new Queue(JOB_CATALOG.runEvents.queue, { connection: redis, prefix });
   });
@@ -77,12 +138,18 @@ describe("run events consumer (real Redis, chDB)", () => {
     // A spool replay re-sends what may already have landed, together with what had not.
     await deliver({ events, samples, producedAtMs: Date.now() });
 
-    const stored = await rows<{ seq: string; stage_outcome: string }>(`SELECT seq, stage_outcome FROM flowmeter.run_events WHERE run_id = '${runId}' ORDER BY seq`);
+    const stored = await rows<{ seq: string; stage_outcome: string }>(
+      `SELECT seq, stage_outcome FROM flowmeter.run_events WHERE run_id = '${runId}' ORDER BY seq`,
+    );
     expect(stored.map((row) => Number(row.seq))).toEqual([0, 1, 2, 3, 4, 5]);
     expect(stored.map((row) => row.stage_outcome)).toEqual(["", "", "", "", "succeeded", ""]);
-    const telemetry = await rows<{ n: string; max_io: string }>(`SELECT count() AS n, max(io_write_bytes) AS max_io FROM flowmeter.run_telemetry WHERE run_id = '${runId}'`);
+    const telemetry = await rows<{ n: string; max_io: string }>(
+      `SELECT count() AS n, max(io_write_bytes) AS max_io FROM flowmeter.run_telemetry WHERE run_id = '${runId}'`,
+    );
     expect(telemetry.map((row) => [Number(row.n), Number(row.max_io)])).toEqual([[3, 60]]);
-    const [stage] = await rows<{ count: string; retries: string; status: string; driver: string }>(`SELECT count, retries, status, driver FROM flowmeter.stage_stats WHERE workflow = '${workflow}'`);
+    const [stage] = await rows<{ count: string; retries: string; status: string; driver: string }>(
+      `SELECT count, retries, status, driver FROM flowmeter.stage_stats WHERE workflow = '${workflow}'`,
+    );
     expect([Number(stage?.count), Number(stage?.retries), stage?.status, stage?.driver]).toEqual([1, 1, "succeeded", "shell"]);
   });
 });

@@ -28,7 +28,14 @@ export function createRunEventsConsumer(deps: ConsumerDeps): QueueConsumer {
       }
       const writtenEvents = await insertOnce(deps, runEventsSink, events);
       const writtenSamples = await insertOnce(deps, runTelemetrySink, samples);
-      logger.debug("batch written", { queue: JOB_CATALOG.runEvents.queue, jobs: jobs.length, events: writtenEvents, samples: writtenSamples, reason, ms: Math.round(performance.now() - startedAt) });
+      logger.debug("batch written", {
+        queue: JOB_CATALOG.runEvents.queue,
+        jobs: jobs.length,
+        events: writtenEvents,
+        samples: writtenSamples,
+        reason,
+        ms: Math.round(performance.now() - startedAt),
+      });
     },
   });
 }

@@ -62,7 +62,8 @@ export function createWorkerHttpServer({ registry, logger, listenHost, beforeScr
       return;
     }
     if (url.pathname === "/query" && (request.method === "GET" || request.method === "POST")) {
-      if (queryEngine === undefined) throw new ApiError("NOT_FOUND", "/query is served only when the worker listens on loopback (WORKER_HOST); query ClickHouse directly");
+      if (queryEngine === undefined)
+        throw new ApiError("NOT_FOUND", "/query is served only when the worker listens on loopback (WORKER_HOST); query ClickHouse directly");
       const sql = request.method === "GET" ? (url.searchParams.get("query") ?? "") : await readBody(request);
       const format = url.searchParams.get("format") ?? DEFAULT_FORMAT;
       if (!/^[A-Za-z]+$/.test(format)) throw new ApiError("INVALID_PARAMS", "format must be a ClickHouse output format name");

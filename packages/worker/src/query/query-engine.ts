@@ -60,7 +60,10 @@ const LIMIT_HINTS: Record<string, string> = {
 /** A ClickHouse error as the client's 400, naming the limit that stopped the query where one did. */
 export function queryFailure(error: unknown): ApiError {
   if (error instanceof ApiError) return error;
-  const message = errorMessage(error).replace(/^(Code: \d+\. DB::Exception: )+/, "").replace(/ \(version [^)]*\)/g, "").replace(/(\. \([A-Z_]+\))+$/, "$1");
+  const message = errorMessage(error)
+    .replace(/^(Code: \d+\. DB::Exception: )+/, "")
+    .replace(/ \(version [^)]*\)/g, "")
+    .replace(/(\. \([A-Z_]+\))+$/, "$1");
   const limit = Object.entries(LIMIT_HINTS).find(([type]) => message.includes(`(${type})`));
   return new ApiError("INVALID_PARAMS", limit === undefined ? message : `${message}; the limit is set by ${limit[1]}`);
 }
@@ -130,7 +133,7 @@ export function createServerQueryEngine(url: string, limits: QueryLimits): Query
     database: QUERY_DATABASE,
     request_timeout: (limits.timeoutSeconds + 10) * 1000,
     max_open_connections: limits.concurrency,
-    clickhouse_settings: limitSettings(limits) as ClickHouseSettings,
+    clickhouse_settings: limitSettings(limits),
   });
   let running = 0;
   async function limited<T>(work: () => Promise<T>): Promise<T> {

@@ -67,11 +67,17 @@ describe("checkQueryAst", () => {
   });
 
   it("refuses tables of other databases, table functions but generators, and functions that read outside", () => {
-    const select = (from: string): string => `SelectWithUnionQuery (children 1)\n ExpressionList (children 1)\n  SelectQuery (children 2)\n   ExpressionList (children 1)\n    Asterisk\n   TablesInSelectQuery (children 1)\n    TablesInSelectQueryElement (children 1)\n     TableExpression (children 1)\n      ${from}\n`;
+    const select = (from: string): string =>
+      `SelectWithUnionQuery (children 1)\n ExpressionList (children 1)\n  SelectQuery (children 2)\n   ExpressionList (children 1)\n    Asterisk\n   TablesInSelectQuery (children 1)\n    TablesInSelectQueryElement (children 1)\n     TableExpression (children 1)\n      ${from}\n`;
     expect(() => checkQueryAst(parseExplainAst(select("TableIdentifier system.users")))).toThrow("only tables of the flowmeter database");
-    expect(() => checkQueryAst(parseExplainAst(select("Function url (children 1)\n       ExpressionList (children 1)\n        Literal 'http://x'")))).toThrow("table function url() is not allowed");
-    expect(() => checkQueryAst(parseExplainAst(select("Function numbers (children 1)\n       ExpressionList (children 1)\n        Literal UInt64_10")))).not.toThrow();
-    const scalar = "SelectWithUnionQuery (children 1)\n ExpressionList (children 1)\n  SelectQuery (children 1)\n   ExpressionList (children 1)\n    Function dictGetString (children 1)\n     ExpressionList (children 1)\n      Literal 'd'\n";
+    expect(() => checkQueryAst(parseExplainAst(select("Function url (children 1)\n       ExpressionList (children 1)\n        Literal 'http://x'")))).toThrow(
+      "table function url() is not allowed",
+    );
+    expect(() =>
+      checkQueryAst(parseExplainAst(select("Function numbers (children 1)\n       ExpressionList (children 1)\n        Literal UInt64_10"))),
+    ).not.toThrow();
+    const scalar =
+      "SelectWithUnionQuery (children 1)\n ExpressionList (children 1)\n  SelectQuery (children 1)\n   ExpressionList (children 1)\n    Function dictGetString (children 1)\n     ExpressionList (children 1)\n      Literal 'd'\n";
     expect(() => checkQueryAst(parseExplainAst(scalar))).toThrow("function dictgetstring() is not allowed");
   });
 });

@@ -21,10 +21,20 @@ export interface AstNode {
 const ROOT_KINDS: ReadonlySet<string> = new Set(["SelectWithUnionQuery", "DescribeQuery", "ShowTables", "ExistsTableQuery", "Explain"]);
 
 /** Table functions that only generate values in memory; every other one (file, url, remote, s3, merge, …) is refused. */
-const GENERATOR_TABLE_FUNCTIONS: ReadonlySet<string> = new Set(["numbers", "numbers_mt", "zeros", "zeros_mt", "generate_series", "generateseries", "values", "one"]);
+const GENERATOR_TABLE_FUNCTIONS: ReadonlySet<string> = new Set([
+  "numbers",
+  "numbers_mt",
+  "zeros",
+  "zeros_mt",
+  "generate_series",
+  "generateseries",
+  "values",
+  "one",
+]);
 
 /** Functions that read outside the database: files, models on disk, dictionaries, Join tables. */
-const OUTSIDE_READING_FUNCTION = /^(file|catboostevaluate|modelevaluate|naivebayesclassifier|joinget.*|dictget.*|dicthas|dictisin|dictgethierarchy|dictgetchildren|dictgetdescendants)$/;
+const OUTSIDE_READING_FUNCTION =
+  /^(file|catboostevaluate|modelevaluate|naivebayesclassifier|joinget.*|dictget.*|dicthas|dictisin|dictgethierarchy|dictgetchildren|dictgetdescendants)$/;
 
 export const QUERY_DATABASE = "flowmeter";
 

@@ -1,5 +1,4 @@
 /** flowmeter.cli_invocations: one row per accepted cli_invocation entry (migration 0001). */
-import type { ClickHouseClient } from "@clickhouse/client";
 import { CliInvocationEventSchema, REPAIRS_KEY, entryDriver, entryId, type CliInvocationEvent, type EntryRepairs } from "@flowmeter/shared";
 import { isoToClickHouseTime } from "../insert-json-rows.js";
 import type { TableSink } from "../table-sink.js";
@@ -7,12 +6,41 @@ import type { TableSink } from "../table-sink.js";
 export const TABLE = "flowmeter.cli_invocations";
 
 export const COLUMNS = [
-  "insert_id", "entry_id", "distinct_id", "received_at", "started_at", "completed_at", "duration_ms",
-  "command", "subcommand", "args", "option_keys", "global_options",
-  "status", "exit_code", "error_type", "error_message",
-  "swamp_version", "deno_version", "platform", "repo_id",
-  "is_child", "parent_invocation_id", "workflow_name", "run_id", "job_name", "step_name", "model_type", "driver",
-  "trigger_source", "initiated_by", "invocation_context", "extra", "repairs", "client_started_at", "client_completed_at",
+  "insert_id",
+  "entry_id",
+  "distinct_id",
+  "received_at",
+  "started_at",
+  "completed_at",
+  "duration_ms",
+  "command",
+  "subcommand",
+  "args",
+  "option_keys",
+  "global_options",
+  "status",
+  "exit_code",
+  "error_type",
+  "error_message",
+  "swamp_version",
+  "deno_version",
+  "platform",
+  "repo_id",
+  "is_child",
+  "parent_invocation_id",
+  "workflow_name",
+  "run_id",
+  "job_name",
+  "step_name",
+  "model_type",
+  "driver",
+  "trigger_source",
+  "initiated_by",
+  "invocation_context",
+  "extra",
+  "repairs",
+  "client_started_at",
+  "client_completed_at",
 ] as const satisfies readonly (keyof CliInvocationRow)[];
 
 export interface CliInvocationRow {
@@ -68,7 +96,7 @@ export function unknownFields(value: unknown, schema: object): Record<string, un
   const known = (schema as SchemaNode).properties ?? {};
   const unknown: Record<string, unknown> = {};
   let found = false;
-  for (const [key, child] of Object.entries(value)) {
+  for (const [key, child] of Object.entries(value as Record<string, unknown>)) {
     const childSchema = Object.hasOwn(known, key) ? known[key] : undefined;
     const nested = childSchema === undefined ? child : unknownFields(child, childSchema);
     if (nested !== undefined) {
@@ -127,7 +155,7 @@ export function toRow(event: CliInvocationEvent, receivedAt: string): CliInvocat
 /** The entry without ingest's own `$flowmeter` record, which has columns of its own. */
 function withoutRepairs(event: CliInvocationEvent): CliInvocationEvent {
   const { [REPAIRS_KEY]: _repairs, ...rest } = event;
-  return rest as CliInvocationEvent;
+  return rest;
 }
 
 export const cliInvocationsSink: TableSink<CliInvocationRow> = {

@@ -14,7 +14,16 @@ export interface IngestionWarningRow {
   excerpt: string;
 }
 
-export const COLUMNS = ["received_at", "warning_id", "reason", "entry_id", "distinct_id", "source", "detail", "excerpt"] as const satisfies readonly (keyof IngestionWarningRow)[];
+export const COLUMNS = [
+  "received_at",
+  "warning_id",
+  "reason",
+  "entry_id",
+  "distinct_id",
+  "source",
+  "detail",
+  "excerpt",
+] as const satisfies readonly (keyof IngestionWarningRow)[];
 
 export function toRow(warning: IngestionWarning): IngestionWarningRow {
   const { received_at_ms: receivedAtMs, ...rest } = warning;

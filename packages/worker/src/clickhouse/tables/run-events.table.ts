@@ -27,8 +27,26 @@ export interface RunEventRow {
 }
 
 export const COLUMNS = [
-  "event_id", "run_id", "attempt_id", "seq", "ts", "received_at", "level", "event_type", "event_type_v2", "message",
-  "workflow", "stage_name", "group_id", "driver", "stage_attempt", "stage_outcome", "duration_ms", "exit_code", "error", "payload",
+  "event_id",
+  "run_id",
+  "attempt_id",
+  "seq",
+  "ts",
+  "received_at",
+  "level",
+  "event_type",
+  "event_type_v2",
+  "message",
+  "workflow",
+  "stage_name",
+  "group_id",
+  "driver",
+  "stage_attempt",
+  "stage_outcome",
+  "duration_ms",
+  "exit_code",
+  "error",
+  "payload",
 ] as const satisfies readonly (keyof RunEventRow)[];
 
 /** The outcome when this event ends its stage: a failed attempt that will be retried does not. */
@@ -47,8 +65,8 @@ export function stageOutcome(event: RunEvent): RunEventRow["stage_outcome"] {
 
 export function toRow(event: RunEvent, receivedAt: string): RunEventRow {
   const payload: Record<string, unknown> = event.payload;
-  const numberField = (name: string) => (typeof payload[name] === "number" ? (payload[name] as number) : undefined);
-  const textField = (name: string) => (typeof payload[name] === "string" ? (payload[name] as string) : "");
+  const numberField = (name: string) => (typeof payload[name] === "number" ? payload[name] : undefined);
+  const textField = (name: string) => (typeof payload[name] === "string" ? payload[name] : "");
   return {
     event_id: event.event_id,
     run_id: event.run_id,
