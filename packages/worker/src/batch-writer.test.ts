@@ -41,20 +41,23 @@ describe("BatchWriter", () => {
 
   it("rejects every item of a failed flush, and later items still flush", async () => {
     let fail = true;
+    const flushed: number[][] = [];
     const writer = new BatchWriter<number>({
       name: "test",
       maxRows: 2,
       maxWaitMs: 1000,
       rowsOf: () => 1,
-      flush: async () => {
+      flush: async (items) => {
         if (fail) throw new Error("clickhouse down");
+        flushed.push(items);
       },
     });
     const first = [writer.add(1), writer.add(2)];
     await expect(Promise.all(first)).rejects.toThrow("clickhouse down");
     await expect(first[1]).rejects.toThrow("clickhouse down");
     fail = false;
-    await expect(Promise.all([writer.add(3), writer.add(4)])).resolves.toBeDefined();
+    await expect(Promise.all([writer.add(3), writer.add(4)])).resolves.toEqual([undefined, undefined]);
+    expect(flushed).toEqual([[3, 4]]);
   });
 
   it("runs one flush at a time and gathers what arrives meanwhile", async () => {

@@ -31,6 +31,7 @@ describe("worker killed mid-batch", () => {
     WORKER_BATCH_MAX_WAIT_MS: "200",
     WORKER_LOCK_DURATION_MS: "2000",
     WORKER_STALLED_INTERVAL_MS: "1000",
+    WORKER_WRITE_LOCK_TTL_MS: "2000",
     LOG_LEVEL: "warn",
   });
 

@@ -1,16 +1,22 @@
 import { describe, expect, it } from "vitest";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
+import { waitFor } from "@flowmeter/test-utils";
 import { HostSampler, processTree } from "./host-sampler.js";
 
 describe("HostSampler", () => {
   it("finds a stage's process tree", async () => {
     const child = spawn("sh", ["-c", "sleep 2 & sleep 2; wait"], { stdio: "ignore" });
     try {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      const tree = processTree(child.pid as number);
+      // sh, then its two sleeps once it has started them.
+      const tree = await waitFor(
+        () => {
+          const found = processTree(child.pid as number);
+          return found.length >= 3 ? found : undefined;
+        },
+        { what: "the shell and its two sleeps" },
+      );
       expect(tree[0]).toBe(child.pid);
-      expect(tree.length).toBeGreaterThanOrEqual(3);
     } finally {
       child.kill("SIGKILL");
       await once(child, "exit");
@@ -18,19 +24,29 @@ describe("HostSampler", () => {
   });
 
   it("covers the runner and the stage processes: RSS adds up, CPU shows a busy child, IO never goes down", async () => {
-    const busy = spawn(process.execPath, ["-e", "const end = Date.now() + 400; while (Date.now() < end) {}"], { stdio: "ignore" });
+    // Spins until killed, so the sampler sees it busy however slow the machine is.
+    const busy = spawn(process.execPath, ["-e", "for (;;) {}"], { stdio: "ignore" });
     let pids: number[] = [busy.pid as number];
     const sampler = new HostSampler(() => pids);
     const alone = new HostSampler(() => []);
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    const withChild = sampler.sample();
-    const runnerOnly = alone.sample();
-    expect(withChild.rss_bytes).toBeGreaterThan(runnerOnly.rss_bytes + 10_000_000); // a node child is tens of MB
-    expect(withChild.cpu_percent).toBeGreaterThan(runnerOnly.cpu_percent + 20); // the spinning child, on top of the runner
-    await once(busy, "exit");
-    pids = [];
-    const after = sampler.sample();
-    expect(after.io_read_bytes).toBeGreaterThanOrEqual(withChild.io_read_bytes);
-    expect(after.io_write_bytes).toBeGreaterThanOrEqual(withChild.io_write_bytes);
+    try {
+      const withChild = await waitFor(
+        () => {
+          const sample = sampler.sample();
+          const runnerOnly = alone.sample();
+          // A node child is tens of MB; the spinning child's CPU comes on top of the runner's.
+          return sample.rss_bytes > runnerOnly.rss_bytes + 10_000_000 && sample.cpu_percent > runnerOnly.cpu_percent + 20 ? sample : undefined;
+        },
+        { what: "the busy child in the samples", intervalMs: 100 },
+      );
+      busy.kill("SIGKILL");
+      await once(busy, "exit");
+      pids = [];
+      const after = sampler.sample();
+      expect(after.io_read_bytes).toBeGreaterThanOrEqual(withChild.io_read_bytes);
+      expect(after.io_write_bytes).toBeGreaterThanOrEqual(withChild.io_write_bytes);
+    } finally {
+      busy.kill("SIGKILL");
+    }
   });
 });

@@ -11,6 +11,7 @@ import { request as httpRequest } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Registry } from "prom-client";
 import { createLogger } from "@flowmeter/shared";
+import { waitFor } from "@flowmeter/test-utils";
 import { insertJsonRows } from "../clickhouse/insert-json-rows.js";
 import { openScratchDatabase, type ScratchDatabase } from "../clickhouse/scratch-database.js";
 import { createEmbeddedQueryEngine, type QueryEngine, type QueryLimits } from "../query/query-engine.js";
@@ -172,9 +173,15 @@ describe("worker /query security", () => {
   });
 
   it("runs at most WORKER_QUERY_CONCURRENCY queries at once; the next is told to retry", async () => {
-    const slow = [query("SELECT sleep(1)"), query("SELECT sleep(1)")];
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    const third = await query("SELECT 1");
+    // Just under the test's 2 s query timeout. Once both slow queries hold their slots, the next one is refused.
+    const slow = [query("SELECT sleep(1.8)"), query("SELECT sleep(1.8)")];
+    const third = await waitFor(
+      async () => {
+        const answer = await query("SELECT 1");
+        return answer.status === 429 ? answer : undefined;
+      },
+      { what: "a query refused while two run", intervalMs: 20, timeoutMs: 1500 },
+    );
     expect(third.status).toBe(429);
     expect(third.headers["retry-after"]).toBe("1");
     expect(JSON.parse(third.body)).toMatchObject({ code: "TOO_MANY_REQUESTS", retryable: true });
