@@ -546,6 +546,24 @@ describe("Grafana dashboards: structure", () => {
     }
   });
 
+  type LinkedPanel = Panel & { fieldConfig?: { overrides?: { matcher: { options: string }; properties: { id: string; value: { url: string }[] }[] }[] } };
+
+  it("drills down from a run in the Runs dashboard to that run alone", () => {
+    const runsDashboard = dashboards.find((entry) => entry.dashboard.uid === "flowmeter-runs")?.dashboard;
+    expect(runsDashboard?.templating.list.map((variable) => variable.name)).toContain("run_id");
+    for (const title of ["Recent runs", "Stages of recent runs"]) {
+      const panel: LinkedPanel | undefined = allPanels(runsDashboard?.panels ?? []).find((candidate) => candidate.title === title);
+      const override = panel?.fieldConfig?.overrides?.find((candidate) => candidate.matcher.options === "run_id");
+      const link = override?.properties.find((property) => property.id === "links")?.value[0];
+      expect(link?.url, `${title}: run_id links to the same dashboard with that run picked`).toBe(
+        "/d/flowmeter-runs/runs?var-run_id=${__value.raw}&${__url_time_range}",
+      );
+    }
+    for (const panel of panelsOf(runsDashboard as Dashboard, CLICKHOUSE_TYPE)) {
+      expect(panel.targets?.[0]?.rawSql, `${panel.title} filters by $run_id`).toContain("$__conditionalAll(run_id IN (${run_id:singlequote}), $run_id)");
+    }
+  });
+
   it("declares expected columns for exactly the ClickHouse panels there are", () => {
     for (const { dashboard } of dashboards) {
       const titles = panelsOf(dashboard, CLICKHOUSE_TYPE).map((panel) => panel.title);
@@ -576,6 +594,9 @@ describe("Grafana dashboards: ClickHouse queries on chDB", () => {
     { runId: randomUUID(), attemptId: randomUUID(), workflow: "deploy", startMs: now - 25 * MINUTE, state: "failed" },
     { runId: randomUUID(), attemptId: randomUUID(), workflow: "nightly", startMs: now - 10 * MINUTE, state: "running" },
   ];
+
+  /** SELECTED_VALUES, and the first seeded run for the runs dashboard's drill-down variable. */
+  const selectedValues = (): Record<string, string[]> => ({ ...SELECTED_VALUES, run_id: [runs[0]?.runId ?? ""] });
 
   async function run(sql: string): Promise<{ meta: { name: string; type: string }[]; data: Record<string, unknown>[] }> {
     const result = await clickhouse.query({ query: sql, format: "JSON" });
@@ -725,7 +746,7 @@ describe("Grafana dashboards: ClickHouse queries on chDB", () => {
     describe(`${dashboard.title} (${dashboard.uid})`, () => {
       for (const pass of ["all", "selected"] as const) {
         it(`every panel returns its columns with ${pass === "all" ? "every variable on All" : "values picked"}`, async () => {
-          const variables = await resolveVariables(dashboard, pass === "all" ? "all" : SELECTED_VALUES);
+          const variables = await resolveVariables(dashboard, pass === "all" ? "all" : selectedValues());
           for (const panel of panelsOf(dashboard, CLICKHOUSE_TYPE)) {
             const where = `${dashboard.uid} / ${panel.title} (${pass})`;
             const result = await runPanel(dashboard, panel, variables);
@@ -742,7 +763,7 @@ describe("Grafana dashboards: ClickHouse queries on chDB", () => {
               ).toBe(true);
             }
             if (pass === "selected") {
-              for (const [column, wanted] of Object.entries(SELECTED_VALUES)) {
+              for (const [column, wanted] of Object.entries(selectedValues())) {
                 if (!result.meta.some((meta) => meta.name === column) || !dashboard.templating.list.some((variable) => variable.name === column)) continue;
                 for (const row of result.data) expect(wanted, `${where}: ${column} is filtered`).toContain(row[column]);
               }
