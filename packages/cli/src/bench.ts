@@ -391,7 +391,7 @@ export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
   }
 
   // The worker has let go of its directory: read the parts it left, then measure the ceiling in a fresh one.
-  const stored = createClickHouse({ url: undefined, dataDir: `${data.path}/clickhouse` });
+  const stored = await createClickHouse({ url: undefined, dataDir: `${data.path}/clickhouse` });
   const maxParts = Number(
     (
       await (

@@ -40,7 +40,11 @@ async function main(): Promise<void> {
   redis.on("error", (error) => {
     if (shouldLog(errorMessage(error))) logger.warn("redis connection problem (repeats are logged every 30 s)", { error: errorMessage(error) });
   });
-  const clickhouse = createClickHouse(config.clickhouse);
+  const clickhouse = await createClickHouse(config.clickhouse).catch((error: unknown) => {
+    logger.error("cannot open ClickHouse", { clickhouse: describeClickHouse(config.clickhouse), error: errorMessage(error) });
+    redis.disconnect();
+    process.exit(1);
+  });
   const metrics = createWorkerMetrics();
 
   const ready = await clickhouse.query({ query: "SELECT count() AS applied FROM flowmeter.schema_migrations", format: "JSONEachRow" }).catch(() => undefined);
@@ -54,7 +58,7 @@ async function main(): Promise<void> {
   }
   await ready.json();
 
-  const writer = createBlockWriter(config.clickhouse, clickhouse);
+  const writer = await createBlockWriter(config.clickhouse, clickhouse);
   const journal = createBlockJournal(redis, config.queuePrefix);
   const lock = createTableLock(redis, {
     queuePrefix: config.queuePrefix,

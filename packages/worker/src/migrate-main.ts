@@ -29,7 +29,14 @@ async function main(): Promise<void> {
     throw error;
   }
   const logger = createLogger("migrate", config.logLevel);
-  const clickhouse = createClickHouse(config.clickhouse);
+  let clickhouse;
+  try {
+    clickhouse = await createClickHouse(config.clickhouse);
+  } catch (error) {
+    logger.error("cannot open ClickHouse", { clickhouse: describeClickHouse(config.clickhouse), error: errorMessage(error) });
+    process.exitCode = 1;
+    return;
+  }
   // Embedded chDB is in this process: nothing to wait for.
   const deadline = Date.now() + (config.clickhouse.url === undefined ? 0 : config.clickhouse.waitSeconds * 1000);
   logger.info("migrating", { clickhouse: describeClickHouse(config.clickhouse), migrations: config.clickhouse.migrationsDir });

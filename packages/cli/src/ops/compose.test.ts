@@ -338,10 +338,12 @@ describe("infra/compose.yaml", () => {
     expect(userOf("migrate")).toBe("flowmeter");
   });
 
-  it("pins what it installs: the Grafana plugin's version and a supported Node image", () => {
+  it("pins what it installs (the Grafana plugin's version, a supported Node image) and leaves chDB out", () => {
     expect(environmentOf(services["grafana"] ?? {})["GF_INSTALL_PLUGINS"]).toMatch(/^grafana-clickhouse-datasource \d+\.\d+\.\d+$/);
     const dockerfile = readFileSync(join(INFRA_DIR, "Dockerfile"), "utf8");
     for (const match of dockerfile.matchAll(/^FROM node:(\d+)/gm)) expect(Number(match[1])).toBeGreaterThanOrEqual(22);
+    // Every service in compose talks to the ClickHouse server: chDB (optional) stays out of the image.
+    expect(dockerfile).toMatch(/npm prune --omit=dev --omit=optional/);
   });
 
   it("mounted files sit in infra/, next to compose.yaml", () => {

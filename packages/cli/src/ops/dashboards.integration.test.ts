@@ -636,7 +636,7 @@ describe("Grafana dashboards: ClickHouse queries on chDB", () => {
   }
 
   beforeAll(async () => {
-    clickhouse = createClickHouse({ url: undefined, dataDir: join(data.path, "clickhouse") });
+    clickhouse = await createClickHouse({ url: undefined, dataDir: join(data.path, "clickhouse") });
     await migrate(clickhouse, join(INFRA_DIR, "clickhouse/migrations"), logger);
 
     // Client entries: parents (`workflow run`), children with the current `executor` key and the older `driver` key.

@@ -14,8 +14,8 @@
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
 import type { ClickHouseClient } from "@clickhouse/client";
-import { Session } from "chdb";
 import type { ClickHouseConfig } from "../config.js";
+import { loadChdb } from "./client.js";
 
 export interface Block {
   /** Fully qualified, e.g. flowmeter.cli_invocations. */
@@ -55,8 +55,9 @@ export async function insertBlockThroughClient(client: ClickHouseClient, block: 
   }
 }
 
-export function createBlockWriter(config: Pick<ClickHouseConfig, "url" | "dataDir">, client: ClickHouseClient): BlockWriter {
+export async function createBlockWriter(config: Pick<ClickHouseConfig, "url" | "dataDir">, client: ClickHouseClient): Promise<BlockWriter> {
   if (config.url !== undefined) return { insert: (block) => insertBlockThroughClient(client, block), close: async () => undefined };
+  const { Session } = await loadChdb(() => import("chdb"));
   const session = new Session(config.dataDir);
   return {
     async insert(block) {

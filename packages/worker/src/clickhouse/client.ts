@@ -1,16 +1,29 @@
 import { mkdirSync } from "node:fs";
 import { createClient, type ClickHouseClient } from "@clickhouse/client";
-import { createChdbConnection } from "chdb/connection";
+import { errorMessage } from "@flowmeter/shared";
 import type { ClickHouseConfig } from "../config.js";
+
+/**
+ * chDB (a 540 MB library) is loaded only for the embedded default, so an installation that talks to a ClickHouse
+ * server can leave it out (infra/Dockerfile prunes it).
+ */
+export async function loadChdb<Module>(load: () => Promise<Module>): Promise<Module> {
+  try {
+    return await load();
+  } catch (error) {
+    throw new Error(`embedded ClickHouse needs the chdb package (npm install chdb), or set CLICKHOUSE_URL to a ClickHouse server: ${errorMessage(error)}`);
+  }
+}
 
 /**
  * A ClickHouse server when CLICKHOUSE_URL is set, otherwise embedded chDB on a local directory.
  * Only one process may open a chDB directory at a time; in the embedded default that is the worker.
  */
-export function createClickHouse(config: Pick<ClickHouseConfig, "url" | "dataDir">): ClickHouseClient {
+export async function createClickHouse(config: Pick<ClickHouseConfig, "url" | "dataDir">): Promise<ClickHouseClient> {
   if (config.url !== undefined) {
     return createClient({ url: config.url, request_timeout: 60_000, compression: { request: false, response: true } });
   }
+  const { createChdbConnection } = await loadChdb(() => import("chdb/connection"));
   mkdirSync(config.dataDir, { recursive: true });
   // chdb implements the Connection contract of @clickhouse/client-common, a separately versioned copy of
   // the types @clickhouse/client bundles; the shapes match, the declarations don't unify.

@@ -18,8 +18,8 @@ describe("migrations on chDB", () => {
   const data = tempDir("migrate");
   let clickhouse: ClickHouseClient;
 
-  beforeAll(() => {
-    clickhouse = createClickHouse({ url: undefined, dataDir: data.path });
+  beforeAll(async () => {
+    clickhouse = await createClickHouse({ url: undefined, dataDir: data.path });
   });
   afterAll(async () => {
     await clickhouse.close();

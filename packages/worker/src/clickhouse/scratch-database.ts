@@ -24,9 +24,9 @@ export interface ScratchDatabase {
 export async function openScratchDatabase(name: string): Promise<ScratchDatabase> {
   const dir = mkdtempSync(join(tmpdir(), `flowmeter-${name}-`));
   const config = { url: undefined, dataDir: join(dir, "clickhouse") };
-  const clickhouse = createClickHouse(config);
+  const clickhouse = await createClickHouse(config);
   await migrate(clickhouse, readClickHouseConfig(new EnvReader({})).migrationsDir, createLogger("migrate", "warn"));
-  const writer = createBlockWriter(config, clickhouse);
+  const writer = await createBlockWriter(config, clickhouse);
   return {
     clickhouse,
     writer,

@@ -5,7 +5,8 @@
  */
 import { createClient, type ClickHouseClient, type ClickHouseSettings } from "@clickhouse/client";
 import { ApiError, errorMessage } from "@flowmeter/shared";
-import { Session } from "chdb";
+import type { Session } from "chdb";
+import { loadChdb } from "../clickhouse/client.js";
 import { checkQueryAst, parseExplainAst, QUERY_DATABASE } from "./query-guard.js";
 
 export interface QueryLimits {
@@ -79,6 +80,7 @@ function busy(limits: QueryLimits): ApiError {
 /** chDB: `concurrency` reader sessions, each read-only with the limits as session settings, in the flowmeter database. */
 export async function createEmbeddedQueryEngine(dataDir: string, limits: QueryLimits): Promise<QueryEngine> {
   const connectionArgs = Object.entries(limitSettings(limits)).map(([name, value]) => `--${name}=${value}`);
+  const { Session } = await loadChdb(() => import("chdb"));
   const idle: Session[] = [];
   for (let i = 0; i < limits.concurrency; i += 1) {
     const session = new Session(dataDir, { connectionArgs });
