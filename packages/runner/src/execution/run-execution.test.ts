@@ -296,6 +296,28 @@ describe("RunExecution", () => {
     }
   });
 
+  it("counts a stage's storage IO once, not again at its shell or the runner, and the next run starts from zero", async () => {
+    const MiB = 1 << 20;
+    const dir = tempDir("stage-io");
+    try {
+      // dd's bytes fold into sh's counters when sh reaps it, and into the runner's when the runner reaps sh.
+      const stage = { name: "write", driver: "shell", run: `dd if=/dev/zero of=${dir.path}/out bs=1M count=20 conv=fsync 2>/dev/null; sleep 1` };
+      const writing = execution({ name: "io", stages: [stage] }, { sampleIntervalMs: 100 });
+      await writing.run.run();
+      const written = writing.samples.filter((sample): sample is HostSample => sample.kind === "host").map((sample) => sample.host.io_write_bytes);
+      // 20 MiB of data plus the file system's metadata for it (about 20 KB here).
+      expect(written.at(-1)).toBeGreaterThanOrEqual(20 * MiB);
+      expect(written.at(-1)).toBeLessThan(21 * MiB);
+
+      const next = execution({ name: "quiet", stages: [{ name: "rest", driver: "shell", run: "sleep 0.3" }] }, { sampleIntervalMs: 100 });
+      await next.run.run();
+      const [first] = next.samples.filter((sample): sample is HostSample => sample.kind === "host");
+      expect(first?.host.io_write_bytes).toBe(0);
+    } finally {
+      dir.remove();
+    }
+  });
+
   it("runs node stages, inline or from a file, with the run's input and the stage env", async () => {
     const dir = tempDir("node-driver");
     try {

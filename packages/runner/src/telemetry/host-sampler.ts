@@ -4,9 +4,13 @@
  * - rss_bytes: runner RSS + VmRSS of every live stage process and descendant;
  * - cpu_percent: CPU time used by those processes over the interval / wall time × 100 (100 = one core);
  *   child CPU time is read in clock ticks, taken as 100 per second (USER_HZ on Linux);
- * - io_read_bytes / io_write_bytes: cumulative storage bytes (/proc/<pid>/io read_bytes, write_bytes) of the
- *   runner plus every stage process seen during the run, exited ones included at their last reading, so the
- *   counters never go down within a run.
+ * - io_read_bytes / io_write_bytes: cumulative storage bytes (/proc/<pid>/io read_bytes, write_bytes) of the run's
+ *   stage processes, each byte once. Linux adds a reaped child's counts to its parent's, so the sum over the live
+ *   processes of the trees counts every byte once at any instant; a process that is gone keeps its last reading in
+ *   the totals only when its parent is not in the trees (the stage's own process, reaped by the runner, or an
+ *   orphan), since otherwise its parent now holds its bytes. The runner's own counters are left out: they hold
+ *   every stage it ever reaped, of this run and of others. Bytes a stage process moves after the last sample
+ *   before it exits are not seen (at most one sample interval's worth). The counters never go down within a run.
  * Without /proc (not Linux) only the runner's own RSS and CPU are reported; IO is 0.
  */
 import { readFileSync, readdirSync } from "node:fs";
@@ -15,28 +19,30 @@ import type { HostMetrics } from "@flowmeter/shared";
 const CLOCK_TICKS_PER_SECOND = 100;
 
 interface ProcReading {
+  ppid: number;
   rssBytes: number;
   cpuTicks: number;
   readBytes: number;
   writeBytes: number;
 }
 
-function readProc(pid: number | "self"): ProcReading | undefined {
+function readProc(pid: number): ProcReading | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     if (fields[0] === "Z" || fields[0] === "X") return undefined;
+    const ppid = Number(fields[1] ?? 0);
     const cpuTicks = Number(fields[11] ?? 0) + Number(fields[12] ?? 0);
     const status = readFileSync(`/proc/${pid}/status`, "utf8");
     const rssKb = Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? 0);
     const { readBytes, writeBytes } = readIo(pid);
-    return { rssBytes: rssKb * 1024, cpuTicks, readBytes, writeBytes };
+    return { ppid, rssBytes: rssKb * 1024, cpuTicks, readBytes, writeBytes };
   } catch {
     return undefined; // exited between listing and reading, or no /proc
   }
 }
 
-function readIo(pid: number | "self"): { readBytes: number; writeBytes: number } {
+function readIo(pid: number): { readBytes: number; writeBytes: number } {
   try {
     const io = readFileSync(`/proc/${pid}/io`, "utf8");
     return {
@@ -78,9 +84,11 @@ export class HostSampler {
   private lastWallMs: number;
   private lastSelfCpu = process.cpuUsage();
   private readonly lastTicks = new Map<number, number>();
-  private readonly lastIo = new Map<number, { readBytes: number; writeBytes: number }>();
+  private readonly lastIo = new Map<number, { ppid: number; readBytes: number; writeBytes: number }>();
   private exitedReadBytes = 0;
   private exitedWriteBytes = 0;
+  private reportedReadBytes = 0;
+  private reportedWriteBytes = 0;
 
   /** `stagePids`: pids of the run's running stage processes (each stands for its whole tree). */
   constructor(
@@ -97,7 +105,6 @@ export class HostSampler {
     this.lastSelfCpu = process.cpuUsage();
     let cpuMs = (selfCpu.user + selfCpu.system) / 1000;
     let rssBytes = process.memoryUsage.rss();
-    const self = readIo("self");
 
     const seen = new Set<number>();
     for (const root of this.stagePids()) {
@@ -109,28 +116,34 @@ export class HostSampler {
         rssBytes += reading.rssBytes;
         cpuMs += ((reading.cpuTicks - (this.lastTicks.get(pid) ?? 0)) * 1000) / CLOCK_TICKS_PER_SECOND;
         this.lastTicks.set(pid, reading.cpuTicks);
-        this.lastIo.set(pid, { readBytes: reading.readBytes, writeBytes: reading.writeBytes });
+        this.lastIo.set(pid, { ppid: reading.ppid, readBytes: reading.readBytes, writeBytes: reading.writeBytes });
       }
     }
-    // Processes gone since the last sample: keep their last IO reading in the totals, forget the rest.
+    // Processes gone since the last sample: a parent still in the trees has taken their counts; otherwise keep
+    // their last reading.
     for (const [pid, io] of this.lastIo) {
       if (seen.has(pid)) continue;
-      this.exitedReadBytes += io.readBytes;
-      this.exitedWriteBytes += io.writeBytes;
+      if (!seen.has(io.ppid)) {
+        this.exitedReadBytes += io.readBytes;
+        this.exitedWriteBytes += io.writeBytes;
+      }
       this.lastIo.delete(pid);
       this.lastTicks.delete(pid);
     }
-    let readBytes = self.readBytes + this.exitedReadBytes;
-    let writeBytes = self.writeBytes + this.exitedWriteBytes;
+    let readBytes = this.exitedReadBytes;
+    let writeBytes = this.exitedWriteBytes;
     for (const io of this.lastIo.values()) {
       readBytes += io.readBytes;
       writeBytes += io.writeBytes;
     }
+    // A child reaped between reading its parent and reading it is missing from this sample only.
+    this.reportedReadBytes = Math.max(this.reportedReadBytes, readBytes);
+    this.reportedWriteBytes = Math.max(this.reportedWriteBytes, writeBytes);
     return {
       rss_bytes: rssBytes,
       cpu_percent: Math.round((cpuMs / wallMs) * 10_000) / 100,
-      io_read_bytes: readBytes,
-      io_write_bytes: writeBytes,
+      io_read_bytes: this.reportedReadBytes,
+      io_write_bytes: this.reportedWriteBytes,
     };
   }
 }
