@@ -8,6 +8,7 @@
  * next start); stop renewing leases; close the queues and Redis; close the HTTP server. A runner that dies instead
  * stops renewing its leases, and another runner's reconciler fails its runs (runner_restarted).
  */
+import { join } from "node:path";
 import { once } from "node:events";
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
@@ -22,6 +23,7 @@ import { RunEventStore } from "./delivery/run-event-store.js";
 import { DriverRegistry } from "./drivers/driver-registry.js";
 import type { LeaseKeeper } from "./fleet/lease-keeper.js";
 import { RunConsumer } from "./fleet/run-consumer.js";
+import { StageRegistry } from "./execution/stage-registry.js";
 import { RunReconciler } from "./fleet/run-reconciler.js";
 import { createRunQueue } from "./fleet/submit-run.js";
 import { createRunnerApp } from "./http/app.js";
@@ -49,6 +51,9 @@ export function newRunnerId(): string {
 export async function startRunner(config: RunnerConfig, logger: Logger, options: { drivers?: DriverRegistry } = {}): Promise<RunningRunner> {
   const drivers = options.drivers ?? new DriverRegistry();
   const metrics = createRunnerMetrics(drivers.names());
+  // Stages a runner on this host left running when it died are killed before this one takes work.
+  const stageRegistry = new StageRegistry(join(config.dataDir, "stages"), logger);
+  stageRegistry.killOrphans();
   const producer = createRedis(config.redis.url, "producer");
   let redisDown = false;
   producer.on("error", (error) => {
@@ -112,6 +117,7 @@ export async function startRunner(config: RunnerConfig, logger: Logger, options:
       heartbeatIntervalMs: config.heartbeatIntervalMs,
       killGraceMs: config.stageKillGraceMs,
     },
+    stageRegistry,
     metrics,
     logger,
   });

@@ -25,6 +25,7 @@ import { StageHeartbeat } from "../telemetry/stage-heartbeat.js";
 import { planStages, type PlannedStage } from "../workflow/stage-graph.js";
 import { RunEventSequencer, type RunOutput } from "./run-event-sequencer.js";
 import { StageProcess, type StageProcessResult } from "./stage-process.js";
+import type { StageRegistry } from "./stage-registry.js";
 
 export const DEFAULT_STAGE_CONCURRENCY = 4;
 
@@ -51,6 +52,8 @@ export interface RunExecutionOptions {
   cwd?: string;
   /** Base environment of the stages (default: the runner's); each stage's `env` is laid over it. */
   env?: NodeJS.ProcessEnv;
+  /** Where live stages are recorded for the next runner on this host (stage-registry.ts). */
+  stageRegistry?: StageRegistry;
 }
 
 export interface RunOutcome {
@@ -304,6 +307,8 @@ export class RunExecution {
         env: this.stageEnv(stage, attempt),
         ...(stage.timeout_secs === undefined ? {} : { timeoutMs: stage.timeout_secs * 1000 }),
         killGraceMs: this.options.killGraceMs ?? 5000,
+        ...(this.options.stageRegistry === undefined ? {} : { registry: this.options.stageRegistry }),
+        label: { runId: this.options.runId, stage: stage.name },
       });
     } catch (error) {
       return { exitCode: -1, signal: null, timedOut: false, terminated: false, spawnError: errorMessage(error), durationMs: 0, stderrTail: "" };

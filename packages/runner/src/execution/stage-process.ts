@@ -1,8 +1,8 @@
 /**
- * One attempt of a stage as a real child process: spawned in its own process group (so a kill reaches
- * everything it started), stdout/stderr counted (and the last KiB of stderr kept), a timeout, and a kill that
- * sends SIGTERM to the group, then SIGKILL after a grace period. When the attempt ends, whatever is left in
- * its process group is killed, so a stage cannot leak background processes.
+ * One attempt of a stage as a real child process: spawned in its own process group, stdout/stderr counted (and
+ * the last KiB of stderr kept), a timeout, and a kill that sends SIGTERM to the group and to every process seen in
+ * its tree, then SIGKILL after a grace period. When the attempt ends, whatever is left of it is killed, and while it
+ * runs it is on record for the next runner should this one die (stage-registry.ts says what that cannot catch).
  *
  * exit code: the process's own code; 128 + signal number when a signal ended it (SIGTERM 143, SIGKILL 137),
  * as shells report it; -1 when it could not be started.
@@ -10,6 +10,7 @@
 import { spawn } from "node:child_process";
 import { constants } from "node:os";
 import type { DriverCommand } from "../drivers/driver.js";
+import { TrackedStage, type StageRegistry } from "./stage-registry.js";
 
 const STDERR_TAIL_BYTES = 1024;
 /** After the process exits, how long to wait for its output pipes to close (a descendant may still hold them). */
@@ -23,6 +24,10 @@ export interface StageProcessOptions {
   timeoutMs?: number;
   /** SIGTERM → SIGKILL delay on timeout or cancel. */
   killGraceMs: number;
+  /** Where live stages are recorded for the next runner; without it the stage is still contained while this runner lives. */
+  registry?: StageRegistry;
+  /** Names the stage in its record. */
+  label: { runId: string; stage: string };
 }
 
 export interface StageProcessResult {
@@ -55,6 +60,7 @@ export class StageProcess {
   private stderrTail = Buffer.alloc(0);
   private timeoutTimer: NodeJS.Timeout | undefined;
   private killTimer: NodeJS.Timeout | undefined;
+  private readonly tracked: TrackedStage | undefined;
 
   constructor(private readonly options: StageProcessOptions) {
     const child = spawn(options.command.file, [...options.command.args], {
@@ -64,6 +70,7 @@ export class StageProcess {
       stdio: ["ignore", "pipe", "pipe"],
     });
     this.pid = child.pid ?? null;
+    this.tracked = this.pid === null ? undefined : new TrackedStage(options.registry, { ...options.label, processGroup: this.pid });
     child.stdout.on("data", (chunk: Buffer) => {
       this.stdoutBytes += chunk.length;
     });
@@ -83,7 +90,7 @@ export class StageProcess {
         clearTimeout(this.timeoutTimer);
         clearTimeout(this.killTimer);
         this.exited = true;
-        this.signalGroup("SIGKILL"); // leftovers in the process group
+        this.tracked?.end(); // leftovers: the process group and what left it
         child.stdout.destroy();
         child.stderr.destroy();
         resolve({
@@ -139,11 +146,7 @@ export class StageProcess {
   }
 
   private signalGroup(signal: NodeJS.Signals): void {
-    if (this.pid === null) return;
-    try {
-      process.kill(-this.pid, signal);
-    } catch {
-      // ESRCH: the group is already gone
-    }
+    this.tracked?.scan();
+    this.tracked?.signal(signal);
   }
 }

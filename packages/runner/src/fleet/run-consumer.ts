@@ -15,6 +15,7 @@ import { runKey, type RunEventStore } from "../delivery/run-event-store.js";
 import type { DriverRegistry } from "../drivers/driver-registry.js";
 import { RunEventSequencer, type RunOutput } from "../execution/run-event-sequencer.js";
 import { RunExecution, type RunOutcome } from "../execution/run-execution.js";
+import type { StageRegistry } from "../execution/stage-registry.js";
 import type { RunnerMetrics } from "../metrics.js";
 import type { ClaimResult, RunRecords } from "../runs/run-records.js";
 import { validateRunConcurrency, validateWorkflow } from "../workflow/validate-workflow.js";
@@ -43,6 +44,8 @@ export interface RunConsumerOptions {
   execution: { stageConcurrency: number; sampleIntervalMs: number; heartbeatIntervalMs: number; killGraceMs: number; cwd?: string };
   metrics?: RunnerMetrics;
   logger: Logger;
+  /** Where live stages are recorded for the next runner on this host. */
+  stageRegistry?: StageRegistry;
 }
 
 /** What a `runs` job returns: the outcome of the run executed, or why it was not executed here. */
@@ -194,6 +197,7 @@ export class RunConsumer {
       firstSeq,
       ...(settings.cwd === undefined ? {} : { cwd: settings.cwd }),
       ...(this.options.metrics === undefined ? {} : { metrics: this.options.metrics }),
+      ...(this.options.stageRegistry === undefined ? {} : { stageRegistry: this.options.stageRegistry }),
     });
     this.active.set(runId, execution);
     try {

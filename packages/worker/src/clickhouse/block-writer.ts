@@ -15,7 +15,7 @@ import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
 import type { ClickHouseClient } from "@clickhouse/client";
 import type { ClickHouseConfig } from "../config.js";
-import { loadChdb } from "./client.js";
+import { loadChdb } from "./load-chdb.js";
 
 export interface Block {
   /** Fully qualified, e.g. flowmeter.cli_invocations. */

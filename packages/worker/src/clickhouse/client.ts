@@ -1,19 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { createClient, type ClickHouseClient } from "@clickhouse/client";
-import { errorMessage } from "@flowmeter/shared";
 import type { ClickHouseConfig } from "../config.js";
-
-/**
- * chDB (a 540 MB library) is loaded only for the embedded default, so an installation that talks to a ClickHouse
- * server can leave it out (infra/Dockerfile prunes it).
- */
-export async function loadChdb<Module>(load: () => Promise<Module>): Promise<Module> {
-  try {
-    return await load();
-  } catch (error) {
-    throw new Error(`embedded ClickHouse needs the chdb package (npm install chdb), or set CLICKHOUSE_URL to a ClickHouse server: ${errorMessage(error)}`);
-  }
-}
+import { loadChdb } from "./load-chdb.js";
 
 /**
  * A ClickHouse server when CLICKHOUSE_URL is set, otherwise embedded chDB on a local directory.

@@ -6,7 +6,7 @@
 import { createClient, type ClickHouseClient, type ClickHouseSettings } from "@clickhouse/client";
 import { ApiError, errorMessage } from "@flowmeter/shared";
 import type { Session } from "chdb";
-import { loadChdb } from "../clickhouse/client.js";
+import { loadChdb } from "../clickhouse/load-chdb.js";
 import { checkQueryAst, parseExplainAst, QUERY_DATABASE } from "./query-guard.js";
 
 export interface QueryLimits {

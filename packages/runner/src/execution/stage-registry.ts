@@ -1,0 +1,157 @@
+/**
+ * What keeps a stage's processes from outliving their stage, their run and their runner, on a host without a
+ * cgroup the runner may create (this project's machines have cgroup v1 mounted read-only to it):
+ * - each stage runs in a process group of its own (stage-process.ts), and every process seen in its tree is
+ *   remembered with its start time, so a descendant that left the group (`setsid`) is still killed when the stage
+ *   ends, times out or is cancelled;
+ * - each live stage has a record on disk (`<dataDir>/stages/<pid>.json`: the runner's pid and start time, the
+ *   stage's group and remembered processes). A runner starting on the host kills what the records of dead runners
+ *   name, before it takes work, so a runner killed with SIGKILL leaves no stage running for long.
+ * What it cannot catch: a process that leaves the group and the tree between two scans (a double fork within one
+ * `STAGE_SCAN_MS`), or a runner's records on another host's disk. Start times guard against pid reuse.
+ */
+import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Logger } from "@flowmeter/shared";
+import { processTree } from "../telemetry/host-sampler.js";
+
+/** How often a running stage's process tree is scanned for new descendants. */
+export const STAGE_SCAN_MS = 500;
+
+interface KnownProcess {
+  pid: number;
+  /** Field 22 of /proc/<pid>/stat: clock ticks after boot; tells a process from a later one with its pid. */
+  startTime: string;
+}
+
+interface StageRecord {
+  runner: KnownProcess;
+  runId: string;
+  stage: string;
+  processGroup: number;
+  processes: KnownProcess[];
+}
+
+export function startTimeOf(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+  } catch {
+    return undefined;
+  }
+}
+
+function killKnown(process_: KnownProcess, signal: NodeJS.Signals): void {
+  if (startTimeOf(process_.pid) !== process_.startTime) return;
+  try {
+    process.kill(process_.pid, signal);
+  } catch {
+    // gone meanwhile
+  }
+}
+
+function killGroup(group: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-group, signal);
+  } catch {
+    // ESRCH: the group is gone
+  }
+}
+
+/** One live stage: the processes seen in its tree, on disk while it runs. */
+export class TrackedStage {
+  private readonly known = new Map<number, KnownProcess>();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly registry: StageRegistry | undefined,
+    private readonly record: Omit<StageRecord, "processes" | "runner">,
+  ) {
+    this.scan();
+    this.timer = setInterval(() => this.scan(), STAGE_SCAN_MS);
+    this.timer.unref();
+  }
+
+  /** Remembers the processes now in the stage's tree. */
+  scan(): void {
+    let added = false;
+    for (const pid of processTree(this.record.processGroup)) {
+      if (this.known.has(pid)) continue;
+      const startTime = startTimeOf(pid);
+      if (startTime === undefined) continue;
+      this.known.set(pid, { pid, startTime });
+      added = true;
+    }
+    if (added) this.registry?.write({ ...this.record, processes: [...this.known.values()] });
+  }
+
+  /** Signals the stage's group and every process remembered in its tree. */
+  signal(signal: NodeJS.Signals): void {
+    killGroup(this.record.processGroup, signal);
+    for (const known of this.known.values()) killKnown(known, signal);
+  }
+
+  /** The stage ended: kill what is left of it and drop its record. */
+  end(): void {
+    clearInterval(this.timer);
+    this.signal("SIGKILL");
+    this.registry?.remove(this.record.processGroup);
+  }
+}
+
+/** The records of the live stages of the runners on this host (`dir`, one file per stage). */
+export class StageRegistry {
+  private readonly runner: KnownProcess;
+
+  constructor(
+    private readonly dir: string,
+    private readonly logger: Logger,
+  ) {
+    mkdirSync(dir, { recursive: true });
+    this.runner = { pid: process.pid, startTime: startTimeOf(process.pid) ?? "" };
+  }
+
+  track(record: Omit<StageRecord, "processes" | "runner">): TrackedStage {
+    return new TrackedStage(this, record);
+  }
+
+  write(record: Omit<StageRecord, "runner">): void {
+    const path = join(this.dir, `${record.processGroup}.json`);
+    try {
+      writeFileSync(`${path}.tmp`, JSON.stringify({ ...record, runner: this.runner }));
+      renameSync(`${path}.tmp`, path);
+    } catch (error) {
+      this.logger.warn("could not record a stage's processes", { path, error: error instanceof Error ? error.message : String(error) });
+    }
+  }
+
+  remove(processGroup: number): void {
+    rmSync(join(this.dir, `${processGroup}.json`), { force: true });
+  }
+
+  /** Kills the stages of runners that are gone (killed, crashed) and drops their records; returns how many. */
+  killOrphans(): number {
+    let killed = 0;
+    for (const name of readdirSync(this.dir).filter((file) => file.endsWith(".json"))) {
+      const path = join(this.dir, name);
+      let record: StageRecord;
+      try {
+        record = JSON.parse(readFileSync(path, "utf8")) as StageRecord;
+      } catch {
+        rmSync(path, { force: true });
+        continue;
+      }
+      if (startTimeOf(record.runner.pid) === record.runner.startTime) continue; // its runner is alive
+      killGroup(record.processGroup, "SIGKILL");
+      for (const known of record.processes) killKnown(known, "SIGKILL");
+      rmSync(path, { force: true });
+      killed += 1;
+      this.logger.warn("killed the processes of a stage whose runner is gone", {
+        run_id: record.runId,
+        stage: record.stage,
+        process_group: record.processGroup,
+      });
+    }
+    return killed;
+  }
+}
