@@ -4,8 +4,6 @@ export { ConfigError, DEFAULT_REDIS_URL, EnvReader, isLoopbackHost, readDataDir,
 export { createLogger, createRepeatThrottle, errorMessage, type LogFields, type Logger, type LogLevel } from "./logger.js";
 export {
   CliInvocationEventSchema,
-  KNOWN_ENVELOPE_KEYS,
-  KNOWN_PROPERTY_KEYS,
   entryDriver,
   entryId,
   validateCliInvocation,
@@ -20,14 +18,13 @@ export {
 export { REPAIR_REASONS, REPAIRS_KEY, repairCliInvocation, type EntryRepairs, type Repair, type RepairReason, type RepairResult } from "./repair-entry.js";
 export {
   JOB_CATALOG,
+  payloadProblem,
   RETRY_DELAY_CAP_MS,
   WARNING_EXCERPT_CHARS,
   retryDelayMs,
   warningExcerpt,
   type ClientTelemetryJob,
   type IngestionWarning,
-  type JobKind,
-  type JobPayloads,
 } from "./queues.js";
 export { createRedis, redisAnswers } from "./redis.js";
 export {

@@ -2,9 +2,9 @@
  * The job catalog shared by producers (ingest, runner) and consumers (worker): queue names, payloads and
  * job options in one place, so a producer and its consumer cannot drift apart.
  */
+import { Ajv } from "ajv";
 import type { JobsOptions } from "bullmq";
 import type { CliInvocationEvent } from "./telemetry.js";
-import type { RunEventsJob, RunJob } from "./run-events.js";
 
 /** One repaired or refused entry, a row of flowmeter.ingestion_warnings (written by the worker with the entries). */
 export interface IngestionWarning {
@@ -98,10 +98,43 @@ export const JOB_CATALOG = {
   },
 } as const;
 
-export interface JobPayloads {
-  clientTelemetry: ClientTelemetryJob;
-  runEvents: RunEventsJob;
-  runs: RunJob;
-}
+/**
+ * The shape of each telemetry queue's payload, checked by the worker before it reads a job: a job of another shape
+ * (a producer's bug, a hand-written job) can never be written, so it goes straight to the failed set, where
+ * `flowmeter failed` shows it, instead of retrying for years. The entries themselves are checked by ingest
+ * (CliInvocationEventSchema), the events and samples by the runner that builds them.
+ */
+const PAYLOAD_SCHEMAS = {
+  clientTelemetry: {
+    type: "object",
+    required: ["entries", "receivedAtMs"],
+    properties: {
+      entries: { type: "array", items: { type: "object" } },
+      receivedAtMs: { type: "number" },
+      warnings: { type: "array", items: { type: "object", required: ["warning_id", "received_at_ms", "reason"] } },
+    },
+  },
+  runEvents: {
+    type: "object",
+    required: ["events", "samples", "producedAtMs"],
+    properties: {
+      events: { type: "array", items: { type: "object", required: ["event_id", "run_id", "seq", "event_type"] } },
+      samples: { type: "array", items: { type: "object", required: ["run_id", "attempt_id", "seq", "kind"] } },
+      producedAtMs: { type: "number" },
+    },
+  },
+} as const;
 
-export type JobKind = keyof typeof JOB_CATALOG;
+const payloadAjv = new Ajv({ allErrors: false, strict: false });
+const payloadValidators = {
+  clientTelemetry: payloadAjv.compile(PAYLOAD_SCHEMAS.clientTelemetry),
+  runEvents: payloadAjv.compile(PAYLOAD_SCHEMAS.runEvents),
+};
+
+/** What is wrong with a telemetry job's payload, or undefined when it has the shape its queue carries. */
+export function payloadProblem(kind: keyof typeof payloadValidators, data: unknown): string | undefined {
+  const validate = payloadValidators[kind];
+  if (validate(data)) return undefined;
+  const [error] = validate.errors ?? [];
+  return `${kind} payload${error?.instancePath ?? ""} ${error?.message ?? "is malformed"}`;
+}

@@ -126,11 +126,6 @@ export const CliInvocationEventSchema = {
   },
 } as const;
 
-/** Keys of `properties` with their own columns; everything else lands in the unknown-field bag. */
-export const KNOWN_PROPERTY_KEYS: ReadonlySet<string> = new Set(Object.keys(CliInvocationEventSchema.properties.properties.properties));
-/** Envelope keys with their own columns. */
-export const KNOWN_ENVELOPE_KEYS: ReadonlySet<string> = new Set(Object.keys(CliInvocationEventSchema.properties));
-
 const ajv = new Ajv({ allErrors: false, strict: true, allowUnionTypes: false });
 const validate = ajv.compile<CliInvocationEvent>(CliInvocationEventSchema);
 

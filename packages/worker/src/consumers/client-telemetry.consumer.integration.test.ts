@@ -294,6 +294,22 @@ describe("client telemetry consumer (real Redis, chDB)", () => {
     expect(Number(stats?.n)).toBe(1);
   });
 
+  it("sends a job of another shape to the failed set at once, without retries, and writes the jobs beside it", async () => {
+    const malformed = await queue.add(
+      JOB_CATALOG.clientTelemetry.jobName,
+      { entries: "not a list", receivedAtMs: Date.now() } as unknown as ClientTelemetryJob,
+      JOB_CATALOG.clientTelemetry.options,
+    );
+    const entry = parentEntry();
+    await enqueue([entry]);
+    await waitFor(async () => ((await queue.getJobState(malformed.id ?? "")) === "failed" ? true : undefined), { what: "the malformed job failed" });
+    const failed = await queue.getJob(malformed.id ?? "");
+    expect(failed?.attemptsMade).toBe(1);
+    expect(failed?.failedReason).toBe("clientTelemetry payload/entries must be array");
+    expect(await countRaw(`insert_id = '${entry.insert_id}'`)).toBe(1);
+    await failed?.remove();
+  });
+
   it("leaves no lock and no recorded block behind once rows are written", async () => {
     await enqueue([parentEntry(), parentEntry()]);
     expect(await redis.keys(`${prefix}:lock:*`)).toEqual([]);

@@ -4,9 +4,9 @@
  * several jobs fails, they are written one by one, so a job ClickHouse refuses does not hold back the others
  * (they would otherwise share its retries and its fate); the jobs that still fail are retried by BullMQ with backoff.
  */
-import { Queue, Worker, type Job } from "bullmq";
+import { Queue, UnrecoverableError, Worker, type Job } from "bullmq";
 import type { Redis } from "ioredis";
-import { createRepeatThrottle, errorMessage, retryDelayMs, type Logger } from "@flowmeter/shared";
+import { createRepeatThrottle, errorMessage, payloadProblem, retryDelayMs, type Logger } from "@flowmeter/shared";
 import { BatchWriter, type FlushReason } from "../batch-writer.js";
 import type { WorkerConfig } from "../config.js";
 import type { WorkerMetrics } from "../metrics.js";
@@ -19,6 +19,8 @@ export interface QueuedJob<Data> {
 export interface QueueConsumerOptions<Data> {
   /** Queue name from JOB_CATALOG; also the metrics label. */
   queue: "client-telemetry" | "run-events";
+  /** The payload's shape (shared/queues.ts): a job of another shape fails at once instead of retrying. */
+  payload: Parameters<typeof payloadProblem>[0];
   config: Pick<WorkerConfig, "queuePrefix" | "batch" | "concurrency" | "lockDurationMs" | "stalledIntervalMs" | "retryMaxDelayMs">;
   redis: Redis;
   metrics: WorkerMetrics;
@@ -87,6 +89,11 @@ export function createQueueConsumer<Data>(options: QueueConsumerOptions<Data>): 
     name,
     async function processQueuedJob(job: Job<Data>) {
       const jobId = job.id ?? "";
+      const problem = payloadProblem(options.payload, job.data);
+      if (problem !== undefined) {
+        logger.error("malformed job moved to the failed set without retries (npx flowmeter failed)", { queue: name, job: jobId, problem });
+        throw new UnrecoverableError(problem);
+      }
       await writer.add({ jobId, data: job.data });
       const failure = failedAlone.get(jobId);
       if (failedAlone.delete(jobId)) throw failure;
