@@ -35,9 +35,13 @@ describe("worker killed mid-batch", () => {
     LOG_LEVEL: "warn",
   });
 
+  /** Every worker started, so none outlives the file if a test fails midway. */
+  const started: ChildProcess[] = [];
+
   function startWorker(extra: Record<string, string> = {}): ChildProcess {
     const child = spawn(process.execPath, [`${dist}main.js`], { env: { ...env(), ...extra }, stdio: ["ignore", "inherit", "inherit"] });
     worker = child;
+    started.push(child);
     return child;
   }
 
@@ -137,6 +141,7 @@ describe("worker killed mid-batch", () => {
       worker.kill("SIGTERM");
       await exited(worker);
     }
+    for (const child of started) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
     await queue.close();
     redis.disconnect();
     await deleteQueuePrefix(prefix);
