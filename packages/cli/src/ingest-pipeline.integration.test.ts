@@ -8,9 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger, createRedis } from "@flowmeter/shared";
 import { parseIngestConfig, startIngestServer, type IngestServer } from "@flowmeter/ingest";
 import {
-  createBlockJournal,
   createClientTelemetryConsumer,
-  createTableLock,
+  createExactlyOnceState,
   createWorkerMetrics,
   openScratchDatabase,
   parseWorkerConfig,
@@ -44,8 +43,7 @@ describe("ingest to ClickHouse, through bad entries and a Redis outage", () => {
       logger,
       clickhouse: database.clickhouse,
       writer: database.writer,
-      journal: createBlockJournal(workerRedis, prefix),
-      lock: createTableLock(workerRedis, { queuePrefix: prefix, ttlMs: 10_000, waitMs: 30_000, onLost: () => undefined }),
+      ...createExactlyOnceState(workerRedis, workerConfig, logger),
     });
     consumer.start();
     ingest = await startIngestServer(

@@ -8,9 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger, createRedis, type RunEvent, type WorkflowDefinition } from "@flowmeter/shared";
 import { createRunQueue, followRun, parseRunnerConfig, startRunner, submitRun, type RunningRunner } from "@flowmeter/runner";
 import {
-  createBlockJournal,
   createRunEventsConsumer,
-  createTableLock,
+  createExactlyOnceState,
   createWorkerMetrics,
   openScratchDatabase,
   parseWorkerConfig,
@@ -39,8 +38,7 @@ describe("runner events into ClickHouse rollups", () => {
       logger,
       clickhouse: database.clickhouse,
       writer: database.writer,
-      journal: createBlockJournal(redis, prefix),
-      lock: createTableLock(redis, { queuePrefix: prefix, ttlMs: 10_000, waitMs: 30_000, onLost: () => undefined }),
+      ...createExactlyOnceState(redis, workerConfig, logger),
     });
     consumer.start();
     runner = await startRunner(

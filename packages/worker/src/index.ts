@@ -2,8 +2,7 @@ export { BatchWriter, type BatchWriterOptions, type FlushReason } from "./batch-
 export { createClickHouse, describeClickHouse } from "./clickhouse/client.js";
 export { MigrationError, migrate, readMigrations, type Migration } from "./clickhouse/migrate.js";
 export { parseWorkerConfig, readClickHouseConfig, type ClickHouseConfig, type WorkerConfig } from "./config.js";
-export { createBlockJournal, type BlockJournal } from "./consumers/block-journal.js";
-export { createTableLock, type TableLock } from "./consumers/table-lock.js";
+export { createExactlyOnceState } from "./consumers/insert-once.js";
 export { createBlockWriter, toBlock, type Block, type BlockWriter } from "./clickhouse/block-writer.js";
 export { createClientTelemetryConsumer, type ConsumerDeps } from "./consumers/client-telemetry.consumer.js";
 export { createRunEventsConsumer } from "./consumers/run-events.consumer.js";

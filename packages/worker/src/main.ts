@@ -7,10 +7,8 @@ import { createClickHouse, describeClickHouse } from "./clickhouse/client.js";
 import { cliInvocationsSink } from "./clickhouse/tables/cli-invocations.table.js";
 import { runEventsSink } from "./clickhouse/tables/run-events.table.js";
 import { parseWorkerConfig } from "./config.js";
-import { createBlockJournal } from "./consumers/block-journal.js";
 import { createClientTelemetryConsumer } from "./consumers/client-telemetry.consumer.js";
-import { repairRecordedBlocks } from "./consumers/insert-once.js";
-import { createTableLock } from "./consumers/table-lock.js";
+import { createExactlyOnceState, repairRecordedBlocks } from "./consumers/insert-once.js";
 import { createRunEventsConsumer } from "./consumers/run-events.consumer.js";
 import { armFailpoint } from "./failpoint.js";
 import { createWorkerHttpServer } from "./http/server.js";
@@ -59,18 +57,11 @@ async function main(): Promise<void> {
   await ready.json();
 
   const writer = await createBlockWriter(config.clickhouse, clickhouse);
-  const journal = createBlockJournal(redis, config.queuePrefix);
-  const lock = createTableLock(redis, {
-    queuePrefix: config.queuePrefix,
-    ttlMs: config.writeLockTtlMs,
-    waitMs: 2 * config.writeLockTtlMs,
-    onLost: (table) => logger.error("a table's write lock expired while held (the worker stalled longer than WORKER_WRITE_LOCK_TTL_MS)", { table }),
-  });
   const afterInsert = await armFailpoint(config, clickhouse, logger);
-  const deps = { config, redis, clickhouse, writer, journal, lock, metrics, logger, afterInsert };
+  const deps = { config, redis, clickhouse, writer, ...createExactlyOnceState(redis, config, logger), metrics, logger, afterInsert };
   // Blocks a killed worker left half-inserted are repaired now, not only at the next insert into their table.
   for (const sink of [cliInvocationsSink, runEventsSink]) {
-    await lock
+    await deps.lock
       .hold(sink.table, () => repairRecordedBlocks(deps, sink))
       .catch((error: unknown) =>
         logger.warn("recorded blocks not repaired yet; the next insert into the table repairs them", { table: sink.table, error: errorMessage(error) }),

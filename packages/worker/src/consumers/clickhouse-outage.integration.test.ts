@@ -12,8 +12,7 @@ import { insertBlockThroughClient, type BlockWriter } from "../clickhouse/block-
 import { openScratchDatabase, type ScratchDatabase } from "../clickhouse/scratch-database.js";
 import { parseWorkerConfig } from "../config.js";
 import { createWorkerMetrics } from "../metrics.js";
-import { createBlockJournal } from "./block-journal.js";
-import { createTableLock } from "./table-lock.js";
+import { createExactlyOnceState } from "./insert-once.js";
 import { createClientTelemetryConsumer } from "./client-telemetry.consumer.js";
 import type { QueueConsumer } from "./queue-consumer.js";
 
@@ -31,21 +30,20 @@ describe("ClickHouse unavailable, then back", () => {
     const real = database.clickhouse;
     // Every call goes to the unreachable server until `available`, then to chDB.
     const clickhouse = new Proxy(real, { get: (_target, name) => Reflect.get(available ? real : unreachable, name) as unknown });
+    const logger = createLogger("test", "error", () => {});
     const config = { ...parseWorkerConfig({ QUEUE_PREFIX: prefix, WORKER_RETRY_MAX_DELAY_MS: "50" }), batch: { maxRows: 5000, maxWaitMs: 20 } };
     const writer: BlockWriter = {
       insert: (block) => (available ? database.writer.insert(block) : insertBlockThroughClient(unreachable, block)),
       close: async () => undefined,
     };
-    const journal = createBlockJournal(redis, prefix);
     consumer = createClientTelemetryConsumer({
       config,
       redis,
       clickhouse,
       writer,
-      journal,
-      lock: createTableLock(redis, { queuePrefix: prefix, ttlMs: 10_000, waitMs: 30_000, onLost: () => undefined }),
+      ...createExactlyOnceState(redis, config, logger),
       metrics: createWorkerMetrics(),
-      logger: createLogger("test", "error", () => {}),
+      logger,
     });
     consumer.start();
     queue = new Queue(JOB_CATALOG.clientTelemetry.queue, { connection: redis, prefix });

@@ -18,8 +18,7 @@ import { insertJsonRows } from "../clickhouse/insert-json-rows.js";
 import { cliInvocationsSink, toRow } from "../clickhouse/tables/cli-invocations.table.js";
 import { parseWorkerConfig } from "../config.js";
 import { createWorkerMetrics } from "../metrics.js";
-import { createBlockJournal } from "./block-journal.js";
-import { createTableLock } from "./table-lock.js";
+import { createExactlyOnceState } from "./insert-once.js";
 import { createClientTelemetryConsumer } from "./client-telemetry.consumer.js";
 import type { QueueConsumer } from "./queue-consumer.js";
 
@@ -42,8 +41,7 @@ describe("client telemetry consumer (real Redis, chDB)", () => {
       redis,
       clickhouse,
       writer: database.writer,
-      journal: createBlockJournal(redis, prefix),
-      lock: createTableLock(redis, { queuePrefix: prefix, ttlMs: 10_000, waitMs: 30_000, onLost: () => undefined }),
+      ...createExactlyOnceState(redis, config, logger),
       metrics,
       logger,
     });

@@ -15,8 +15,10 @@ import { errorMessage, type Logger } from "@flowmeter/shared";
 import { toBlock, type Block, type BlockWriter } from "../clickhouse/block-writer.js";
 import { findStoredIdentities, identityOf, readBackRows, type SinkShape, type TableSink } from "../clickhouse/table-sink.js";
 import type { WorkerMetrics } from "../metrics.js";
-import type { BlockJournal } from "./block-journal.js";
-import type { TableLock } from "./table-lock.js";
+import type { Redis } from "ioredis";
+import type { WorkerConfig } from "../config.js";
+import { createBlockJournal, type BlockJournal } from "./block-journal.js";
+import { createTableLock, type TableLock } from "./table-lock.js";
 
 export interface OwnedRow<Row> {
   /** The queue job the row came from. */
@@ -33,6 +35,23 @@ export interface InsertOnceDeps {
   logger: Logger;
   /** Test-only fault injection (failpoint.ts), called once a block is in ClickHouse. */
   afterInsert?: () => void;
+}
+
+/** The block journal and the table locks of a worker, on its Redis and queue prefix. */
+export function createExactlyOnceState(
+  redis: Redis,
+  config: Pick<WorkerConfig, "queuePrefix" | "writeLockTtlMs">,
+  logger: Logger,
+): Pick<InsertOnceDeps, "journal" | "lock"> {
+  return {
+    journal: createBlockJournal(redis, config.queuePrefix),
+    lock: createTableLock(redis, {
+      queuePrefix: config.queuePrefix,
+      ttlMs: config.writeLockTtlMs,
+      waitMs: 2 * config.writeLockTtlMs,
+      onLost: (table) => logger.error("a table's write lock expired while held (the worker stalled longer than WORKER_WRITE_LOCK_TTL_MS)", { table }),
+    }),
+  };
 }
 
 /**

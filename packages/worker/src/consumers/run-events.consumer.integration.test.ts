@@ -7,8 +7,7 @@ import { openScratchDatabase, type ScratchDatabase } from "../clickhouse/scratch
 import { parseWorkerConfig } from "../config.js";
 import { createWorkerMetrics } from "../metrics.js";
 import type { QueueConsumer } from "./queue-consumer.js";
-import { createBlockJournal } from "./block-journal.js";
-import { createTableLock } from "./table-lock.js";
+import { createExactlyOnceState } from "./insert-once.js";
 import { createRunEventsConsumer } from "./run-events.consumer.js";
 
 const logger = createLogger("test", "error");
@@ -96,8 +95,7 @@ describe("run events consumer (real Redis, chDB)", () => {
       redis,
       clickhouse,
       writer: database.writer,
-      journal: createBlockJournal(redis, prefix),
-      lock: createTableLock(redis, { queuePrefix: prefix, ttlMs: 10_000, waitMs: 30_000, onLost: () => undefined }),
+      ...createExactlyOnceState(redis, config, logger),
       metrics: createWorkerMetrics(),
       logger,
     });
