@@ -132,7 +132,8 @@ const payloadValidators = {
 };
 
 /** What is wrong with a telemetry job's payload, or undefined when it has the shape its queue carries. */
-export function payloadProblem(kind: keyof typeof payloadValidators, data: unknown): string | undefined {
+export function payloadProblem(queue: (typeof JOB_CATALOG)[keyof typeof payloadValidators]["queue"], data: unknown): string | undefined {
+  const kind = queue === JOB_CATALOG.clientTelemetry.queue ? "clientTelemetry" : "runEvents";
   const validate = payloadValidators[kind];
   if (validate(data)) return undefined;
   const [error] = validate.errors ?? [];

@@ -8,24 +8,21 @@ import type { ClickHouseClient } from "@clickhouse/client";
 /** Every raw table the worker writes, as its metrics label. */
 export const TABLE_LABELS = ["cli_invocations", "run_events", "run_telemetry", "ingestion_warnings"] as const;
 
-export interface TableSink<Row extends object> {
+/** A sink whatever its row type: what the lookup and the journal's repair need. */
+export interface SinkShape {
   /** Fully qualified, e.g. flowmeter.cli_invocations. */
   table: string;
   /** The table's name as a metrics label. */
   label: (typeof TABLE_LABELS)[number];
-  columns: readonly (keyof Row & string)[];
-  identity: readonly { column: keyof Row & string; type: string }[];
+  columns: readonly string[];
+  identity: readonly { column: string; type: string }[];
   /** Materialized views read the table: its inserts go through the block journal (consumers/block-journal.ts). */
   hasViews: boolean;
 }
 
-/** What the journal's repair needs of a sink, whatever its row type. */
-export interface SinkShape {
-  table: string;
-  label: (typeof TABLE_LABELS)[number];
-  columns: readonly string[];
-  identity: readonly { column: string; type: string }[];
-  hasViews: boolean;
+export interface TableSink<Row extends object> extends SinkShape {
+  columns: readonly (keyof Row & string)[];
+  identity: readonly { column: keyof Row & string; type: string }[];
 }
 
 /** A row's identity as one printable string: its identity columns' values as ClickHouse prints them, in a JSON array. */

@@ -14,7 +14,7 @@ export interface RecordedBlock {
   table: string;
   token: string;
   /** identityOf() of each row, in block order. */
-  identities: string[];
+  identities: readonly string[];
 }
 
 export interface BlockJournal {

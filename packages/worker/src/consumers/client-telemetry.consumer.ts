@@ -22,7 +22,6 @@ export function createClientTelemetryConsumer(deps: ConsumerDeps): QueueConsumer
   const { config, logger } = deps;
   return createQueueConsumer<ClientTelemetryJob>({
     queue: JOB_CATALOG.clientTelemetry.queue,
-    payload: "clientTelemetry",
     config,
     redis: deps.redis,
     metrics: deps.metrics,

@@ -11,12 +11,12 @@
  * Materialized views fire only for what is inserted, so the rollups count each record once too.
  */
 import type { ClickHouseClient } from "@clickhouse/client";
+import type { Redis } from "ioredis";
 import { errorMessage, type Logger } from "@flowmeter/shared";
 import { toBlock, type Block, type BlockWriter } from "../clickhouse/block-writer.js";
 import { findStoredIdentities, identityOf, readBackRows, type SinkShape, type TableSink } from "../clickhouse/table-sink.js";
-import type { WorkerMetrics } from "../metrics.js";
-import type { Redis } from "ioredis";
 import type { WorkerConfig } from "../config.js";
+import type { WorkerMetrics } from "../metrics.js";
 import { createBlockJournal, type BlockJournal } from "./block-journal.js";
 import { createTableLock, type TableLock } from "./table-lock.js";
 
@@ -62,14 +62,15 @@ function refusedWhileParsing(error: unknown): boolean {
   return /\(at row \d+\)/.test(errorMessage(error));
 }
 
-async function insertBlock<Row extends object>(deps: InsertOnceDeps, sink: TableSink<Row>, block: Block, rows: readonly Row[]): Promise<void> {
+/** `identities`: identityOf() of each row of the block, in its order. */
+async function insertBlock(deps: InsertOnceDeps, sink: SinkShape, block: Block, identities: readonly string[]): Promise<void> {
   if (block.rows === 0) return;
   if (!sink.hasViews) {
     await deps.writer.insert(block);
     deps.afterInsert?.();
     return;
   }
-  const recorded = { table: sink.table, token: block.token, identities: rows.map((row) => identityOf(sink, row)) };
+  const recorded = { table: sink.table, token: block.token, identities };
   await deps.journal.record(recorded);
   try {
     await deps.writer.insert(block);
@@ -118,9 +119,15 @@ export async function insertOnce<Row extends object>(deps: InsertOnceDeps, sink:
     const written = await deps.lock.hold(sink.table, async () => {
       await repairRecordedBlocks(deps, sink);
       const stored = await findStoredIdentities(deps.clickhouse, sink, [...unique.values()]);
-      const fresh = [...unique].filter(([identity]) => !stored.has(identity)).map(([, row]) => row);
+      const fresh = [...unique].filter(([identity]) => !stored.has(identity));
       metrics.duplicatesDropped.inc({ table: sink.label, reason: "stored" }, unique.size - fresh.length);
-      await insertBlock(deps, sink, toBlock(sink.table, sink.columns, fresh), fresh);
+      const rowsToWrite = fresh.map(([, row]) => row);
+      await insertBlock(
+        deps,
+        sink,
+        toBlock(sink.table, sink.columns, rowsToWrite),
+        fresh.map(([identity]) => identity),
+      );
       return fresh.length;
     });
     metrics.rowsInserted.inc({ table: sink.label }, written);

@@ -19,8 +19,6 @@ export interface QueuedJob<Data> {
 export interface QueueConsumerOptions<Data> {
   /** Queue name from JOB_CATALOG; also the metrics label. */
   queue: "client-telemetry" | "run-events";
-  /** The payload's shape (shared/queues.ts): a job of another shape fails at once instead of retrying. */
-  payload: Parameters<typeof payloadProblem>[0];
   config: Pick<WorkerConfig, "queuePrefix" | "batch" | "concurrency" | "lockDurationMs" | "stalledIntervalMs" | "retryMaxDelayMs">;
   redis: Redis;
   metrics: WorkerMetrics;
@@ -89,7 +87,8 @@ export function createQueueConsumer<Data>(options: QueueConsumerOptions<Data>): 
     name,
     async function processQueuedJob(job: Job<Data>) {
       const jobId = job.id ?? "";
-      const problem = payloadProblem(options.payload, job.data);
+      // A job not of the shape its queue carries (shared/queues.ts) fails at once instead of retrying.
+      const problem = payloadProblem(name, job.data);
       if (problem !== undefined) {
         logger.error("malformed job moved to the failed set without retries (npx flowmeter failed)", { queue: name, job: jobId, problem });
         throw new UnrecoverableError(problem);
@@ -110,9 +109,11 @@ export function createQueueConsumer<Data>(options: QueueConsumerOptions<Data>): 
       autorun: false,
     },
   );
-  worker.on("failed", (job, error) =>
-    logger.warn("job failed; it will be retried", { queue: name, job: job?.id, attempt: job?.attemptsMade, error: errorMessage(error) }),
-  );
+  worker.on("failed", (job, error) => {
+    // A malformed job was logged as such and is not retried.
+    if (error instanceof UnrecoverableError) return;
+    logger.warn("job failed; it will be retried", { queue: name, job: job?.id, attempt: job?.attemptsMade, error: errorMessage(error) });
+  });
   const shouldLog = createRepeatThrottle();
   worker.on("error", (error) => {
     if (shouldLog(errorMessage(error))) logger.error("queue worker error (repeats are logged every 30 s)", { queue: name, error: errorMessage(error) });
