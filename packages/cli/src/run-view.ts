@@ -12,6 +12,8 @@ export interface StageView {
   startedAtMs: number | undefined;
   durationMs: number | undefined;
   detail: string;
+  /** The last lines a failed stage wrote, shown under its line. */
+  tail: string[];
 }
 
 const SYMBOL: Record<StageState, string> = { queued: "·", running: "▶", succeeded: "✔", failed: "✖", skipped: "↷" };
@@ -33,6 +35,7 @@ export class RunView {
           startedAtMs: event.ts_ms,
           durationMs: undefined,
           detail: "",
+          tail: [],
         });
         break;
       case "stage.completed":
@@ -69,19 +72,36 @@ export class RunView {
     const name = event.stage_name ?? "";
     let view = this.stages.get(name);
     if (!view) {
-      view = { name, group: event.group_id ?? "", driver: "", state: "queued", attempt: 0, startedAtMs: undefined, durationMs: undefined, detail: "" };
+      view = {
+        name,
+        group: event.group_id ?? "",
+        driver: "",
+        state: "queued",
+        attempt: 0,
+        startedAtMs: undefined,
+        durationMs: undefined,
+        detail: "",
+        tail: [],
+      };
       this.stages.set(name, view);
     }
     return view;
   }
 
+  /** Shows `lines` under a stage's line (the output of its failed attempt). */
+  setTail(stageName: string, lines: string[]): void {
+    const view = this.stages.get(stageName);
+    if (view !== undefined) view.tail = lines;
+  }
+
   lines(nowMs: number): string[] {
     const width = Math.max(5, ...[...this.stages.keys()].map((name) => name.length));
-    return [...this.stages.values()].map((stage) => {
+    return [...this.stages.values()].flatMap((stage) => {
       const elapsed = stage.state === "running" && stage.startedAtMs !== undefined ? nowMs - stage.startedAtMs : stage.durationMs;
       const time = elapsed === undefined ? "" : `${(elapsed / 1000).toFixed(1)} s`;
       const attempt = stage.attempt > 1 ? ` attempt ${stage.attempt}` : "";
-      return `${SYMBOL[stage.state]} ${stage.name.padEnd(width)}  ${stage.group.padEnd(3)} ${stage.state.padEnd(9)} ${time.padStart(8)}${attempt}${stage.detail ? `  ${stage.detail}` : ""}`;
+      const line = `${SYMBOL[stage.state]} ${stage.name.padEnd(width)}  ${stage.group.padEnd(3)} ${stage.state.padEnd(9)} ${time.padStart(8)}${attempt}${stage.detail ? `  ${stage.detail}` : ""}`;
+      return [line, ...stage.tail.map((text) => `    │ ${text}`)];
     });
   }
 }

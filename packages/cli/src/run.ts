@@ -1,20 +1,24 @@
 /**
  * `flowmeter run <file>`: submits a run of a workflow file to the runner fleet (the BullMQ runs queue), follows
- * its events with a live view of stage states, and exits with the run's outcome: 0 succeeded, 1 failed,
- * 2 cancelled. Ctrl-C cancels the run (a second Ctrl-C stops following without waiting).
+ * its events with a live view of stage states (a failed stage's last lines of output under its line), and exits with
+ * the run's outcome: 0 succeeded, 1 failed, 2 cancelled. Ctrl-C cancels the run (a second Ctrl-C stops following without waiting).
  */
-import { DEFAULT_REDIS_URL, EnvReader, createRedis, type RunEvent } from "@flowmeter/shared";
-import { WorkflowValidationError, cancelRun, createRunQueue, followRun, loadWorkflowFile, submitRun } from "@flowmeter/runner";
+import { DEFAULT_REDIS_URL, EnvReader, createRedis, type RunEvent, type RunEventOf } from "@flowmeter/shared";
+import { RunStore, WorkflowValidationError, cancelRun, followRun, loadWorkflowFile, submitRun } from "@flowmeter/runner";
 import { CliError, EXIT, parseOptions } from "./cli-error.js";
 import { embeddedQueuePrefix } from "./config.js";
+import { formatLogLine } from "./logs.js";
 import { RunView } from "./run-view.js";
 
 const NO_RUNNER_HINT_MS = 10_000;
+/** Lines of a failed stage's output shown under it. */
+const FAILED_STAGE_LINES = 8;
 
 export const RUN_USAGE = `usage: flowmeter run <workflow.yaml|workflow.json>
 
 Submits a run of the workflow to the runners (the BullMQ runs queue in Redis) and follows it live: one line per
-stage. Ctrl-C cancels the run; a second Ctrl-C stops following and leaves it running.
+stage, and under a stage that failed the last lines it wrote (all of them: flowmeter logs <run_id> <stage>).
+Ctrl-C cancels the run; a second Ctrl-C stops following and leaves it running.
 
 exit codes: 0 the run succeeded, 1 it failed, 2 it was cancelled, 130 stopped following, 64 usage error,
             66 the file cannot be read or is not a valid workflow, 69 Redis unreachable, 78 invalid configuration
@@ -46,18 +50,17 @@ export async function run(args: string[], env: NodeJS.ProcessEnv, out: NodeJS.Wr
   });
   const redis = createRedis(redisUrl, "producer");
   redis.on("error", () => {});
-  const queue = createRunQueue(redis, queuePrefix);
+  const store = new RunStore(redis, { prefix: queuePrefix });
   let runId: string;
   try {
-    runId = (await submitRun(queue, workflow)).run_id;
+    runId = (await submitRun(store, workflow)).run_id;
   } catch (error) {
-    await queue.close().catch(() => undefined);
+    await store.close();
     redis.disconnect();
     throw new CliError(
       `could not submit the run: Redis at ${redisUrl} is not reachable (${String(error instanceof Error ? error.message : error)}). Is flowmeter running (npm start)?`,
     );
   }
-  await queue.close();
   out.write(`run ${runId} of workflow ${workflow.name} submitted (${workflow.stages.length} ${workflow.stages.length === 1 ? "stage" : "stages"})\n`);
 
   const view = new RunView();
@@ -88,7 +91,7 @@ export async function run(args: string[], env: NodeJS.ProcessEnv, out: NodeJS.Wr
       if (live && drawn > 0) out.write(`\x1b[${drawn}A\x1b[0J`);
       drawn = 0;
       out.write(`cancelling run ${runId} (Ctrl-C again to stop following)\n`);
-      void cancelRun(redis, queuePrefix, runId, "cancelled from flowmeter run").catch(() => undefined);
+      void cancelRun(store, runId, "cancelled from flowmeter run").catch(() => undefined);
     } else stopFollowing.abort();
   };
   process.on("SIGINT", onInterrupt);
@@ -97,13 +100,16 @@ export async function run(args: string[], env: NodeJS.ProcessEnv, out: NodeJS.Wr
     for await (const event of followRun({ redisUrl, queuePrefix }, runId, { signal: stopFollowing.signal })) {
       clearTimeout(hint);
       view.apply(event);
+      const tail = event.event_type === "stage.failed" && !event.payload.will_retry ? await failedStageLines(store, event) : [];
+      view.setTail(event.stage_name ?? "", tail);
       if (live) draw();
-      else out.write(`${describe(event)}\n`);
+      else out.write([describe(event), ...tail.map((line) => `    │ ${line}`)].map((line) => `${line}\n`).join(""));
     }
   } finally {
     clearInterval(ticker);
     clearTimeout(hint);
     process.off("SIGINT", onInterrupt);
+    await store.close();
     redis.disconnect();
   }
   if (view.outcome === undefined) {
@@ -112,6 +118,12 @@ export async function run(args: string[], env: NodeJS.ProcessEnv, out: NodeJS.Wr
   }
   out.write(`${view.summary}\n`);
   return view.outcome === "finished" ? 0 : view.outcome === "failed" ? 1 : 2;
+}
+
+/** The last lines the failed attempt wrote; its lines reach Redis before its stage.failed event. */
+async function failedStageLines(store: RunStore, event: RunEventOf<"stage.failed">): Promise<string[]> {
+  const lines = await store.logs.tail(event.run_id, FAILED_STAGE_LINES, event.stage_name ?? "").catch(() => []);
+  return lines.filter((line) => line.stage_attempt === event.payload.stage_attempt).map(formatLogLine);
 }
 
 function describe(event: RunEvent): string {

@@ -1,9 +1,10 @@
 /**
  * The README's path, for real: `flowmeter start` on the embedded default, the curl example's parent and child
- * entries visible in driver_stats, `flowmeter run` on the example workflow, and a clean SIGTERM.
+ * entries visible in driver_stats, `flowmeter run` on the example workflow, a failing stage's output through
+ * `npx flowmeter run` and `npx flowmeter logs` (and in ClickHouse's run_logs), and a clean SIGTERM.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { deleteQueuePrefix, freePort, tempDir, testQueuePrefix, testRedisUrl, waitFor } from "@flowmeter/test-utils";
@@ -95,6 +96,56 @@ describe("flowmeter start", () => {
     );
     expect(stages).toContain("publish\t['succeeded']");
     expect(stages).toContain("lint\t['succeeded']");
+  }, 60_000);
+
+  /** `npx flowmeter …` from the repository, as a user runs it; resolves with the exit code and everything printed. */
+  async function npxFlowmeter(args: string[]): Promise<{ code: number | null; printed: string }> {
+    const child = spawn("npx", ["flowmeter", ...args], { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
+    let printed = "";
+    child.stdout?.on("data", (chunk: Buffer) => (printed += chunk.toString()));
+    child.stderr?.on("data", (chunk: Buffer) => (printed += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+    return { code, printed };
+  }
+
+  it("shows a failed stage's last lines under it (npx flowmeter run), all of them with npx flowmeter logs, and stores them in run_logs", async () => {
+    const file = `${data.path}/fails.yaml`;
+    writeFileSync(
+      file,
+      [
+        "name: fails",
+        "stages:",
+        "  - name: a",
+        "    driver: shell",
+        '    run: "echo about to fail; echo disk full >&2; exit 3"',
+        "  - name: b",
+        "    driver: shell",
+        '    run: "echo fine"',
+        "",
+      ].join("\n"),
+    );
+    const run = await npxFlowmeter(["run", file]);
+    expect(run.code, run.printed).toBe(1);
+    const runId = /run (\S+) of workflow fails submitted/.exec(run.printed)?.[1] ?? "";
+    expect(runId, run.printed).not.toBe("");
+    const afterFailure = run.printed.slice(run.printed.indexOf("stage.failed a"));
+    expect(afterFailure.split("\n").slice(1, 3).sort(), run.printed).toEqual(["    │ a (stderr): disk full", "    │ a: about to fail"]);
+
+    const all = await npxFlowmeter(["logs", runId]);
+    expect(all.code, all.printed).toBe(0);
+    expect(all.printed.trim().split("\n").sort()).toEqual(["a (stderr): disk full", "a: about to fail", "b: fine"]);
+    const onlyB = await npxFlowmeter(["logs", runId, "b", "--follow"]); // the run has ended: --follow returns at once
+    expect([onlyB.code, onlyB.printed]).toEqual([0, "b: fine\n"]);
+    expect((await npxFlowmeter(["logs", "no-such-run"])).code).toBe(66);
+
+    const stored = await waitFor(
+      async () => {
+        const text = await query(`SELECT stage_name, stream, line FROM flowmeter.run_logs WHERE run_id = '${runId}' ORDER BY stage_name, stream`);
+        return text.split("\n").length === 3 ? text : undefined;
+      },
+      { what: "the run's lines in run_logs" },
+    );
+    expect(stored).toBe("a\tstderr\tdisk full\na\tstdout\tabout to fail\nb\tstdout\tfine");
   }, 60_000);
 
   it("stops cleanly on SIGTERM", async () => {

@@ -25,6 +25,8 @@ export interface RunnerConfig {
   eventRetentionSeconds: number;
   /** Telemetry samples kept in Redis per run for `GET /v1/runs/{id}/telemetry` (newest win); 0 keeps none. */
   telemetryBufferSize: number;
+  /** Stage log lines kept per run in Redis for the run API and `flowmeter logs` (ClickHouse keeps them all); 0 keeps none. */
+  logBufferLines: number;
   /** A running run's lease: its runner renews it every third of this; once it runs out, the run is failed (runner_restarted). */
   leaseMs: number;
   /** How often each runner looks for runs whose lease ran out (also once at start). */
@@ -61,6 +63,7 @@ export function parseRunnerConfig(env: EnvSource, cwd: string = process.cwd()): 
     shutdownTimeoutMs: reader.int("RUNNER_SHUTDOWN_TIMEOUT_MS", 30_000, { min: 0, max: 3_600_000 }),
     eventRetentionSeconds: reader.int("RUNNER_EVENT_RETENTION_SECONDS", 7 * 86_400, { min: 60, max: 365 * 86_400 }),
     telemetryBufferSize: reader.int("RUNNER_TELEMETRY_BUFFER_SIZE", 5000, { min: 0, max: 1_000_000 }),
+    logBufferLines: reader.int("RUNNER_LOG_BUFFER_LINES", 20_000, { min: 0, max: 1_000_000 }),
     leaseMs: reader.int("RUNNER_LEASE_MS", 30_000, { min: 300, max: 3_600_000 }),
     reconcileIntervalMs: reader.int("RUNNER_RECONCILE_INTERVAL_MS", 10_000, { min: 100, max: 3_600_000 }),
     dataDir,

@@ -1,6 +1,6 @@
 /**
- * Wires a runner process: metrics, the producer connection, the run event store, sample buffer and run records,
- * the event publisher (with its spool), the run consumer (with its lease keeper), the reconciler and the HTTP server
+ * Wires a runner process: metrics, the producer connection, the run store (store/run-store.ts, built once here and
+ * passed to everything that reads or writes runs), the event publisher (with its spool), the run consumer (with its lease keeper), the reconciler and the HTTP server
  * (run API). main.ts calls it with the parsed config; `npm start` and tests can call it too.
  *
  * Shutdown order (stop()): stop the reconciler; stop taking runs and let active runs end (cancelled with "runner
@@ -14,22 +14,18 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import type { AddressInfo } from "node:net";
 import type { Server } from "node:http";
-import { Queue } from "bullmq";
-import { JOB_CATALOG, SpoolFile, createRedis, errorMessage, type Logger, type RunEvent, type RunEventsJob } from "@flowmeter/shared";
+import { SpoolFile, createRedis, errorMessage, type Logger, type RunEvent } from "@flowmeter/shared";
 import type { RunnerConfig } from "./config.js";
 import { EventPublisher, type SpoolItem } from "./delivery/event-publisher.js";
 import { createQueueDelivery } from "./delivery/queue-delivery.js";
-import { RunEventStore } from "./delivery/run-event-store.js";
 import { DriverRegistry } from "./drivers/driver-registry.js";
 import type { LeaseKeeper } from "./fleet/lease-keeper.js";
 import { RunConsumer } from "./fleet/run-consumer.js";
 import { StageRegistry } from "./execution/stage-registry.js";
 import { RunReconciler } from "./fleet/run-reconciler.js";
-import { createRunQueue } from "./fleet/submit-run.js";
 import { createRunnerApp } from "./http/app.js";
 import { createRunnerMetrics, type RunnerMetrics } from "./metrics.js";
-import { RunRecords } from "./runs/run-records.js";
-import { RunSampleStore } from "./telemetry/run-sample-store.js";
+import { RunStore } from "./store/run-store.js";
 
 export interface RunningRunner {
   /** http://host:port of the HTTP server. */
@@ -66,34 +62,27 @@ export async function startRunner(config: RunnerConfig, logger: Logger, options:
     redisDown = false;
     logger.info("redis reachable again");
   });
-  const queue = new Queue<RunEventsJob>(JOB_CATALOG.runEvents.queue, { connection: producer, prefix: config.redis.queuePrefix });
-  // Queue errors mirror the connection's (logged above); without a listener an "error" event would crash the process.
-  queue.on("error", () => {});
-  const { queuePrefix: prefix } = config.redis;
-  const retentionSeconds = config.eventRetentionSeconds;
   const runnerId = newRunnerId();
-  const store = new RunEventStore(producer, { prefix, retentionSeconds });
-  const samples = new RunSampleStore(producer, { prefix, retentionSeconds, capacity: config.telemetryBufferSize });
-  const records = new RunRecords(producer, { prefix, retentionSeconds });
-  const runQueue = createRunQueue(producer, prefix);
-  runQueue.on("error", () => {});
+  const publish = (events: readonly RunEvent[]): void => {
+    for (const event of events) publisher.event(event);
+  };
+  const store = new RunStore(producer, {
+    prefix: config.redis.queuePrefix,
+    retentionSeconds: config.eventRetentionSeconds,
+    telemetryBufferSize: config.telemetryBufferSize,
+    logBufferLines: config.logBufferLines,
+    forward: publish, // events of runs this process ends for others (reconciler, cancel) are spooled like its own
+  });
   const publisher = new EventPublisher({
-    deliver: createQueueDelivery({ queue, store, samples, redis: producer }),
+    deliver: createQueueDelivery(store),
     spool: new SpoolFile<SpoolItem>(config.spoolDir, logger, { owner: "runner" }),
     logger,
     metrics,
   });
   await publisher.start();
-  const publish = (events: readonly RunEvent[]): void => {
-    for (const event of events) publisher.event(event);
-  };
 
   const reconciler: RunReconciler = new RunReconciler({
-    records,
     store,
-    runQueue,
-    redis: producer,
-    publish,
     jobLostGraceMs: Math.max(config.leaseMs, 5000),
     logger,
     metrics,
@@ -102,12 +91,10 @@ export async function startRunner(config: RunnerConfig, logger: Logger, options:
   });
   const consumer: RunConsumer = new RunConsumer({
     redisUrl: config.redis.url,
-    queuePrefix: prefix,
     maxRuns: config.maxRuns,
     drivers,
     output: publisher,
     store,
-    records,
     reconciler,
     runnerId,
     leaseMs: config.leaseMs,
@@ -135,16 +122,7 @@ export async function startRunner(config: RunnerConfig, logger: Logger, options:
       spooled_items: publisher.spooledItems,
       redis: producer.status,
     }),
-    runs: {
-      redis: producer,
-      prefix,
-      runQueue,
-      workflowsDir: config.workflowsDir,
-      drivers: drivers.names(),
-      retentionSeconds,
-      apiTokens: config.apiTokens,
-      publish,
-    },
+    runs: { store, workflowsDir: config.workflowsDir, drivers: drivers.names(), apiTokens: config.apiTokens },
   });
   const server: Server = app.listen(config.port, config.host);
   await once(server, "listening");
@@ -166,8 +144,7 @@ export async function startRunner(config: RunnerConfig, logger: Logger, options:
       await publisher.close();
       await consumer.leases.renewNow(); // releases the runs whose terminal event just landed (logs only)
       consumer.leases.stop();
-      await queue.close().catch(() => {});
-      await runQueue.close().catch(() => {});
+      await store.close();
       producer.disconnect();
       metrics.up.set(0);
       server.closeAllConnections();

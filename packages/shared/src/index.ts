@@ -28,9 +28,12 @@ export {
 } from "./queues.js";
 export { createRedis, redisAnswers } from "./redis.js";
 export {
+  MAX_LOG_LINE_BYTES,
+  MAX_LOG_LINES_PER_ATTEMPT,
   RUN_EVENT_TYPES,
   RUN_FAILED_REASONS,
   RUN_EVENT_V2_NAMES,
+  RUN_POLICY_LIMITS,
   TERMINAL_RUN_EVENT_TYPES,
   isTerminalRunEvent,
   uuidV7,
@@ -47,7 +50,9 @@ export {
   type RunFailedReason,
   type RunEventTypeV2,
   type RunJob,
+  type RunPolicy,
   type StageDefinition,
+  type StageLogLine,
   type StepHeartbeat,
   type TelemetrySample,
   type TerminalRunEventType,
@@ -70,6 +75,7 @@ export {
   type RunStagesResponse,
   type RunState,
   type RunTelemetryResponse,
+  type RunLogsResponse,
   type RunView,
   type StageStatus,
   type StageView,

@@ -120,6 +120,7 @@ const PAYLOAD_SCHEMAS = {
     properties: {
       events: { type: "array", items: { type: "object", required: ["event_id", "run_id", "seq", "event_type"] } },
       samples: { type: "array", items: { type: "object", required: ["run_id", "attempt_id", "seq", "kind"] } },
+      logs: { type: "array", items: { type: "object", required: ["run_id", "attempt_id", "seq", "stage_name", "stream", "line"] } },
       producedAtMs: { type: "number" },
     },
   },

@@ -2,7 +2,7 @@
  * Bodies of the run API (docs/spec.md §5), served by every runner process. The runner's `src/http/openapi.ts` describes the
  * same shapes as JSON Schema, and its tests check real answers against it.
  */
-import type { RunEvent, RunFailedReason, StepHeartbeat, HostSample } from "./run-events.js";
+import type { HostSample, RunEvent, RunFailedReason, RunPolicy, StageLogLine, StepHeartbeat } from "./run-events.js";
 
 /** queued: accepted, no runner has taken it; running: a runner holds its lease; the other three are terminal. */
 export const RUN_STATES = ["queued", "running", "succeeded", "failed", "cancelled"] as const;
@@ -41,6 +41,8 @@ export interface RunView {
   error: string | null;
   /** Set once a cancel was asked for (the first reason wins). */
   cancel_reason: string | null;
+  /** The policy the run was submitted with, or null. */
+  policy: RunPolicy | null;
   /** The latest stored event; event_type is PascalCase with api_version=v2. */
   last_event: { event_id: string; seq: number; event_type: string } | null;
 }
@@ -55,6 +57,7 @@ export interface CreateRunRequest {
   run_id?: string;
   /** Stages at once for this run (overrides the workflow's). */
   concurrency?: number;
+  policy?: RunPolicy;
 }
 
 export interface CreateRunResponse {
@@ -116,4 +119,12 @@ export interface RunTelemetryResponse {
   /** Pass as `from_seq` to read on: one past the last sample looked at. */
   next_seq: number;
   samples: Array<HostSample | StepHeartbeat>;
+}
+
+export interface RunLogsResponse {
+  run_id: string;
+  attempt_id: string;
+  /** Pass as `from_seq` to read on: one past the last line looked at. */
+  next_seq: number;
+  lines: StageLogLine[];
 }

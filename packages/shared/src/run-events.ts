@@ -38,11 +38,11 @@ export type TerminalRunEventType = (typeof TERMINAL_RUN_EVENT_TYPES)[number];
 export type RunEventLevel = "info" | "warn" | "error";
 
 /**
- * Why a run failed: a stage failed its last attempt; the workflow was refused when a runner took the job; the runner
+ * Why a run failed: a stage failed its last attempt; the run outlived its policy's run_timeout_secs; the workflow was refused when a runner took the job; the runner
  * itself erred; the runner executing it died or lost its lease (the run is failed, never re-run); or its queued job
  * vanished before any runner started it.
  */
-export const RUN_FAILED_REASONS = ["stage_failed", "invalid_workflow", "runner_error", "runner_restarted", "job_lost"] as const;
+export const RUN_FAILED_REASONS = ["stage_failed", "run_timed_out", "invalid_workflow", "runner_error", "runner_restarted", "job_lost"] as const;
 export type RunFailedReason = (typeof RUN_FAILED_REASONS)[number];
 
 /**
@@ -176,6 +176,30 @@ export interface StepHeartbeat extends SampleBase {
 export type TelemetrySample = HostSample | StepHeartbeat;
 
 // ---------------------------------------------------------------------------------------------------------
+// Stage output (docs/spec.md §6: run_logs)
+// ---------------------------------------------------------------------------------------------------------
+
+/** A line longer than this (UTF-8 bytes) is cut there and marked `truncated`. */
+export const MAX_LOG_LINE_BYTES = 4096;
+/** Lines kept per stage attempt; past it one `stderr` line says how many more there were, and the rest are counted only. */
+export const MAX_LOG_LINES_PER_ATTEMPT = 10_000;
+
+/** One line a stage attempt wrote on stdout or stderr, without its newline. */
+export interface StageLogLine {
+  run_id: string;
+  attempt_id: string;
+  /** 1-based per run attempt, in the order the runner read the lines; (attempt_id, seq) is the dedup key. */
+  seq: number;
+  timestamp_ms: number;
+  stage_name: string;
+  stage_attempt: number;
+  stream: "stdout" | "stderr";
+  line: string;
+  /** The line was longer than MAX_LOG_LINE_BYTES and was cut. */
+  truncated: boolean;
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // Workflow definition (docs/spec.md §6a) and queue payloads
 // ---------------------------------------------------------------------------------------------------------
 
@@ -204,9 +228,34 @@ export interface WorkflowDefinition {
 export interface RunEventsJob {
   events: RunEvent[];
   samples: TelemetrySample[];
+  /** Absent in jobs of runners older than stage logs. */
+  logs?: StageLogLine[];
   /** When the batch was handed to the queue (ms since epoch); a replayed spool batch carries its replay time. */
   producedAtMs: number;
 }
+
+/**
+ * How one run executes, chosen when it is submitted (`policy` in POST /v1/runs), as void-box threads a run policy
+ * through its runtime: a limit for the whole run and defaults for stages that set none. Every field is optional.
+ */
+export interface RunPolicy {
+  /** The whole run: past it, running stages are stopped, the others skipped, and the run fails (run_timed_out). */
+  run_timeout_secs?: number;
+  /** Timeout of each attempt of a stage without its own `timeout_secs`. */
+  stage_timeout_secs?: number;
+  /** Retries of a stage without its own `retries`. */
+  stage_retries?: number;
+  /** SIGTERM → SIGKILL delay when a stage is stopped (timeout, cancel); default the runner's RUNNER_STAGE_KILL_GRACE_MS. */
+  kill_grace_secs?: number;
+}
+
+/** Bounds of each RunPolicy field (inclusive), shared by the API's schema and the runner's checks. */
+export const RUN_POLICY_LIMITS = {
+  run_timeout_secs: { min: 1, max: 604_800 },
+  stage_timeout_secs: { min: 1, max: 604_800 },
+  stage_retries: { min: 0, max: 100 },
+  kill_grace_secs: { min: 0, max: 3600 },
+} as const satisfies Record<keyof RunPolicy, { min: number; max: number }>;
 
 /** A job of the `runs` queue: one submitted run, executed by whichever runner takes it. */
 export interface RunJob {
@@ -216,6 +265,7 @@ export interface RunJob {
   input?: unknown;
   /** Overrides the workflow's `concurrency` for this run. */
   concurrency?: number;
+  policy?: RunPolicy;
   submittedAtMs: number;
 }
 

@@ -14,7 +14,7 @@ export function createWorkerMetrics() {
   collectDefaultMetrics({ register: registry, prefix: "flowmeter_" });
   return {
     registry,
-    /** table: cli_invocations | run_events | run_telemetry | ingestion_warnings (TableSink.label). */
+    /** table: cli_invocations | run_events | run_telemetry | run_logs | ingestion_warnings (TableSink.label). */
     rowsInserted: tableCounter(registry, "flowmeter_worker_rows_inserted_total", "Rows written to ClickHouse"),
     blocksReplayed: tableCounter(
       registry,

@@ -8,16 +8,16 @@
  * with backoff (`retryMinMs` … `retryMaxMs`) and emptied once delivered. Delivery is at least once: a batch that
  * timed out may still land, and a replay may repeat it; consumers dedupe by event_id and (attempt_id, seq).
  *
- * Bounds: samples are dropped (and counted) when more than `maxBufferedSamples` wait in memory; events are never
- * dropped. The spool file itself is not capped: `flowmeter_runner_events_spooled` shows its size.
+ * Bounds: samples are dropped (and counted) when more than `maxBufferedSamples` wait in memory; events and log lines
+ * are never dropped here (the executor bounds the lines of each stage attempt, MAX_LOG_LINES_PER_ATTEMPT). The spool file itself is not capped: `flowmeter_runner_events_spooled` shows its size.
  */
-import { errorMessage, type Logger, type RunEvent, type RunEventsJob, type SpoolFile, type TelemetrySample } from "@flowmeter/shared";
+import { errorMessage, type Logger, type RunEvent, type RunEventsJob, type SpoolFile, type StageLogLine, type TelemetrySample } from "@flowmeter/shared";
 import { appendFileSync } from "node:fs";
 import { DeliveryError } from "../errors.js";
 import type { RunOutput } from "../execution/run-event-sequencer.js";
 import type { RunnerMetrics } from "../metrics.js";
 /** One line of the runner's spool. */
-export type SpoolItem = { event: RunEvent } | { sample: TelemetrySample };
+export type SpoolItem = { event: RunEvent } | { sample: TelemetrySample } | { log: StageLogLine };
 
 export type DeliverBatch = (batch: RunEventsJob) => Promise<void>;
 
@@ -87,6 +87,10 @@ export class EventPublisher implements RunOutput {
     }
     this.bufferedSamples += 1;
     this.push({ sample });
+  }
+
+  log(line: StageLogLine): void {
+    this.push({ log: line });
   }
 
   private push(item: SpoolItem): void {
@@ -207,10 +211,11 @@ export class EventPublisher implements RunOutput {
   }
 
   private async deliver(items: SpoolItem[]): Promise<void> {
-    const batch: RunEventsJob = { events: [], samples: [], producedAtMs: Date.now() };
+    const batch = { events: [] as RunEvent[], samples: [] as TelemetrySample[], logs: [] as StageLogLine[], producedAtMs: Date.now() } satisfies RunEventsJob;
     for (const item of items) {
       if ("event" in item) batch.events.push(item.event);
-      else batch.samples.push(item.sample);
+      else if ("sample" in item) batch.samples.push(item.sample);
+      else batch.logs.push(item.log);
     }
     let timer: NodeJS.Timeout | undefined;
     try {

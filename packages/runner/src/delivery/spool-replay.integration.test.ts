@@ -1,18 +1,18 @@
 /**
  * Redis goes away in the middle of a run: the run goes on, its events are spooled locally, and once Redis is
- * back they are replayed: every event and sample reaches the `run-events` queue exactly once, in order.
+ * back they are replayed: every event, sample and stage log line reaches the `run-events` queue exactly once, in order.
  * Uses a private redis-server (no persistence) that the test kills and restarts on the same port.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Queue, Worker } from "bullmq";
-import { JOB_CATALOG, createLogger, createRedis, type RunEvent, type RunEventsJob, type TelemetrySample } from "@flowmeter/shared";
+import { Worker } from "bullmq";
+import { JOB_CATALOG, createLogger, createRedis, type RunEvent, type RunEventsJob, type StageLogLine, type TelemetrySample } from "@flowmeter/shared";
 import { freePort, startPrivateRedis, tempDir, waitFor, type PrivateRedis } from "@flowmeter/test-utils";
 import { DriverRegistry } from "../drivers/driver-registry.js";
 import { RunExecution } from "../execution/run-execution.js";
 import { validateWorkflow } from "../workflow/validate-workflow.js";
 import { EventPublisher } from "./event-publisher.js";
 import { createQueueDelivery } from "./queue-delivery.js";
-import { RunEventStore } from "./run-event-store.js";
+import { RunStore } from "../store/run-store.js";
 import { SpoolFile } from "@flowmeter/shared";
 import type { SpoolItem } from "./event-publisher.js";
 
@@ -36,10 +36,8 @@ describe("spool and replay when Redis goes away mid-run (private redis-server)",
     const url = `redis://127.0.0.1:${port}`;
     const producer = createRedis(url, "producer");
     producer.on("error", () => {});
-    const queue = new Queue<RunEventsJob>(JOB_CATALOG.runEvents.queue, { connection: producer, prefix });
-    queue.on("error", () => {});
-    const store = new RunEventStore(producer, { prefix });
-    const queueDelivery = createQueueDelivery({ queue, store, redis: producer });
+    const store = new RunStore(producer, { prefix });
+    const queueDelivery = createQueueDelivery(store);
     let inFlight = 0;
     let deliveredItems = 0;
     const publisher = new EventPublisher({
@@ -47,7 +45,7 @@ describe("spool and replay when Redis goes away mid-run (private redis-server)",
         inFlight += 1;
         try {
           await queueDelivery(batch);
-          deliveredItems += batch.events.length + batch.samples.length;
+          deliveredItems += batch.events.length + batch.samples.length + (batch.logs ?? []).length;
         } finally {
           inFlight -= 1;
         }
@@ -61,8 +59,8 @@ describe("spool and replay when Redis goes away mid-run (private redis-server)",
     await publisher.start();
 
     // What was emitted, and what a consumer of the queue received (as the worker would), in order.
-    const emitted: { events: RunEvent[]; samples: TelemetrySample[] } = { events: [], samples: [] };
-    const received: { events: RunEvent[]; samples: TelemetrySample[]; items: number } = { events: [], samples: [], items: 0 };
+    const emitted: { events: RunEvent[]; samples: TelemetrySample[]; logs: StageLogLine[] } = { events: [], samples: [], logs: [] };
+    const received: { events: RunEvent[]; samples: TelemetrySample[]; logs: StageLogLine[]; items: number } = { events: [], samples: [], logs: [], items: 0 };
     const consumerConnection = createRedis(url, "worker");
     consumerConnection.on("error", () => {});
     const consumer = new Worker<RunEventsJob>(
@@ -70,7 +68,8 @@ describe("spool and replay when Redis goes away mid-run (private redis-server)",
       async (job) => {
         received.events.push(...job.data.events);
         received.samples.push(...job.data.samples);
-        received.items += job.data.events.length + job.data.samples.length;
+        received.logs.push(...(job.data.logs ?? []));
+        received.items += job.data.events.length + job.data.samples.length + (job.data.logs ?? []).length;
       },
       { connection: consumerConnection, prefix, concurrency: 1 },
     );
@@ -83,9 +82,9 @@ describe("spool and replay when Redis goes away mid-run (private redis-server)",
         {
           name: "through-an-outage",
           stages: [
-            { name: "before", driver: "shell", run: "sleep 0.3" },
-            { name: "during", driver: "shell", run: "sleep 1", depends_on: ["before"] },
-            { name: "after", driver: "shell", run: "sleep 0.3", depends_on: ["during"] },
+            { name: "before", driver: "shell", run: "echo before; sleep 0.3" },
+            { name: "during", driver: "shell", run: "for i in 1 2 3 4 5; do echo during $i; sleep 0.2; done", depends_on: ["before"] },
+            { name: "after", driver: "shell", run: "echo after >&2; sleep 0.3", depends_on: ["during"] },
           ],
         },
         { drivers: drivers.names() },
@@ -102,6 +101,10 @@ describe("spool and replay when Redis goes away mid-run (private redis-server)",
         sample: (sample) => {
           emitted.samples.push(sample);
           publisher.sample(sample);
+        },
+        log: (line) => {
+          emitted.logs.push(line);
+          publisher.log(line);
         },
       },
     });
@@ -132,18 +135,25 @@ describe("spool and replay when Redis goes away mid-run (private redis-server)",
 
       redisProcess = await startPrivateRedis(port);
       await waitFor(() => (publisher.spooledItems === 0 ? true : undefined), { what: "the spool to be replayed" });
-      await waitFor(() => (received.items === emitted.events.length + emitted.samples.length ? true : undefined), { what: "the consumer to get everything" });
+      await waitFor(() => (received.items === emitted.events.length + emitted.samples.length + emitted.logs.length ? true : undefined), {
+        what: "the consumer to get everything",
+      });
 
       expect(received.events.map((event) => event.event_id)).toEqual(emitted.events.map((event) => event.event_id));
       expect(received.samples.map((sample) => sample.seq)).toEqual(emitted.samples.map((sample) => sample.seq));
       expect(received.events.map((event) => event.seq)).toEqual(emitted.events.map((_, index) => index));
+      expect(received.logs.map((line) => `${line.seq} ${line.stage_name} ${line.stream} ${line.line}`)).toEqual([
+        "1 before stdout before",
+        ...[1, 2, 3, 4, 5].map((i) => `${i + 1} during stdout during ${i}`),
+        "7 after stderr after",
+      ]);
       // The follower store got the replayed events too (the ones before the outage went with the old server).
-      const stored = await store.read("spooled-run");
+      const stored = await store.events.read("spooled-run");
       expect(stored.at(-1)?.event_type).toBe("run.finished");
     } finally {
       await publisher.close();
       await consumer.close();
-      await queue.close();
+      await store.close();
       consumerConnection.disconnect();
       producer.disconnect();
     }

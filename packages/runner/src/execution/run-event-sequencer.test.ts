@@ -21,7 +21,7 @@ describe("RunEventSequencer", () => {
     const sequencer = new RunEventSequencer(
       "r",
       "a",
-      { event: (event) => events.push(event), sample: (sample) => samples.push(sample) },
+      { event: (event) => events.push(event), sample: (sample) => samples.push(sample), log: () => {} },
       createLogger("runner", "error", (line) => errors.push(line)),
     );
     sequencer.emit("run.started", { message: "go" }, { workflow: "w", stage_count: 0, concurrency: 1 });
@@ -47,6 +47,7 @@ describe("RunEventSequencer", () => {
           throw new Error("broken");
         },
         sample: () => {},
+        log: () => {},
       },
       createLogger("runner", "error", () => {}),
     );

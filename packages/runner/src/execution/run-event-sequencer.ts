@@ -11,6 +11,7 @@ import {
   type RunEventOf,
   type RunEventPayloads,
   type RunEventType,
+  type StageLogLine,
   type TelemetrySample,
 } from "@flowmeter/shared";
 
@@ -18,6 +19,7 @@ import {
 export interface RunOutput {
   event(event: RunEvent): void;
   sample(sample: TelemetrySample): void;
+  log(line: StageLogLine): void;
 }
 
 export interface EventFields {
@@ -29,12 +31,13 @@ export interface EventFields {
 
 /**
  * Builds the envelopes of one run attempt: event_id, seq (0-based, strictly increasing), timestamps, the v2
- * name; and the 1-based seq of its samples. After the terminal run event it refuses everything, so nothing
+ * name; the 1-based seq of its samples, and of its stage log lines (a sequence of their own). After the terminal run event it refuses everything, so nothing
  * can follow the terminal event.
  */
 export class RunEventSequencer {
   private nextSeq: number;
   private nextSampleSeq = 1;
+  private nextLogSeq = 1;
   private terminal = false;
 
   constructor(
@@ -88,6 +91,22 @@ export class RunEventSequencer {
     this.deliver(() => this.output.sample(sample));
   }
 
+  log(stage: { stage_name: string; stage_attempt: number }, stream: StageLogLine["stream"], line: string, truncated: boolean): void {
+    if (this.terminal) return;
+    const now = Date.now();
+    const logLine: StageLogLine = {
+      run_id: this.runId,
+      attempt_id: this.attemptId,
+      seq: this.nextLogSeq++,
+      timestamp_ms: now,
+      ...stage,
+      stream,
+      line,
+      truncated,
+    };
+    this.deliver(() => this.output.log(logLine));
+  }
+
   private sampleIds(): { run_id: string; attempt_id: string; seq: number; timestamp_ms: number } {
     return { run_id: this.runId, attempt_id: this.attemptId, seq: this.nextSampleSeq++, timestamp_ms: Date.now() };
   }
@@ -110,6 +129,6 @@ const SILENT = createLogger("runner", "error", () => {});
  */
 export function buildRunEvents(runId: string, attemptId: string, firstSeq: number, build: (events: RunEventSequencer) => void): RunEvent[] {
   const out: RunEvent[] = [];
-  build(new RunEventSequencer(runId, attemptId, { event: (event) => out.push(event), sample: () => {} }, SILENT, firstSeq));
+  build(new RunEventSequencer(runId, attemptId, { event: (event) => out.push(event), sample: () => {}, log: () => {} }, SILENT, firstSeq));
   return out;
 }

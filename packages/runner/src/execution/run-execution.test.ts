@@ -10,6 +10,7 @@ import {
   type RunEventType,
   type StepHeartbeat,
   type HostSample,
+  type StageLogLine,
   type TelemetrySample,
 } from "@flowmeter/shared";
 import { tempDir, waitFor } from "@flowmeter/test-utils";
@@ -26,7 +27,17 @@ const drivers = new DriverRegistry();
 function collector() {
   const events: RunEvent[] = [];
   const samples: TelemetrySample[] = [];
-  return { events, samples, output: { event: (event: RunEvent) => events.push(event), sample: (sample: TelemetrySample) => samples.push(sample) } };
+  const logs: StageLogLine[] = [];
+  return {
+    events,
+    samples,
+    logs,
+    output: {
+      event: (event: RunEvent) => events.push(event),
+      sample: (sample: TelemetrySample) => samples.push(sample),
+      log: (line: StageLogLine) => logs.push(line),
+    },
+  };
 }
 
 function execution(workflow: unknown, options: Partial<RunExecutionOptions> = {}) {
@@ -74,6 +85,71 @@ function expectWellFormed(events: RunEvent[]): void {
 }
 
 describe("RunExecution", () => {
+  it("keeps every line a stage attempt writes, per stream and attempt, before the event that ends the attempt", async () => {
+    const dir = tempDir("stage-logs");
+    const marker = join(dir.path, "second-attempt");
+    try {
+      const { run, logs, events } = execution({
+        name: "logs",
+        stages: [
+          {
+            name: "a",
+            driver: "shell",
+            run: `echo about to fail; echo "to stderr" >&2; if [ -f ${marker} ]; then echo fine; exit 0; fi; touch ${marker}; printf 'no newline'; exit 3`,
+            retries: 1,
+          },
+        ],
+      });
+      const outcome = await run.run();
+      expect(outcome.status).toBe("succeeded");
+      const byAttempt = (attempt: number) => logs.filter((line) => line.stage_attempt === attempt).map((line) => `${line.stream}: ${line.line}`);
+      expect(byAttempt(1).sort()).toEqual(["stderr: to stderr", "stdout: about to fail", "stdout: no newline"]);
+      expect(byAttempt(2).sort()).toEqual(["stderr: to stderr", "stdout: about to fail", "stdout: fine"]);
+      expect(logs.map((line) => line.seq)).toEqual([1, 2, 3, 4, 5, 6]);
+      expect(logs.every((line) => line.run_id === "run-1" && line.stage_name === "a" && !line.truncated)).toBe(true);
+      // The lines of attempt 1 were emitted before its stage.failed: a follower that sees the failure can read them.
+      const failedAt = only(events, "stage.failed", "a").ts_ms;
+      expect(logs.filter((line) => line.stage_attempt === 1).every((line) => line.timestamp_ms <= failedAt)).toBe(true);
+    } finally {
+      dir.remove();
+    }
+  });
+
+  it("applies a run policy: stage timeout and retries for stages that set none, and a timeout for the whole run", async () => {
+    const { run, events } = execution(
+      {
+        name: "policy",
+        stages: [
+          { name: "flaky", driver: "shell", run: "exit 1", allow_failure: true },
+          { name: "own", driver: "shell", run: "exit 1", retries: 0, allow_failure: true },
+          { name: "slow", driver: "shell", run: "sleep 30", timeout_secs: 60, depends_on: ["flaky", "own"] },
+          { name: "never", driver: "shell", run: "true", depends_on: ["slow"] },
+        ],
+      },
+      { policy: { stage_retries: 2, stage_timeout_secs: 5, run_timeout_secs: 1 } },
+    );
+    const outcome = await run.run();
+    expectWellFormed(events);
+    expect(ofType(events, "stage.started", "flaky").map((event) => event.payload.max_attempts)).toEqual([3, 3, 3]);
+    expect(ofType(events, "stage.started", "own").map((event) => event.payload.max_attempts)).toEqual([1]);
+    const slow = only(events, "stage.failed", "slow");
+    expect(slow.payload).toMatchObject({ timed_out: true, cancelled: false, will_retry: false, exit_code: 143 });
+    expect(slow.payload.error).toBe("stopped: run timed out after 1s (exit code 143)");
+    expect(only(events, "stage.skipped", "never").payload.reason).toBe("run timed out after 1s");
+    const failed = only(events, "run.failed");
+    expect(failed.payload).toMatchObject({ reason: "run_timed_out", error: "run timed out after 1s" });
+    expect(outcome).toMatchObject({ status: "failed", error: "run timed out after 1s" });
+  });
+
+  it("times a stage out after the policy's stage_timeout_secs when it sets none", async () => {
+    const { run, events } = execution(
+      { name: "stage-timeout", stages: [{ name: "slow", driver: "shell", run: "sleep 30" }] },
+      { policy: { stage_timeout_secs: 1 } },
+    );
+    await run.run();
+    expect(only(events, "stage.failed", "slow").payload).toMatchObject({ timed_out: true, error: "timed out after 1s (exit code 143)" });
+  });
+
   it("runs a DAG in parallel groups: g0 stages overlap, g1 waits for both", async () => {
     const { run, events } = execution({
       name: "parallel",

@@ -6,7 +6,10 @@
  * Outcome rules: a stage that fails its last attempt fails the run unless it has allow_failure, and its
  * dependents (and theirs) are skipped with a reason naming it; a failing run ends `run.failed`, never
  * `run.finished`; a cancelled run ends `run.cancelled` after its running stages got `stage.failed` (exit_code
- * -1) and its not-yet-started stages `stage.skipped`. Exactly one terminal event ends the attempt.
+ * -1) and its not-yet-started stages `stage.skipped`. A run past its policy's `run_timeout_secs` is stopped the same
+ * way, but its running stages fail as timed out and the run ends `run.failed` (reason run_timed_out). Stages without
+ * their own `timeout_secs` / `retries` take the policy's `stage_timeout_secs` / `stage_retries`. Exactly one
+ * terminal event ends the attempt.
  */
 import {
   errorMessage,
@@ -15,6 +18,7 @@ import {
   type RunEventLevel,
   type RunEventPayloads,
   type RunFailedReason,
+  type RunPolicy,
   type StageDefinition,
   type WorkflowDefinition,
 } from "@flowmeter/shared";
@@ -54,6 +58,8 @@ export interface RunExecutionOptions {
   env?: NodeJS.ProcessEnv;
   /** Where live stages are recorded for the next runner on this host (stage-registry.ts). */
   stageRegistry?: StageRegistry;
+  /** Validated (validateRunPolicy); its kill grace is given as killGraceMs. */
+  policy?: RunPolicy;
 }
 
 export interface RunOutcome {
@@ -88,6 +94,8 @@ export class RunExecution {
   private readonly stages: StageState[];
   private readonly stagesByName: ReadonlyMap<string, StageState>;
   private cancelReason: string | undefined;
+  /** Set when the run outlived policy.run_timeout_secs: the stop is a failure, not a cancel. */
+  private runTimedOut = false;
   private wake: (() => void) | undefined;
   private started = false;
 
@@ -112,8 +120,13 @@ export class RunExecution {
    * or cancelled. May be called before `run()`.
    */
   cancel(reason: string): boolean {
+    return this.stop(reason);
+  }
+
+  private stop(reason: string, timedOut = false): boolean {
     if (this.cancelReason !== undefined || this.events.ended) return false;
     this.cancelReason = reason;
+    this.runTimedOut = timedOut;
     for (const state of this.stages) state.process?.terminate();
     this.wake?.();
     return true;
@@ -135,6 +148,9 @@ export class RunExecution {
         logger.warn("host sample failed", { run_id: this.runId, error: errorMessage(error) });
       }
     }, this.options.sampleIntervalMs ?? 1000);
+    const runTimeoutSecs = this.options.policy?.run_timeout_secs;
+    const runTimer =
+      runTimeoutSecs === undefined ? undefined : setTimeout(() => this.stop(`run timed out after ${runTimeoutSecs}s`, true), runTimeoutSecs * 1000);
     try {
       this.events.emit(
         "run.started",
@@ -161,6 +177,7 @@ export class RunExecution {
       return { runId: this.runId, attemptId: this.attemptId, status: "failed", error: message, durationMs: Date.now() - startedAtMs };
     } finally {
       clearInterval(sampleTimer);
+      clearTimeout(runTimer);
       metrics?.activeRuns.dec();
     }
   }
@@ -244,15 +261,16 @@ export class RunExecution {
   /** Every attempt of one stage, until it succeeds, runs out of attempts, or the run is cancelled. */
   private async runStage(state: StageState): Promise<void> {
     const { stage } = state;
-    const maxAttempts = 1 + (stage.retries ?? 0);
+    const maxAttempts = 1 + (stage.retries ?? this.options.policy?.stage_retries ?? 0);
     const attemptsLabel = (attempt: number): string => `attempt ${attempt} of ${maxAttempts}`;
     for (let attempt = 1; ; attempt += 1) {
       state.attempt = attempt;
       this.stageEvent(state, "stage.started", `started (${attemptsLabel(attempt)})`, "info", { stage_attempt: attempt, max_attempts: maxAttempts });
       const result = await this.runAttempt(state, attempt);
 
-      const cancelled = result.terminated;
-      if (result.exitCode === 0 && result.spawnError === undefined && !result.timedOut && !cancelled) {
+      const cancelled = result.terminated && !this.runTimedOut;
+      const timedOut = result.timedOut || (result.terminated && this.runTimedOut);
+      if (result.exitCode === 0 && result.spawnError === undefined && !timedOut && !cancelled) {
         state.status = "succeeded";
         this.stageEvent(state, "stage.completed", `succeeded in ${result.durationMs} ms (${attemptsLabel(attempt)})`, "info", {
           stage_attempt: attempt,
@@ -269,9 +287,11 @@ export class RunExecution {
           ? `could not start: ${result.spawnError}`
           : cancelled
             ? `cancelled: ${this.cancelReason ?? "run cancelled"}`
-            : result.timedOut
-              ? `timed out after ${stage.timeout_secs}s (exit code ${result.exitCode})`
-              : `exited with code ${result.exitCode}`;
+            : result.terminated
+              ? `stopped: ${this.cancelReason ?? "run timed out"} (exit code ${result.exitCode})`
+              : result.timedOut
+                ? `timed out after ${this.stageTimeoutSecs(stage) ?? 0}s (exit code ${result.exitCode})`
+                : `exited with code ${result.exitCode}`;
       const allowed = stage.allow_failure === true;
       const level: RunEventLevel = willRetry || allowed || cancelled ? "warn" : "error";
       const suffix = willRetry ? ", retrying" : allowed ? ", allowed to fail" : "";
@@ -281,7 +301,7 @@ export class RunExecution {
         exit_code: cancelled ? -1 : result.exitCode,
         error,
         will_retry: willRetry,
-        timed_out: result.timedOut,
+        timed_out: timedOut,
         cancelled,
         allowed_failure: allowed,
         ...(result.stderrTail === "" ? {} : { stderr_tail: result.stderrTail }),
@@ -289,7 +309,7 @@ export class RunExecution {
       if (willRetry) continue;
       state.status = "failed";
       state.failure = error;
-      const outcome: StageOutcome = cancelled ? "cancelled" : result.timedOut ? "timed_out" : "failed";
+      const outcome: StageOutcome = cancelled ? "cancelled" : timedOut ? "timed_out" : "failed";
       this.options.metrics?.stageOutcomes.inc({ driver: stage.driver, status: outcome });
       return;
     }
@@ -305,10 +325,11 @@ export class RunExecution {
         command: drivers.get(stage.driver).command(stage),
         cwd: this.options.cwd ?? process.cwd(),
         env: this.stageEnv(stage, attempt),
-        ...(stage.timeout_secs === undefined ? {} : { timeoutMs: stage.timeout_secs * 1000 }),
+        ...(this.stageTimeoutSecs(stage) === undefined ? {} : { timeoutMs: (this.stageTimeoutSecs(stage) ?? 0) * 1000 }),
         killGraceMs: this.options.killGraceMs ?? 5000,
         ...(this.options.stageRegistry === undefined ? {} : { registry: this.options.stageRegistry }),
         label: { runId: this.options.runId, stage: stage.name },
+        onLine: (stream, line, truncated) => this.events.log({ stage_name: stage.name, stage_attempt: attempt }, stream, line, truncated),
       });
     } catch (error) {
       return { exitCode: -1, signal: null, timedOut: false, terminated: false, spawnError: errorMessage(error), durationMs: 0, stderrTail: "" };
@@ -342,6 +363,10 @@ export class RunExecution {
     }
   }
 
+  private stageTimeoutSecs(stage: StageDefinition): number | undefined {
+    return stage.timeout_secs ?? this.options.policy?.stage_timeout_secs;
+  }
+
   private stageEnv(stage: StageDefinition, attempt: number): NodeJS.ProcessEnv {
     return {
       ...(this.options.env ?? process.env),
@@ -357,6 +382,12 @@ export class RunExecution {
 
   private finish(startedAtMs: number): RunOutcome {
     const base = { runId: this.runId, attemptId: this.attemptId };
+    if (this.runTimedOut) {
+      const error = this.cancelReason ?? "run timed out";
+      for (const state of this.stages) if (state.status === "pending") this.skip(state, error);
+      this.endRun("run.failed", startedAtMs, error, "run_timed_out");
+      return { ...base, status: "failed", error, durationMs: Date.now() - startedAtMs };
+    }
     if (this.cancelReason !== undefined) {
       const reason = `run cancelled: ${this.cancelReason}`;
       for (const state of this.stages) if (state.status === "pending") this.skip(state, reason);

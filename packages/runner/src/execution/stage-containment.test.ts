@@ -49,7 +49,7 @@ describe("stage containment", () => {
         runId: "contained",
         workflow: validateWorkflow({ name: "escape", stages: [{ name: "a", driver: "shell", run: escaping(pidFile) }] }, { drivers: drivers.names() }),
         drivers,
-        output: { event: () => {}, sample: () => {} },
+        output: { event: () => {}, sample: () => {}, log: () => {} },
         logger: quiet,
         killGraceMs: 200,
         stageRegistry: registry,

@@ -1,6 +1,6 @@
 /**
- * One attempt of a stage as a real child process: spawned in its own process group, stdout/stderr counted (and
- * the last KiB of stderr kept), a timeout, and a kill that sends SIGTERM to the group and to every process seen in
+ * One attempt of a stage as a real child process: spawned in its own process group, stdout/stderr counted, cut
+ * into log lines (stage-output.ts) and the last KiB of stderr kept, a timeout, and a kill that sends SIGTERM to the group and to every process seen in
  * its tree, then SIGKILL after a grace period. When the attempt ends, whatever is left of it is killed, and while it
  * runs it is on record for the next runner should this one die (stage-registry.ts says what that cannot catch).
  *
@@ -10,6 +10,7 @@
 import { spawn } from "node:child_process";
 import { constants } from "node:os";
 import type { DriverCommand } from "../drivers/driver.js";
+import { StageOutput, type EmitLine } from "./stage-output.js";
 import { TrackedStage, type StageRegistry } from "./stage-registry.js";
 
 const STDERR_TAIL_BYTES = 1024;
@@ -28,6 +29,8 @@ export interface StageProcessOptions {
   registry?: StageRegistry;
   /** Names the stage in its record. */
   label: { runId: string; stage: string };
+  /** Receives each line of output, as it is read. */
+  onLine?: EmitLine;
 }
 
 export interface StageProcessResult {
@@ -61,6 +64,7 @@ export class StageProcess {
   private timeoutTimer: NodeJS.Timeout | undefined;
   private killTimer: NodeJS.Timeout | undefined;
   private readonly tracked: TrackedStage | undefined;
+  private readonly lines: StageOutput | undefined;
 
   constructor(private readonly options: StageProcessOptions) {
     const child = spawn(options.command.file, [...options.command.args], {
@@ -71,11 +75,14 @@ export class StageProcess {
     });
     this.pid = child.pid ?? null;
     this.tracked = this.pid === null ? undefined : new TrackedStage(options.registry, { ...options.label, processGroup: this.pid });
+    this.lines = options.onLine === undefined ? undefined : new StageOutput(options.onLine);
     child.stdout.on("data", (chunk: Buffer) => {
       this.stdoutBytes += chunk.length;
+      this.lines?.write("stdout", chunk);
     });
     child.stderr.on("data", (chunk: Buffer) => {
       this.stderrBytes += chunk.length;
+      this.lines?.write("stderr", chunk);
       this.stderrTail = Buffer.concat([this.stderrTail, chunk]).subarray(-STDERR_TAIL_BYTES);
     });
     this.result = new Promise((resolve) => {
@@ -93,6 +100,7 @@ export class StageProcess {
         this.tracked?.end(); // leftovers: the process group and what left it
         child.stdout.destroy();
         child.stderr.destroy();
+        this.lines?.end();
         resolve({
           exitCode: spawnError === undefined ? exitCodeOf(exit?.code ?? null, exit?.signal ?? null) : -1,
           signal: exit?.signal ?? null,

@@ -1,5 +1,6 @@
 import { createRedis, errorMessage, type RunEvent } from "@flowmeter/shared";
-import { RunEventStore, type EventCursor } from "../delivery/run-event-store.js";
+import type { EventCursor } from "../store/run-event-store.js";
+import { RunStore } from "../store/run-store.js";
 
 export interface FollowRunOptions extends EventCursor {
   /** Stops following (the iterator ends) when aborted; checked at least every `blockMs`. */
@@ -22,12 +23,12 @@ export async function* followRun(
   const redis = createRedis(connection.redisUrl, "worker");
   redis.on("error", (error) => options.onError?.(errorMessage(error)));
   try {
-    const store = new RunEventStore(redis, { prefix: connection.queuePrefix });
+    const { events } = new RunStore(redis, { prefix: connection.queuePrefix });
     const cursor: EventCursor = {
       ...(options.afterSeq === undefined ? {} : { afterSeq: options.afterSeq }),
       ...(options.afterEventId === undefined ? {} : { afterEventId: options.afterEventId }),
     };
-    yield* store.follow(runId, cursor, {
+    yield* events.follow(runId, cursor, {
       ...(options.blockMs === undefined ? {} : { blockMs: options.blockMs }),
       ...(options.signal === undefined ? {} : { signal: options.signal }),
     });

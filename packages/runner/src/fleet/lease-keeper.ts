@@ -9,7 +9,7 @@
  * stops it (its later events are refused anyway).
  */
 import { createRepeatThrottle, errorMessage, type Logger } from "@flowmeter/shared";
-import type { RunRecords } from "../runs/run-records.js";
+import type { RunRecords } from "../store/run-records.js";
 
 export interface LeaseKeeperOptions {
   records: RunRecords;

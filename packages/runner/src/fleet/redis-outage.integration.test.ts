@@ -9,7 +9,8 @@ import { freePort, startPrivateRedis, tempDir, waitFor, type PrivateRedis } from
 import { parseRunnerConfig } from "../config.js";
 import { startRunner, type RunningRunner } from "../start-runner.js";
 import { followRun } from "./follow-run.js";
-import { createRunQueue, submitRun } from "./submit-run.js";
+import { RunStore } from "../store/run-store.js";
+import { submitRun } from "./submit-run.js";
 
 const quiet = createLogger("runner", "error", () => {});
 const LEASE_MS = 1000;
@@ -44,9 +45,9 @@ describe("a Redis outage longer than the lease (private redis-server with AOF)",
   it("does not fail its own healthy run, and the run ends succeeded", async () => {
     const producer = createRedis(redis.url, "producer");
     producer.on("error", () => {});
-    const queue = createRunQueue(producer, prefix);
-    const { run_id: runId } = await submitRun(queue, { name: "outage", stages: [{ name: "slow", driver: "shell", run: "sleep 8" }] });
-    await queue.close();
+    const store = new RunStore(producer, { prefix });
+    const { run_id: runId } = await submitRun(store, { name: "outage", stages: [{ name: "slow", driver: "shell", run: "sleep 8" }] });
+    await store.close();
     producer.disconnect();
     const state = async () => ((await fetch(`${runner.url}/v1/runs/${runId}`).then((response) => response.json())) as { state: string }).state;
     await waitFor(async () => ((await state()) === "running" ? true : undefined), { what: "the run to start" });

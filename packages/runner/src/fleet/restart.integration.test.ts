@@ -10,7 +10,7 @@ import { createLogger, createRedis, isTerminalRunEvent, type RunEvent, type RunV
 import { deleteQueuePrefix, freePort, tempDir, testQueuePrefix, testRedisUrl, waitFor } from "@flowmeter/test-utils";
 import { parseRunnerConfig } from "../config.js";
 import { startRunner, type RunningRunner } from "../start-runner.js";
-import { createRunQueue } from "./submit-run.js";
+import { RunStore } from "../store/run-store.js";
 
 const dist = fileURLToPath(new URL("../../dist/", import.meta.url));
 const quiet = createLogger("runner", "error", () => {});
@@ -19,7 +19,8 @@ describe("runner killed mid-run, another started", () => {
   const data = tempDir("restart");
   const prefix = testQueuePrefix("restart");
   const redis = createRedis(testRedisUrl(), "worker");
-  const runQueue = createRunQueue(redis, prefix);
+  const store = new RunStore(redis, { prefix });
+  const { runQueue } = store;
   const settings = {
     REDIS_URL: testRedisUrl(),
     QUEUE_PREFIX: prefix,
@@ -46,7 +47,7 @@ describe("runner killed mid-run, another started", () => {
       }
     }
     await second?.stop();
-    await runQueue.close();
+    await store.close();
     redis.disconnect();
     await deleteQueuePrefix(prefix);
     data.remove();

@@ -1,17 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
-import { JOB_CATALOG, createLogger, createRedis, isTerminalRunEvent, type RunEvent, type RunEventsJob, type RunJob } from "@flowmeter/shared";
+import { JOB_CATALOG, createLogger, createRedis, isTerminalRunEvent, type RunEvent, type RunJob } from "@flowmeter/shared";
 import { deleteQueuePrefix, tempDir, testQueuePrefix, testRedisUrl, waitFor } from "@flowmeter/test-utils";
 import { parseRunnerConfig, type RunnerConfig } from "../config.js";
-import { RunEventStore } from "../delivery/run-event-store.js";
 import { RunEventSequencer } from "../execution/run-event-sequencer.js";
-import { RunRecords } from "../runs/run-records.js";
 import { WorkflowValidationError } from "../errors.js";
 import { startRunner, type RunningRunner } from "../start-runner.js";
 import { cancelRun } from "./cancel-run.js";
 import { followRun } from "./follow-run.js";
-import { createRunQueue, submitRun, type RunQueue } from "./submit-run.js";
+import { RunStore } from "../store/run-store.js";
+import { submitRun } from "./submit-run.js";
 
 const quiet = createLogger("runner", "error", () => {});
 
@@ -21,7 +19,7 @@ describe("run fleet: submitRun → RunConsumer → followRun (real Redis)", () =
   let config: RunnerConfig;
   let runner: RunningRunner;
   let producer: Redis;
-  let runs: RunQueue;
+  let runs: RunStore;
   const connection = { redisUrl: testRedisUrl(), queuePrefix: prefix };
 
   beforeAll(async () => {
@@ -39,7 +37,7 @@ describe("run fleet: submitRun → RunConsumer → followRun (real Redis)", () =
     runner = await startRunner(config, quiet);
     await runner.consumer.ready();
     producer = createRedis(testRedisUrl(), "producer");
-    runs = createRunQueue(producer, prefix);
+    runs = new RunStore(producer, { prefix });
   });
 
   afterAll(async () => {
@@ -85,16 +83,11 @@ describe("run fleet: submitRun → RunConsumer → followRun (real Redis)", () =
     ]);
     expect(events.filter(isTerminalRunEvent)).toHaveLength(1);
 
-    const eventsQueue = new Queue<RunEventsJob>(JOB_CATALOG.runEvents.queue, { connection: producer, prefix });
-    try {
-      await waitFor(async () => {
-        const jobs = await eventsQueue.getJobs(["waiting"]);
-        const queued = jobs.sort((x, y) => Number(x.id) - Number(y.id)).flatMap((job) => job.data.events.filter((event) => event.run_id === run_id));
-        return queued.length === events.length ? queued : undefined;
-      }).then((queued) => expect(queued.map((event) => event.event_id)).toEqual(events.map((event) => event.event_id)));
-    } finally {
-      await eventsQueue.close();
-    }
+    await waitFor(async () => {
+      const jobs = await runs.eventsQueue.getJobs(["waiting"]);
+      const queued = jobs.sort((x, y) => Number(x.id) - Number(y.id)).flatMap((job) => job.data.events.filter((event) => event.run_id === run_id));
+      return queued.length === events.length ? queued : undefined;
+    }).then((queued) => expect(queued.map((event) => event.event_id)).toEqual(events.map((event) => event.event_id)));
   });
 
   it("reads a finished run from a cursor, and again from the start", async () => {
@@ -114,11 +107,9 @@ describe("run fleet: submitRun → RunConsumer → followRun (real Redis)", () =
       ],
     });
     const following = follow(run_id);
-    await waitFor(async () =>
-      (await new RunEventStore(producer, { prefix }).read(run_id)).some((event) => event.event_type === "stage.started") ? true : undefined,
-    );
+    await waitFor(async () => ((await runs.events.read(run_id)).some((event) => event.event_type === "stage.started") ? true : undefined));
     const started = Date.now();
-    await cancelRun(producer, prefix, run_id, "user pressed ctrl-c");
+    await cancelRun(runs, run_id, "user pressed ctrl-c");
     const events = await following;
     expect(Date.now() - started).toBeLessThan(3000);
     const failed = events.find((event) => event.event_type === "stage.failed");
@@ -129,21 +120,21 @@ describe("run fleet: submitRun → RunConsumer → followRun (real Redis)", () =
 
   it("cancels a run requested before a runner took it", async () => {
     const runId = "cancel-early-" + Date.now();
-    await cancelRun(producer, prefix, runId, "changed my mind");
+    await cancelRun(runs, runId, "changed my mind");
     await submitRun(runs, { name: "early", stages: [{ name: "a", driver: "shell", run: "sleep 5" }] }, undefined, { runId });
     const events = await follow(runId);
     expect(events.map((event) => event.event_type)).toEqual(["run.started", "stage.queued", "stage.skipped", "run.cancelled"]);
   });
 
   it("refuses an invalid workflow before queueing it", async () => {
-    const before = await runs.getJobCounts();
+    const before = await runs.runQueue.getJobCounts();
     await expect(submitRun(runs, { name: "bad", stages: [{ name: "a", driver: "docker", run: "x" }] })).rejects.toBeInstanceOf(WorkflowValidationError);
-    expect(await runs.getJobCounts()).toEqual(before);
+    expect(await runs.runQueue.getJobCounts()).toEqual(before);
   });
 
   it("ends a queued job with an invalid workflow with run.failed, so followers stop", async () => {
     const job: RunJob = { run_id: "invalid-" + Date.now(), workflow: { name: "bad", stages: [] }, submittedAtMs: Date.now() };
-    await runs.add(JOB_CATALOG.runs.jobName, job, { jobId: job.run_id });
+    await runs.runQueue.add(JOB_CATALOG.runs.jobName, job, { jobId: job.run_id });
     const events = await follow(job.run_id);
     expect(events).toHaveLength(1);
     expect(events[0]).toMatchObject({ event_type: "run.failed", seq: 0, level: "error" });
@@ -152,8 +143,7 @@ describe("run fleet: submitRun → RunConsumer → followRun (real Redis)", () =
 
   it("fails a re-delivered run whose runner died (runner_restarted) instead of running it again; never reruns an ended run", async () => {
     const runId = "redelivered-" + Date.now();
-    const store = new RunEventStore(producer, { prefix });
-    const records = new RunRecords(producer, { prefix });
+    const { events: store, records } = runs;
     const workflow = {
       name: "first",
       stages: [
@@ -165,7 +155,7 @@ describe("run fleet: submitRun → RunConsumer → followRun (real Redis)", () =
     expect(await records.create(runId, "attempt-dead", "first")).toBe("created");
     expect(await records.claim(runId, "dead-runner", 300, "unused", "first")).toEqual({ status: "claimed", attemptId: "attempt-dead" });
     const dead: RunEvent[] = [];
-    const sequencer = new RunEventSequencer(runId, "attempt-dead", { event: (event) => dead.push(event), sample: () => {} }, quiet);
+    const sequencer = new RunEventSequencer(runId, "attempt-dead", { event: (event) => dead.push(event), sample: () => {}, log: () => {} }, quiet);
     sequencer.emit("run.started", { message: "started" }, { workflow: "first", stage_count: 2, concurrency: 1 });
     sequencer.emit("stage.queued", { message: "q", stage_name: "a", group_id: "g0" }, { workflow: "first", driver: "shell", depends_on: [] });
     sequencer.emit("stage.queued", { message: "q", stage_name: "b", group_id: "g1" }, { workflow: "first", driver: "shell", depends_on: ["a"] });
@@ -178,7 +168,7 @@ describe("run fleet: submitRun → RunConsumer → followRun (real Redis)", () =
     await new Promise((resolve) => setTimeout(resolve, 400));
 
     // BullMQ re-delivers the job (stalled-job recovery): this runner claims it, sees the expired lease, fails it.
-    await runs.add(JOB_CATALOG.runs.jobName, { run_id: runId, workflow, submittedAtMs: Date.now() }, { jobId: runId });
+    await runs.runQueue.add(JOB_CATALOG.runs.jobName, { run_id: runId, workflow, submittedAtMs: Date.now() }, { jobId: runId });
     const events = await follow(runId);
     expect(events.map((event) => event.event_type)).toEqual([
       "run.started",
@@ -195,15 +185,15 @@ describe("run fleet: submitRun → RunConsumer → followRun (real Redis)", () =
     expect(events[4]).toMatchObject({ stage_name: "a", payload: { exit_code: -1, stage_attempt: 1 } });
     expect(events[6]?.payload).toMatchObject({ reason: "runner_restarted" });
     expect(await records.get(runId)).toMatchObject({ state: "failed", terminal_reason: "runner_restarted", runner_id: "dead-runner" });
-    await waitFor(async () => ((await runs.getJob(runId))?.finishedOn !== undefined ? true : undefined));
-    expect((await runs.getJob(runId))?.returnvalue).toMatchObject({ status: "runner_restarted" });
+    await waitFor(async () => ((await runs.runQueue.getJob(runId))?.finishedOn !== undefined ? true : undefined));
+    expect((await runs.runQueue.getJob(runId))?.returnvalue).toMatchObject({ status: "runner_restarted" });
 
     // Same run id again: submitRun starts nothing, and a job taken anyway ends at once without new events.
     expect(await submitRun(runs, workflow, undefined, { runId })).toEqual({ run_id: runId, attempt_id: "attempt-dead", state: "failed", created: false });
-    await runs.remove(runId);
-    await runs.add(JOB_CATALOG.runs.jobName, { run_id: runId, workflow, submittedAtMs: Date.now() }, { jobId: runId });
-    await waitFor(async () => ((await runs.getJob(runId))?.finishedOn !== undefined ? true : undefined));
-    expect((await runs.getJob(runId))?.returnvalue).toMatchObject({ status: "already_ended", state: "failed" });
+    await runs.runQueue.remove(runId);
+    await runs.runQueue.add(JOB_CATALOG.runs.jobName, { run_id: runId, workflow, submittedAtMs: Date.now() }, { jobId: runId });
+    await waitFor(async () => ((await runs.runQueue.getJob(runId))?.finishedOn !== undefined ? true : undefined));
+    expect((await runs.runQueue.getJob(runId))?.returnvalue).toMatchObject({ status: "already_ended", state: "failed" });
     expect(await store.read(runId)).toHaveLength(events.length);
   });
 
@@ -236,9 +226,7 @@ describe("run fleet: submitRun → RunConsumer → followRun (real Redis)", () =
     const { run_id } = await submitRun(runs, { name: "slow", stages: [{ name: "a", driver: "shell", run: "sleep 10" }] });
     const following = follow(run_id);
     await waitFor(() => (second.consumer.activeRuns === 1 ? true : undefined));
-    await waitFor(async () =>
-      (await new RunEventStore(producer, { prefix }).read(run_id)).some((event) => event.event_type === "stage.started") ? true : undefined,
-    );
+    await waitFor(async () => ((await runs.events.read(run_id)).some((event) => event.event_type === "stage.started") ? true : undefined));
     const started = Date.now();
     await second.stop();
     expect(Date.now() - started).toBeLessThan(3000);

@@ -10,30 +10,27 @@
  */
 import { Worker, type Job } from "bullmq";
 import type { Redis } from "ioredis";
-import { JOB_CATALOG, createRedis, errorMessage, uuidV7, type Logger, type RunJob } from "@flowmeter/shared";
-import { runKey, type RunEventStore } from "../delivery/run-event-store.js";
+import { JOB_CATALOG, createRedis, errorMessage, uuidV7, type Logger, type RunJob, type RunPolicy } from "@flowmeter/shared";
 import type { DriverRegistry } from "../drivers/driver-registry.js";
 import { RunEventSequencer, type RunOutput } from "../execution/run-event-sequencer.js";
 import { RunExecution, type RunOutcome } from "../execution/run-execution.js";
 import type { StageRegistry } from "../execution/stage-registry.js";
 import type { RunnerMetrics } from "../metrics.js";
-import type { ClaimResult, RunRecords } from "../runs/run-records.js";
-import { validateRunConcurrency, validateWorkflow } from "../workflow/validate-workflow.js";
-import { cancelChannel, type CancelMessage } from "./cancel-run.js";
+import type { ClaimResult } from "../store/run-records.js";
+import type { CancelMessage, RunStore } from "../store/run-store.js";
+import { validateRunConcurrency, validateRunPolicy, validateWorkflow } from "../workflow/validate-workflow.js";
 import { LeaseKeeper } from "./lease-keeper.js";
 import type { RunReconciler } from "./run-reconciler.js";
 
 export interface RunConsumerOptions {
+  /** For the consumer's own connections (a blocking worker connection and a cancel subscriber). */
   redisUrl: string;
-  queuePrefix: string;
   /** Runs at once (BullMQ worker concurrency), at least 1. */
   maxRuns: number;
   drivers: DriverRegistry;
   output: RunOutput;
-  /** Reads what is stored of a run before it starts. */
-  store: RunEventStore;
-  /** Run records: claims and leases. */
-  records: RunRecords;
+  /** Claims, leases, cancel marks, and what is stored of a run before it starts. */
+  store: RunStore;
   /** Fails runs whose runner died when their job comes back (re-delivery). */
   reconciler: Pick<RunReconciler, "abandon">;
   /** This process, in run records (host-pid-random). */
@@ -66,7 +63,7 @@ export class RunConsumer {
   constructor(private readonly options: RunConsumerOptions) {
     if (!Number.isInteger(options.maxRuns) || options.maxRuns < 1) throw new Error(`maxRuns must be an integer of at least 1, got ${options.maxRuns}`);
     this.leases = new LeaseKeeper({
-      records: options.records,
+      records: options.store.records,
       runnerId: options.runnerId,
       leaseMs: options.leaseMs,
       logger: options.logger,
@@ -81,7 +78,7 @@ export class RunConsumer {
   /** Starts taking runs. Does not wait for Redis: the worker connects (and reconnects) in the background. */
   start(): void {
     if (this.worker !== undefined) return;
-    const { logger, redisUrl, queuePrefix } = this.options;
+    const { logger, redisUrl, store } = this.options;
     this.subscriber = createRedis(redisUrl, "worker");
     this.subscriber.on("error", (error) => logger.debug("cancel subscriber error", { error: errorMessage(error) }));
     this.subscriber.on("message", (_channel: string, text: string) => {
@@ -92,13 +89,13 @@ export class RunConsumer {
         logger.warn("bad cancel message", { error: errorMessage(error) });
       }
     });
-    this.subscriber.subscribe(cancelChannel(queuePrefix)).catch((error: unknown) => logger.warn("cancel subscription failed", { error: errorMessage(error) }));
+    this.subscriber.subscribe(store.cancelChannel).catch((error: unknown) => logger.warn("cancel subscription failed", { error: errorMessage(error) }));
 
     this.workerConnection = createRedis(redisUrl, "worker");
     this.workerConnection.on("error", (error) => logger.debug("run consumer connection error", { error: errorMessage(error) }));
     this.worker = new Worker<RunJob, RunJobResult>(JOB_CATALOG.runs.queue, (job) => this.process(job), {
       connection: this.workerConnection,
-      prefix: queuePrefix,
+      prefix: store.prefix,
       concurrency: this.options.maxRuns,
       lockDuration: this.options.leaseMs,
       stalledInterval: this.options.leaseMs,
@@ -152,7 +149,7 @@ export class RunConsumer {
       logger.warn("run re-delivered while executing here; not running it twice", { run_id: runId });
       return { runId, status: "owned_elsewhere", runnerId: this.options.runnerId };
     }
-    const claim = await this.claim(runId, workflowName);
+    const claim = await this.claim(runId, workflowName, data.policy);
     if (claim.status === "ended") {
       logger.warn("run already ended; not running it again", { run_id: runId, state: claim.state });
       return { runId, status: "already_ended", state: claim.state };
@@ -168,16 +165,18 @@ export class RunConsumer {
     }
     this.leases.track(runId);
     const attemptId = claim.attemptId;
-    const last = await store.last(runId).catch((error: unknown) => {
+    const last = await store.events.last(runId).catch((error: unknown) => {
       logger.warn("could not read the stored events of a run", { run_id: runId, error: errorMessage(error) });
       return undefined;
     });
     const firstSeq = last === undefined ? 0 : last.seq + 1;
 
     let workflow;
+    let policy;
     try {
       workflow = validateWorkflow(data.workflow, { drivers: drivers.names() });
       validateRunConcurrency(data.concurrency);
+      policy = validateRunPolicy(data.policy);
     } catch (error) {
       return this.rejectRun(runId, workflowName, attemptId, firstSeq, errorMessage(error));
     }
@@ -193,7 +192,8 @@ export class RunConsumer {
       logger,
       sampleIntervalMs: settings.sampleIntervalMs,
       heartbeatIntervalMs: settings.heartbeatIntervalMs,
-      killGraceMs: settings.killGraceMs,
+      killGraceMs: policy?.kill_grace_secs === undefined ? settings.killGraceMs : policy.kill_grace_secs * 1000,
+      ...(policy === undefined ? {} : { policy }),
       firstSeq,
       ...(settings.cwd === undefined ? {} : { cwd: settings.cwd }),
       ...(this.options.metrics === undefined ? {} : { metrics: this.options.metrics }),
@@ -214,11 +214,11 @@ export class RunConsumer {
   }
 
   /** Claims the run's record, retrying a Redis error twice (a lost reply is safe: a runner may re-claim its own run). */
-  private async claim(runId: string, workflowName: string): Promise<ClaimResult> {
+  private async claim(runId: string, workflowName: string, policy: RunPolicy | undefined): Promise<ClaimResult> {
     const attemptId = uuidV7();
     for (let attempt = 1; ; attempt += 1) {
       try {
-        return await this.options.records.claim(runId, this.options.runnerId, this.options.leaseMs, attemptId, workflowName);
+        return await this.options.store.records.claim(runId, this.options.runnerId, this.options.leaseMs, attemptId, workflowName, policy);
       } catch (error) {
         if (attempt >= 3) throw error;
         this.options.logger.warn("could not claim a run; retrying", { run_id: runId, error: errorMessage(error) });
@@ -229,7 +229,7 @@ export class RunConsumer {
 
   private async cancelRequested(runId: string): Promise<string | null> {
     try {
-      return (await this.workerConnection?.get(runKey(this.options.queuePrefix, runId, "cancel"))) ?? null;
+      return await this.options.store.cancelMark(runId);
     } catch {
       return null;
     }

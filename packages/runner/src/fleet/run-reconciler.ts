@@ -12,14 +12,13 @@
  * consumer's claim.
  */
 import { errorMessage, type Logger, type RunEvent } from "@flowmeter/shared";
-import type { Redis } from "ioredis";
-import { DEFAULT_MAX_EVENTS_PER_RUN, type RunEventStore } from "../delivery/run-event-store.js";
 import { buildRunEvents, type RunEventSequencer } from "../execution/run-event-sequencer.js";
 import type { RunnerMetrics } from "../metrics.js";
-import type { RunRecord, RunRecords } from "../runs/run-records.js";
-import { buildStageView } from "../runs/stage-view.js";
+import { DEFAULT_MAX_EVENTS_PER_RUN } from "../store/run-keys.js";
+import type { RunRecord } from "../store/run-records.js";
+import type { RunStore } from "../store/run-store.js";
+import { buildStageView } from "../store/stage-view.js";
 import type { LeaseKeeper } from "./lease-keeper.js";
-import type { RunQueue } from "./submit-run.js";
 
 export type AbandonReason = "runner_restarted" | "job_lost";
 
@@ -79,13 +78,8 @@ function emitAbandon(events: RunEventSequencer, record: RunRecord, stored: reado
 }
 
 export interface RunReconcilerOptions {
-  records: RunRecords;
-  store: RunEventStore;
-  runQueue: RunQueue;
-  /** The connection `records` uses: rounds wait until it is ready. */
-  redis: Redis;
-  /** Passes the events written to the run-events queue (the worker, ClickHouse); e.g. the EventPublisher. */
-  publish: (events: readonly RunEvent[]) => void;
+  /** Runs, their events and the runs queue; rounds wait until its connection is ready. */
+  store: RunStore;
   /** A queued run is checked for a lost job only once it is this old (its job is queued just after its record). */
   jobLostGraceMs: number;
   logger: Logger;
@@ -113,7 +107,7 @@ export class RunReconciler {
   };
 
   constructor(private readonly options: RunReconcilerOptions) {
-    this.connectedBefore = options.redis.status === "ready";
+    this.connectedBefore = options.store.redis.status === "ready";
   }
 
   private ownLeases(): Pick<LeaseKeeper, "holds" | "renewNow"> {
@@ -124,14 +118,14 @@ export class RunReconciler {
   start(intervalMs: number): void {
     if (this.timer !== undefined) return;
     this.timer = setInterval(() => void this.runOnce(), intervalMs);
-    this.options.redis.on("ready", this.onReady);
+    this.options.store.redis.on("ready", this.onReady);
     void this.runOnce();
   }
 
   stop(): void {
     clearInterval(this.timer);
     this.timer = undefined;
-    this.options.redis.off("ready", this.onReady);
+    this.options.store.redis.off("ready", this.onReady);
   }
 
   /** One round (rounds never overlap); resolves with the ids of the runs it failed. Never rejects. */
@@ -148,8 +142,9 @@ export class RunReconciler {
   }
 
   private async reconcile(): Promise<string[]> {
-    const { records, runQueue, jobLostGraceMs } = this.options;
-    if (this.options.redis.status !== "ready" || Date.now() < this.graceUntilMs) return [];
+    const { store, jobLostGraceMs } = this.options;
+    const { records, runQueue } = store;
+    if (store.redis.status !== "ready" || Date.now() < this.graceUntilMs) return [];
     const own = this.ownLeases();
     await own.renewNow();
     const now = await records.now();
@@ -171,17 +166,17 @@ export class RunReconciler {
    * lease (runner_restarted) or queued (job_lost). True when this call ended it.
    */
   async abandon(runId: string, reason: AbandonReason): Promise<boolean> {
-    const { records, store, logger } = this.options;
+    const { store, logger } = this.options;
+    const { records, events: stored } = store;
     for (let attempt = 0; attempt < 3; attempt += 1) {
       const record = await records.get(runId);
       const expectedState = reason === "runner_restarted" ? "running" : "queued";
       if (record === undefined || record.state !== expectedState) return false;
-      const lastSeq = (await store.last(runId))?.seq ?? -1;
-      const stored = lastSeq < 0 ? [] : await store.read(runId, {}, DEFAULT_MAX_EVENTS_PER_RUN);
-      const events = abandonEvents(record, stored, lastSeq, reason);
-      const result = await records.end(runId, { state: expectedState, lastSeq, requireExpiredLease: reason === "runner_restarted" }, events);
+      const lastSeq = (await stored.last(runId))?.seq ?? -1;
+      const history = lastSeq < 0 ? [] : await stored.read(runId, {}, DEFAULT_MAX_EVENTS_PER_RUN);
+      const events = abandonEvents(record, history, lastSeq, reason);
+      const result = await store.endRun(runId, { state: expectedState, lastSeq, requireExpiredLease: reason === "runner_restarted" }, events);
       if (result === "ended_now") {
-        this.options.publish(events);
         this.options.metrics?.runsReconciled.inc({ reason });
         logger.warn("run failed by the reconciler", { run_id: runId, reason, runner_id: record.runner_id, attempt_id: record.attempt_id });
         return true;

@@ -1,17 +1,8 @@
-import { Queue } from "bullmq";
-import type { Redis } from "ioredis";
-import { JOB_CATALOG, isTerminalRunEvent, uuidV7, type RunJob, type RunState } from "@flowmeter/shared";
-import { RunEventStore } from "../delivery/run-event-store.js";
+import { JOB_CATALOG, isTerminalRunEvent, uuidV7, type RunJob, type RunPolicy, type RunState } from "@flowmeter/shared";
 import { BUILT_IN_DRIVER_NAMES } from "../drivers/driver-registry.js";
-import { isValidRunId, RunRecords } from "../runs/run-records.js";
-import { validateRunConcurrency, validateWorkflow } from "../workflow/validate-workflow.js";
-
-export type RunQueue = Queue<RunJob>;
-
-/** The `runs` queue on `connection` (a producer connection: createRedis(url, "producer")); the caller closes both. */
-export function createRunQueue(connection: Redis, prefix: string): RunQueue {
-  return new Queue<RunJob>(JOB_CATALOG.runs.queue, { connection, prefix });
-}
+import { isValidRunId } from "../store/run-records.js";
+import type { RunStore } from "../store/run-store.js";
+import { validateRunConcurrency, validateRunPolicy, validateWorkflow } from "../workflow/validate-workflow.js";
 
 export interface SubmitRunOptions {
   /**
@@ -21,6 +12,8 @@ export interface SubmitRunOptions {
   runId?: string;
   /** Stages at once for this run; overrides the workflow's `concurrency`. */
   concurrency?: number;
+  /** Run timeout and stage defaults (RunPolicy). */
+  policy?: RunPolicy;
   /** Driver names to validate against; default: the built-in drivers. */
   drivers?: readonly string[];
 }
@@ -38,35 +31,35 @@ export interface SubmittedRun {
  * Throws WorkflowValidationError before anything is written when the workflow is invalid. `input` reaches every
  * stage as JSON in FLOWMETER_INPUT. If the job cannot be queued, the record is removed again and the error thrown.
  */
-export async function submitRun(queue: RunQueue, workflow: unknown, input?: unknown, options: SubmitRunOptions = {}): Promise<SubmittedRun> {
+export async function submitRun(store: RunStore, workflow: unknown, input?: unknown, options: SubmitRunOptions = {}): Promise<SubmittedRun> {
   const valid = validateWorkflow(workflow, { drivers: options.drivers ?? BUILT_IN_DRIVER_NAMES });
   validateRunConcurrency(options.concurrency);
+  const policy = validateRunPolicy(options.policy);
   const runId = options.runId ?? uuidV7();
   if (!isValidRunId(runId)) throw new RangeError(`run id ${JSON.stringify(runId.slice(0, 200))} must be 1-128 letters, digits, "_", "." or "-"`);
-  // The queue's own connection: an ioredis Redis (createRunQueue), which BullMQ uses as given.
-  const redis = (await queue.client) as unknown as Redis;
-  const prefix = queue.opts.prefix ?? "bull";
-  const records = new RunRecords(redis, { prefix });
+  await store.ready();
+  const { records, runQueue: queue } = store;
   const job: RunJob = {
     run_id: runId,
     workflow: valid,
     ...(input === undefined ? {} : { input }),
     ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
+    ...(policy === undefined ? {} : { policy }),
     submittedAtMs: Date.now(),
   };
   const jobOptions = { ...JOB_CATALOG.runs.options, jobId: runId };
   const attemptId = uuidV7();
-  const created = await records.create(runId, attemptId, valid.name);
+  const created = await records.create(runId, attemptId, valid.name, policy);
 
   if (created === "ended") {
     // No record any more, but the run's terminal event is stored: it ended, and cannot start again.
-    const last = await new RunEventStore(redis, { prefix }).last(runId);
+    const last = await store.events.last(runId);
     const state: RunState = last?.event_type === "run.finished" ? "succeeded" : last?.event_type === "run.cancelled" ? "cancelled" : "failed";
     return { run_id: runId, attempt_id: last !== undefined && isTerminalRunEvent(last) ? last.attempt_id : "", state, created: false };
   }
   if (created === "exists") {
     const record = await records.get(runId);
-    if (record === undefined) return submitRun(queue, valid, input, { ...options, runId }); // expired between the two calls
+    if (record === undefined) return submitRun(store, valid, input, { ...options, runId }); // expired between the two calls
     // Still queued: queue the job again, a no-op when it is there (same job id), a repair when an earlier submit died in between.
     if (record.state === "queued") await queue.add(JOB_CATALOG.runs.jobName, job, jobOptions);
     return { run_id: runId, attempt_id: record.attempt_id, state: record.state, created: false };

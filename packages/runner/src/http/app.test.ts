@@ -2,7 +2,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import request from "supertest";
 import { Redis } from "ioredis";
 import { createLogger } from "@flowmeter/shared";
-import { createRunQueue } from "../fleet/submit-run.js";
+import { RunStore } from "../store/run-store.js";
 import { createRunnerMetrics } from "../metrics.js";
 import { createRunnerApp } from "./app.js";
 
@@ -11,14 +11,13 @@ describe("runner HTTP app (no Redis needed)", () => {
   // Nothing listens on port 1: health and metrics do not touch Redis, and the run routes answer 503 while it is away.
   const redis = new Redis({ port: 1, lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
   redis.on("error", () => {});
-  const runQueue = createRunQueue(redis, "fmtest-unit");
-  runQueue.on("error", () => {});
+  const store = new RunStore(redis, { prefix: "fmtest-unit", retentionSeconds: 60 });
   const app = createRunnerApp({
     listenHost: "127.0.0.1",
     metrics,
     logger: createLogger("runner", "error", () => {}),
     health: () => ({ status: "degraded", runner_id: "host-1-abc", active_runs: 1, spooled_items: 12, redis: "reconnecting" }),
-    runs: { redis, prefix: "fmtest-unit", runQueue, workflowsDir: "/nonexistent", drivers: ["shell"], retentionSeconds: 60, apiTokens: [], publish: () => {} },
+    runs: { store, workflowsDir: "/nonexistent", drivers: ["shell"], apiTokens: [] },
   });
   afterAll(() => redis.disconnect());
 

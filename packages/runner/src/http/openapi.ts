@@ -4,8 +4,25 @@
  * every documented operation's real answers (status and body) against this document with ajv, and every answer it
  * receives against the status list here.
  */
-import { ERROR_CODES, RUN_EVENT_TYPES, RUN_EVENT_V2_NAMES, RUN_STATES, STAGE_STATUSES } from "@flowmeter/shared";
-import { EVENTS_LIMIT, LIST_LIMIT, MAX_REQUEST_BODY_BYTES, TELEMETRY_LIMIT } from "./run-routes.js";
+import {
+  ERROR_CODES,
+  MAX_LOG_LINE_BYTES,
+  MAX_LOG_LINES_PER_ATTEMPT,
+  RUN_EVENT_TYPES,
+  RUN_EVENT_V2_NAMES,
+  RUN_FAILED_REASONS,
+  RUN_POLICY_LIMITS,
+  RUN_STATES,
+  STAGE_STATUSES,
+} from "@flowmeter/shared";
+import { EVENTS_LIMIT, LIST_LIMIT, LOGS_LIMIT, MAX_REQUEST_BODY_BYTES, TELEMETRY_LIMIT } from "./run-routes.js";
+
+const policyField = (key: keyof typeof RUN_POLICY_LIMITS, description: string) => ({
+  type: "integer",
+  minimum: RUN_POLICY_LIMITS[key].min,
+  maximum: RUN_POLICY_LIMITS[key].max,
+  description,
+});
 
 const json = (schema: object) => ({ "application/json": { schema } });
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
@@ -85,6 +102,7 @@ export const OPENAPI_DOCUMENT = {
           "terminal_reason",
           "error",
           "cancel_reason",
+          "policy",
           "last_event",
         ],
         properties: {
@@ -100,10 +118,11 @@ export const OPENAPI_DOCUMENT = {
           lease_expires_at: { ...nullableDateTime, description: "Past this, a running run is failed with terminal_reason runner_restarted." },
           terminal_reason: {
             type: ["string", "null"],
-            enum: ["completed", "cancelled", "failed", "stage_failed", "invalid_workflow", "runner_error", "runner_restarted", "job_lost", null],
+            enum: ["completed", "cancelled", "failed", ...RUN_FAILED_REASONS, null],
           },
           error: nullable("string"),
           cancel_reason: nullable("string"),
+          policy: { oneOf: [{ type: "null" }, ref("RunPolicy")], description: "The policy the run was submitted with." },
           last_event: {
             oneOf: [
               { type: "null" },
@@ -165,6 +184,21 @@ export const OPENAPI_DOCUMENT = {
           input: { description: "Any JSON; every stage gets it in FLOWMETER_INPUT." },
           run_id: { type: "string", pattern: "^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", description: "Idempotency key; default a new UUID v7." },
           concurrency: { type: "integer", minimum: 1, maximum: 1000 },
+          policy: ref("RunPolicy"),
+        },
+      },
+      RunPolicy: {
+        type: "object",
+        additionalProperties: false,
+        description: "How the run executes: a limit for the whole run and defaults for stages that set none (as void-box's run policy).",
+        properties: {
+          run_timeout_secs: policyField(
+            "run_timeout_secs",
+            "From when a runner starts the run: past it, running stages are stopped (stage.failed, timed_out), the others skipped, and the run fails with terminal_reason run_timed_out.",
+          ),
+          stage_timeout_secs: policyField("stage_timeout_secs", "Timeout of each attempt of a stage without its own timeout_secs."),
+          stage_retries: policyField("stage_retries", "Retries of a stage without its own retries."),
+          kill_grace_secs: policyField("kill_grace_secs", "SIGTERM to SIGKILL delay when a stage is stopped; default the runner's RUNNER_STAGE_KILL_GRACE_MS."),
         },
       },
       CreateRunResponse: {
@@ -316,6 +350,33 @@ export const OPENAPI_DOCUMENT = {
           attempt_id: { type: "string" },
           next_seq: { type: "integer", minimum: 0, description: "Pass as from_seq to read on." },
           samples: { type: "array", items: { oneOf: [ref("HostSample"), ref("StepHeartbeat")] } },
+        },
+      },
+      StageLogLine: {
+        type: "object",
+        additionalProperties: false,
+        required: ["run_id", "attempt_id", "seq", "timestamp_ms", "stage_name", "stage_attempt", "stream", "line", "truncated"],
+        properties: {
+          run_id: { type: "string" },
+          attempt_id: { type: "string" },
+          seq: { type: "integer", minimum: 1, description: "1-based per run, in the order the runner read the lines." },
+          timestamp_ms: { type: "integer" },
+          stage_name: { type: "string" },
+          stage_attempt: { type: "integer", minimum: 1 },
+          stream: { type: "string", enum: ["stdout", "stderr"] },
+          line: { type: "string", description: `Without its newline; cut at ${MAX_LOG_LINE_BYTES} bytes.` },
+          truncated: { type: "boolean", description: "The line was longer and was cut." },
+        },
+      },
+      RunLogs: {
+        type: "object",
+        additionalProperties: false,
+        required: ["run_id", "attempt_id", "next_seq", "lines"],
+        properties: {
+          run_id: { type: "string" },
+          attempt_id: { type: "string" },
+          next_seq: { type: "integer", minimum: 0, description: "Pass as from_seq to read on (also to follow a running stage)." },
+          lines: { type: "array", items: ref("StageLogLine") },
         },
       },
       Health: {
@@ -470,6 +531,33 @@ export const OPENAPI_DOCUMENT = {
         ],
         responses: {
           "200": { description: "Samples in seq order", content: json(ref("RunTelemetry")) },
+          "400": { $ref: "#/components/responses/BadRequest" },
+          "404": { $ref: "#/components/responses/NotFound" },
+          ...RUN_ERRORS,
+        },
+      },
+    },
+    "/v1/runs/{run_id}/logs": {
+      parameters: [{ $ref: "#/components/parameters/RunId" }],
+      get: {
+        operationId: "getRunLogs",
+        summary:
+          `Stage output, line by line, as the runner reads it (the newest RUNNER_LOG_BUFFER_LINES of the run; ClickHouse keeps all in run_logs). ` +
+          `A stage attempt keeps ${MAX_LOG_LINES_PER_ATTEMPT} lines; past that one stderr line says how many were left out.`,
+        parameters: [
+          {
+            name: "from_seq",
+            in: "query",
+            required: false,
+            schema: { type: "integer", minimum: 0, default: 0 },
+            description: "Inclusive: lines with seq >= from_seq.",
+          },
+          { name: "stage", in: "query", required: false, schema: { type: "string", minLength: 1, maxLength: 128 }, description: "Only this stage's lines." },
+          limitParameter(LOGS_LIMIT),
+          { $ref: "#/components/parameters/ApiVersion" },
+        ],
+        responses: {
+          "200": { description: "Lines in seq order", content: json(ref("RunLogs")) },
           "400": { $ref: "#/components/responses/BadRequest" },
           "404": { $ref: "#/components/responses/NotFound" },
           ...RUN_ERRORS,

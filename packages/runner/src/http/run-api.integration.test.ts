@@ -11,17 +11,26 @@ import { Ajv2020, type ValidateFunction } from "ajv/dist/2020.js";
 import { Queue } from "bullmq";
 import type { Express } from "express";
 import type { Redis } from "ioredis";
-import { JOB_CATALOG, createLogger, createRedis, isTerminalRunEvent, type RunEvent, type RunEventsJob, type RunView } from "@flowmeter/shared";
+import {
+  JOB_CATALOG,
+  createLogger,
+  createRedis,
+  isTerminalRunEvent,
+  type RunEvent,
+  type RunEventsJob,
+  type RunView,
+  type StageLogLine,
+} from "@flowmeter/shared";
 import { deleteQueuePrefix, tempDir, testQueuePrefix, testRedisUrl, waitFor } from "@flowmeter/test-utils";
 import { parseRunnerConfig } from "../config.js";
-import { RunEventStore, runKey } from "../delivery/run-event-store.js";
 import { RunReconciler } from "../fleet/run-reconciler.js";
-import { createRunQueue, type RunQueue } from "../fleet/submit-run.js";
+import { runKey } from "../store/run-keys.js";
+import { RunStore } from "../store/run-store.js";
 import { createRunnerMetrics } from "../metrics.js";
-import { RunRecords } from "../runs/run-records.js";
 import { startRunner, type RunningRunner } from "../start-runner.js";
 import { createRunnerApp } from "./app.js";
 import { OPENAPI_DOCUMENT } from "./openapi.js";
+import { LOGS_LIMIT } from "./run-routes.js";
 
 const quiet = createLogger("runner", "error", () => {});
 type Method = "get" | "post" | "put" | "delete";
@@ -120,37 +129,21 @@ describe("run API (real Redis, real runner)", () => {
   let idle: Express; // an API instance on a prefix no runner serves
   let secured: Express; // with bearer tokens
   const connections: Redis[] = [];
-  const queues: Array<Queue | RunQueue> = [];
-  let idleRunQueue: RunQueue;
-  let idleRedis: Redis;
+  const stores: RunStore[] = [];
+  let idleStore: RunStore;
 
   function apiApp(appPrefix: string, apiTokens: string[] = []): Express {
     const redis = createRedis(testRedisUrl(), "producer");
     connections.push(redis);
-    const runQueue = createRunQueue(redis, appPrefix);
-    const events = new Queue<RunEventsJob>(JOB_CATALOG.runEvents.queue, { connection: redis, prefix: appPrefix });
-    queues.push(runQueue, events);
-    if (appPrefix === idlePrefix && apiTokens.length === 0) {
-      idleRunQueue = runQueue;
-      idleRedis = redis;
-    }
+    const store = new RunStore(redis, { prefix: appPrefix, retentionSeconds: 600 });
+    stores.push(store);
+    if (appPrefix === idlePrefix && apiTokens.length === 0) idleStore = store;
     return createRunnerApp({
       listenHost: "127.0.0.1",
       metrics: createRunnerMetrics(["shell", "node"]),
       logger: quiet,
       health: () => ({ status: "ok", runner_id: "api-only", active_runs: 0, spooled_items: 0, redis: redis.status }),
-      runs: {
-        redis,
-        prefix: appPrefix,
-        runQueue,
-        workflowsDir,
-        drivers: ["shell", "node"],
-        retentionSeconds: 600,
-        apiTokens,
-        publish: async (list) => {
-          await events.add(JOB_CATALOG.runEvents.jobName, { events: [...list], samples: [], producedAtMs: Date.now() });
-        },
-      },
+      runs: { store, workflowsDir, drivers: ["shell", "node"], apiTokens },
     });
   }
 
@@ -203,7 +196,7 @@ describe("run API (real Redis, real runner)", () => {
 
   afterAll(async () => {
     await runner.stop();
-    for (const queue of queues) await queue.close();
+    for (const store of stores) await store.close();
     for (const redis of connections) redis.disconnect();
     await deleteQueuePrefix(prefix);
     await deleteQueuePrefix(idlePrefix);
@@ -211,6 +204,64 @@ describe("run API (real Redis, real runner)", () => {
   });
 
   let finishedRunId = "";
+
+  it("serves what stages wrote, line by line (GET /v1/runs/{id}/logs): all of a run, one stage, from a seq", async () => {
+    const created = await call(runner.url, "post", "/v1/runs", "/v1/runs", {
+      json: {
+        workflow: {
+          name: "logs",
+          stages: [
+            { name: "a", driver: "shell", run: "echo about to fail; echo oops >&2; exit 3" },
+            { name: "b", driver: "shell", run: "for i in 1 2 3; do echo line $i; done" },
+          ],
+        },
+      },
+    });
+    const runId = created.body.run_id as string;
+    await waitForState(runner.url, runId, ["failed"]);
+    const all = await call(other, "get", "/v1/runs/{run_id}/logs", `/v1/runs/${runId}/logs`);
+    const lines = all.body.lines as StageLogLine[];
+    expect(lines.map((line) => line.seq)).toEqual([1, 2, 3, 4, 5]);
+    expect(all.body).toMatchObject({ run_id: runId, attempt_id: created.body.attempt_id, next_seq: 6 });
+    const text = (stage: string) => lines.filter((line) => line.stage_name === stage).map((line) => `${line.stream}: ${line.line}`);
+    expect(text("a").sort()).toEqual(["stderr: oops", "stdout: about to fail"]);
+    expect(text("b")).toEqual(["stdout: line 1", "stdout: line 2", "stdout: line 3"]);
+
+    const firstOfB = lines.find((line) => line.stage_name === "b")?.seq ?? 0;
+    const page = await call(runner.url, "get", "/v1/runs/{run_id}/logs", `/v1/runs/${runId}/logs?stage=b&from_seq=${firstOfB + 1}&limit=1`);
+    expect((page.body.lines as StageLogLine[]).map((line) => line.line)).toEqual(["line 2"]);
+    const rest = await call(runner.url, "get", "/v1/runs/{run_id}/logs", `/v1/runs/${runId}/logs?stage=b&from_seq=${page.body.next_seq as number}`);
+    expect((rest.body.lines as StageLogLine[]).map((line) => line.line)).toEqual(["line 3"]);
+    for (const query of ["from_seq=-1", "from_seq=x", "stage=", "limit=0", `limit=${LOGS_LIMIT.max + 1}`]) {
+      const res = await call(runner.url, "get", "/v1/runs/{run_id}/logs", `/v1/runs/${runId}/logs?${query}`);
+      expect([query, res.status, res.body.code]).toEqual([query, 400, "INVALID_PARAMS"]);
+    }
+    expect((await call(runner.url, "get", "/v1/runs/{run_id}/logs", "/v1/runs/no-such-run/logs")).status).toBe(404);
+  });
+
+  it("takes a run policy (validated, echoed in GET, applied): past run_timeout_secs the run fails run_timed_out", async () => {
+    for (const [policy, message] of [
+      [{ run_timeout_secs: 0 }, "policy.run_timeout_secs must be an integer between 1 and 604800"],
+      [{ stage_retries: 1.5 }, "policy.stage_retries must be an integer between 0 and 100"],
+      [{ timeout: 5 }, 'policy has an unknown field "timeout"'],
+      ["fast", "policy must be an object"],
+    ] as const) {
+      const res = await call(runner.url, "post", "/v1/runs", "/v1/runs", { json: { workflow: sleepy("bad-policy", 1), policy } });
+      expect([res.status, res.body.code]).toEqual([400, "INVALID_PARAMS"]);
+      expect(res.body.message).toContain(message);
+    }
+    const policy = { run_timeout_secs: 1, stage_timeout_secs: 60, stage_retries: 0, kill_grace_secs: 1 };
+    const created = await call(runner.url, "post", "/v1/runs", "/v1/runs", {
+      json: { workflow: { name: "bounded", stages: [{ name: "slow", driver: "shell", run: "sleep 30" }] }, policy },
+    });
+    expect(created.status).toBe(201);
+    const runId = created.body.run_id as string;
+    expect((await getRun(runner.url, runId)).policy).toEqual(policy);
+    const ended = await waitForState(runner.url, runId, ["failed"]);
+    expect(ended).toMatchObject({ terminal_reason: "run_timed_out", error: "run timed out after 1s", policy });
+    const events = await allEvents(runner.url, runId);
+    expect(events.find((event) => event.event_type === "stage.failed")?.payload).toMatchObject({ timed_out: true, cancelled: false });
+  });
 
   it("creates a run from an inline workflow; any runner executes it; run, events (v1, v2) and stages read back", async () => {
     const created = await call(runner.url, "post", "/v1/runs", "/v1/runs", {
@@ -299,8 +350,7 @@ describe("run API (real Redis, real runner)", () => {
   });
 
   it("refuses an invalid workflow with INVALID_SPEC naming stage and field, and bad bodies with INVALID_PARAMS; nothing is queued", async () => {
-    const queue = createRunQueue(connections[0] as Redis, prefix);
-    queues.push(queue);
+    const queue = (stores[0] as RunStore).runQueue;
     const before = await queue.getJobCounts();
     const spec = await call(runner.url, "post", "/v1/runs", "/v1/runs", {
       json: {
@@ -619,15 +669,11 @@ describe("run API (real Redis, real runner)", () => {
   it("fails a queued run whose job vanished (job_lost), once, with one terminal event", async () => {
     const created = await call(idle, "post", "/v1/runs", "/v1/runs", { json: { workflow: sleepy("lost", 1) } });
     const runId = created.body.run_id as string;
-    await idleRunQueue.remove(runId);
+    await idleStore.runQueue.remove(runId);
     const reconcilers = [0, 1].map(
       () =>
         new RunReconciler({
-          records: new RunRecords(idleRedis, { prefix: idlePrefix }),
-          store: new RunEventStore(idleRedis, { prefix: idlePrefix }),
-          runQueue: idleRunQueue,
-          redis: idleRedis,
-          publish: () => {},
+          store: idleStore,
           jobLostGraceMs: 0,
           leaseMs: 1000,
           logger: quiet,

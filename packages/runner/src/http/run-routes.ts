@@ -1,6 +1,7 @@
 /**
- * The run API (docs/spec.md §5): `/v1/runs…`. Stateless over Redis: records, events and samples are read from and written to
- * the prefix's keys, so every runner process (and any app built on the same Redis and prefix) answers the same.
+ * The run API (docs/spec.md §5): `/v1/runs…`. Stateless over Redis: records, events, samples and log lines are read from
+ * and written to the run store (store/run-store.ts), so every runner process (and any app built on the same Redis and
+ * prefix) answers the same.
  * Runs are executed by whichever runner takes them from the `runs` queue, not necessarily the one answering.
  */
 import {
@@ -9,22 +10,21 @@ import {
   methodNotAllowed,
   type ApiVersion,
   type CreateRunResponse,
-  type RunEvent,
   type RunEventsResponse,
   type RunListResponse,
+  type RunLogsResponse,
   type RunStagesResponse,
   type RunTelemetryResponse,
 } from "@flowmeter/shared";
 import express, { Router, type NextFunction, type Request, type Response } from "express";
-import type { Redis } from "ioredis";
-import { DEFAULT_MAX_EVENTS_PER_RUN, RunEventStore } from "../delivery/run-event-store.js";
 import { UnknownEventCursorError, WorkflowFileError, WorkflowValidationError } from "../errors.js";
 import { cancelRun } from "../fleet/cancel-run.js";
-import { submitRun, type RunQueue } from "../fleet/submit-run.js";
-import { RunRecords, decodeListCursor, encodeListCursor, isValidRunId, toRunView, type RunListFilter, type RunRecord } from "../runs/run-records.js";
-import { buildStageView } from "../runs/stage-view.js";
-import { RunSampleStore } from "../telemetry/run-sample-store.js";
-import { isValidConcurrency } from "../workflow/validate-workflow.js";
+import { submitRun } from "../fleet/submit-run.js";
+import { DEFAULT_MAX_EVENTS_PER_RUN } from "../store/run-keys.js";
+import { decodeListCursor, encodeListCursor, isValidRunId, toRunView, type RunListFilter, type RunRecord } from "../store/run-records.js";
+import type { RunStore } from "../store/run-store.js";
+import { buildStageView } from "../store/stage-view.js";
+import { isValidConcurrency, validateRunPolicy } from "../workflow/validate-workflow.js";
 import { loadWorkflowFromDir } from "../workflow/workflows-dir.js";
 import { createBearerAuth } from "./bearer-auth.js";
 
@@ -32,26 +32,19 @@ export const MAX_REQUEST_BODY_BYTES = 1_048_576;
 export const LIST_LIMIT = { default: 50, max: 500 } as const;
 export const EVENTS_LIMIT = { default: 1000, max: 10_000 } as const;
 export const TELEMETRY_LIMIT = { default: 1000, max: 10_000 } as const;
+export const LOGS_LIMIT = { default: 1000, max: 10_000 } as const;
 const MAX_CANCEL_REASON_CHARS = 1000;
-const CREATE_FIELDS = ["workflow", "file", "input", "run_id", "concurrency"];
+const CREATE_FIELDS = ["workflow", "file", "input", "run_id", "concurrency", "policy"];
 
 export interface RunApiOptions {
-  /** A producer connection (createRedis(url, "producer")): requests answer 503 at once while Redis is away. */
-  redis: Redis;
-  /** QUEUE_PREFIX: the deployment's queues, run records, events and samples. */
-  prefix: string;
-  /** The `runs` queue (on `redis`), where created runs go. */
-  runQueue: RunQueue;
+  /** The fleet's runs; its connection is a producer one, so requests answer 503 at once while Redis is away. */
+  store: RunStore;
   /** Absolute; `file` paths resolve under it. */
   workflowsDir: string;
   /** Driver names workflows are validated against. */
   drivers: readonly string[];
-  /** Retention of ended runs (records, events, cancel marks). */
-  retentionSeconds: number;
   /** Bearer tokens; empty: no auth. */
   apiTokens: readonly string[];
-  /** Events this API writes itself (run.cancelled of a queued run) also go here: the run-events queue, for the worker. */
-  publish: (events: readonly RunEvent[]) => void | Promise<void>;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -97,16 +90,21 @@ function listFilter(req: Request): RunListFilter {
   throw invalid(`state must be active or terminal, not ${JSON.stringify(value.slice(0, 50))}`);
 }
 
+/** A stage name filter: 1-128 characters when given. */
+function stageParam(req: Request, name: string): string | undefined {
+  const value = query(req, name);
+  if (value !== undefined && (value === "" || value.length > 128)) throw invalid(`${name} must be 1-128 characters`);
+  return value;
+}
+
 /** The run id path parameter, as a string (express 5 may give arrays for repeated wildcard params; ours are plain). */
 function runIdParam(req: Request): string {
   return String(req.params["runId"] ?? "");
 }
 
 export function createRunRoutes(options: RunApiOptions): Router {
-  const { redis, prefix, runQueue, workflowsDir, drivers, retentionSeconds } = options;
-  const records = new RunRecords(redis, { prefix, retentionSeconds });
-  const store = new RunEventStore(redis, { prefix, retentionSeconds });
-  const samples = new RunSampleStore(redis, { prefix, retentionSeconds });
+  const { store, workflowsDir, drivers } = options;
+  const { redis, records } = store;
   const checkToken = createBearerAuth(options.apiTokens);
   const jsonBody = express.json({ type: () => true, limit: MAX_REQUEST_BODY_BYTES, strict: true });
   const router = Router({ strict: true, caseSensitive: true });
@@ -154,14 +152,22 @@ export function createRunRoutes(options: RunApiOptions): Router {
       if (concurrency !== undefined && !isValidConcurrency(concurrency)) throw invalid("concurrency must be an integer between 1 and 1000");
       const file = body["file"];
       if (file !== undefined && (typeof file !== "string" || file === "")) throw invalid("file must be a non-empty string");
+      let policy;
+      try {
+        policy = validateRunPolicy(body["policy"]);
+      } catch (error) {
+        if (error instanceof WorkflowValidationError) throw invalid(error.problems.join("; "));
+        throw error;
+      }
 
       let created;
       try {
         const workflow: unknown = typeof file === "string" ? await loadWorkflowFromDir(workflowsDir, file, { drivers }) : body["workflow"];
-        created = await submitRun(runQueue, workflow, body["input"], {
+        created = await submitRun(store, workflow, body["input"], {
           drivers,
           ...(runId === undefined ? {} : { runId: runId }),
           ...(concurrency === undefined ? {} : { concurrency: concurrency }),
+          ...(policy === undefined ? {} : { policy }),
         });
       } catch (error) {
         if (error instanceof WorkflowValidationError) {
@@ -200,7 +206,7 @@ export function createRunRoutes(options: RunApiOptions): Router {
       const record = await loadRun(runIdParam(req));
       let page;
       try {
-        page = await store.page(record.run_id, from === undefined ? {} : { afterEventId: from }, size);
+        page = await store.events.page(record.run_id, from === undefined ? {} : { afterEventId: from }, size);
       } catch (error) {
         if (error instanceof UnknownEventCursorError) {
           throw invalid(`from_event_id ${JSON.stringify(from?.slice(0, 100))} is not an event of run ${record.run_id} (unknown, or older than the retention)`);
@@ -222,7 +228,7 @@ export function createRunRoutes(options: RunApiOptions): Router {
     .get(async function getStages(req: Request, res: Response) {
       apiVersion(req);
       const record = await loadRun(runIdParam(req));
-      const events = await store.read(record.run_id, {}, DEFAULT_MAX_EVENTS_PER_RUN);
+      const events = await store.events.read(record.run_id, {}, DEFAULT_MAX_EVENTS_PER_RUN);
       const body: RunStagesResponse = { run_id: record.run_id, attempt_id: record.attempt_id, state: record.state, stages: buildStageView(events) };
       res.json(body);
     })
@@ -232,22 +238,26 @@ export function createRunRoutes(options: RunApiOptions): Router {
     .route("/v1/runs/:runId/telemetry")
     .get(async function getTelemetry(req: Request, res: Response) {
       apiVersion(req);
-      const fromSeqText = query(req, "from_seq");
-      if (fromSeqText !== undefined && !/^\d{1,15}$/.test(fromSeqText)) {
-        throw invalid(`from_seq must be a non-negative integer, not ${JSON.stringify(fromSeqText.slice(0, 50))}`);
-      }
-      const fromSeq = fromSeqText === undefined ? 0 : Number(fromSeqText);
-      const stageName = query(req, "stage_name");
-      if (stageName !== undefined && (stageName === "" || stageName.length > 128)) throw invalid("stage_name must be 1-128 characters");
+      const fromSeq = nonNegativeInt(req, "from_seq") ?? 0;
+      const stageName = stageParam(req, "stage_name");
       const size = limit(req, TELEMETRY_LIMIT);
       const record = await loadRun(runIdParam(req));
-      const page = await samples.read(record.run_id, fromSeq, size, stageName);
-      const body: RunTelemetryResponse = {
-        run_id: record.run_id,
-        attempt_id: record.attempt_id,
-        next_seq: page.nextSeq,
-        samples: page.samples,
-      };
+      const page = await store.samples.read(record.run_id, fromSeq, size, stageName);
+      const body: RunTelemetryResponse = { run_id: record.run_id, attempt_id: record.attempt_id, next_seq: page.nextSeq, samples: page.items };
+      res.json(body);
+    })
+    .all(methodNotAllowed("GET, HEAD"));
+
+  router
+    .route("/v1/runs/:runId/logs")
+    .get(async function getLogs(req: Request, res: Response) {
+      apiVersion(req);
+      const fromSeq = nonNegativeInt(req, "from_seq") ?? 0;
+      const stageName = stageParam(req, "stage");
+      const size = limit(req, LOGS_LIMIT);
+      const record = await loadRun(runIdParam(req));
+      const page = await store.logs.read(record.run_id, fromSeq, size, stageName);
+      const body: RunLogsResponse = { run_id: record.run_id, attempt_id: record.attempt_id, next_seq: page.nextSeq, lines: page.items };
       res.json(body);
     })
     .all(methodNotAllowed("GET, HEAD"));
@@ -270,7 +280,7 @@ export function createRunRoutes(options: RunApiOptions): Router {
         res.status(200).json(toRunView(record, version));
         return;
       }
-      await cancelRun(redis, prefix, record.run_id, reason ?? "cancelled through the run API", { retentionSeconds, publish: options.publish });
+      await cancelRun(store, record.run_id, reason ?? "cancelled through the run API");
       const now = (await records.get(record.run_id)) ?? record;
       res.status(isTerminalRunState(now.state) ? 200 : 202).json(toRunView(now, version));
     })

@@ -1,9 +1,19 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Queue } from "bullmq";
-import { JOB_CATALOG, RUN_EVENT_V2_NAMES, createLogger, createRedis, uuidV7, type RunEvent, type RunEventsJob, type TelemetrySample } from "@flowmeter/shared";
-import { deleteQueuePrefix, testQueuePrefix, testRedisUrl, waitFor } from "@flowmeter/test-utils";
-import { openScratchDatabase, type ScratchDatabase } from "../clickhouse/scratch-database.js";
+import {
+  JOB_CATALOG,
+  RUN_EVENT_V2_NAMES,
+  createLogger,
+  createRedis,
+  uuidV7,
+  type RunEvent,
+  type RunEventsJob,
+  type StageLogLine,
+  type TelemetrySample,
+} from "@flowmeter/shared";
+import { deleteQueuePrefix, openScratchDatabase, type ScratchDatabase, testQueuePrefix, testRedisUrl, waitFor } from "@flowmeter/test-utils";
+import * as worker from "../index.js";
 import { parseWorkerConfig } from "../config.js";
 import { createWorkerMetrics } from "../metrics.js";
 import type { QueueConsumer } from "./queue-consumer.js";
@@ -82,12 +92,12 @@ function stageEvents(runId: string, workflow: string): RunEvent[] {
 describe("run events consumer (real Redis, chDB)", () => {
   const prefix = testQueuePrefix("run-events");
   const redis = createRedis(testRedisUrl(), "worker");
-  let database: ScratchDatabase;
+  let database: ScratchDatabase<worker.BlockWriter>;
   let consumer: QueueConsumer;
   let queue: Queue<RunEventsJob>;
 
   beforeAll(async () => {
-    database = await openScratchDatabase("run-events");
+    database = await openScratchDatabase("run-events", worker);
     const { clickhouse } = database;
     const config = { ...parseWorkerConfig({ QUEUE_PREFIX: prefix }), batch: { maxRows: 5000, maxWaitMs: 100 } };
     consumer = createRunEventsConsumer({
@@ -117,6 +127,36 @@ describe("run events consumer (real Redis, chDB)", () => {
     const added = await queue.add(JOB_CATALOG.runEvents.jobName, job, JOB_CATALOG.runEvents.options);
     await waitFor(async () => ((await queue.getJobState(added.id ?? "")) === "unknown" ? true : undefined), { what: "run-events job written" });
   }
+
+  it("writes a run's stage log lines once, also when a spool replay re-sends them, and reads them back in order", async () => {
+    const runId = randomUUID();
+    const attemptId = randomUUID();
+    const lines: StageLogLine[] = ["about to fail", "oops", "x".repeat(4096)].map((line, index) => ({
+      run_id: runId,
+      attempt_id: attemptId,
+      seq: index + 1,
+      timestamp_ms: Date.now() + index,
+      stage_name: "a",
+      stage_attempt: 1,
+      stream: index === 1 ? "stderr" : "stdout",
+      line,
+      truncated: index === 2,
+    }));
+    await deliver({ events: [], samples: [], logs: lines.slice(0, 2), producedAtMs: Date.now() });
+    await deliver({ events: [], samples: [], logs: lines, producedAtMs: Date.now() });
+    // A job from a runner older than stage logs has no logs field at all.
+    await deliver({ events: [], samples: [], producedAtMs: Date.now() });
+    const stored = await rows<{ seq: string; stream: string; line: string; truncated: boolean; stage_name: string }>(
+      `SELECT seq, stream, line, truncated, stage_name FROM flowmeter.run_logs FINAL WHERE run_id = '${runId}' ORDER BY seq`,
+    );
+    expect(stored.map((row) => [Number(row.seq), row.stream, row.line.length, row.truncated, row.stage_name])).toEqual([
+      [1, "stdout", 13, false, "a"],
+      [2, "stderr", 4, false, "a"],
+      [3, "stdout", 4096, true, "a"],
+    ]);
+    const [count] = await rows<{ n: string }>(`SELECT count() AS n FROM flowmeter.run_logs WHERE run_id = '${runId}'`);
+    expect(Number(count?.n)).toBe(3); // not only FINAL: the replayed block was not stored twice
+  });
 
   it("writes replayed events and samples once, and counts the stage once with its retry", async () => {
     const runId = randomUUID();

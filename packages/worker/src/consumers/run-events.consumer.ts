@@ -1,7 +1,8 @@
-/** Consumes the runner's run-events queue into flowmeter.run_events and flowmeter.run_telemetry. */
+/** Consumes the runner's run-events queue into flowmeter.run_events, flowmeter.run_telemetry and flowmeter.run_logs. */
 import { JOB_CATALOG, type RunEventsJob } from "@flowmeter/shared";
 import { toClickHouseTime } from "../clickhouse/insert-json-rows.js";
 import { runEventsSink, toRow as toEventRow, type RunEventRow } from "../clickhouse/tables/run-events.table.js";
+import { runLogsSink, toRow as toLogRow, type RunLogRow } from "../clickhouse/tables/run-logs.table.js";
 import { runTelemetrySink, toRow as toSampleRow, type RunTelemetryRow } from "../clickhouse/tables/run-telemetry.table.js";
 import type { ConsumerDeps } from "./client-telemetry.consumer.js";
 import { insertOnce, type OwnedRow } from "./insert-once.js";
@@ -15,24 +16,28 @@ export function createRunEventsConsumer(deps: ConsumerDeps): QueueConsumer {
     redis: deps.redis,
     metrics: deps.metrics,
     logger,
-    rowsOf: (data) => data.events.length + data.samples.length,
+    rowsOf: (data) => data.events.length + data.samples.length + (data.logs ?? []).length,
     producedAtMs: (data) => data.producedAtMs,
     async flush(jobs, reason) {
       const startedAt = performance.now();
       const events: OwnedRow<RunEventRow>[] = [];
       const samples: OwnedRow<RunTelemetryRow>[] = [];
+      const logs: OwnedRow<RunLogRow>[] = [];
       for (const { jobId, data } of jobs) {
         const receivedAt = toClickHouseTime(Date.now());
         for (const event of data.events) events.push({ jobId, row: toEventRow(event, receivedAt) });
         for (const sample of data.samples) samples.push({ jobId, row: toSampleRow(sample, receivedAt) });
+        for (const line of data.logs ?? []) logs.push({ jobId, row: toLogRow(line, receivedAt) });
       }
       const writtenEvents = await insertOnce(deps, runEventsSink, events);
       const writtenSamples = await insertOnce(deps, runTelemetrySink, samples);
+      const writtenLines = await insertOnce(deps, runLogsSink, logs);
       logger.debug("batch written", {
         queue: JOB_CATALOG.runEvents.queue,
         jobs: jobs.length,
         events: writtenEvents,
         samples: writtenSamples,
+        lines: writtenLines,
         reason,
         ms: Math.round(performance.now() - startedAt),
       });

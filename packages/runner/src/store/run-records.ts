@@ -15,18 +15,13 @@ import {
   type ApiVersion,
   type RunEvent,
   type RunEventType,
+  type RunPolicy,
   type RunState,
   type RunView,
   type TerminalReason,
 } from "@flowmeter/shared";
-import {
-  DEFAULT_EVENT_RETENTION_SECONDS,
-  DEFAULT_MAX_EVENTS_PER_RUN,
-  eventScriptArgs,
-  eventScriptKeys,
-  runIndexKey,
-  runKey,
-} from "../delivery/run-event-store.js";
+import { eventScriptArgs } from "./run-event-store.js";
+import { DEFAULT_EVENT_RETENTION_SECONDS, DEFAULT_MAX_EVENTS_PER_RUN, eventScriptKeys, runIndexKey, runKey } from "./run-keys.js";
 import { RUN_SCRIPTS } from "./run-scripts.js";
 
 /** The record hash as stored; numbers are strings, absent fields are missing. */
@@ -44,6 +39,7 @@ export interface RunRecord {
   terminal_reason?: TerminalReason;
   error?: string;
   cancel_reason?: string;
+  policy?: RunPolicy;
   last_seq?: number;
   last_event_id?: string;
   last_event_type?: string;
@@ -103,6 +99,7 @@ function parseRecord(hash: Record<string, string>): RunRecord | undefined {
     if (value !== undefined && value !== "") record[key] = value;
   }
   if (hash["terminal_reason"] !== undefined && hash["terminal_reason"] !== "") record.terminal_reason = hash["terminal_reason"] as TerminalReason;
+  if (hash["policy"] !== undefined && hash["policy"] !== "") record.policy = JSON.parse(hash["policy"]) as RunPolicy;
   return record;
 }
 
@@ -131,6 +128,7 @@ export function toRunView(record: RunRecord, version: ApiVersion): RunView {
     terminal_reason: record.terminal_reason ?? null,
     error: record.error ?? null,
     cancel_reason: record.cancel_reason ?? null,
+    policy: record.policy ?? null,
     last_event:
       record.last_event_id === undefined || record.last_seq === undefined
         ? null
@@ -182,11 +180,11 @@ export class RunRecords {
    * Creates a queued record unless the run exists. `exists`: a record is there (read it with get); `ended`: no record
    * but the run's terminal event is stored (its record was dropped), so it cannot start again.
    */
-  async create(runId: string, attemptId: string, workflow: string): Promise<"created" | "exists" | "ended"> {
+  async create(runId: string, attemptId: string, workflow: string, policy?: RunPolicy): Promise<"created" | "exists" | "ended"> {
     return (await RUN_SCRIPTS.create.run(
       this.redis,
       [this.recordKey(runId), runIndexKey(this.prefix, "active"), runKey(this.prefix, runId, "terminal")],
-      [runId, attemptId, workflow],
+      [runId, attemptId, workflow, policy === undefined ? "" : JSON.stringify(policy)],
     )) as "created" | "exists" | "ended";
   }
 
@@ -196,11 +194,11 @@ export class RunRecords {
   }
 
   /** A runner taking a run's job: see the CLAIM script. */
-  async claim(runId: string, runnerId: string, leaseMs: number, attemptId: string, workflow: string): Promise<ClaimResult> {
+  async claim(runId: string, runnerId: string, leaseMs: number, attemptId: string, workflow: string, policy?: RunPolicy): Promise<ClaimResult> {
     const [status, value] = (await RUN_SCRIPTS.claim.run(
       this.redis,
       [this.recordKey(runId), runIndexKey(this.prefix, "active"), runKey(this.prefix, runId, "terminal")],
-      [runId, runnerId, leaseMs, attemptId, workflow],
+      [runId, runnerId, leaseMs, attemptId, workflow, policy === undefined ? "" : JSON.stringify(policy)],
     )) as [string, string];
     switch (status) {
       case "claimed":

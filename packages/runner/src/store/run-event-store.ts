@@ -1,28 +1,18 @@
 /**
  * The recent events of each run, kept in Redis so any process can read or follow them: the CLI's `followRun`, the
- * run API's `GET /v1/runs/{id}/events?from_event_id=`, the stage view and the reconciler.
+ * run API's `GET /v1/runs/{id}/events?from_event_id=`, the stage view and the reconciler. Keys: run-keys.ts.
  *
- * Layout, under the queue prefix:
- * - `<prefix>:run:<run_id>:events`: a stream, one entry per event (field `e` = the event JSON), entry id
- *   `<seq + 1>-0`, so entries are ordered by seq, a seq cursor maps to an entry id, and re-appending an event
- *   (a spool replay) is refused by Redis instead of duplicated;
- * - `<prefix>:run:<run_id>:event-ids`: a hash event_id → seq, to resume from an event_id;
- * - `<prefix>:run:<run_id>:terminal`: the id of the run's terminal event, once stored;
- * - `<prefix>:run:<run_id>:cancel`: set when a cancel was requested (see cancel-run.ts);
- * - `<prefix>:run:<run_id>:record` and `…:samples`: the run record (run-records.ts) and telemetry samples
- *   (run-sample-store.ts).
  * Appending is one Lua script per run (run-scripts.ts): events after the terminal one are refused ("fenced") and
- * reported, and storing the terminal event also ends the run's record, atomically.
+ * reported, and storing the terminal event also ends the run's record, atomically. A re-appended event (a spool
+ * replay) is refused by Redis (its entry id is its seq) instead of duplicated.
  * Retention: each stream is capped (~`maxEventsPerRun`, oldest trimmed) and every key expires
  * `retentionSeconds` after the run's last event.
  */
 import type { Redis } from "ioredis";
 import { isTerminalRunEvent, type RunEvent } from "@flowmeter/shared";
 import { UnknownEventCursorError } from "../errors.js";
-import { RUN_SCRIPTS } from "../runs/run-scripts.js";
-
-export const DEFAULT_EVENT_RETENTION_SECONDS = 7 * 86_400;
-export const DEFAULT_MAX_EVENTS_PER_RUN = 10_000;
+import { DEFAULT_EVENT_RETENTION_SECONDS, DEFAULT_MAX_EVENTS_PER_RUN, eventScriptKeys, runKey } from "./run-keys.js";
+import { RUN_SCRIPTS } from "./run-scripts.js";
 
 export interface RunEventStoreOptions {
   /** The queue prefix (QUEUE_PREFIX), so one prefix holds a deployment's queues and run events. */
@@ -35,29 +25,6 @@ export interface RunEventStoreOptions {
 export interface EventCursor {
   afterSeq?: number;
   afterEventId?: string;
-}
-
-export type RunKeySuffix = "events" | "event-ids" | "terminal" | "cancel" | "record" | "samples";
-
-export function runKey(prefix: string, runId: string, suffix: RunKeySuffix): string {
-  return `${prefix}:run:${runId}:${suffix}`;
-}
-
-/** The per-prefix indexes of run records: active (queued, running) by creation time, terminal by end time. */
-export function runIndexKey(prefix: string, which: "active" | "terminal"): string {
-  return `${prefix}:run-index:${which}`;
-}
-
-/** The keys the append and end-run scripts take, in their order. */
-export function eventScriptKeys(prefix: string, runId: string): string[] {
-  return [
-    runKey(prefix, runId, "events"),
-    runKey(prefix, runId, "event-ids"),
-    runKey(prefix, runId, "record"),
-    runIndexKey(prefix, "active"),
-    runIndexKey(prefix, "terminal"),
-    runKey(prefix, runId, "terminal"),
-  ];
 }
 
 const TERMINAL_STATES = { "run.finished": "succeeded", "run.failed": "failed", "run.cancelled": "cancelled" } as const;

@@ -9,7 +9,7 @@ function sequence(build: (events: RunEventSequencer) => void): RunEvent[] {
     new RunEventSequencer(
       "r",
       "a",
-      { event: (event) => out.push(event), sample: () => {} },
+      { event: (event) => out.push(event), sample: () => {}, log: () => {} },
       createLogger("test", "error", () => {}),
     ),
   );

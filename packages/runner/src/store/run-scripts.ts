@@ -91,12 +91,13 @@ if last ~= tonumber(ARGV[6]) then return {'changed', state} end
 append_events(KEYS, ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV, 7)
 return {'ended_now'}`;
 
-/** KEYS: record, run-index:active, terminal. ARGV: run_id, attempt_id, workflow. */
+/** KEYS: record, run-index:active, terminal. ARGV: run_id, attempt_id, workflow, policy JSON ('' for none). */
 const CREATE = `${PRELUDE}
 if redis.call('EXISTS', KEYS[1]) == 1 then return 'exists' end
 if redis.call('EXISTS', KEYS[3]) == 1 then return 'ended' end
 local now = now_ms()
 redis.call('HSET', KEYS[1], 'run_id', ARGV[1], 'attempt_id', ARGV[2], 'workflow', ARGV[3], 'state', 'queued', 'created_at_ms', ms(now))
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'policy', ARGV[4]) end
 redis.call('ZADD', KEYS[2], 0, member(now, ARGV[1]))
 return 'created'`;
 
@@ -110,7 +111,7 @@ return 1`;
 
 /**
  * A runner taking a run's job. KEYS: record, run-index:active, terminal. ARGV: run_id, runner_id, lease_ms,
- * attempt_id (for a job queued without a record), workflow.
+ * attempt_id (for a job queued without a record), workflow, policy JSON ('' for none).
  * Returns {'claimed', attempt_id} (also when this runner holds it already: the caller must not be executing it) |
  * {'expired', attempt_id} (running, lease ran out: its runner died) | {'owned', runner_id} (running elsewhere,
  * lease live) | {'ended', state}.
@@ -122,6 +123,7 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
   if redis.call('EXISTS', KEYS[3]) == 1 then return {'ended', ''} end
   redis.call('HSET', KEYS[1], 'run_id', ARGV[1], 'attempt_id', ARGV[4], 'workflow', ARGV[5], 'state', 'running', 'created_at_ms', ms(now),
     'started_at_ms', ms(now), 'runner_id', ARGV[2], 'heartbeat_at_ms', ms(now), 'lease_expires_at_ms', lease_until)
+  if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'policy', ARGV[6]) end
   redis.call('ZADD', KEYS[2], 0, member(now, ARGV[1]))
   return {'claimed', ARGV[4]}
 end

@@ -3,7 +3,8 @@ import { Redis } from "ioredis";
 import { uuidV7, type RunEvent } from "@flowmeter/shared";
 import { deleteQueuePrefix, testQueuePrefix, testRedisUrl } from "@flowmeter/test-utils";
 import { UnknownEventCursorError } from "../errors.js";
-import { RunEventStore, runKey } from "./run-event-store.js";
+import { RunEventStore } from "./run-event-store.js";
+import { runKey } from "./run-keys.js";
 
 function event(runId: string, seq: number, type: "stage.queued" | "run.finished" = "stage.queued"): RunEvent {
   const now = Date.now();

@@ -1,0 +1,80 @@
+/**
+ * `flowmeter logs <run_id> [stage] [--follow]`: prints what a run's stages wrote, line by line, from the runners'
+ * Redis (the newest RUNNER_LOG_BUFFER_LINES of the run, while its retention lasts; ClickHouse's run_logs table keeps
+ * every line). With --follow it keeps printing new lines until the run has ended.
+ */
+import { DEFAULT_REDIS_URL, EnvReader, createRedis, isTerminalRunState, type StageLogLine } from "@flowmeter/shared";
+import { RunStore } from "@flowmeter/runner";
+import { CliError, EXIT, parseOptions } from "./cli-error.js";
+import { embeddedQueuePrefix } from "./config.js";
+
+const PAGE = 1000;
+const POLL_MS = 300;
+const CONNECT_TIMEOUT_MS = 5000;
+
+export const LOGS_USAGE = `usage: flowmeter logs <run_id> [stage] [--follow]
+
+Prints the output of a run's stages, one line each as "<stage>: <line>" (stderr lines as "<stage> (stderr): <line>"),
+in the order the runner read them; only one stage's lines when a stage is named. --follow (-f) waits for new lines
+until the run has ended. Lines come from the runners' Redis (the newest RUNNER_LOG_BUFFER_LINES of each run);
+older ones are in ClickHouse: flowmeter query "SELECT … FROM flowmeter.run_logs WHERE run_id = '…'".
+
+exit codes: 0 ok, 64 usage error, 66 no such run, 69 Redis unreachable, 78 invalid configuration
+environment: REDIS_URL, QUEUE_PREFIX, FLOWMETER_DATA_DIR (as for flowmeter run)
+`;
+
+export function formatLogLine(line: StageLogLine): string {
+  return `${line.stage_name}${line.stream === "stderr" ? " (stderr)" : ""}: ${line.line}${line.truncated ? " …" : ""}`;
+}
+
+export async function logs(args: string[], env: NodeJS.ProcessEnv, out: NodeJS.WritableStream = process.stdout): Promise<number> {
+  const follow = args.includes("--follow") || args.includes("-f");
+  const { positional, help } = parseOptions(
+    args.filter((arg) => arg !== "--follow" && arg !== "-f"),
+    [],
+    LOGS_USAGE,
+  );
+  if (help) {
+    out.write(LOGS_USAGE);
+    return EXIT.ok;
+  }
+  const [runId, stage, ...extra] = positional;
+  if (runId === undefined || extra.length > 0) throw new CliError(`name a run id, and at most one stage\n${LOGS_USAGE}`, EXIT.usage);
+  const reader = new EnvReader(env);
+  const redisUrl = reader.url("REDIS_URL", ["redis:", "rediss:"]) ?? DEFAULT_REDIS_URL;
+  const queuePrefix = embeddedQueuePrefix(env);
+  reader.finish(undefined);
+
+  const redis = createRedis(redisUrl, "producer");
+  redis.on("error", () => {});
+  const store = new RunStore(redis, { prefix: queuePrefix });
+  const stopped = new AbortController();
+  const onInterrupt = () => stopped.abort();
+  process.on("SIGINT", onInterrupt);
+  try {
+    let timer: NodeJS.Timeout | undefined;
+    const connected = await Promise.race([
+      store.ready().then(() => true),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), CONNECT_TIMEOUT_MS))),
+    ]).finally(() => clearTimeout(timer));
+    if (!connected)
+      throw new CliError(`Redis at ${redisUrl} is not reachable (no answer in ${CONNECT_TIMEOUT_MS / 1000} s). Is flowmeter running (npm start)?`);
+    let record = await store.records.get(runId);
+    if (record === undefined) throw new CliError(`no run ${runId} in Redis ${redisUrl} (prefix ${queuePrefix}): unknown, or past its retention`, EXIT.noInput);
+    let fromSeq = 0;
+    for (;;) {
+      const page = await store.logs.read(runId, fromSeq, PAGE, stage);
+      for (const line of page.items) out.write(`${formatLogLine(line)}\n`);
+      fromSeq = page.nextSeq;
+      if (page.items.length === PAGE) continue;
+      // The run's last lines are stored before its terminal event, so once it has ended a read finds them all.
+      if (!follow || isTerminalRunState(record.state) || stopped.signal.aborted) return EXIT.ok;
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+      record = (await store.records.get(runId)) ?? record;
+    }
+  } finally {
+    process.off("SIGINT", onInterrupt);
+    await store.close();
+    redis.disconnect();
+  }
+}

@@ -1,0 +1,45 @@
+/**
+ * The runner's Redis layout, under the queue prefix (QUEUE_PREFIX), so one prefix holds a deployment's queues and
+ * runs. Every key of a run is built here; run-store.ts is the one module that reads and writes them.
+ *
+ * Per run, `<prefix>:run:<run_id>:…`:
+ * - `record`: hash, the run's state, attempt, owner, lease and terminal reason (run-records.ts);
+ * - `events`: stream, one entry per lifecycle event, entry id `<seq + 1>-0` (run-event-store.ts);
+ * - `event-ids`: hash event_id → seq, to resume from an event_id;
+ * - `terminal`: the id of the run's terminal event, once stored;
+ * - `cancel`: the reason, once a cancel was asked for (run-store.ts);
+ * - `samples`: stream of telemetry samples, entry id `<seq>-0` (run-sample-store.ts);
+ * - `logs`: stream of stage output lines, entry id `<seq>-0` (run-log-store.ts).
+ * Per prefix: `run-index:active` and `run-index:terminal` (sorted sets listing runs; not `runs:…`, which BullMQ's
+ * runs queue owns) and the pub/sub channel `runner:cancel`.
+ */
+export type RunKeySuffix = "events" | "event-ids" | "terminal" | "cancel" | "record" | "samples" | "logs";
+
+export const DEFAULT_EVENT_RETENTION_SECONDS = 7 * 86_400;
+export const DEFAULT_MAX_EVENTS_PER_RUN = 10_000;
+
+export function runKey(prefix: string, runId: string, suffix: RunKeySuffix): string {
+  return `${prefix}:run:${runId}:${suffix}`;
+}
+
+/** The per-prefix indexes of run records: active (queued, running) by creation time, terminal by end time. */
+export function runIndexKey(prefix: string, which: "active" | "terminal"): string {
+  return `${prefix}:run-index:${which}`;
+}
+
+/** The pub/sub channel every runner of a prefix listens on for cancel requests. */
+export function cancelChannel(prefix: string): string {
+  return `${prefix}:runner:cancel`;
+}
+
+/** The keys the append and end-run scripts take, in their order. */
+export function eventScriptKeys(prefix: string, runId: string): string[] {
+  return [
+    runKey(prefix, runId, "events"),
+    runKey(prefix, runId, "event-ids"),
+    runKey(prefix, runId, "record"),
+    runIndexKey(prefix, "active"),
+    runIndexKey(prefix, "terminal"),
+    runKey(prefix, runId, "terminal"),
+  ];
+}
