@@ -2,6 +2,7 @@ import { defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
-    projects: ["packages/*"],
+    // Every workspace with tests: the packages, and the operations tests of infra/.
+    projects: ["packages/*", "infra/ops-tests"],
   },
 });

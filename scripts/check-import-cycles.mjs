@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// `npm run lint`: fails when the relative imports of packages/*/src form a cycle, and prints it.
+// `npm run lint`: fails when the relative imports of the workspaces' src/ folders (root package.json `workspaces`:
+// packages/*, infra/ops-tests) form a cycle, and prints it.
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -15,11 +16,12 @@ function sources(dir) {
   });
 }
 
-const files = readdirSync(join(root, "packages")).flatMap((pkg) => {
+const { workspaces } = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
+const files = workspaces.flatMap((workspace) => {
   try {
-    return sources(join(root, "packages", pkg, "src"));
+    return sources(join(root, workspace, "src"));
   } catch {
-    return [];
+    return []; // a workspace without src/
   }
 });
 const edges = new Map(

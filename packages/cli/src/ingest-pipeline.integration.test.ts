@@ -7,16 +7,19 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger, createRedis } from "@flowmeter/shared";
 import { parseIngestConfig, startIngestServer, type IngestServer } from "@flowmeter/ingest";
+import { createClientTelemetryConsumer, createExactlyOnceState, createWorkerMetrics, parseWorkerConfig, type QueueConsumer } from "@flowmeter/worker";
+import * as worker from "@flowmeter/worker";
 import {
-  createClientTelemetryConsumer,
-  createExactlyOnceState,
-  createWorkerMetrics,
+  postIngest,
+  freePort,
+  parentEntry,
+  startPrivateRedis,
+  tempDir,
+  waitFor,
+  type PrivateRedis,
   openScratchDatabase,
-  parseWorkerConfig,
-  type QueueConsumer,
   type ScratchDatabase,
-} from "@flowmeter/worker";
-import { postIngest, freePort, parentEntry, startPrivateRedis, tempDir, waitFor, type PrivateRedis } from "@flowmeter/test-utils";
+} from "@flowmeter/test-utils";
 
 const logger = createLogger("test", "error");
 
@@ -24,7 +27,7 @@ describe("ingest to ClickHouse, through bad entries and a Redis outage", () => {
   const data = tempDir("redis-outage");
   const prefix = "fmtest-outage";
   let redisServer: PrivateRedis;
-  let database: ScratchDatabase;
+  let database: ScratchDatabase<worker.BlockWriter>;
   let consumer: QueueConsumer;
   let ingest: IngestServer;
   let workerRedis: ReturnType<typeof createRedis>;
@@ -32,7 +35,7 @@ describe("ingest to ClickHouse, through bad entries and a Redis outage", () => {
   beforeAll(async () => {
     const port = await freePort();
     redisServer = await startPrivateRedis(port, data.path);
-    database = await openScratchDatabase("redis-outage");
+    database = await openScratchDatabase("redis-outage", worker);
     workerRedis = createRedis(redisServer.url, "worker");
     workerRedis.on("error", () => {});
     const workerConfig = { ...parseWorkerConfig({ QUEUE_PREFIX: prefix }), batch: { maxRows: 5000, maxWaitMs: 100 } };

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { pathToFileURL } from "node:url";
 import { ConfigError } from "@flowmeter/shared";
 import { CliError, EXIT } from "./cli-error.js";
 import { FAILED_USAGE, failed } from "./failed.js";
@@ -14,7 +15,6 @@ commands:
   run <file>         submit a workflow run and follow it live
   query "<SQL>"      run a read-only query through the worker's /query
   failed [--redrive] list the telemetry jobs in the queues' failed sets; --redrive retries them
-  bench              measure the pipeline end to end (what \`npm run bench\` does)
   ingest | worker | runner | migrate
                      run one service alone (configured by its environment variables; see its README)
   help [command]     this text, or a command's
@@ -23,13 +23,6 @@ commands:
 
 exit codes: 0 ok, 1 run failed, 2 run cancelled, 64 usage error, 66 unreadable or invalid input file,
             69 Redis or the worker unavailable (or a query refused), 78 invalid configuration
-`;
-
-const BENCH_USAGE = `usage: flowmeter bench
-
-Starts a private pipeline (own chDB directory, queue prefix and ports) and prints throughput, freshness and the
-runner's event rate. Environment: BENCH_SECONDS (15 per phase), BENCH_CONCURRENCY (16), BENCH_BATCH_SIZE (100),
-BENCH_STEADY_ENTRIES_PER_SECOND (10000), BENCH_RUNNER_STAGES (400), BENCH_CPU_PROFILE_DIR, REDIS_URL.
 `;
 
 const SERVICE_USAGE = (name: string) => `usage: flowmeter ${name}
@@ -41,7 +34,6 @@ const COMMAND_USAGE: Record<string, string> = {
   start: START_USAGE,
   run: RUN_USAGE,
   query: QUERY_USAGE,
-  bench: BENCH_USAGE,
   failed: FAILED_USAGE,
   ingest: SERVICE_USAGE("ingest"),
   worker: SERVICE_USAGE("worker"),
@@ -76,16 +68,12 @@ async function main(argv: string[]): Promise<number> {
       return query(rest, process.env);
     case "failed":
       return failed(rest, process.env);
-    case "bench": {
-      const { bench } = await import("./bench.js");
-      return bench(process.env);
-    }
     case "ingest":
     case "worker":
     case "runner":
     case "migrate":
       // The service's module runs it and exits on its own.
-      await import(SERVICE_ENTRY_POINTS[command]());
+      await import(pathToFileURL(SERVICE_ENTRY_POINTS[command]()).href);
       return new Promise<number>(() => {});
     default:
       throw new CliError(`unknown command '${command}'\n${USAGE}`, EXIT.usage);

@@ -7,16 +7,9 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger, createRedis, type RunEvent, type WorkflowDefinition } from "@flowmeter/shared";
 import { createRunQueue, followRun, parseRunnerConfig, startRunner, submitRun, type RunningRunner } from "@flowmeter/runner";
-import {
-  createRunEventsConsumer,
-  createExactlyOnceState,
-  createWorkerMetrics,
-  openScratchDatabase,
-  parseWorkerConfig,
-  type QueueConsumer,
-  type ScratchDatabase,
-} from "@flowmeter/worker";
-import { deleteQueuePrefix, tempDir, testQueuePrefix, testRedisUrl, waitFor } from "@flowmeter/test-utils";
+import { createRunEventsConsumer, createExactlyOnceState, createWorkerMetrics, parseWorkerConfig, type QueueConsumer } from "@flowmeter/worker";
+import * as worker from "@flowmeter/worker";
+import { deleteQueuePrefix, tempDir, testQueuePrefix, testRedisUrl, waitFor, openScratchDatabase, type ScratchDatabase } from "@flowmeter/test-utils";
 
 const logger = createLogger("test", "error");
 
@@ -24,12 +17,12 @@ describe("runner events into ClickHouse rollups", () => {
   const data = tempDir("runner-pipeline");
   const prefix = testQueuePrefix("runner-pipeline");
   const redis = createRedis(testRedisUrl(), "worker");
-  let database: ScratchDatabase;
+  let database: ScratchDatabase<worker.BlockWriter>;
   let consumer: QueueConsumer;
   let runner: RunningRunner;
 
   beforeAll(async () => {
-    database = await openScratchDatabase("runner-pipeline");
+    database = await openScratchDatabase("runner-pipeline", worker);
     const workerConfig = { ...parseWorkerConfig({ QUEUE_PREFIX: prefix }), batch: { maxRows: 5000, maxWaitMs: 100 } };
     consumer = createRunEventsConsumer({
       config: workerConfig,

@@ -1,18 +1,16 @@
-/** Where each service's entry point is, resolved through the workspace packages. */
+/**
+ * Where each service's entry point is: the `./main` (and the worker's `./migrate-main`) export of its package, so
+ * the CLI reaches nothing of theirs that their package.json `exports` do not offer.
+ */
 import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
 
 const require = createRequire(import.meta.url);
 
-function distOf(pkg: string): string {
-  return dirname(require.resolve(pkg));
-}
-
 export const SERVICE_ENTRY_POINTS = {
-  migrate: () => join(distOf("@flowmeter/worker"), "migrate-main.js"),
-  worker: () => join(distOf("@flowmeter/worker"), "main.js"),
-  ingest: () => join(distOf("@flowmeter/ingest"), "main.js"),
-  runner: () => join(distOf("@flowmeter/runner"), "main.js"),
+  migrate: () => require.resolve("@flowmeter/worker/migrate-main"),
+  worker: () => require.resolve("@flowmeter/worker/main"),
+  ingest: () => require.resolve("@flowmeter/ingest/main"),
+  runner: () => require.resolve("@flowmeter/runner/main"),
 } as const;
 
 export type ServiceName = keyof typeof SERVICE_ENTRY_POINTS;

@@ -5,3 +5,4 @@ export { waitFor } from "./wait-for.js";
 export { freePort } from "./free-port.js";
 export { startPrivateRedis, type PrivateRedis } from "./private-redis.js";
 export { postIngest } from "./post-ingest.js";
+export { openScratchDatabase, type ScratchDatabase, type ScratchDatabaseWorker } from "./scratch-database.js";

@@ -10,5 +10,4 @@ export type { QueueConsumer } from "./consumers/queue-consumer.js";
 export { createWorkerMetrics, type WorkerMetrics } from "./metrics.js";
 export { insertJsonRows, toClickHouseTime } from "./clickhouse/insert-json-rows.js";
 export { COLUMNS as CLI_INVOCATION_COLUMNS, toRow } from "./clickhouse/tables/cli-invocations.table.js";
-export { openScratchDatabase, type ScratchDatabase } from "./clickhouse/scratch-database.js";
 export type { RunEventRow } from "./clickhouse/tables/run-events.table.js";

@@ -6,10 +6,10 @@
 import { ClickHouseLogLevel, createClient } from "@clickhouse/client";
 import { Queue } from "bullmq";
 import { JOB_CATALOG, createLogger, createRedis, type ClientTelemetryJob } from "@flowmeter/shared";
-import { deleteQueuePrefix, parentEntry, testQueuePrefix, testRedisUrl, waitFor } from "@flowmeter/test-utils";
+import { deleteQueuePrefix, openScratchDatabase, parentEntry, type ScratchDatabase, testQueuePrefix, testRedisUrl, waitFor } from "@flowmeter/test-utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { insertBlockThroughClient, type BlockWriter } from "../clickhouse/block-writer.js";
-import { openScratchDatabase, type ScratchDatabase } from "../clickhouse/scratch-database.js";
+import * as worker from "../index.js";
 import { parseWorkerConfig } from "../config.js";
 import { createWorkerMetrics } from "../metrics.js";
 import { createExactlyOnceState } from "./insert-once.js";
@@ -21,12 +21,12 @@ describe("ClickHouse unavailable, then back", () => {
   const redis = createRedis(testRedisUrl(), "worker");
   const unreachable = createClient({ url: "http://127.0.0.1:1", request_timeout: 1000, log: { level: ClickHouseLogLevel.OFF } });
   let available = false;
-  let database: ScratchDatabase;
+  let database: ScratchDatabase<BlockWriter>;
   let consumer: QueueConsumer;
   let queue: Queue<ClientTelemetryJob>;
 
   beforeAll(async () => {
-    database = await openScratchDatabase("clickhouse-outage");
+    database = await openScratchDatabase("clickhouse-outage", worker);
     const real = database.clickhouse;
     // Every call goes to the unreachable server until `available`, then to chDB.
     const clickhouse = new Proxy(real, { get: (_target, name) => Reflect.get(available ? real : unreachable, name) as unknown });

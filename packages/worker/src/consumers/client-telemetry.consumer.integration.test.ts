@@ -11,9 +11,19 @@ import {
   type ClientTelemetryJob,
   type IngestionWarning,
 } from "@flowmeter/shared";
-import { childEntry, deleteQueuePrefix, legacyEntry, parentEntry, testQueuePrefix, testRedisUrl, waitFor } from "@flowmeter/test-utils";
+import {
+  childEntry,
+  deleteQueuePrefix,
+  legacyEntry,
+  openScratchDatabase,
+  parentEntry,
+  type ScratchDatabase,
+  testQueuePrefix,
+  testRedisUrl,
+  waitFor,
+} from "@flowmeter/test-utils";
 import { toClickHouseTime } from "../clickhouse/insert-json-rows.js";
-import { openScratchDatabase, type ScratchDatabase } from "../clickhouse/scratch-database.js";
+import * as worker from "../index.js";
 import { insertJsonRows } from "../clickhouse/insert-json-rows.js";
 import { cliInvocationsSink, toRow } from "../clickhouse/tables/cli-invocations.table.js";
 import { parseWorkerConfig } from "../config.js";
@@ -28,12 +38,12 @@ describe("client telemetry consumer (real Redis, chDB)", () => {
   const prefix = testQueuePrefix("consumer");
   const redis = createRedis(testRedisUrl(), "worker");
   const metrics = createWorkerMetrics();
-  let database: ScratchDatabase;
+  let database: ScratchDatabase<worker.BlockWriter>;
   let consumer: QueueConsumer;
   let queue: Queue<ClientTelemetryJob>;
 
   beforeAll(async () => {
-    database = await openScratchDatabase("consumer");
+    database = await openScratchDatabase("consumer", worker);
     const { clickhouse } = database;
     const config = { ...parseWorkerConfig({ QUEUE_PREFIX: prefix }), batch: { maxRows: 5000, maxWaitMs: 100 } };
     consumer = createClientTelemetryConsumer({

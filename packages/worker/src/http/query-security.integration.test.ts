@@ -11,9 +11,9 @@ import { request as httpRequest } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Registry } from "prom-client";
 import { createLogger } from "@flowmeter/shared";
-import { waitFor } from "@flowmeter/test-utils";
+import { openScratchDatabase, type ScratchDatabase, waitFor } from "@flowmeter/test-utils";
 import { insertJsonRows } from "../clickhouse/insert-json-rows.js";
-import { openScratchDatabase, type ScratchDatabase } from "../clickhouse/scratch-database.js";
+import * as worker from "../index.js";
 import { createEmbeddedQueryEngine, type QueryEngine, type QueryLimits } from "../query/query-engine.js";
 import { createWorkerHttpServer } from "./server.js";
 
@@ -44,7 +44,7 @@ function send(base: string, path: string, options: { method?: string; body?: str
 }
 
 describe("worker /query security", () => {
-  let database: ScratchDatabase;
+  let database: ScratchDatabase<worker.BlockWriter>;
   let engine: QueryEngine;
   let base: string;
   const servers: Server[] = [];
@@ -70,7 +70,7 @@ describe("worker /query security", () => {
 
   beforeAll(async () => {
     rmSync(OUTFILE, { force: true });
-    database = await openScratchDatabase("worker-query");
+    database = await openScratchDatabase("worker-query", worker);
     await database.clickhouse.command({ query: "CREATE TABLE flowmeter.query_probe (id String) ENGINE = MergeTree ORDER BY id" });
     engine = await createEmbeddedQueryEngine(`${database.dir}/clickhouse`, LIMITS);
     base = await serve(engine);

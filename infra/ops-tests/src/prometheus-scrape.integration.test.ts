@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify as stringifyYaml } from "yaml";
 import { childEntry, deleteQueuePrefix, freePort, parentEntry, tempDir, testQueuePrefix, testRedisUrl, waitFor } from "@flowmeter/test-utils";
-import { INFRA_DIR, REPO_ROOT, checkTools, toolPath } from "./ops-test-support.js";
+import { INFRA_DIR, REPO_ROOT, checkTools, flowmeterBin, runnerMain, toolPath } from "./ops-test-support.js";
 
 const tools = checkTools(["prometheus"]);
 
@@ -124,7 +124,7 @@ describe.skipIf(tools.skip)(`Prometheus scrapes the running pipeline${tools.note
       RUNNER_SAMPLE_INTERVAL_MS: "200",
       LOG_LEVEL: "warn",
     };
-    flowmeter = launch("flowmeter start", process.execPath, [join(REPO_ROOT, "packages/cli/dist/main.js"), "start"], env);
+    flowmeter = launch("flowmeter start", process.execPath, [flowmeterBin(), "start"], env);
     processes.push(flowmeter);
     await waitFor(
       async () =>
@@ -143,7 +143,7 @@ describe.skipIf(tools.skip)(`Prometheus scrapes the running pipeline${tools.note
       intervalMs: 200,
     }).catch(() => false);
     if (!runnerUp) {
-      runner = launch("runner", process.execPath, [join(REPO_ROOT, "packages/runner/dist/main.js")], env);
+      runner = launch("runner", process.execPath, [runnerMain()], env);
       processes.push(runner);
       await waitFor(async () => ((await answers(`http://127.0.0.1:${ports.runner}/v1/health`)) ? true : undefined), {
         timeoutMs: 20_000,

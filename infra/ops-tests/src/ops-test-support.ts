@@ -1,14 +1,29 @@
 /**
- * Support for the operations-kit tests in this folder (infra/ checks): repository paths, and the rule for the
- * Prometheus binaries. Debian's `prometheus` package provides both `prometheus` and `promtool`. When they are
+ * Support for the operations-kit tests in this folder (infra/ checks): repository paths, the commands the tests
+ * launch, and the rule for the Prometheus binaries. Debian's `prometheus` package provides both `prometheus` and `promtool`. When they are
  * missing, CI (CI=true) fails the tests that need them; elsewhere those tests are skipped with the install command.
  */
-import { accessSync, constants } from "node:fs";
-import { delimiter, join, resolve } from "node:path";
+import { accessSync, constants, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { delimiter, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
-export const REPO_ROOT = resolve(fileURLToPath(new URL(".", import.meta.url)), "../../../..");
+export const REPO_ROOT = resolve(fileURLToPath(new URL(".", import.meta.url)), "../../..");
 export const INFRA_DIR = join(REPO_ROOT, "infra");
+
+const require = createRequire(import.meta.url);
+
+/** The `flowmeter` command as npm links it (the CLI package's `bin`), to run the way users do. */
+export function flowmeterBin(): string {
+  const manifest = require.resolve("flowmeter/package.json");
+  const { bin } = JSON.parse(readFileSync(manifest, "utf8")) as { bin: { flowmeter: string } };
+  return join(dirname(manifest), bin.flowmeter);
+}
+
+/** The runner service's entry point: the `./main` export of @flowmeter/runner. */
+export function runnerMain(): string {
+  return require.resolve("@flowmeter/runner/main");
+}
 export const PROMETHEUS_INSTALL_COMMAND = "apt-get install -y prometheus";
 
 /** Absolute path of an executable on PATH, or undefined. */

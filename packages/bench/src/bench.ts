@@ -10,7 +10,8 @@
  * After each phase it checks that rows visible equal entries acknowledged and that every rollup equals a GROUP BY
  * over the raw table. It prints entries/s acknowledged (202) and visible, freshness p50/p95 (202 → the entry's
  * command visible in command_stats), inserts per table per second, CPU per entry by process, the engine's ceiling
- * (the same rows as bytes through chDB's raw insert, nothing else running) and the runner's figures (bench-runner.ts).
+ * (the same rows as bytes through chDB's raw insert, nothing else running) and the runner's figures (bench-runner.ts:
+ * a runner started through @flowmeter/runner's startRunner in this process).
  *
  * Knobs: BENCH_SECONDS (per phase, default 15), BENCH_CONCURRENCY (requests in flight, default 16), BENCH_BATCH_SIZE
  * (default 100), BENCH_STEADY_ENTRIES_PER_SECOND (skip the search, use this rate), BENCH_RUNNER_STAGES (default 400),
@@ -24,13 +25,21 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { Redis } from "ioredis";
 import { EnvReader, createLogger, type CliInvocationEvent } from "@flowmeter/shared";
-import { childEntry, deleteQueuePrefix, freePort, parentEntry, tempDir } from "@flowmeter/test-utils";
-import { CLI_INVOCATION_COLUMNS, createClickHouse, insertJsonRows, openScratchDatabase, toBlock, toClickHouseTime, toRow } from "@flowmeter/worker";
+import { childEntry, deleteQueuePrefix, freePort, openScratchDatabase, parentEntry, tempDir, waitFor } from "@flowmeter/test-utils";
+import * as workerPackage from "@flowmeter/worker";
 import { cpuSeconds, machineDescription, peakRssBytes, startExpressHelloWorld } from "./bench-machine.js";
+import { benchRedis } from "./bench-redis.js";
 import { benchRunner, type RunnerBenchResult } from "./bench-runner.js";
-import { chooseRedis } from "./redis-server.js";
 import { SERVICE_ENTRY_POINTS } from "./services.js";
-import { waitHealthy } from "./wait-healthy.js";
+
+export const BENCH_USAGE = `usage: npm run bench [-- --help]   (once built: node packages/bench/dist/main.js)
+
+Starts a private pipeline (its own chDB directory, queue prefix and ports) and prints throughput, freshness and the
+runner's event rate; exits 1 if a phase was not exact. Environment: BENCH_SECONDS (15 per phase), BENCH_CONCURRENCY
+(16), BENCH_BATCH_SIZE (100), BENCH_STEADY_ENTRIES_PER_SECOND (unset: searched), BENCH_STEP_START (5000),
+BENCH_STEP_INCREMENT (5000), BENCH_STEP_SECONDS (8), BENCH_SOAK_SECONDS (0), BENCH_RUNNER_STAGES (400),
+BENCH_RUNNER_FLOOD_RUNS (40), BENCH_CPU_PROFILE_DIR, REDIS_URL, LOG_LEVEL (warn, for the services).
+`;
 
 /** Entry ids in a template are this prefix plus a 3-digit entry index; each request swaps in ids of its own. */
 const ID_SLOT = "00000000-0000-4000-8000-000000000";
@@ -94,6 +103,16 @@ function post(url: string, body: string): Promise<{ status: number; body: string
   });
 }
 
+/** Resolves once every URL answers 2xx (asked every 100 ms); throws after `timeoutMs`. */
+async function waitHealthy(urls: readonly string[], timeoutMs: number, what: string): Promise<void> {
+  const healthy = (url: string) =>
+    fetch(url, { signal: AbortSignal.timeout(2000) }).then(
+      (response) => response.ok,
+      () => false,
+    );
+  await waitFor(async () => ((await Promise.all(urls.map(healthy))).every(Boolean) ? true : undefined), { timeoutMs, intervalMs: 100, what });
+}
+
 function quantile(sorted: number[], q: number): number {
   if (sorted.length === 0) return Number.NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
@@ -134,7 +153,7 @@ export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
   const seconds = reader.int("BENCH_SECONDS", 15, { min: 1, max: 3600 });
   const concurrency = reader.int("BENCH_CONCURRENCY", 16, { min: 1, max: 1024 });
   const batchSize = reader.int("BENCH_BATCH_SIZE", 100, { min: 2, max: 1000 });
-  const runnerStages = reader.int("BENCH_RUNNER_STAGES", 400, { min: 8, max: 100_000 });
+  const runnerStages = reader.int("BENCH_RUNNER_STAGES", 400, { min: 8, max: 10_000 });
   const floodRuns = reader.int("BENCH_RUNNER_FLOOD_RUNS", 40, { min: 1, max: 10_000 });
   const fixedSteadyRate =
     reader.optionalString("BENCH_STEADY_ENTRIES_PER_SECOND") === undefined
@@ -150,7 +169,7 @@ export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
   const nodeFlags = profileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${profileDir}`];
 
   const data = tempDir("bench");
-  const redis = await chooseRedis(env["REDIS_URL"], data.path, logger);
+  const redis = await benchRedis(env["REDIS_URL"], join(data.path, "redis"), logger);
   const redisClient = new Redis(redis.url);
   const redisInfo = await redisClient.info("server");
   const redisPid = Number(/process_id:(\d+)/.exec(redisInfo)?.[1]);
@@ -177,8 +196,7 @@ export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
   const services = [worker, ingest].filter((service) => service !== undefined);
   const ingestUrl = `http://127.0.0.1:${ingestPort}`;
   const workerUrl = `http://127.0.0.1:${workerPort}`;
-  if (!(await waitHealthy([`${ingestUrl}/healthz`, `${workerUrl}/healthz`], 60_000)))
-    throw new Error("ingest and the worker did not become healthy within 60 s");
+  await waitHealthy([`${ingestUrl}/healthz`, `${workerUrl}/healthz`], 60_000, "ingest and the worker to become healthy");
 
   const query = async (sql: string): Promise<string> => {
     for (;;) {
@@ -323,7 +341,7 @@ export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
   async function expressRequestsPerSecond(): Promise<number> {
     const server = startExpressHelloWorld(expressPort);
     try {
-      if (!(await waitHealthy([`http://127.0.0.1:${expressPort}/healthz`], 30_000))) throw new Error("the express hello-world did not start");
+      await waitHealthy([`http://127.0.0.1:${expressPort}/healthz`], 30_000, "the express hello-world to start");
       const body = fillTemplate(requestTemplate(1, new Date()), "express", 1);
       const startedAt = performance.now();
       const deadline = startedAt + seconds * 1000;
@@ -375,7 +393,7 @@ export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
     runner = await benchRunner({
       redisUrl: redis.url,
       prefix,
-      spoolDir: `${data.path}/spool`,
+      dataDir: data.path,
       stages: runnerStages,
       floodRuns,
       countStored: async (runId) => Number(await query(`SELECT count() FROM flowmeter.run_events WHERE run_id = '${runId}'`)),
@@ -391,7 +409,7 @@ export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
   }
 
   // The worker has let go of its directory: read the parts it left, then measure the ceiling in a fresh one.
-  const stored = await createClickHouse({ url: undefined, dataDir: `${data.path}/clickhouse` });
+  const stored = await workerPackage.createClickHouse({ url: undefined, dataDir: `${data.path}/clickhouse` });
   const maxParts = Number(
     (
       await (
@@ -410,31 +428,36 @@ export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
   const chdbVersion = `${chdbPackage.version} (engine ${engine?.version ?? "unknown"})`;
   await stored.close();
 
-  const ceiling = await openScratchDatabase("bench-ceiling");
+  const ceiling = await openScratchDatabase("bench-ceiling", workerPackage);
   const parts = requestTemplate(batchSize, new Date());
   const ceilingRows = Math.max(200_000, Math.min(1_000_000, results[0]?.acked ?? 0));
   const events: CliInvocationEvent[] = [];
   for (let sequence = 0; events.length < ceilingRows; sequence += 1) {
     events.push(...(JSON.parse(fillTemplate(parts, "ceiling", sequence)) as { events: CliInvocationEvent[] }).events);
   }
-  const receivedAt = toClickHouseTime(Date.now());
-  const rows = events.map((event) => toRow(event, receivedAt));
+  const receivedAt = workerPackage.toClickHouseTime(Date.now());
+  const rows = events.map((event) => workerPackage.toRow(event, receivedAt));
   const blocks = [];
   for (let offset = 0; offset < rows.length; offset += 50_000)
-    blocks.push(toBlock("flowmeter.cli_invocations", CLI_INVOCATION_COLUMNS, rows.slice(offset, offset + 50_000)));
+    blocks.push(workerPackage.toBlock("flowmeter.cli_invocations", workerPackage.CLI_INVOCATION_COLUMNS, rows.slice(offset, offset + 50_000)));
   let ceilingStarted = performance.now();
   for (const block of blocks) await ceiling.writer.insert(block);
   const ceilingPerSecond = rows.length / ((performance.now() - ceilingStarted) / 1000);
   await ceiling.rows("TRUNCATE TABLE flowmeter.cli_invocations");
   ceilingStarted = performance.now();
   for (let offset = 0; offset < rows.length; offset += 50_000)
-    await insertJsonRows(ceiling.clickhouse, "flowmeter.cli_invocations", CLI_INVOCATION_COLUMNS, rows.slice(offset, offset + 50_000));
+    await workerPackage.insertJsonRows(
+      ceiling.clickhouse,
+      "flowmeter.cli_invocations",
+      workerPackage.CLI_INVOCATION_COLUMNS,
+      rows.slice(offset, offset + 50_000),
+    );
   const clientCeilingPerSecond = rows.length / ((performance.now() - ceilingStarted) / 1000);
   await ceiling.close();
 
   await deleteQueuePrefix(prefix, redis.url).catch(() => undefined);
   redisClient.disconnect();
-  redis.process?.kill("SIGTERM");
+  await redis.stop();
   data.remove();
 
   const format = (value: number) => (Number.isFinite(value) ? Math.round(value).toLocaleString("en-US") : "n/a");
@@ -474,10 +497,11 @@ export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
     `ClickHouse: at most ${maxParts} active parts in a partition of any flowmeter table after the run`,
     `peak RSS: ingest ${mib(peakRss.ingest)}, worker ${mib(peakRss.worker)}${soak === undefined ? " (no soak: BENCH_SOAK_SECONDS=0)" : ` (after a ${soak.seconds} s soak)`}`,
     "",
-    `runner: ${runner.stages} short stages (sh -c true, 8 at a time) in ${runner.runSeconds.toFixed(1)} s, ${runner.events} events`,
-    `  event emission on the stage path: ${runner.emitMicrosPerStage.toFixed(1)} µs per stage (delivery, off the path: ${runner.deliverMicrosPerEvent.toFixed(1)} µs wall time per event)`,
+    `runner (startRunner): ${runner.stages} short stages (sh -c true, 8 at a time) in ${runner.runSeconds.toFixed(1)} s, ${runner.events} events`,
+    `  event emission on the stage path: ${runner.emitMicrosPerStage.toFixed(1)} µs per stage`,
     `  events/s emitted: ${format(runner.eventsPerSecond)}; visible in run_events: ${format(runner.visiblePerSecond)}`,
     `  the same events re-sent as ${runner.flood.runs} runs (${format(runner.flood.events)} events): ${format(runner.flood.visiblePerSecond)} events/s visible in run_events`,
+    `  delivery (off the stage path, batches of up to 500): ${runner.flood.deliverMicrosPerEvent.toFixed(1)} µs wall time per event`,
     "",
     "targets (issue #10, 2 cores):",
     `  batched >= 50,000 entries/s visible and >= 50 % of the engine ceiling: ${format(batched?.visiblePerSecond ?? Number.NaN)} (${percent(batched?.visiblePerSecond ?? Number.NaN, ceilingPerSecond)})`,
