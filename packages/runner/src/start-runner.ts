@@ -133,6 +133,10 @@ export async function startRunner(config: RunnerConfig, logger: Logger, options:
     runner_id: runnerId,
     max_runs: config.maxRuns,
     auth: config.apiTokens.length > 0 ? "bearer" : "off",
+    containment:
+      stageRegistry.mechanism === "cgroup"
+        ? `cgroup v2 per stage under ${stageRegistry.cgroupDir ?? ""}`
+        : "process group and tree scans (no writable cgroup v2)",
     spool_dir: config.spoolDir,
   });
 

@@ -139,7 +139,11 @@ export class RunExecution {
     const startedAtMs = Date.now();
     const { metrics, logger } = this.options;
     metrics?.activeRuns.inc();
-    const sampler = new HostSampler(() => this.runningStages().flatMap((state) => (state.process?.pid == null ? [] : [state.process.pid])));
+    const sampler = new HostSampler(() =>
+      this.runningStages().flatMap(({ process: stage }) =>
+        stage?.pid == null ? [] : [{ pid: stage.pid, ...(stage.cgroup === undefined ? {} : { cgroup: stage.cgroup }) }],
+      ),
+    );
     const sampleTimer = setInterval(() => {
       try {
         const names = this.runningStages().map((state) => state.stage.name);

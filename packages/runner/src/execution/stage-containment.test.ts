@@ -1,10 +1,12 @@
 /**
  * Stage processes do not outlive their stage or their runner: a descendant that left the stage's process group
- * (`setsid`) dies when the stage is cancelled, and the stages of a runner killed with SIGKILL are killed by the
- * next runner on the host (stage-registry.ts).
+ * (`setsid`) dies when the stage is cancelled, a daemon that left group and tree at once dies with its stage where
+ * stages get a cgroup, and the stages of a runner killed with SIGKILL are killed by the next runner on the host
+ * (stage-registry.ts, stage-cgroup.ts).
  */
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
@@ -38,7 +40,39 @@ function recorded(dir: string): number[] {
 /** A stage that starts a `sleep` in a session of its own, writes its pid to `pidFile`, then sleeps itself. */
 const escaping = (pidFile: string) => `setsid sleep 300 & echo $! > ${pidFile}; sleep 300`;
 
+/** A stage that starts a daemon (double fork into a session of its own) and exits at once, before any scan. */
+const daemonizing = (pidFile: string) => `(setsid sh -c 'sleep 300 & echo $! > ${pidFile}' &); exit 0`;
+
+const cgroupsHere = new StageRegistry(join(tmpdir(), `fm-probe-${process.pid}`), quiet).mechanism === "cgroup";
+
 describe("stage containment", () => {
+  it.skipIf(!cgroupsHere)("with a cgroup per stage, a daemon that left the stage's group and tree at once dies with the stage", async () => {
+    const dir = tempDir("containment");
+    try {
+      const pidFile = join(dir.path, "daemon");
+      const registry = new StageRegistry(join(dir.path, "stages"), quiet);
+      expect(registry.mechanism).toBe("cgroup");
+      const drivers = new DriverRegistry();
+      const run = new RunExecution({
+        runId: "daemon",
+        workflow: validateWorkflow({ name: "daemon", stages: [{ name: "a", driver: "shell", run: daemonizing(pidFile) }] }, { drivers: drivers.names() }),
+        drivers,
+        output: { event: () => {}, sample: () => {}, log: () => {} },
+        logger: quiet,
+        killGraceMs: 200,
+        stageRegistry: registry,
+      });
+      expect((await run.run()).status).toBe("succeeded");
+      const daemon = Number(readFileSync(pidFile, "utf8"));
+      await waitFor(() => (alive(daemon) ? undefined : true), { what: "the daemon gone with its stage" });
+      await waitFor(() => (readdirSync(registry.cgroupDir ?? "").some((name) => name.startsWith(`${process.pid}-`)) ? undefined : true), {
+        what: "the stage's cgroup removed",
+      });
+    } finally {
+      dir.remove();
+    }
+  });
+
   it("kills a descendant that left the stage's process group when the run is cancelled", async () => {
     const dir = tempDir("containment");
     try {

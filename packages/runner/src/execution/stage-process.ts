@@ -10,6 +10,7 @@
 import { spawn } from "node:child_process";
 import { constants } from "node:os";
 import type { DriverCommand } from "../drivers/driver.js";
+import type { StageCgroup } from "./stage-cgroup.js";
 import { StageOutput, type EmitLine } from "./stage-output.js";
 import { TrackedStage, type StageRegistry } from "./stage-registry.js";
 
@@ -64,17 +65,23 @@ export class StageProcess {
   private timeoutTimer: NodeJS.Timeout | undefined;
   private killTimer: NodeJS.Timeout | undefined;
   private readonly tracked: TrackedStage | undefined;
+  /** The attempt's cgroup, where the host gives stages one (stage-cgroup.ts). */
+  readonly cgroup: StageCgroup | undefined;
   private readonly lines: StageOutput | undefined;
 
   constructor(private readonly options: StageProcessOptions) {
-    const child = spawn(options.command.file, [...options.command.args], {
+    const cgroup = options.registry?.createCgroup();
+    this.cgroup = cgroup;
+    const command = cgroup === undefined ? options.command : cgroup.wrap(options.command);
+    const child = spawn(command.file, [...command.args], {
       cwd: options.cwd,
       env: options.env,
       detached: true,
       stdio: ["ignore", "pipe", "pipe"],
     });
     this.pid = child.pid ?? null;
-    this.tracked = this.pid === null ? undefined : new TrackedStage(options.registry, { ...options.label, processGroup: this.pid });
+    if (this.pid === null) cgroup?.remove();
+    this.tracked = this.pid === null ? undefined : new TrackedStage(options.registry, { ...options.label, processGroup: this.pid }, cgroup);
     this.lines = options.onLine === undefined ? undefined : new StageOutput(options.onLine);
     child.stdout.on("data", (chunk: Buffer) => {
       this.stdoutBytes += chunk.length;

@@ -1,19 +1,23 @@
 /**
- * What keeps a stage's processes from outliving their stage, their run and their runner, on a host without a
- * cgroup the runner may create (this project's machines have cgroup v1 mounted read-only to it):
- * - each stage runs in a process group of its own (stage-process.ts), and every process seen in its tree is
+ * What keeps a stage's processes from outliving their stage, their run and their runner:
+ * - where the host lets the runner create cgroups (v2), each stage attempt runs in a cgroup of its own
+ *   (stage-cgroup.ts): killing it ends every process the stage started, whatever it did to leave its group or tree;
+ * - everywhere, each stage runs in a process group of its own (stage-process.ts), and every process seen in its tree is
  *   remembered with its start time, so a descendant that left the group (`setsid`) is still killed when the stage
  *   ends, times out or is cancelled;
  * - each live stage has a record on disk (`<dataDir>/stages/<pid>.json`: the runner's pid and start time, the
  *   stage's group and remembered processes). A runner starting on the host kills what the records of dead runners
  *   name, before it takes work, so a runner killed with SIGKILL leaves no stage running for long.
- * What it cannot catch: a process that leaves the group and the tree between two scans (a double fork within one
- * `STAGE_SCAN_MS`), or a runner's records on another host's disk. Start times guard against pid reuse.
+ * What it cannot catch: without a cgroup, a process that leaves the group and the tree between two scans (a double
+ * fork within one `STAGE_SCAN_MS`); with one, a process that moves itself to another cgroup (it needs write access to
+ * the cgroup tree, i.e. a stage running as root). Nobody kills a dead runner's stages until a runner starts again on
+ * its host. Start times guard against pid reuse.
  */
 import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "@flowmeter/shared";
 import { processTree } from "../telemetry/host-sampler.js";
+import { StageCgroup, detectStageCgroups, type StageCgroups } from "./stage-cgroup.js";
 
 /** How often a running stage's process tree is scanned for new descendants. */
 export const STAGE_SCAN_MS = 500;
@@ -30,6 +34,8 @@ interface StageRecord {
   stage: string;
   processGroup: number;
   processes: KnownProcess[];
+  /** The stage's cgroup directory, when it has one. */
+  cgroup?: string;
 }
 
 export function startTimeOf(pid: number): string | undefined {
@@ -62,11 +68,14 @@ function killGroup(group: number, signal: NodeJS.Signals): void {
 export class TrackedStage {
   private readonly known = new Map<number, KnownProcess>();
   private readonly timer: NodeJS.Timeout;
+  private readonly record: Omit<StageRecord, "processes" | "runner">;
 
   constructor(
     private readonly registry: StageRegistry | undefined,
-    private readonly record: Omit<StageRecord, "processes" | "runner">,
+    record: Omit<StageRecord, "processes" | "runner" | "cgroup">,
+    private readonly cgroup: StageCgroup | undefined,
   ) {
+    this.record = cgroup === undefined ? record : { ...record, cgroup: cgroup.path };
     this.scan();
     this.timer = setInterval(() => this.scan(), STAGE_SCAN_MS);
     this.timer.unref();
@@ -85,8 +94,9 @@ export class TrackedStage {
     if (added) this.registry?.write({ ...this.record, processes: [...this.known.values()] });
   }
 
-  /** Signals the stage's group and every process remembered in its tree. */
+  /** Signals the stage's cgroup, its group and every process remembered in its tree. */
   signal(signal: NodeJS.Signals): void {
+    this.cgroup?.signal(signal);
     killGroup(this.record.processGroup, signal);
     for (const known of this.known.values()) killKnown(known, signal);
   }
@@ -95,6 +105,7 @@ export class TrackedStage {
   end(): void {
     clearInterval(this.timer);
     this.signal("SIGKILL");
+    this.cgroup?.remove();
     this.registry?.remove(this.record.processGroup);
   }
 }
@@ -102,17 +113,31 @@ export class TrackedStage {
 /** The records of the live stages of the runners on this host (`dir`, one file per stage). */
 export class StageRegistry {
   private readonly runner: KnownProcess;
+  private readonly cgroups: StageCgroups | undefined;
 
   constructor(
     private readonly dir: string,
     private readonly logger: Logger,
+    options: { cgroups?: boolean } = {},
   ) {
     mkdirSync(dir, { recursive: true });
     this.runner = { pid: process.pid, startTime: startTimeOf(process.pid) ?? "" };
+    this.cgroups = options.cgroups === false ? undefined : detectStageCgroups();
   }
 
-  track(record: Omit<StageRecord, "processes" | "runner">): TrackedStage {
-    return new TrackedStage(this, record);
+  /** How stages are contained here: "cgroup" (v2, one per stage attempt) or "process-group" (plus tree scans). */
+  get mechanism(): "cgroup" | "process-group" {
+    return this.cgroups === undefined ? "process-group" : "cgroup";
+  }
+
+  /** Where stage cgroups are made, when they are. */
+  get cgroupDir(): string | undefined {
+    return this.cgroups?.baseDir;
+  }
+
+  /** A cgroup for a stage attempt about to start, where the host allows one. */
+  createCgroup(): StageCgroup | undefined {
+    return this.cgroups?.create();
   }
 
   write(record: Omit<StageRecord, "runner">): void {
@@ -142,6 +167,7 @@ export class StageRegistry {
         continue;
       }
       if (startTimeOf(record.runner.pid) === record.runner.startTime) continue; // its runner is alive
+      if (record.cgroup !== undefined) new StageCgroup(record.cgroup).remove();
       killGroup(record.processGroup, "SIGKILL");
       for (const known of record.processes) killKnown(known, "SIGKILL");
       rmSync(path, { force: true });

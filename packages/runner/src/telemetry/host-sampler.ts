@@ -1,9 +1,11 @@
 /**
  * Host metrics of one run, read from /proc (Linux). A sample covers the runner process itself (shared by all
- * the runs it executes at once) plus the live process trees of the run's running stages:
+ * the runs it executes at once) plus the processes of the run's running stages: every process in a stage's cgroup
+ * where it has one (execution/stage-cgroup.ts), else the live process tree of the stage's process:
  * - rss_bytes: runner RSS + VmRSS of every live stage process and descendant;
- * - cpu_percent: CPU time used by those processes over the interval / wall time × 100 (100 = one core);
- *   child CPU time is read in clock ticks, taken as 100 per second (USER_HZ on Linux);
+ * - cpu_percent: CPU time used by those processes over the interval / wall time × 100 (100 = one core); from a
+ *   stage's cgroup (cpu.stat, which also holds processes that started and ended between two samples) where it has
+ *   one, else per process in clock ticks, taken as 100 per second (USER_HZ on Linux);
  * - io_read_bytes / io_write_bytes: cumulative storage bytes (/proc/<pid>/io read_bytes, write_bytes) of the run's
  *   stage processes, each byte once. Linux adds a reaped child's counts to its parent's, so the sum over the live
  *   processes of the trees counts every byte once at any instant; a process that is gone keeps its last reading in
@@ -17,6 +19,12 @@ import { readFileSync, readdirSync } from "node:fs";
 import type { HostMetrics } from "@flowmeter/shared";
 
 const CLOCK_TICKS_PER_SECOND = 100;
+
+/** A running stage as the sampler sees it: its first process, and its cgroup where it has one. */
+export interface SampledStage {
+  pid: number;
+  cgroup?: { path: string; pids(): number[]; cpuMicros(): number | undefined };
+}
 
 interface ProcReading {
   ppid: number;
@@ -84,15 +92,17 @@ export class HostSampler {
   private lastWallMs: number;
   private lastSelfCpu = process.cpuUsage();
   private readonly lastTicks = new Map<number, number>();
+  /** cpu.stat usage_usec of each stage cgroup at the last sample. */
+  private readonly lastCgroupCpu = new Map<string, number>();
   private readonly lastIo = new Map<number, { ppid: number; readBytes: number; writeBytes: number }>();
   private exitedReadBytes = 0;
   private exitedWriteBytes = 0;
   private reportedReadBytes = 0;
   private reportedWriteBytes = 0;
 
-  /** `stagePids`: pids of the run's running stage processes (each stands for its whole tree). */
+  /** `stages`: the run's running stages (a stage's process stands for its tree, or its cgroup for all of it). */
   constructor(
-    private readonly stagePids: () => readonly number[],
+    private readonly stages: () => readonly SampledStage[],
     nowMs: number = Date.now(),
   ) {
     this.lastWallMs = nowMs;
@@ -107,14 +117,22 @@ export class HostSampler {
     let rssBytes = process.memoryUsage.rss();
 
     const seen = new Set<number>();
-    for (const root of this.stagePids()) {
-      for (const pid of processTree(root)) {
+    const cgroupsSeen = new Set<string>();
+    for (const stage of this.stages()) {
+      const cgroupCpu = stage.cgroup?.cpuMicros();
+      if (stage.cgroup !== undefined && cgroupCpu !== undefined) {
+        cpuMs += (cgroupCpu - (this.lastCgroupCpu.get(stage.cgroup.path) ?? 0)) / 1000;
+        this.lastCgroupCpu.set(stage.cgroup.path, cgroupCpu);
+        cgroupsSeen.add(stage.cgroup.path);
+      }
+      const pids = stage.cgroup === undefined ? processTree(stage.pid) : [stage.pid, ...stage.cgroup.pids()];
+      for (const pid of pids) {
         if (seen.has(pid)) continue;
         const reading = readProc(pid);
         if (reading === undefined) continue;
         seen.add(pid);
         rssBytes += reading.rssBytes;
-        cpuMs += ((reading.cpuTicks - (this.lastTicks.get(pid) ?? 0)) * 1000) / CLOCK_TICKS_PER_SECOND;
+        if (cgroupCpu === undefined) cpuMs += ((reading.cpuTicks - (this.lastTicks.get(pid) ?? 0)) * 1000) / CLOCK_TICKS_PER_SECOND;
         this.lastTicks.set(pid, reading.cpuTicks);
         this.lastIo.set(pid, { ppid: reading.ppid, readBytes: reading.readBytes, writeBytes: reading.writeBytes });
       }
@@ -130,6 +148,7 @@ export class HostSampler {
       this.lastIo.delete(pid);
       this.lastTicks.delete(pid);
     }
+    for (const path of this.lastCgroupCpu.keys()) if (!cgroupsSeen.has(path)) this.lastCgroupCpu.delete(path);
     let readBytes = this.exitedReadBytes;
     let writeBytes = this.exitedWriteBytes;
     for (const io of this.lastIo.values()) {
