@@ -164,6 +164,7 @@ const EXPECTED_COLUMNS: Record<string, Record<string, string[]>> = {
       "attempts",
     ],
     "Stages of recent runs": ["ts", "run_id", "workflow", "stage", "driver", "attempt", "outcome", "duration_ms", "exit_code", "error"],
+    "Stage output (logs)": ["ts", "run_id", "stage", "attempt", "stream", "line"],
     "Host RSS, top 10 runs by peak": ["time", "run_id", "rss_bytes"],
     "Host CPU, top 10 runs by peak": ["time", "run_id", "cpu_percent"],
     "Storage IO of runs (deltas of cumulative counters)": ["time", "read_bytes_per_second", "write_bytes_per_second"],
@@ -703,6 +704,28 @@ describe("Grafana dashboards: ClickHouse queries on chDB", () => {
       ...heartbeats(running, "lint", ["active", "quiet", "quiet", "stagnant"]),
     ];
     await clickhouse.insert({ table: "flowmeter.run_telemetry", values: telemetry, format: "JSONEachRow" });
+    const logLine = (seeded: SeededRun, seq: number, stage: string, stream: "stdout" | "stderr", line: string) => ({
+      run_id: seeded.runId,
+      attempt_id: seeded.attemptId,
+      seq,
+      ts: toClickHouseTime(seeded.startMs + 1000 + seq),
+      received_at: toClickHouseTime(seeded.startMs + 2000 + seq),
+      stage_name: stage,
+      stage_attempt: 1,
+      stream,
+      line,
+      truncated: false,
+    });
+    await clickhouse.insert({
+      table: "flowmeter.run_logs",
+      values: [
+        logLine(succeeded, 1, "build", "stdout", "compiling"),
+        logLine(succeeded, 2, "build", "stdout", "built"),
+        logLine(failed, 1, "build", "stdout", "about to fail"),
+        logLine(failed, 2, "build", "stderr", "disk full"),
+      ],
+      format: "JSONEachRow",
+    });
     const warnings = [
       {
         received_at: receivedAt,
@@ -839,6 +862,12 @@ describe("Grafana dashboards: ClickHouse queries on chDB", () => {
 
     const rss = await runPanel(dashboard, panelByTitle(dashboard, "Host RSS, top 10 runs by peak"), variables);
     expect(Math.max(...rss.data.map((row) => Number(row["rss_bytes"])))).toBe(100_000_000 + (SAMPLES_PER_RUN - 1) * 1_000_000);
+
+    const output = await runPanel(dashboard, panelByTitle(dashboard, "Stage output (logs)"), variables);
+    const linesOf = (runId: string | undefined) =>
+      output.data.filter((row) => row["run_id"] === runId).map((row) => `${String(row["stage"])} ${String(row["stream"])}: ${String(row["line"])}`);
+    expect(linesOf(runs[1]?.runId)).toEqual(["build stderr: disk full", "build stdout: about to fail"]); // newest first
+    expect(linesOf(runs[0]?.runId)).toEqual(["build stdout: built", "build stdout: compiling"]);
 
     const beats = await runPanel(dashboard, panelByTitle(dashboard, "Running and recent stage attempts (last heartbeat)"), variables);
     expect(beats.data).toHaveLength(2);
