@@ -1,13 +1,10 @@
-// What other packages use of the runner: the CLI (start, run, logs, cancel), the bench and the operations tests.
+// What other packages use of the runner: the CLI (start, run, logs), the bench and the operations tests.
 export { parseRunnerConfig, type RunnerConfig } from "./config.js";
 export { WorkflowValidationError } from "./errors.js";
 export { createRunnerMetrics } from "./metrics.js";
 export { loadWorkflowFile } from "./workflow/load-workflow-file.js";
-export { BUILT_IN_DRIVER_NAMES, DriverRegistry } from "./drivers/driver-registry.js";
-export { RunExecution } from "./execution/run-execution.js";
-export { EventPublisher, type SpoolItem } from "./delivery/event-publisher.js";
-export { createQueueDelivery } from "./delivery/queue-delivery.js";
-export { RunStore, type RunStoreOptions } from "./store/run-store.js";
+export { BUILT_IN_DRIVER_NAMES } from "./drivers/driver-registry.js";
+export { RunStore } from "./store/run-store.js";
 export { cancelRun } from "./fleet/cancel-run.js";
 export { followRun } from "./fleet/follow-run.js";
 export { submitRun } from "./fleet/submit-run.js";
