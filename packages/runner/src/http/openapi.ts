@@ -1,8 +1,9 @@
 /**
- * The runner's HTTP API as OpenAPI 3.1, served at `GET /v1/openapi.json`. Hand-written; the schemas are JSON Schema
- * 2020-12 and mirror the types in @flowmeter/shared (run-api.ts, run-events.ts). run-api.integration.test.ts checks
- * every documented operation's real answers (status and body) against this document with ajv, and every answer it
- * receives against the status list here.
+ * The runner's HTTP API as OpenAPI 3.1, served at `GET /v1/openapi.json`: the one description of it. The routes
+ * validate every request's query and body with these schemas (api-validation.ts); the schemas are JSON Schema
+ * 2020-12 and mirror the types in @flowmeter/shared (run-api.ts, run-events.ts), with bounds from api-limits.ts and
+ * shared constants. run-api.integration.test.ts checks every documented operation's real answers (status and body)
+ * against this document with ajv, and every answer it receives against the status list here.
  */
 import {
   ERROR_CODES,
@@ -15,7 +16,7 @@ import {
   RUN_STATES,
   STAGE_STATUSES,
 } from "@flowmeter/shared";
-import { EVENTS_LIMIT, LIST_LIMIT, LOGS_LIMIT, MAX_REQUEST_BODY_BYTES, TELEMETRY_LIMIT } from "./run-routes.js";
+import { EVENTS_LIMIT, LIST_LIMIT, LOGS_LIMIT, MAX_CANCEL_REASON_CHARS, MAX_REQUEST_BODY_BYTES, TELEMETRY_LIMIT } from "./api-limits.js";
 
 const policyField = (key: keyof typeof RUN_POLICY_LIMITS, description: string) => ({
   type: "integer",
@@ -210,7 +211,7 @@ export const OPENAPI_DOCUMENT = {
       CancelRunRequest: {
         type: "object",
         additionalProperties: false,
-        properties: { reason: { type: "string", minLength: 1, maxLength: 1000 } },
+        properties: { reason: { type: "string", minLength: 1, maxLength: MAX_CANCEL_REASON_CHARS } },
       },
       EventType: { type: "string", enum: [...RUN_EVENT_TYPES, ...Object.values(RUN_EVENT_V2_NAMES)] },
       RunEvent: {
@@ -478,7 +479,7 @@ export const OPENAPI_DOCUMENT = {
             name: "from_event_id",
             in: "query",
             required: false,
-            schema: { type: "string" },
+            schema: { type: "string", minLength: 1 },
             description: "Exclusive: events after this one. An id that is not one of the run's events is refused (400), never read as 'from the start'.",
           },
           limitParameter(EVENTS_LIMIT),
@@ -523,7 +524,7 @@ export const OPENAPI_DOCUMENT = {
             name: "stage_name",
             in: "query",
             required: false,
-            schema: { type: "string" },
+            schema: { type: "string", minLength: 1, maxLength: 128 },
             description: "Heartbeats of this stage and host samples taken while it ran.",
           },
           limitParameter(TELEMETRY_LIMIT),

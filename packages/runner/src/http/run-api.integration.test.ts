@@ -30,7 +30,7 @@ import { createRunnerMetrics } from "../metrics.js";
 import { startRunner, type RunningRunner } from "../start-runner.js";
 import { createRunnerApp } from "./app.js";
 import { OPENAPI_DOCUMENT } from "./openapi.js";
-import { LOGS_LIMIT } from "./run-routes.js";
+import { LOGS_LIMIT } from "./api-limits.js";
 
 const quiet = createLogger("runner", "error", () => {});
 type Method = "get" | "post" | "put" | "delete";
@@ -243,8 +243,8 @@ describe("run API (real Redis, real runner)", () => {
     for (const [policy, message] of [
       [{ run_timeout_secs: 0 }, "policy.run_timeout_secs must be an integer between 1 and 604800"],
       [{ stage_retries: 1.5 }, "policy.stage_retries must be an integer between 0 and 100"],
-      [{ timeout: 5 }, 'policy has an unknown field "timeout"'],
-      ["fast", "policy must be an object"],
+      [{ timeout: 5 }, 'policy: unknown field "timeout"'],
+      ["fast", "policy must be a JSON object"],
     ] as const) {
       const res = await call(runner.url, "post", "/v1/runs", "/v1/runs", { json: { workflow: sleepy("bad-policy", 1), policy } });
       expect([res.status, res.body.code]).toEqual([400, "INVALID_PARAMS"]);

@@ -9,6 +9,8 @@ import {
   isTerminalRunState,
   methodNotAllowed,
   type ApiVersion,
+  type CancelRunRequest,
+  type CreateRunRequest,
   type CreateRunResponse,
   type RunEventsResponse,
   type RunListResponse,
@@ -24,17 +26,10 @@ import { DEFAULT_MAX_EVENTS_PER_RUN } from "../store/run-keys.js";
 import { decodeListCursor, encodeListCursor, isValidRunId, toRunView, type RunListFilter, type RunRecord } from "../store/run-records.js";
 import type { RunStore } from "../store/run-store.js";
 import { buildStageView } from "../store/stage-view.js";
-import { isValidConcurrency, validateRunPolicy } from "../workflow/validate-workflow.js";
 import { loadWorkflowFromDir } from "../workflow/workflows-dir.js";
+import { MAX_REQUEST_BODY_BYTES } from "./api-limits.js";
+import { operation } from "./api-validation.js";
 import { createBearerAuth } from "./bearer-auth.js";
-
-export const MAX_REQUEST_BODY_BYTES = 1_048_576;
-export const LIST_LIMIT = { default: 50, max: 500 } as const;
-export const EVENTS_LIMIT = { default: 1000, max: 10_000 } as const;
-export const TELEMETRY_LIMIT = { default: 1000, max: 10_000 } as const;
-export const LOGS_LIMIT = { default: 1000, max: 10_000 } as const;
-const MAX_CANCEL_REASON_CHARS = 1000;
-const CREATE_FIELDS = ["workflow", "file", "input", "run_id", "concurrency", "policy"];
 
 export interface RunApiOptions {
   /** The fleet's runs; its connection is a producer one, so requests answer 503 at once while Redis is away. */
@@ -47,55 +42,17 @@ export interface RunApiOptions {
   apiTokens: readonly string[];
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-function invalid(message: string): ApiError {
-  return new ApiError("INVALID_PARAMS", message);
-}
-
-/** One query parameter as a string; given twice is an error. */
-function query(req: Request, name: string): string | undefined {
-  const value = (req.query as Record<string, unknown>)[name];
-  if (value === undefined) return undefined;
-  if (typeof value !== "string") throw invalid(`${name} must be given once, as a plain value`);
-  return value;
-}
-
-function apiVersion(req: Request): ApiVersion {
-  const value = query(req, "api_version");
-  if (value === undefined || value === "v1") return "v1";
-  if (value === "v2") return "v2";
-  throw invalid(`api_version must be v1 or v2, not ${JSON.stringify(value.slice(0, 50))}`);
-}
-
-function nonNegativeInt(req: Request, name: string): number | undefined {
-  const value = query(req, name);
-  if (value === undefined) return undefined;
-  if (!/^\d{1,15}$/.test(value)) throw invalid(`${name} must be a non-negative integer, not ${JSON.stringify(value.slice(0, 50))}`);
-  return Number(value);
-}
-
-function limit(req: Request, bounds: { default: number; max: number }): number {
-  const value = nonNegativeInt(req, "limit") ?? bounds.default;
-  if (value < 1 || value > bounds.max) throw invalid(`limit must be between 1 and ${bounds.max}`);
-  return value;
-}
-
-function listFilter(req: Request): RunListFilter {
-  const value = query(req, "state");
-  if (value === undefined) return "all";
-  if (value === "active" || value === "terminal") return value;
-  throw invalid(`state must be active or terminal, not ${JSON.stringify(value.slice(0, 50))}`);
-}
-
-/** A stage name filter: 1-128 characters when given. */
-function stageParam(req: Request, name: string): string | undefined {
-  const value = query(req, name);
-  if (value !== undefined && (value === "" || value.length > 128)) throw invalid(`${name} must be 1-128 characters`);
-  return value;
-}
+/** Every documented operation's request check (OpenAPI document, api-validation.ts). */
+const REQUESTS = {
+  listRuns: operation("/v1/runs", "get"),
+  createRun: operation("/v1/runs", "post"),
+  getRun: operation("/v1/runs/{run_id}", "get"),
+  getEvents: operation("/v1/runs/{run_id}/events", "get"),
+  getStages: operation("/v1/runs/{run_id}/stages", "get"),
+  getTelemetry: operation("/v1/runs/{run_id}/telemetry", "get"),
+  getLogs: operation("/v1/runs/{run_id}/logs", "get"),
+  cancel: operation("/v1/runs/{run_id}/cancel", "post"),
+};
 
 /** The run id path parameter, as a string (express 5 may give arrays for repeated wildcard params; ours are plain). */
 function runIdParam(req: Request): string {
@@ -124,11 +81,14 @@ export function createRunRoutes(options: RunApiOptions): Router {
   router
     .route("/v1/runs")
     .get(async function listRuns(req: Request, res: Response) {
-      const version = apiVersion(req);
-      const filter = listFilter(req);
-      const size = limit(req, LIST_LIMIT);
-      const cursorText = query(req, "cursor");
-      const page = await records.list(filter, size, cursorText === undefined ? undefined : decodeListCursor(cursorText));
+      const { query } = REQUESTS.listRuns(req);
+      const version = query["api_version"] as ApiVersion;
+      const cursorText = query["cursor"] as string | undefined;
+      const page = await records.list(
+        (query["state"] ?? "all") as RunListFilter,
+        query["limit"] as number,
+        cursorText === undefined ? undefined : decodeListCursor(cursorText),
+      );
       const body: RunListResponse = {
         runs: page.records.map((record) => toRunView(record, version)),
         next_cursor: page.nextCursor === undefined ? null : encodeListCursor(page.nextCursor),
@@ -136,45 +96,22 @@ export function createRunRoutes(options: RunApiOptions): Router {
       res.json(body);
     })
     .post(jsonBody, async function createRun(req: Request, res: Response) {
-      apiVersion(req);
-      const body: unknown = req.body;
-      if (!isRecord(body))
-        throw invalid("request body must be a JSON object with workflow (an inline definition) or file (a path under the workflows directory)");
-      for (const key of Object.keys(body)) {
-        if (!CREATE_FIELDS.includes(key)) throw invalid(`unknown field ${JSON.stringify(key.slice(0, 100))} (known: ${CREATE_FIELDS.join(", ")})`);
-      }
-      if ((body["workflow"] === undefined) === (body["file"] === undefined)) {
-        throw invalid("send exactly one of workflow (an inline definition) and file (a path under the workflows directory)");
-      }
-      const runId = body["run_id"];
-      if (runId !== undefined && (typeof runId !== "string" || !isValidRunId(runId))) throw invalid('run_id must be 1-128 letters, digits, "_", "." or "-"');
-      const concurrency = body["concurrency"];
-      if (concurrency !== undefined && !isValidConcurrency(concurrency)) throw invalid("concurrency must be an integer between 1 and 1000");
-      const file = body["file"];
-      if (file !== undefined && (typeof file !== "string" || file === "")) throw invalid("file must be a non-empty string");
-      let policy;
-      try {
-        policy = validateRunPolicy(body["policy"]);
-      } catch (error) {
-        if (error instanceof WorkflowValidationError) throw invalid(error.problems.join("; "));
-        throw error;
-      }
-
+      const body = REQUESTS.createRun(req).body as CreateRunRequest;
       let created;
       try {
-        const workflow: unknown = typeof file === "string" ? await loadWorkflowFromDir(workflowsDir, file, { drivers }) : body["workflow"];
-        created = await submitRun(store, workflow, body["input"], {
+        const workflow: unknown = body.file === undefined ? body.workflow : await loadWorkflowFromDir(workflowsDir, body.file, { drivers });
+        created = await submitRun(store, workflow, body.input, {
           drivers,
-          ...(runId === undefined ? {} : { runId: runId }),
-          ...(concurrency === undefined ? {} : { concurrency: concurrency }),
-          ...(policy === undefined ? {} : { policy }),
+          ...(body.run_id === undefined ? {} : { runId: body.run_id }),
+          ...(body.concurrency === undefined ? {} : { concurrency: body.concurrency }),
+          ...(body.policy === undefined ? {} : { policy: body.policy }),
         });
       } catch (error) {
         if (error instanceof WorkflowValidationError) {
           const source = error.context.source === undefined ? "" : ` (${error.context.source})`;
           throw new ApiError("INVALID_SPEC", `invalid workflow${source}: ${error.problems.join("; ")}`);
         }
-        if (error instanceof WorkflowFileError) throw invalid(error.message);
+        if (error instanceof WorkflowFileError) throw new ApiError("INVALID_PARAMS", error.message);
         throw error;
       }
       const answer: CreateRunResponse = { run_id: created.run_id, attempt_id: created.attempt_id, state: created.state };
@@ -191,7 +128,7 @@ export function createRunRoutes(options: RunApiOptions): Router {
   router
     .route("/v1/runs/:runId")
     .get(async function getRun(req: Request, res: Response) {
-      const version = apiVersion(req);
+      const version = REQUESTS.getRun(req).query["api_version"] as ApiVersion;
       res.json(toRunView(await loadRun(runIdParam(req)), version));
     })
     .all(methodNotAllowed("GET, HEAD"));
@@ -199,17 +136,19 @@ export function createRunRoutes(options: RunApiOptions): Router {
   router
     .route("/v1/runs/:runId/events")
     .get(async function getEvents(req: Request, res: Response) {
-      const version = apiVersion(req);
-      const size = limit(req, EVENTS_LIMIT);
-      const from = query(req, "from_event_id");
-      if (from === "") throw invalid("from_event_id must not be empty (leave it out to read from the first event)");
+      const { query } = REQUESTS.getEvents(req);
+      const version = query["api_version"] as ApiVersion;
+      const from = query["from_event_id"] as string | undefined;
       const record = await loadRun(runIdParam(req));
       let page;
       try {
-        page = await store.events.page(record.run_id, from === undefined ? {} : { afterEventId: from }, size);
+        page = await store.events.page(record.run_id, from === undefined ? {} : { afterEventId: from }, query["limit"] as number);
       } catch (error) {
         if (error instanceof UnknownEventCursorError) {
-          throw invalid(`from_event_id ${JSON.stringify(from?.slice(0, 100))} is not an event of run ${record.run_id} (unknown, or older than the retention)`);
+          throw new ApiError(
+            "INVALID_PARAMS",
+            `from_event_id ${JSON.stringify(from?.slice(0, 100))} is not an event of run ${record.run_id} (unknown, or older than the retention)`,
+          );
         }
         throw error;
       }
@@ -226,7 +165,7 @@ export function createRunRoutes(options: RunApiOptions): Router {
   router
     .route("/v1/runs/:runId/stages")
     .get(async function getStages(req: Request, res: Response) {
-      apiVersion(req);
+      REQUESTS.getStages(req);
       const record = await loadRun(runIdParam(req));
       const events = await store.events.read(record.run_id, {}, DEFAULT_MAX_EVENTS_PER_RUN);
       const body: RunStagesResponse = { run_id: record.run_id, attempt_id: record.attempt_id, state: record.state, stages: buildStageView(events) };
@@ -237,12 +176,9 @@ export function createRunRoutes(options: RunApiOptions): Router {
   router
     .route("/v1/runs/:runId/telemetry")
     .get(async function getTelemetry(req: Request, res: Response) {
-      apiVersion(req);
-      const fromSeq = nonNegativeInt(req, "from_seq") ?? 0;
-      const stageName = stageParam(req, "stage_name");
-      const size = limit(req, TELEMETRY_LIMIT);
+      const { query } = REQUESTS.getTelemetry(req);
       const record = await loadRun(runIdParam(req));
-      const page = await store.samples.read(record.run_id, fromSeq, size, stageName);
+      const page = await store.samples.read(record.run_id, query["from_seq"] as number, query["limit"] as number, query["stage_name"] as string | undefined);
       const body: RunTelemetryResponse = { run_id: record.run_id, attempt_id: record.attempt_id, next_seq: page.nextSeq, samples: page.items };
       res.json(body);
     })
@@ -251,12 +187,9 @@ export function createRunRoutes(options: RunApiOptions): Router {
   router
     .route("/v1/runs/:runId/logs")
     .get(async function getLogs(req: Request, res: Response) {
-      apiVersion(req);
-      const fromSeq = nonNegativeInt(req, "from_seq") ?? 0;
-      const stageName = stageParam(req, "stage");
-      const size = limit(req, LOGS_LIMIT);
+      const { query } = REQUESTS.getLogs(req);
       const record = await loadRun(runIdParam(req));
-      const page = await store.logs.read(record.run_id, fromSeq, size, stageName);
+      const page = await store.logs.read(record.run_id, query["from_seq"] as number, query["limit"] as number, query["stage"] as string | undefined);
       const body: RunLogsResponse = { run_id: record.run_id, attempt_id: record.attempt_id, next_seq: page.nextSeq, lines: page.items };
       res.json(body);
     })
@@ -265,16 +198,9 @@ export function createRunRoutes(options: RunApiOptions): Router {
   router
     .route("/v1/runs/:runId/cancel")
     .post(jsonBody, async function cancel(req: Request, res: Response) {
-      const version = apiVersion(req);
-      const body: unknown = req.body ?? {};
-      if (!isRecord(body)) throw invalid('request body must be a JSON object, {"reason": "…"}, or empty');
-      for (const key of Object.keys(body)) {
-        if (key !== "reason") throw invalid(`unknown field ${JSON.stringify(key.slice(0, 100))} (known: reason)`);
-      }
-      const reason = body["reason"];
-      if (reason !== undefined && (typeof reason !== "string" || reason.trim() === "" || reason.length > MAX_CANCEL_REASON_CHARS)) {
-        throw invalid(`reason must be a non-empty string of at most ${MAX_CANCEL_REASON_CHARS} characters`);
-      }
+      const { query, body } = REQUESTS.cancel(req);
+      const version = query["api_version"] as ApiVersion;
+      const { reason } = body as CancelRunRequest;
       const record = await loadRun(runIdParam(req));
       if (isTerminalRunState(record.state)) {
         res.status(200).json(toRunView(record, version));

@@ -1,0 +1,7 @@
+/** Bounds of the run API, used by the OpenAPI document (openapi.ts) and so by the routes that validate with it. */
+export const MAX_REQUEST_BODY_BYTES = 1_048_576;
+export const LIST_LIMIT = { default: 50, max: 500 } as const;
+export const EVENTS_LIMIT = { default: 1000, max: 10_000 } as const;
+export const TELEMETRY_LIMIT = { default: 1000, max: 10_000 } as const;
+export const LOGS_LIMIT = { default: 1000, max: 10_000 } as const;
+export const MAX_CANCEL_REASON_CHARS = 1000;
