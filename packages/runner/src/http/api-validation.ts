@@ -60,15 +60,26 @@ function typeName(type: unknown): string {
 /** A sentence for the first ajv error, naming the field as the client sent it. */
 function describe(error: ErrorObject, data: unknown): string {
   const field = fieldName(error);
-  const schema = (error.parentSchema ?? {}) as Schema;
+  const schema = (error.parentSchema ?? {}) as {
+    type?: unknown;
+    minimum?: number;
+    maximum?: number;
+    minLength?: number;
+    maxLength?: number;
+    pattern?: string;
+    description?: string;
+    enum?: unknown[];
+    properties?: Schema;
+    oneOf?: Schema[];
+  };
   switch (error.keyword) {
     case "additionalProperties": {
       const extra = String((error.params as { additionalProperty: string }).additionalProperty);
-      const known = Object.keys((schema["properties"] ?? {}) as Schema).join(", ");
+      const known = Object.keys(schema.properties ?? {}).join(", ");
       return `${field === "request body" ? "" : `${field}: `}unknown field ${JSON.stringify(extra.slice(0, 100))} (known: ${known})`;
     }
     case "oneOf": {
-      const choices = ((schema["oneOf"] ?? []) as Schema[]).flatMap((branch) => (branch["required"] ?? []) as string[]);
+      const choices = (schema.oneOf ?? []).flatMap((branch) => (branch["required"] ?? []) as string[]);
       return `send exactly one of ${choices.join(" and ")}`;
     }
     case "required":
@@ -76,18 +87,18 @@ function describe(error: ErrorObject, data: unknown): string {
     case "type":
     case "minimum":
     case "maximum":
-      return schema["minimum"] !== undefined && schema["maximum"] !== undefined
-        ? `${field} must be ${typeName(schema["type"])} between ${String(schema["minimum"])} and ${String(schema["maximum"])}`
+      return schema.minimum !== undefined && schema.maximum !== undefined
+        ? `${field} must be ${typeName(schema.type)} between ${schema.minimum} and ${schema.maximum}`
         : error.keyword === "type"
-          ? `${field} must be ${typeName(schema["type"])}`
+          ? `${field} must be ${typeName(schema.type)}`
           : `${field} ${error.message ?? "is out of range"}`;
     case "minLength":
     case "maxLength":
-      return `${field} must be ${String(schema["minLength"] ?? 0)}-${String(schema["maxLength"] ?? "any number of")} characters`;
+      return `${field} must be ${schema.minLength ?? 0}-${schema.maxLength ?? "any number of"} characters`;
     case "enum":
-      return `${field} must be one of ${((schema["enum"] ?? []) as unknown[]).map(String).join(", ")}, not ${JSON.stringify(String(valueAt(data, error.instancePath)).slice(0, 50))}`;
+      return `${field} must be one of ${(schema.enum ?? []).map(String).join(", ")}, not ${JSON.stringify(String(valueAt(data, error.instancePath)).slice(0, 50))}`;
     case "pattern":
-      return `${field} must match ${String(schema["pattern"])}${typeof schema["description"] === "string" ? ` (${schema["description"]})` : ""}`;
+      return `${field} must match ${schema.pattern ?? ""}${schema.description === undefined ? "" : ` (${schema.description})`}`;
     default:
       return `${field} ${error.message ?? "is invalid"}`;
   }
