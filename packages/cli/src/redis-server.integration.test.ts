@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { createLogger, redisAnswers } from "@flowmeter/shared";
+import { createLogger, redisAnswersAt } from "@flowmeter/shared";
 import { freePort, tempDir, testRedisUrl } from "@flowmeter/test-utils";
 import { RedisUnavailableError, chooseRedis, type RedisChoice } from "./redis-server.js";
 
@@ -33,7 +33,7 @@ describe("chooseRedis", () => {
     choice = await chooseRedis(undefined, data.path, logger, port);
     expect(choice.url).toBe(`redis://127.0.0.1:${port}`);
     expect(choice.process).toBeDefined();
-    expect(await redisAnswers(choice.url)).toBe(true);
+    expect(await redisAnswersAt(choice.url)).toBe(true);
     const { Redis } = await import("ioredis");
     const redis = new Redis(choice.url);
     expect(await redis.config("GET", "appendonly")).toEqual(["appendonly", "yes"]);

@@ -1,13 +1,11 @@
 /** The live view `flowmeter run` draws: one line per stage, updated from the run's events. */
-import type { RunEvent } from "@flowmeter/shared";
-
-export type StageState = "queued" | "running" | "succeeded" | "failed" | "skipped";
+import type { RunEvent, StageStatus } from "@flowmeter/shared";
 
 export interface StageView {
   name: string;
   group: string;
   driver: string;
-  state: StageState;
+  state: StageStatus;
   attempt: number;
   startedAtMs: number | undefined;
   durationMs: number | undefined;
@@ -16,11 +14,11 @@ export interface StageView {
   tail: string[];
 }
 
-const SYMBOL: Record<StageState, string> = { queued: "·", running: "▶", succeeded: "✔", failed: "✖", skipped: "↷" };
+const SYMBOL: Record<StageStatus, string> = { queued: "·", running: "▶", succeeded: "✔", failed: "✖", skipped: "↷" };
 
 export class RunView {
   readonly stages = new Map<string, StageView>();
-  outcome: "finished" | "failed" | "cancelled" | undefined;
+  outcome: "succeeded" | "failed" | "cancelled" | undefined;
   summary = "";
 
   apply(event: RunEvent): void {
@@ -52,7 +50,7 @@ export class RunView {
         Object.assign(this.stage(event), { state: "skipped", detail: event.payload.reason });
         break;
       case "run.finished":
-        this.outcome = "finished";
+        this.outcome = "succeeded";
         this.summary = `run succeeded in ${(event.payload.duration_ms / 1000).toFixed(1)} s`;
         break;
       case "run.failed":

@@ -117,7 +117,7 @@ export async function run(args: string[], env: NodeJS.ProcessEnv, out: NodeJS.Wr
     return 130;
   }
   out.write(`${view.summary}\n`);
-  return view.outcome === "finished" ? 0 : view.outcome === "failed" ? 1 : 2;
+  return view.outcome === "succeeded" ? 0 : view.outcome === "failed" ? 1 : 2;
 }
 
 /** The last lines the failed attempt wrote; its lines reach Redis before its stage.failed event. */

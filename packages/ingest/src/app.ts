@@ -1,4 +1,4 @@
-import { ApiError, browserRequestRefusal, createErrorHandler, errorMessage, methodNotAllowed, type Logger } from "@flowmeter/shared";
+import { ApiError, browserRequestRefusal, createErrorHandler, errorMessage, methodNotAllowed, redisAnswers, type Logger } from "@flowmeter/shared";
 import type { IncomingMessage, RequestListener, ServerResponse } from "node:http";
 import express, { type NextFunction, type Request, type Response } from "express";
 import type { Redis } from "ioredis";
@@ -160,7 +160,7 @@ export function createIngestApp({ config, queue, redis, logger, spool }: IngestA
   app
     .route("/healthz")
     .get(async function healthz(_req: Request, res: Response) {
-      if (!(await redisAnswers(redis))) {
+      if (!(await redisAnswers(redis, HEALTH_PING_TIMEOUT_MS))) {
         throw new ApiError("UNAVAILABLE", "redis is not reachable", { retryAfterSeconds: UNAVAILABLE_RETRY_AFTER_SECONDS });
       }
       res.json({ status: "ok", redis: "up" });
@@ -243,19 +243,4 @@ function errorResponseOf(res: ServerResponse) {
       return { json: (body: unknown) => sendJson(res, status, body) };
     },
   };
-}
-
-async function redisAnswers(redis: Redis): Promise<boolean> {
-  if (redis.status !== "ready") return false;
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    const timeout = new Promise<string>((resolve) => {
-      timer = setTimeout(() => resolve("timeout"), HEALTH_PING_TIMEOUT_MS);
-    });
-    return (await Promise.race([redis.ping(), timeout])) === "PONG";
-  } catch {
-    return false;
-  } finally {
-    clearTimeout(timer);
-  }
 }

@@ -26,7 +26,7 @@ export {
   type ClientTelemetryJob,
   type IngestionWarning,
 } from "./queues.js";
-export { createRedis, redisAnswers } from "./redis.js";
+export { createRedis, redisAnswers, redisAnswersAt } from "./redis.js";
 export {
   MAX_LOG_LINE_BYTES,
   MAX_LOG_LINES_PER_ATTEMPT,

@@ -12,13 +12,29 @@ export function createRedis(url: string, role: "producer" | "worker", extra: Red
   return new Redis(url, { ...options, ...extra, lazyConnect: false });
 }
 
-/** True when a Redis server answers PING at `url` within `timeoutMs`. */
-export async function redisAnswers(url: string, timeoutMs = 1000): Promise<boolean> {
+/** True when `connection` is ready and its server answers PING within `timeoutMs` (a health check that never hangs). */
+export async function redisAnswers(connection: Redis, timeoutMs = 1000): Promise<boolean> {
+  if (connection.status !== "ready") return false;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const timeout = new Promise<string>((resolve) => {
+      timer = setTimeout(() => resolve("timeout"), timeoutMs);
+    });
+    return (await Promise.race([connection.ping(), timeout])) === "PONG";
+  } catch {
+    return false;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** True when a Redis server answers PING at `url` within `timeoutMs` (a probe connection, closed after). */
+export async function redisAnswersAt(url: string, timeoutMs = 1000): Promise<boolean> {
   const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: timeoutMs, enableOfflineQueue: false });
   probe.on("error", () => {});
   try {
     await probe.connect();
-    return (await probe.ping()) === "PONG";
+    return await redisAnswers(probe, timeoutMs);
   } catch {
     return false;
   } finally {

@@ -20,6 +20,7 @@ import {
   type RunFailedReason,
   type RunPolicy,
   type StageDefinition,
+  type StageStatus,
   type WorkflowDefinition,
 } from "@flowmeter/shared";
 import type { DriverRegistry } from "../drivers/driver-registry.js";
@@ -71,8 +72,6 @@ export interface RunOutcome {
   durationMs: number;
 }
 
-type StageStatus = "pending" | "running" | "succeeded" | "failed" | "skipped";
-
 interface StageState {
   plan: PlannedStage;
   stage: StageDefinition;
@@ -105,7 +104,7 @@ export class RunExecution {
     this.workflow = options.workflow;
     this.concurrency = options.concurrency ?? options.workflow.concurrency ?? DEFAULT_STAGE_CONCURRENCY;
     this.events = new RunEventSequencer(this.runId, this.attemptId, options.output, options.logger, options.firstSeq ?? 0);
-    this.stages = planStages(options.workflow).map((plan) => ({ plan, stage: plan.stage, status: "pending", attempt: 0, process: undefined }));
+    this.stages = planStages(options.workflow).map((plan) => ({ plan, stage: plan.stage, status: "queued", attempt: 0, process: undefined }));
     this.stagesByName = new Map(this.stages.map((state) => [state.stage.name, state]));
   }
 
@@ -213,7 +212,7 @@ export class RunExecution {
   /** Skips pending stages with a failed or skipped dependency. Stages are in level order, so one pass also covers chains. */
   private skipBlocked(): void {
     for (const state of this.stages) {
-      if (state.status !== "pending") continue;
+      if (state.status !== "queued") continue;
       for (const name of state.plan.dependsOn) {
         const dependency = this.stagesByName.get(name);
         if (dependency === undefined) continue;
@@ -243,7 +242,7 @@ export class RunExecution {
     let running = this.runningStages().length;
     for (const state of this.stages) {
       if (running >= this.concurrency) return;
-      if (state.status !== "pending") continue;
+      if (state.status !== "queued") continue;
       const ready = state.plan.dependsOn.every((name) => {
         const dependency = this.stagesByName.get(name);
         return dependency !== undefined && RunExecution.satisfies(dependency);
@@ -388,13 +387,13 @@ export class RunExecution {
     const base = { runId: this.runId, attemptId: this.attemptId };
     if (this.runTimedOut) {
       const error = this.cancelReason ?? "run timed out";
-      for (const state of this.stages) if (state.status === "pending") this.skip(state, error);
+      for (const state of this.stages) if (state.status === "queued") this.skip(state, error);
       this.endRun("run.failed", startedAtMs, error, "run_timed_out");
       return { ...base, status: "failed", error, durationMs: Date.now() - startedAtMs };
     }
     if (this.cancelReason !== undefined) {
       const reason = `run cancelled: ${this.cancelReason}`;
-      for (const state of this.stages) if (state.status === "pending") this.skip(state, reason);
+      for (const state of this.stages) if (state.status === "queued") this.skip(state, reason);
       this.endRun("run.cancelled", startedAtMs, this.cancelReason);
       return { ...base, status: "cancelled", error: this.cancelReason, durationMs: Date.now() - startedAtMs };
     }
