@@ -99,10 +99,11 @@ export const JOB_CATALOG = {
 } as const;
 
 /**
- * The shape of each telemetry queue's payload, checked by the worker before it reads a job: a job of another shape
- * (a producer's bug, a hand-written job) can never be written, so it goes straight to the failed set, where
- * `flowmeter failed` shows it, instead of retrying for years. The entries themselves are checked by ingest
- * (CliInvocationEventSchema), the events and samples by the runner that builds them.
+ * The shape of each queue's payload, checked by its consumer before it reads a job (the worker for telemetry, the
+ * runner's RunConsumer for runs) and by submitRun before it queues one: a job of another shape (a producer's bug, a
+ * hand-written job) can never be processed, so it goes straight to the failed set, where `flowmeter failed` shows
+ * it, instead of retrying for years. The entries themselves are checked by ingest (CliInvocationEventSchema), the
+ * events and samples by the runner that builds them, a run's workflow and policy by validateWorkflow/validateRunPolicy.
  */
 const PAYLOAD_SCHEMAS = {
   clientTelemetry: {
@@ -124,17 +125,31 @@ const PAYLOAD_SCHEMAS = {
       producedAtMs: { type: "number" },
     },
   },
+  runs: {
+    type: "object",
+    required: ["run_id", "workflow", "submittedAtMs"],
+    properties: {
+      run_id: { type: "string", minLength: 1 },
+      workflow: { type: "object" },
+      concurrency: { type: "integer" },
+      policy: { type: "object" },
+      submittedAtMs: { type: "number" },
+    },
+  },
 } as const;
 
 const payloadAjv = new Ajv({ allErrors: false, strict: false });
 const payloadValidators = {
   clientTelemetry: payloadAjv.compile(PAYLOAD_SCHEMAS.clientTelemetry),
   runEvents: payloadAjv.compile(PAYLOAD_SCHEMAS.runEvents),
+  runs: payloadAjv.compile(PAYLOAD_SCHEMAS.runs),
 };
 
-/** What is wrong with a telemetry job's payload, or undefined when it has the shape its queue carries. */
-export function payloadProblem(queue: (typeof JOB_CATALOG)[keyof typeof payloadValidators]["queue"], data: unknown): string | undefined {
-  const kind = queue === JOB_CATALOG.clientTelemetry.queue ? "clientTelemetry" : "runEvents";
+type PayloadKind = keyof typeof payloadValidators;
+
+/** What is wrong with a job's payload, or undefined when it has the shape its queue carries. */
+export function payloadProblem(queue: (typeof JOB_CATALOG)[PayloadKind]["queue"], data: unknown): string | undefined {
+  const kind = (Object.keys(payloadValidators) as PayloadKind[]).find((name) => JOB_CATALOG[name].queue === queue) ?? "runs";
   const validate = payloadValidators[kind];
   if (validate(data)) return undefined;
   const [error] = validate.errors ?? [];

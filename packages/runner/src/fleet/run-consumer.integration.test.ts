@@ -141,6 +141,16 @@ describe("run fleet: submitRun → RunConsumer → followRun (real Redis)", () =
     expect((events[0]?.payload as { error: string }).error).toContain("stages must be a non-empty list");
   });
 
+  it("moves a malformed runs job (no workflow, no submit time) to the failed set at once, without touching any run", async () => {
+    const runId = "malformed-" + Date.now();
+    await runs.runQueue.add(JOB_CATALOG.runs.jobName, { run_id: runId } as unknown as RunJob, { jobId: runId });
+    await waitFor(async () => ((await runs.runQueue.getJobState(runId)) === "failed" ? true : undefined), { what: "the job in the failed set" });
+    const job = await runs.runQueue.getJob(runId);
+    expect([job?.attemptsMade, job?.failedReason]).toEqual([1, "runs payload must have required property 'workflow'"]);
+    expect(await runs.records.get(runId)).toBeUndefined();
+    expect(await runs.events.last(runId)).toBeUndefined();
+  });
+
   it("fails a re-delivered run whose runner died (runner_restarted) instead of running it again; never reruns an ended run", async () => {
     const runId = "redelivered-" + Date.now();
     const { events: store, records } = runs;

@@ -8,9 +8,9 @@
  * and fails it (runner_restarted, the reconciler's path) instead of running it again; a run running elsewhere with a
  * live lease, or already ended, is left alone. BullMQ's lock and stall check use the lease duration.
  */
-import { Worker, type Job } from "bullmq";
+import { UnrecoverableError, Worker, type Job } from "bullmq";
 import type { Redis } from "ioredis";
-import { JOB_CATALOG, createRedis, errorMessage, uuidV7, type Logger, type RunJob, type RunPolicy } from "@flowmeter/shared";
+import { JOB_CATALOG, createRedis, errorMessage, payloadProblem, uuidV7, type Logger, type RunJob, type RunPolicy } from "@flowmeter/shared";
 import type { DriverRegistry } from "../drivers/driver-registry.js";
 import { RunEventSequencer, type RunOutput } from "../execution/run-event-sequencer.js";
 import { RunExecution, type RunOutcome } from "../execution/run-execution.js";
@@ -141,6 +141,11 @@ export class RunConsumer {
 
   private async process(job: Job<RunJob, RunJobResult>): Promise<RunJobResult> {
     const { logger, store, drivers, execution: settings } = this.options;
+    const problem = payloadProblem(JOB_CATALOG.runs.queue, job.data);
+    if (problem !== undefined) {
+      logger.error("malformed runs job: moved to the failed set", { job_id: job.id, problem });
+      throw new UnrecoverableError(problem);
+    }
     const data = job.data;
     const runId = data.run_id;
     const workflowName = typeof (data.workflow as { name?: unknown } | undefined)?.name === "string" ? data.workflow.name : "";

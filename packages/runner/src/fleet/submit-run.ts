@@ -1,4 +1,4 @@
-import { JOB_CATALOG, isTerminalRunEvent, uuidV7, type RunJob, type RunPolicy, type RunState } from "@flowmeter/shared";
+import { JOB_CATALOG, isTerminalRunEvent, payloadProblem, uuidV7, type RunJob, type RunPolicy, type RunState } from "@flowmeter/shared";
 import { BUILT_IN_DRIVER_NAMES } from "../drivers/driver-registry.js";
 import { isValidRunId } from "../store/run-records.js";
 import type { RunStore } from "../store/run-store.js";
@@ -47,6 +47,8 @@ export async function submitRun(store: RunStore, workflow: unknown, input?: unkn
     ...(policy === undefined ? {} : { policy }),
     submittedAtMs: Date.now(),
   };
+  const problem = payloadProblem(JOB_CATALOG.runs.queue, job);
+  if (problem !== undefined) throw new Error(`refusing to queue a malformed run job: ${problem}`);
   const jobOptions = { ...JOB_CATALOG.runs.options, jobId: runId };
   const attemptId = uuidV7();
   const created = await records.create(runId, attemptId, valid.name, policy);
