@@ -3,6 +3,7 @@ import { pathToFileURL } from "node:url";
 import { ConfigError } from "@flowmeter/shared";
 import { CliError, EXIT } from "./cli-error.js";
 import { FAILED_USAGE, failed } from "./failed.js";
+import { LOGS_USAGE, logs } from "./logs.js";
 import { QUERY_USAGE, query } from "./query.js";
 import { RUN_USAGE, run } from "./run.js";
 import { SERVICE_ENTRY_POINTS } from "./services.js";
@@ -13,6 +14,8 @@ const USAGE = `usage: flowmeter <command> [options]
 commands:
   start              run migrations, then ingest, worker and runner on the embedded default (what \`npm start\` does)
   run <file>         submit a workflow run and follow it live
+  logs <run_id> [stage] [--follow]
+                     print what a run's stages wrote, line by line
   query "<SQL>"      run a read-only query through the worker's /query
   failed [--redrive] list the telemetry jobs in the queues' failed sets; --redrive retries them
   ingest | worker | runner | migrate
@@ -33,6 +36,7 @@ Runs the ${name} service alone, configured by environment variables: see package
 const COMMAND_USAGE: Record<string, string> = {
   start: START_USAGE,
   run: RUN_USAGE,
+  logs: LOGS_USAGE,
   query: QUERY_USAGE,
   failed: FAILED_USAGE,
   ingest: SERVICE_USAGE("ingest"),
@@ -64,6 +68,8 @@ async function main(argv: string[]): Promise<number> {
       return start(process.env);
     case "run":
       return run(rest, process.env);
+    case "logs":
+      return logs(rest, process.env);
     case "query":
       return query(rest, process.env);
     case "failed":

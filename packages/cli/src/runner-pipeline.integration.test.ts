@@ -6,7 +6,7 @@
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger, createRedis, type RunEvent, type WorkflowDefinition } from "@flowmeter/shared";
-import { createRunQueue, followRun, parseRunnerConfig, startRunner, submitRun, type RunningRunner } from "@flowmeter/runner";
+import { RunStore, followRun, parseRunnerConfig, startRunner, submitRun, type RunningRunner } from "@flowmeter/runner";
 import { createRunEventsConsumer, createExactlyOnceState, createWorkerMetrics, parseWorkerConfig, type QueueConsumer } from "@flowmeter/worker";
 import * as worker from "@flowmeter/worker";
 import { deleteQueuePrefix, tempDir, testQueuePrefix, testRedisUrl, waitFor, openScratchDatabase, type ScratchDatabase } from "@flowmeter/test-utils";
@@ -77,9 +77,9 @@ describe("runner events into ClickHouse rollups", () => {
         { name: "publish", driver: "shell", run: "echo never", depends_on: ["broken"] },
       ],
     };
-    const queue = createRunQueue(redis, prefix);
-    const { run_id: runId } = await submitRun(queue, workflow);
-    await queue.close();
+    const store = new RunStore(redis, { prefix });
+    const { run_id: runId } = await submitRun(store, workflow);
+    await store.close();
 
     const followed: RunEvent[] = [];
     for await (const event of followRun({ redisUrl: testRedisUrl(), queuePrefix: prefix }, runId)) followed.push(event);
@@ -139,9 +139,9 @@ describe("runner events into ClickHouse rollups", () => {
       name: `sampled-${prefix}`,
       stages: [{ name: "busy", driver: "shell", run: "for i in 1 2 3 4 5 6; do echo tick; sleep 0.1; done" }],
     };
-    const queue = createRunQueue(redis, prefix);
-    const { run_id: runId } = await submitRun(queue, workflow);
-    await queue.close();
+    const store = new RunStore(redis, { prefix });
+    const { run_id: runId } = await submitRun(store, workflow);
+    await store.close();
     for await (const _event of followRun({ redisUrl: testRedisUrl(), queuePrefix: prefix }, runId)) {
       // until the terminal event
     }
