@@ -17,6 +17,7 @@ describe("parseRunnerConfig", () => {
       shutdownTimeoutMs: 30_000,
       eventRetentionSeconds: 604_800,
       telemetryBufferSize: 5000,
+      logBufferLines: 20_000,
       leaseMs: 30_000,
       reconcileIntervalMs: 10_000,
       dataDir: "/srv/.flowmeter",
