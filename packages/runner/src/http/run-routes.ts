@@ -25,10 +25,11 @@ import { submitRun } from "../fleet/submit-run.js";
 import { DEFAULT_MAX_EVENTS_PER_RUN } from "../store/run-keys.js";
 import { decodeListCursor, encodeListCursor, isValidRunId, toRunView, type RunListFilter, type RunRecord } from "../store/run-records.js";
 import type { RunStore } from "../store/run-store.js";
+import type { RunStream, RunStreamPage } from "../store/run-stream.js";
 import { buildStageView } from "../store/stage-view.js";
 import { loadWorkflowFromDir } from "../workflow/workflows-dir.js";
 import { MAX_REQUEST_BODY_BYTES } from "./api-limits.js";
-import { operation } from "./api-validation.js";
+import { operation, type ValidatedRequest } from "./api-validation.js";
 import { createBearerAuth } from "./bearer-auth.js";
 
 export interface RunApiOptions {
@@ -70,6 +71,19 @@ export function createRunRoutes(options: RunApiOptions): Router {
     const record = isValidRunId(runId) ? await records.get(runId) : undefined;
     if (record === undefined) throw new ApiError("NOT_FOUND", `run ${JSON.stringify(runId.slice(0, 200))} not found`);
     return record;
+  }
+
+  /** A page of a run's samples or log lines, read alike: from a seq, optionally only one stage's. */
+  async function streamPage<T extends { run_id: string; seq: number }>(
+    req: Request,
+    stream: RunStream<T>,
+    check: (req: Request) => ValidatedRequest,
+    stageParameter: string,
+  ): Promise<{ record: RunRecord; page: RunStreamPage<T> }> {
+    const { query } = check(req);
+    const record = await loadRun(runIdParam(req));
+    const page = await stream.read(record.run_id, query["from_seq"] as number, query["limit"] as number, query[stageParameter] as string | undefined);
+    return { record, page };
   }
 
   router.use("/v1/runs", function authenticate(req: Request, _res: Response, next: NextFunction) {
@@ -176,9 +190,7 @@ export function createRunRoutes(options: RunApiOptions): Router {
   router
     .route("/v1/runs/:runId/telemetry")
     .get(async function getTelemetry(req: Request, res: Response) {
-      const { query } = REQUESTS.getTelemetry(req);
-      const record = await loadRun(runIdParam(req));
-      const page = await store.samples.read(record.run_id, query["from_seq"] as number, query["limit"] as number, query["stage_name"] as string | undefined);
+      const { record, page } = await streamPage(req, store.samples, REQUESTS.getTelemetry, "stage_name");
       const body: RunTelemetryResponse = { run_id: record.run_id, attempt_id: record.attempt_id, next_seq: page.nextSeq, samples: page.items };
       res.json(body);
     })
@@ -187,9 +199,7 @@ export function createRunRoutes(options: RunApiOptions): Router {
   router
     .route("/v1/runs/:runId/logs")
     .get(async function getLogs(req: Request, res: Response) {
-      const { query } = REQUESTS.getLogs(req);
-      const record = await loadRun(runIdParam(req));
-      const page = await store.logs.read(record.run_id, query["from_seq"] as number, query["limit"] as number, query["stage"] as string | undefined);
+      const { record, page } = await streamPage(req, store.logs, REQUESTS.getLogs, "stage");
       const body: RunLogsResponse = { run_id: record.run_id, attempt_id: record.attempt_id, next_seq: page.nextSeq, lines: page.items };
       res.json(body);
     })

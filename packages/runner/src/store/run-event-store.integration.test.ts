@@ -4,7 +4,7 @@ import { uuidV7, type RunEvent } from "@flowmeter/shared";
 import { deleteQueuePrefix, testQueuePrefix, testRedisUrl } from "@flowmeter/test-utils";
 import { UnknownEventCursorError } from "../errors.js";
 import { RunEventStore } from "./run-event-store.js";
-import { runKey } from "./run-keys.js";
+import { runKey, runLimits } from "./run-keys.js";
 
 function event(runId: string, seq: number, type: "stage.queued" | "run.finished" = "stage.queued"): RunEvent {
   const now = Date.now();
@@ -29,7 +29,7 @@ describe("RunEventStore (real Redis)", () => {
   let store: RunEventStore;
   beforeAll(() => {
     redis = new Redis(testRedisUrl());
-    store = new RunEventStore(redis, { prefix, retentionSeconds: 3600 });
+    store = new RunEventStore(redis, runLimits({ prefix, retentionSeconds: 3600 }));
   });
   afterAll(async () => {
     await deleteQueuePrefix(prefix);
@@ -70,7 +70,7 @@ describe("RunEventStore (real Redis)", () => {
     try {
       const seen: number[] = [];
       const following = (async () => {
-        for await (const item of new RunEventStore(follower, { prefix }).follow("r2", {}, { blockMs: 100 })) seen.push(item.seq);
+        for await (const item of new RunEventStore(follower, runLimits({ prefix })).follow("r2", {}, { blockMs: 100 })) seen.push(item.seq);
       })();
       await new Promise((resolve) => setTimeout(resolve, 150));
       await store.append([event("r2", 2), event("r2", 3, "run.finished")]);
@@ -87,7 +87,8 @@ describe("RunEventStore (real Redis)", () => {
       const controller = new AbortController();
       setTimeout(() => controller.abort(), 100);
       const seen: RunEvent[] = [];
-      for await (const item of new RunEventStore(follower, { prefix }).follow("never-started", {}, { blockMs: 50, signal: controller.signal })) seen.push(item);
+      for await (const item of new RunEventStore(follower, runLimits({ prefix })).follow("never-started", {}, { blockMs: 50, signal: controller.signal }))
+        seen.push(item);
       expect(seen).toEqual([]);
     } finally {
       follower.disconnect();

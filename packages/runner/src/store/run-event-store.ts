@@ -11,15 +11,8 @@
 import type { Redis } from "ioredis";
 import { isTerminalRunEvent, type RunEvent } from "@flowmeter/shared";
 import { UnknownEventCursorError } from "../errors.js";
-import { DEFAULT_EVENT_RETENTION_SECONDS, DEFAULT_MAX_EVENTS_PER_RUN, eventScriptKeys, runKey } from "./run-keys.js";
+import { eventScriptKeys, runKey, type RunLimits } from "./run-keys.js";
 import { RUN_SCRIPTS } from "./run-scripts.js";
-
-export interface RunEventStoreOptions {
-  /** The queue prefix (QUEUE_PREFIX), so one prefix holds a deployment's queues and run events. */
-  prefix: string;
-  retentionSeconds?: number;
-  maxEventsPerRun?: number;
-}
 
 /** Where to start reading: after a seq, or after an event_id; from the first event when neither is given. */
 export interface EventCursor {
@@ -49,18 +42,10 @@ function parseEntries(entries: [string, string[]][]): RunEvent[] {
 }
 
 export class RunEventStore {
-  readonly prefix: string;
-  readonly retentionSeconds: number;
-  private readonly maxEventsPerRun: number;
-
   constructor(
     private readonly redis: Redis,
-    options: RunEventStoreOptions,
-  ) {
-    this.prefix = options.prefix;
-    this.retentionSeconds = options.retentionSeconds ?? DEFAULT_EVENT_RETENTION_SECONDS;
-    this.maxEventsPerRun = options.maxEventsPerRun ?? DEFAULT_MAX_EVENTS_PER_RUN;
-  }
+    private readonly limits: RunLimits,
+  ) {}
 
   /**
    * Appends events (in seq order per run). Events already stored are skipped, so a replay is harmless. Returns the
@@ -76,10 +61,10 @@ export class RunEventStore {
     }
     const fenced: RunEvent[] = [];
     for (const [runId, runEvents] of byRun) {
-      const refused = (await RUN_SCRIPTS.append.run(this.redis, eventScriptKeys(this.prefix, runId), [
+      const refused = (await RUN_SCRIPTS.append.run(this.redis, eventScriptKeys(this.limits.prefix, runId), [
         runId,
-        this.maxEventsPerRun,
-        this.retentionSeconds,
+        this.limits.maxEventsPerRun,
+        this.limits.retentionSeconds,
         ...runEvents.flatMap(eventScriptArgs),
       ])) as string[];
       if (refused.length > 0) {
@@ -98,13 +83,13 @@ export class RunEventStore {
   /** Like read, and says whether more events are stored after the page. */
   async page(runId: string, cursor: EventCursor = {}, limit = 1000): Promise<{ events: RunEvent[]; hasMore: boolean }> {
     const after = await this.resolveCursor(runId, cursor);
-    const entries = (await this.redis.xrange(runKey(this.prefix, runId, "events"), `${after + 2}-0`, "+", "COUNT", limit + 1)) as [string, string[]][];
+    const entries = (await this.redis.xrange(runKey(this.limits.prefix, runId, "events"), `${after + 2}-0`, "+", "COUNT", limit + 1)) as [string, string[]][];
     return { events: parseEntries(entries.slice(0, limit)), hasMore: entries.length > limit };
   }
 
   /** The run's latest stored event. */
   async last(runId: string): Promise<RunEvent | undefined> {
-    const entries = (await this.redis.xrevrange(runKey(this.prefix, runId, "events"), "+", "-", "COUNT", 1)) as [string, string[]][];
+    const entries = (await this.redis.xrevrange(runKey(this.limits.prefix, runId, "events"), "+", "-", "COUNT", 1)) as [string, string[]][];
     return parseEntries(entries)[0];
   }
 
@@ -114,7 +99,7 @@ export class RunEventStore {
    */
   async *follow(runId: string, cursor: EventCursor = {}, options: { blockMs?: number; signal?: AbortSignal } = {}): AsyncGenerator<RunEvent> {
     let after = await this.resolveCursor(runId, cursor);
-    const key = runKey(this.prefix, runId, "events");
+    const key = runKey(this.limits.prefix, runId, "events");
     while (options.signal?.aborted !== true) {
       const reply = await this.redis.xread("COUNT", 500, "BLOCK", options.blockMs ?? 1000, "STREAMS", key, `${after + 1}-0`);
       for (const event of parseEntries(reply?.[0]?.[1] ?? [])) {
@@ -127,7 +112,7 @@ export class RunEventStore {
 
   private async resolveCursor(runId: string, cursor: EventCursor): Promise<number> {
     if (cursor.afterEventId !== undefined) {
-      const seq = await this.redis.hget(runKey(this.prefix, runId, "event-ids"), cursor.afterEventId);
+      const seq = await this.redis.hget(runKey(this.limits.prefix, runId, "event-ids"), cursor.afterEventId);
       if (seq === null) throw new UnknownEventCursorError(runId, cursor.afterEventId);
       return Number(seq);
     }

@@ -18,6 +18,23 @@ export type RunKeySuffix = "events" | "event-ids" | "terminal" | "cancel" | "rec
 export const DEFAULT_EVENT_RETENTION_SECONDS = 7 * 86_400;
 export const DEFAULT_MAX_EVENTS_PER_RUN = 10_000;
 
+/** Where a prefix's runs live and how long they are kept: resolved once (runLimits), shared by the store's parts. */
+export interface RunLimits {
+  prefix: string;
+  /** How long a run's keys live after its last write. */
+  retentionSeconds: number;
+  /** Events kept per run (~, oldest trimmed). */
+  maxEventsPerRun: number;
+}
+
+export function runLimits(options: { prefix: string; retentionSeconds?: number; maxEventsPerRun?: number }): RunLimits {
+  return {
+    prefix: options.prefix,
+    retentionSeconds: options.retentionSeconds ?? DEFAULT_EVENT_RETENTION_SECONDS,
+    maxEventsPerRun: options.maxEventsPerRun ?? DEFAULT_MAX_EVENTS_PER_RUN,
+  };
+}
+
 export function runKey(prefix: string, runId: string, suffix: RunKeySuffix): string {
   return `${prefix}:run:${runId}:${suffix}`;
 }

@@ -21,7 +21,7 @@ import {
   type TerminalReason,
 } from "@flowmeter/shared";
 import { eventScriptArgs } from "./run-event-store.js";
-import { DEFAULT_EVENT_RETENTION_SECONDS, DEFAULT_MAX_EVENTS_PER_RUN, eventScriptKeys, runIndexKey, runKey } from "./run-keys.js";
+import { eventScriptKeys, runIndexKey, runKey, type RunLimits } from "./run-keys.js";
 import { RUN_SCRIPTS } from "./run-scripts.js";
 
 /** The record hash as stored; numbers are strings, absent fields are missing. */
@@ -57,12 +57,6 @@ export type LeaseStatus = "renewed" | "ended" | "lost";
 
 /** Which runs a list walks: active (queued, running; newest first), terminal (most recently ended first), or both. */
 export type RunListFilter = "active" | "terminal" | "all";
-
-export interface RunRecordsOptions {
-  prefix: string;
-  retentionSeconds?: number;
-  maxEventsPerRun?: number;
-}
 
 /** A list cursor: which index, and the member of the last run returned ("" = from its start). Opaque to clients (base64url JSON). */
 export interface ListCursor {
@@ -155,21 +149,13 @@ export function decodeListCursor(text: string): ListCursor {
 }
 
 export class RunRecords {
-  readonly prefix: string;
-  readonly retentionSeconds: number;
-  private readonly maxEventsPerRun: number;
-
   constructor(
     private readonly redis: Redis,
-    options: RunRecordsOptions,
-  ) {
-    this.prefix = options.prefix;
-    this.retentionSeconds = options.retentionSeconds ?? DEFAULT_EVENT_RETENTION_SECONDS;
-    this.maxEventsPerRun = options.maxEventsPerRun ?? DEFAULT_MAX_EVENTS_PER_RUN;
-  }
+    private readonly limits: RunLimits,
+  ) {}
 
   private recordKey(runId: string): string {
-    return runKey(this.prefix, runId, "record");
+    return runKey(this.limits.prefix, runId, "record");
   }
 
   async get(runId: string): Promise<RunRecord | undefined> {
@@ -183,21 +169,21 @@ export class RunRecords {
   async create(runId: string, attemptId: string, workflow: string, policy?: RunPolicy): Promise<"created" | "exists" | "ended"> {
     return (await RUN_SCRIPTS.create.run(
       this.redis,
-      [this.recordKey(runId), runIndexKey(this.prefix, "active"), runKey(this.prefix, runId, "terminal")],
+      [this.recordKey(runId), runIndexKey(this.limits.prefix, "active"), runKey(this.limits.prefix, runId, "terminal")],
       [runId, attemptId, workflow, policy === undefined ? "" : JSON.stringify(policy)],
     )) as "created" | "exists" | "ended";
   }
 
   /** Removes a record `create` made, while it is still queued with this attempt (its job could not be queued). */
   async discard(runId: string, attemptId: string): Promise<boolean> {
-    return (await RUN_SCRIPTS.discard.run(this.redis, [this.recordKey(runId), runIndexKey(this.prefix, "active")], [runId, attemptId])) === 1;
+    return (await RUN_SCRIPTS.discard.run(this.redis, [this.recordKey(runId), runIndexKey(this.limits.prefix, "active")], [runId, attemptId])) === 1;
   }
 
   /** A runner taking a run's job: see the CLAIM script. */
   async claim(runId: string, runnerId: string, leaseMs: number, attemptId: string, workflow: string, policy?: RunPolicy): Promise<ClaimResult> {
     const [status, value] = (await RUN_SCRIPTS.claim.run(
       this.redis,
-      [this.recordKey(runId), runIndexKey(this.prefix, "active"), runKey(this.prefix, runId, "terminal")],
+      [this.recordKey(runId), runIndexKey(this.limits.prefix, "active"), runKey(this.limits.prefix, runId, "terminal")],
       [runId, runnerId, leaseMs, attemptId, workflow, policy === undefined ? "" : JSON.stringify(policy)],
     )) as [string, string];
     switch (status) {
@@ -238,10 +224,10 @@ export class RunRecords {
     expected: { state: "queued" | "running"; lastSeq: number; requireExpiredLease: boolean },
     events: readonly RunEvent[],
   ): Promise<EndRunResult> {
-    const [status] = (await RUN_SCRIPTS.endRun.run(this.redis, eventScriptKeys(this.prefix, runId), [
+    const [status] = (await RUN_SCRIPTS.endRun.run(this.redis, eventScriptKeys(this.limits.prefix, runId), [
       runId,
-      this.maxEventsPerRun,
-      this.retentionSeconds,
+      this.limits.maxEventsPerRun,
+      this.limits.retentionSeconds,
       expected.state,
       expected.requireExpiredLease ? "1" : "0",
       expected.lastSeq,
@@ -268,7 +254,7 @@ export class RunRecords {
 
   /** Every active run (queued or running), oldest first, `chunk` at a time. */
   async *activeRuns(chunk = 500): AsyncGenerator<RunRecord> {
-    const key = runIndexKey(this.prefix, "active");
+    const key = runIndexKey(this.limits.prefix, "active");
     let after = "-";
     for (;;) {
       const members = await this.redis.zrangebylex(key, after, "+", "LIMIT", 0, chunk);
@@ -293,7 +279,7 @@ export class RunRecords {
     const records: RunRecord[] = [];
     for (; start < indexes.length; start += 1) {
       const index = indexes[start] as "active" | "terminal";
-      const key = runIndexKey(this.prefix, index);
+      const key = runIndexKey(this.limits.prefix, index);
       const want = limit - records.length;
       const members = await this.redis.zrevrangebylex(key, after === undefined ? "+" : `(${after}`, "-", "LIMIT", 0, want + 1);
       const page = members.slice(0, want);
@@ -310,7 +296,7 @@ export class RunRecords {
       if (records.length >= limit && start + 1 < indexes.length) {
         // The page is full exactly at the end of this index: go on with the next one (if it has anything).
         const next = indexes[start + 1] as "active" | "terminal";
-        const more = await this.redis.zrevrangebylex(runIndexKey(this.prefix, next), "+", "-", "LIMIT", 0, 1);
+        const more = await this.redis.zrevrangebylex(runIndexKey(this.limits.prefix, next), "+", "-", "LIMIT", 0, 1);
         return { records, nextCursor: more.length > 0 ? { index: next, after: "" } : undefined };
       }
     }

@@ -13,7 +13,7 @@ import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { JOB_CATALOG, type RunEvent, type RunEventsJob, type RunJob, type StageLogLine, type TelemetrySample } from "@flowmeter/shared";
 import { RunEventStore } from "./run-event-store.js";
-import { DEFAULT_EVENT_RETENTION_SECONDS, cancelChannel, runKey } from "./run-keys.js";
+import { cancelChannel, runKey, runLimits } from "./run-keys.js";
 import { RunRecords, type EndRunResult } from "./run-records.js";
 import { RunStream } from "./run-stream.js";
 
@@ -69,11 +69,10 @@ export class RunStore {
     readonly redis: Redis,
     private readonly options: RunStoreOptions,
   ) {
-    const { prefix } = options;
-    const retentionSeconds = options.retentionSeconds ?? DEFAULT_EVENT_RETENTION_SECONDS;
+    const limits = runLimits(options);
+    const { prefix, retentionSeconds } = limits;
     this.prefix = prefix;
     this.retentionSeconds = retentionSeconds;
-    const limits = { prefix, retentionSeconds, ...(options.maxEventsPerRun === undefined ? {} : { maxEventsPerRun: options.maxEventsPerRun }) };
     this.records = new RunRecords(redis, limits);
     this.events = new RunEventStore(redis, limits);
     this.samples = new RunStream(redis, {
