@@ -1,6 +1,7 @@
 import { fileURLToPath } from "node:url";
 import { resolve } from "node:path";
 import type { QueryLimits } from "./query/query-engine.js";
+import { CLUSTER_NAME } from "./clickhouse/cluster-names.js";
 import { readRetentionConfig, type RetentionConfig } from "./clickhouse/retention.js";
 import { DEFAULT_REDIS_URL, EnvReader, readDataDir, readRedisConfig, type EnvSource, type LogLevel } from "@flowmeter/shared";
 
@@ -12,6 +13,11 @@ export interface ClickHouseConfig {
   migrationsDir: string;
   /** Migrations only, with a server: how long to retry one that does not answer yet. */
   waitSeconds: number;
+  /**
+   * The cluster (a `remote_servers` name) the schema lives on: migrations run ON CLUSTER in their cluster form
+   * (clickhouse/cluster-ddl.ts), inserts wait for a quorum and reads see every acknowledged insert. Undefined: one server.
+   */
+  cluster: string | undefined;
 }
 
 export interface WorkerConfig {
@@ -40,15 +46,26 @@ export interface WorkerConfig {
 
 const FAILPOINTS = ["none", "kill-after-insert", "kill-after-raw-part"] as const;
 
+/** The longest WORKER_RETRY_MAX_DELAY_MS allowed; a cluster's deduplication window is sized from it (cluster-ddl.ts). */
+export const RETRY_MAX_DELAY_MS_LIMIT = 86_400_000;
+
 const DEFAULT_MIGRATIONS_DIR = resolve(fileURLToPath(new URL(".", import.meta.url)), "../../../infra/clickhouse/migrations");
 
 export function readClickHouseConfig(reader: EnvReader): ClickHouseConfig {
   const dataDir = readDataDir(reader);
+  const cluster = reader.optionalString("CLICKHOUSE_CLUSTER");
+  if (cluster !== undefined && !CLUSTER_NAME.test(cluster)) {
+    reader.problem(`CLICKHOUSE_CLUSTER=${JSON.stringify(cluster)}: expected a cluster name from remote_servers (letters, digits and _)`);
+  }
+  if (cluster !== undefined && reader.optionalString("CLICKHOUSE_URL") === undefined) {
+    reader.problem("CLICKHOUSE_CLUSTER needs CLICKHOUSE_URL: a cluster is ClickHouse servers, embedded chDB is one process");
+  }
   return {
     url: reader.url("CLICKHOUSE_URL", ["http:", "https:"]),
     dataDir: resolve(dataDir, "clickhouse"),
     migrationsDir: resolve(reader.string("CLICKHOUSE_MIGRATIONS_DIR", DEFAULT_MIGRATIONS_DIR)),
     waitSeconds: reader.int("CLICKHOUSE_WAIT_SECONDS", 60, { min: 0, max: 3600 }),
+    cluster,
   };
 }
 
@@ -77,7 +94,7 @@ export function parseWorkerConfig(env: EnvSource): WorkerConfig {
     lockDurationMs: reader.int("WORKER_LOCK_DURATION_MS", 10_000, { min: 1000 }),
     stalledIntervalMs: reader.int("WORKER_STALLED_INTERVAL_MS", 5_000, { min: 1000 }),
     writeLockTtlMs: reader.int("WORKER_WRITE_LOCK_TTL_MS", 10_000, { min: 1000, max: 600_000 }),
-    retryMaxDelayMs: reader.int("WORKER_RETRY_MAX_DELAY_MS", 300_000, { min: 10, max: 86_400_000 }),
+    retryMaxDelayMs: reader.int("WORKER_RETRY_MAX_DELAY_MS", 300_000, { min: 10, max: RETRY_MAX_DELAY_MS_LIMIT }),
     shutdownTimeoutMs: reader.int("WORKER_SHUTDOWN_TIMEOUT_MS", 30_000, { min: 0 }),
     failpoint: reader.oneOf("FLOWMETER_FAILPOINT", FAILPOINTS, "none"),
     logLevel: reader.logLevel(),
