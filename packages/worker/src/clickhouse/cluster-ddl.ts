@@ -1,0 +1,440 @@
+/**
+ * The cluster form of the single-node migrations (infra/clickhouse/migrations), derived from them statement by statement
+ * when CLICKHOUSE_CLUSTER is set, so no second set of migrations is kept by hand. Every statement runs ON CLUSTER, and:
+ *  - a table becomes `<table>_local`, its MergeTree engine the Replicated one (one Keeper path per shard), plus a
+ *    Distributed table under the original name, so the worker, the views and the dashboards keep their table names;
+ *  - a materialized view reads and writes the `_local` tables: it fires on the shard a block lands on;
+ *  - a plain view is unchanged, reading the Distributed tables;
+ *  - an ALTER goes to the `_local` table, and its column changes to the Distributed table too.
+ * A statement outside these rules throws ClusterRenderError naming its file, so a new migration cannot silently
+ * leave cluster mode behind: extend the rules, or write the migration so they cover it.
+ */
+import { RETRY_MAX_DELAY_MS_LIMIT } from "../config.js";
+import { ClusterRenderError, localTable, onCluster } from "./cluster-names.js";
+
+const DATABASE = "flowmeter";
+
+/**
+ * How long a replicated table remembers an inserted block's token, counted from its newest block. A block is inserted
+ * again when a cut-short insert is repaired (consumers/block-journal.ts) or its job retries; either happens before the
+ * table's next insert, and a failing job retries at least every WORKER_RETRY_MAX_DELAY_MS (at most a day), so a week
+ * leaves a wide margin. ClickHouse's default, an hour, would not. The count window stays the single-node one (10000).
+ */
+export const REPLICATED_DEDUPLICATION_WINDOW_SECONDS = (7 * RETRY_MAX_DELAY_MS_LIMIT) / 1000;
+
+/**
+ * Which shard a row of a raw table goes to. A row's shard must follow from its identity (consumers/insert-once.ts),
+ * so a block inserted again sends each row to the shard that stored it first, where the token or lookup finds it.
+ * Tables not named here are sharded by their sorting key, which is deterministic too.
+ */
+const SHARDING_KEYS: Readonly<Record<string, string>> = {
+  cli_invocations: "cityHash64(insert_id)",
+  run_events: "cityHash64(run_id)",
+  run_telemetry: "cityHash64(attempt_id)",
+  ingestion_warnings: "cityHash64(warning_id)",
+};
+
+const MERGE_TREE_ENGINE = /^(Replacing|Summing|Aggregating|Collapsing|VersionedCollapsing|Graphite|Coalescing)?MergeTree$/;
+
+/** ALTER commands that change columns: the Distributed table's columns follow the local table's. */
+const COLUMN_COMMANDS = ["ADD COLUMN", "DROP COLUMN", "MODIFY COLUMN", "RENAME COLUMN", "COMMENT COLUMN"];
+/** ALTER commands about the stored data and its indexes: the local tables only. */
+const LOCAL_COMMANDS = [
+  "ADD INDEX",
+  "DROP INDEX",
+  "MATERIALIZE INDEX",
+  "CLEAR INDEX",
+  "ADD PROJECTION",
+  "DROP PROJECTION",
+  "MATERIALIZE PROJECTION",
+  "CLEAR PROJECTION",
+  "ADD CONSTRAINT",
+  "DROP CONSTRAINT",
+  "MODIFY TTL",
+  "REMOVE TTL",
+  "MATERIALIZE TTL",
+  "MODIFY SETTING",
+  "RESET SETTING",
+  "MODIFY ORDER BY",
+  "MATERIALIZE COLUMN",
+  "CLEAR COLUMN",
+  "DELETE WHERE",
+  "UPDATE",
+];
+/** Clauses after ENGINE that end an ORDER BY expression. */
+const TABLE_CLAUSES = new Set(["PARTITION", "PRIMARY", "SAMPLE", "TTL", "SETTINGS", "COMMENT", "ORDER"]);
+
+export interface ClusterRenderer {
+  /** The statements, in order, that apply one single-node statement on the cluster. `file` names it in errors. */
+  render(file: string, sql: string): string[];
+}
+
+/**
+ * A renderer for one run of the migrations, in order: it remembers which tables earlier statements sharded, so a
+ * materialized view or an ALTER can find their local tables.
+ */
+export function createClusterRenderer(cluster: string): ClusterRenderer {
+  const clause = onCluster(cluster);
+  const sharded = new Set<string>();
+  return {
+    render(file, sql) {
+      const statement = new Statement(file, sql);
+      const kind = statement.kind();
+      switch (kind) {
+        case "CREATE DATABASE":
+          return [statement.withClauseAfterName(clause)];
+        case "CREATE TABLE":
+          return renderTable(statement, cluster, clause, sharded);
+        case "CREATE MATERIALIZED VIEW":
+          return [renderMaterializedView(statement, clause, sharded)];
+        case "CREATE VIEW":
+          return [statement.withClauseAfterName(clause)];
+        case "ALTER TABLE":
+          return renderAlter(statement, clause, sharded);
+        case "DROP TABLE":
+        case "DROP VIEW":
+          return renderDrop(statement, clause, sharded);
+      }
+    },
+  };
+}
+
+/** Every migration's cluster statements, in order. */
+export function renderClusterMigrations(migrations: readonly { file: string; sql: string }[], cluster: string): string[][] {
+  const renderer = createClusterRenderer(cluster);
+  return migrations.map(({ file, sql }) => renderer.render(file, sql));
+}
+
+function renderTable(statement: Statement, cluster: string, clause: string, sharded: Set<string>): string[] {
+  const { name } = statement.objectName();
+  const columns = statement.next(statement.nameEndIndex);
+  if (!columns?.is("(")) statement.fail("CREATE TABLE without a column list (… AS …) has no mechanical cluster form; write its columns out");
+  const columnsEnd = statement.closing(columns.index);
+  const engine = statement.next(columnsEnd.index + 1);
+  const equals = engine === undefined ? undefined : statement.next(engine.index + 1);
+  const engineName = equals === undefined ? undefined : statement.next(equals.index + 1);
+  if (!engine?.isWord("ENGINE") || !equals?.is("=") || engineName?.kind !== "word") statement.fail("CREATE TABLE needs ENGINE = … after its columns");
+  if (!MERGE_TREE_ENGINE.test(engineName.text)) {
+    statement.fail(`engine ${engineName.text} has no replicated form here: only the MergeTree family is rendered (a single-node file never names Replicated*)`);
+  }
+  const argsOpen = statement.next(engineName.index + 1);
+  const argsClose = argsOpen?.is("(") ? statement.closing(argsOpen.index) : undefined;
+  const engineArgs = argsOpen && argsClose ? statement.sql.slice(argsOpen.end, argsClose.start).trim() : "";
+  const engineEnd = argsClose ?? engineName;
+
+  const local = localTable(name);
+  const settings = statement.topLevelWord("SETTINGS", engineEnd.index + 1);
+  const clauses = statement.sql.slice(engineEnd.end, settings?.start ?? statement.sql.length).trimEnd();
+  const replicatedEngine = `Replicated${engineName.text}('/clickhouse/tables/{shard}/${DATABASE}/${local}', '{replica}'${engineArgs === "" ? "" : `, ${engineArgs}`})`;
+  const localStatement =
+    `${statement.sql.slice(0, statement.nameStart)}${DATABASE}.${local} ${clause}${statement.sql.slice(statement.nameEnd, engine.start)}` +
+    `ENGINE = ${replicatedEngine}${clauses}\nSETTINGS ${replicatedSettings(statement, settings).join(", ")}`;
+
+  const shardingKey = SHARDING_KEYS[name] ?? sortingKeyHash(statement, engineEnd.index + 1);
+  const distributedStatement =
+    `${statement.sql.slice(0, statement.nameStart)}${DATABASE}.${name} ${clause} AS ${DATABASE}.${local}\n` +
+    `ENGINE = Distributed('${cluster}', ${DATABASE}, ${local}, ${shardingKey})`;
+  sharded.add(name);
+  return [localStatement, distributedStatement];
+}
+
+/**
+ * The table's SETTINGS for a replicated engine: non_replicated_deduplication_window becomes the replicated count window,
+ * and the time window is set (REPLICATED_DEDUPLICATION_WINDOW_SECONDS) unless the file sets one.
+ */
+function replicatedSettings(statement: Statement, settings: Lexeme | undefined): string[] {
+  const items = settings === undefined ? [] : statement.splitTopLevel(settings.index + 1, statement.lexemes.length);
+  const rendered: string[] = [];
+  const names = new Set<string>();
+  for (const item of items) {
+    const [name] = item.text.split(/\s*=\s*/, 1);
+    const value = item.text.slice(item.text.indexOf("=") + 1).trim();
+    if (name === "non_replicated_deduplication_window") {
+      rendered.push(`replicated_deduplication_window = ${value}`);
+      names.add("replicated_deduplication_window");
+    } else {
+      rendered.push(item.text);
+      names.add(name ?? "");
+    }
+  }
+  if (!names.has("replicated_deduplication_window_seconds")) {
+    rendered.push(`replicated_deduplication_window_seconds = ${REPLICATED_DEDUPLICATION_WINDOW_SECONDS}`);
+  }
+  return rendered;
+}
+
+function sortingKeyHash(statement: Statement, from: number): string {
+  const order = statement.topLevelWord("ORDER", from);
+  const by = order === undefined ? undefined : statement.next(order.index + 1);
+  if (!order || !by?.isWord("BY")) statement.fail("CREATE TABLE without ORDER BY: give the table a sharding key in cluster-ddl.ts SHARDING_KEYS");
+  let end = statement.lexemes.length;
+  for (let index = by.index + 1; index < statement.lexemes.length; index += 1) {
+    const lexeme = statement.lexemes[index];
+    if (lexeme && lexeme.depth === 0 && lexeme.kind === "word" && TABLE_CLAUSES.has(lexeme.text.toUpperCase())) {
+      end = index;
+      break;
+    }
+  }
+  const first = statement.lexemes[by.index + 1];
+  const last = statement.lexemes[end - 1];
+  if (!first || !last || end <= by.index + 1) statement.fail("ORDER BY without a key");
+  const wholeTuple = first.is("(") && statement.closing(first.index).index === end - 1;
+  const parts = wholeTuple ? statement.splitTopLevel(first.index + 1, end - 1).map((part) => part.text) : [statement.sql.slice(first.start, last.end)];
+  const columns = parts.filter((part) => !/^tuple\s*\(\s*\)$/i.test(part));
+  if (columns.length === 0) statement.fail("ORDER BY tuple() gives no sharding key: add one for the table in cluster-ddl.ts SHARDING_KEYS");
+  return `cityHash64(${columns.join(", ")})`;
+}
+
+function renderMaterializedView(statement: Statement, clause: string, sharded: Set<string>): string {
+  statement.objectName();
+  const to = statement.next(statement.nameEndIndex);
+  if (!to?.isWord("TO")) statement.fail("a materialized view without TO keeps its rows in an inner table, which has no cluster form here; give it a TO table");
+  const target = statement.qualifiedNameAt(to.index + 1);
+  if (!sharded.has(target.name)) statement.fail(`the view writes ${DATABASE}.${target.name}, which no earlier migration created as a table`);
+  if (statement.topLevelWord("POPULATE", target.endIndex))
+    statement.fail("POPULATE has no cluster form: it would fill each node from its own shard only while inserts go on");
+  const sources = new Set<string>();
+  let body = "";
+  let copiedTo = statement.lexemes[target.endIndex]?.start ?? statement.sql.length;
+  for (const reference of statement.qualifiedReferences(target.endIndex)) {
+    if (!sharded.has(reference.name)) continue;
+    sources.add(reference.name);
+    body += `${statement.sql.slice(copiedTo, reference.start)}${DATABASE}.${localTable(reference.name)}`;
+    copiedTo = reference.end;
+  }
+  body += statement.sql.slice(copiedTo);
+  if (sources.size !== 1) {
+    statement.fail(
+      sources.size === 0
+        ? "the view reads no table created by an earlier migration"
+        : `the view reads ${[...sources].join(" and ")}: on a cluster each node would join its own shards' rows only`,
+    );
+  }
+  return `${statement.sql.slice(0, statement.nameEnd)} ${clause} TO ${DATABASE}.${localTable(target.name)} ${body.trimStart()}`;
+}
+
+function renderAlter(statement: Statement, clause: string, sharded: Set<string>): string[] {
+  const { name } = statement.objectName();
+  if (!sharded.has(name)) statement.fail(`ALTER of ${DATABASE}.${name}, which no earlier migration created as a table`);
+  const firstCommand = statement.lexemes[statement.nameEndIndex];
+  if (!firstCommand) statement.fail("ALTER TABLE without a command");
+  const querySettings = statement.topLevelWord("SETTINGS", statement.nameEndIndex);
+  const separator = statement.sql.slice(statement.nameEnd, firstCommand.start);
+  const commands = statement.splitTopLevel(statement.nameEndIndex, querySettings?.index ?? statement.lexemes.length);
+  const local: string[] = [];
+  const distributed: string[] = [];
+  for (const command of commands) {
+    const words = command.text.toUpperCase().split(/\s+/);
+    const starts = (prefix: string) => prefix.split(" ").every((word, index) => words[index] === word);
+    if (COLUMN_COMMANDS.some(starts)) {
+      local.push(command.text);
+      distributed.push(command.text);
+    } else if (LOCAL_COMMANDS.some(starts)) {
+      local.push(command.text);
+    } else {
+      statement.fail(`ALTER command "${command.text.slice(0, 40)}" has no rule for a cluster: add it to COLUMN_COMMANDS or LOCAL_COMMANDS in cluster-ddl.ts`);
+    }
+  }
+  const suffix = querySettings ? ` ${statement.sql.slice(querySettings.start)}` : "";
+  const alter = (table: string, parts: string[]) => `ALTER TABLE ${DATABASE}.${table} ${clause}${separator}${parts.join(`,${separator}`)}${suffix}`;
+  return [alter(localTable(name), local), ...(distributed.length > 0 ? [alter(name, distributed)] : [])];
+}
+
+function renderDrop(statement: Statement, clause: string, sharded: Set<string>): string[] {
+  const { name } = statement.objectName();
+  const head = statement.sql.slice(0, statement.nameStart);
+  const tail = statement.sql.slice(statement.nameEnd);
+  if (!sharded.has(name)) return [statement.withClauseAfterName(clause)];
+  sharded.delete(name);
+  return [`${head}${DATABASE}.${name} ${clause}${tail}`, `${head}${DATABASE}.${localTable(name)} ${clause}${tail}`];
+}
+
+interface Lexeme {
+  kind: "word" | "string" | "identifier" | "number" | "symbol";
+  text: string;
+  start: number;
+  end: number;
+  /** Parentheses open around it (for a parenthesis, around the pair). */
+  depth: number;
+  index: number;
+  is(symbol: string): boolean;
+  isWord(word: string): boolean;
+}
+
+const TOKEN =
+  /(?<space>\s+)|(?<comment>--[^\n]*|\/\*[\s\S]*?\*\/)|(?<string>'(?:[^'\\]|\\[\s\S]|'')*')|(?<identifier>`(?:[^`\\]|\\[\s\S])*`|"(?:[^"\\]|\\[\s\S])*")|(?<word>[A-Za-z_][A-Za-z0-9_$]*)|(?<number>\d[\w.]*)|(?<symbol>[\s\S])/y;
+
+function tokens(sql: string): { kind: string; text: string }[] {
+  const found: { kind: string; text: string }[] = [];
+  TOKEN.lastIndex = 0;
+  for (let match = TOKEN.exec(sql); match !== null && match[0] !== ""; match = TOKEN.exec(sql)) {
+    const kind = Object.entries(match.groups ?? {}).find(([, text]) => text !== undefined)?.[0] ?? "symbol";
+    found.push({ kind, text: match[0] });
+  }
+  return found;
+}
+
+/** One statement without its comments (blank lines left by them dropped), cut into lexemes. */
+class Statement {
+  readonly sql: string;
+  readonly lexemes: Lexeme[] = [];
+  /** Where the statement's object name (`flowmeter.x`) starts and ends, once objectName() has read it. */
+  nameStart = 0;
+  nameEnd = 0;
+  nameEndIndex = 0;
+
+  constructor(
+    readonly file: string,
+    source: string,
+  ) {
+    const withoutComments = tokens(source)
+      .filter((token) => token.kind !== "comment")
+      .map((token) => token.text)
+      .join("");
+    this.sql = withoutComments
+      .split("\n")
+      .map((line) => line.trimEnd())
+      .filter((line) => line !== "")
+      .join("\n")
+      .trim()
+      .replace(/;$/, "")
+      .trimEnd();
+    let offset = 0;
+    let depth = 0;
+    for (const { kind, text } of tokens(this.sql)) {
+      const start = offset;
+      offset += text.length;
+      if (kind === "space") continue;
+      if (text === ")") depth -= 1;
+      this.lexemes.push({
+        kind: kind as Lexeme["kind"],
+        text,
+        start,
+        end: offset,
+        depth,
+        index: this.lexemes.length,
+        is: (symbol) => kind === "symbol" && text === symbol,
+        isWord: (word) => kind === "word" && text.toUpperCase() === word,
+      });
+      if (text === "(") depth += 1;
+    }
+    if (depth !== 0 || offset !== this.sql.length) this.fail("unbalanced parentheses or an unterminated string");
+    if (this.lexemes.some((lexeme, index) => lexeme.isWord("ON") && lexeme.depth === 0 && this.lexemes[index + 1]?.isWord("CLUSTER"))) {
+      this.fail("already has ON CLUSTER; single-node migrations never do, the cluster form adds it");
+    }
+    if (this.lexemes.some((lexeme) => lexeme.is(";"))) this.fail("holds more than one statement; a migration is one statement");
+  }
+
+  fail(reason: string): never {
+    throw new ClusterRenderError(`${this.file}: cannot render for a cluster: ${reason}`);
+  }
+
+  next(index: number): Lexeme | undefined {
+    return this.lexemes[index];
+  }
+
+  kind(): "CREATE DATABASE" | "CREATE TABLE" | "CREATE MATERIALIZED VIEW" | "CREATE VIEW" | "ALTER TABLE" | "DROP TABLE" | "DROP VIEW" {
+    const words: string[] = [];
+    for (const lexeme of this.lexemes.slice(0, 5)) {
+      if (lexeme.kind !== "word") break;
+      words.push(lexeme.text);
+    }
+    const head = words.join(" ").toUpperCase();
+    const kinds = [
+      ["CREATE DATABASE", "CREATE DATABASE"],
+      ["CREATE TABLE", "CREATE TABLE"],
+      ["CREATE MATERIALIZED VIEW", "CREATE MATERIALIZED VIEW"],
+      ["CREATE VIEW", "CREATE VIEW"],
+      ["CREATE OR REPLACE VIEW", "CREATE VIEW"],
+      ["ALTER TABLE", "ALTER TABLE"],
+      ["DROP TABLE", "DROP TABLE"],
+      ["DROP VIEW", "DROP VIEW"],
+    ] as const;
+    const found = kinds.find(([prefix]) => head === prefix || head.startsWith(`${prefix} `));
+    if (!found)
+      this.fail(`"${words.join(" ")}" statements have no cluster form here (CREATE DATABASE/TABLE/VIEW/MATERIALIZED VIEW, ALTER TABLE, DROP TABLE/VIEW)`);
+    return found[1];
+  }
+
+  /** The object the statement creates, alters or drops: the first name after its keywords and IF [NOT] EXISTS. */
+  objectName(): { name: string } {
+    let index = 0;
+    while (index < this.lexemes.length) {
+      const lexeme = this.lexemes[index];
+      if (!lexeme || lexeme.kind !== "word") break;
+      const upper = lexeme.text.toUpperCase();
+      if (!["CREATE", "OR", "REPLACE", "DATABASE", "TABLE", "MATERIALIZED", "VIEW", "ALTER", "DROP", "IF", "NOT", "EXISTS"].includes(upper)) break;
+      index += 1;
+    }
+    if (this.lexemes[0]?.isWord("CREATE") && this.lexemes[1]?.isWord("DATABASE")) {
+      const lexeme = this.lexemes[index];
+      if (lexeme?.kind !== "word") this.fail("CREATE DATABASE without a name");
+      this.nameStart = lexeme.start;
+      this.nameEnd = lexeme.end;
+      this.nameEndIndex = index + 1;
+      return { name: lexeme.text };
+    }
+    const name = this.qualifiedNameAt(index);
+    this.nameStart = name.start;
+    this.nameEnd = name.end;
+    this.nameEndIndex = name.endIndex;
+    return { name: name.name };
+  }
+
+  /** `flowmeter.<name>` at `index`; anything else fails (migrations name their objects with the database). */
+  qualifiedNameAt(index: number): { name: string; start: number; end: number; endIndex: number } {
+    const database = this.lexemes[index];
+    const dot = this.lexemes[index + 1];
+    const name = this.lexemes[index + 2];
+    if (!database?.isWord(DATABASE.toUpperCase()) || !dot?.is(".") || name?.kind !== "word") {
+      this.fail(`expected ${DATABASE}.<name> at "${this.sql.slice(database?.start ?? 0, (database?.start ?? 0) + 40)}"`);
+    }
+    return { name: name.text, start: database.start, end: name.end, endIndex: index + 3 };
+  }
+
+  /** Every `flowmeter.<name>` from `index` on. */
+  *qualifiedReferences(index: number): Generator<{ name: string; start: number; end: number }> {
+    for (let at = index; at + 2 < this.lexemes.length; at += 1) {
+      const [database, dot, name] = [this.lexemes[at], this.lexemes[at + 1], this.lexemes[at + 2]];
+      if (database?.isWord(DATABASE.toUpperCase()) && dot?.is(".") && name?.kind === "word" && dot.start === database.end && name.start === dot.end) {
+        yield { name: name.text, start: database.start, end: name.end };
+        at += 2;
+      }
+    }
+  }
+
+  withClauseAfterName(clause: string): string {
+    this.objectName();
+    return `${this.sql.slice(0, this.nameEnd)} ${clause}${this.sql.slice(this.nameEnd)}`;
+  }
+
+  /** The parenthesis closing the one at `index`. */
+  closing(index: number): Lexeme {
+    const open = this.lexemes[index];
+    const close = this.lexemes.slice(index + 1).find((lexeme) => lexeme.is(")") && lexeme.depth === open?.depth);
+    if (!open || !close) this.fail("unbalanced parentheses");
+    return close;
+  }
+
+  /** The first `word` outside parentheses from `index` on. */
+  topLevelWord(word: string, index: number): Lexeme | undefined {
+    return this.lexemes.slice(index).find((lexeme) => lexeme.depth === 0 && lexeme.isWord(word));
+  }
+
+  /** The source text of lexemes [from, to) cut at the commas at the depth of `from`, each piece trimmed. */
+  splitTopLevel(from: number, to: number): { text: string }[] {
+    const depth = this.lexemes[from]?.depth ?? 0;
+    const pieces: { text: string }[] = [];
+    let start = from;
+    for (let index = from; index <= to; index += 1) {
+      const lexeme = this.lexemes[index];
+      if (index === to || (lexeme?.is(",") && lexeme.depth === depth)) {
+        const first = this.lexemes[start];
+        const last = this.lexemes[index - 1];
+        if (first && last && index > start) pieces.push({ text: this.sql.slice(first.start, last.end) });
+        start = index + 1;
+      }
+    }
+    return pieces;
+  }
+}
