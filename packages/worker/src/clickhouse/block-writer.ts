@@ -10,11 +10,13 @@
  *
  * Settings go in the statement's SETTINGS clause, never in `clickhouse_settings`: through chDB those become
  * session SETs that stick, and a later insert inheriting an old token is silently dropped (docs/clickhouse-notes.md).
+ * They are built in one place, insertSettings() (consistency-settings.ts), which adds a cluster's quorum settings.
  */
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
 import type { ClickHouseClient } from "@clickhouse/client";
 import type { ClickHouseConfig } from "../config.js";
+import { insertSettings, settingsClause } from "./consistency-settings.js";
 import { loadChdb } from "./load-chdb.js";
 
 export interface Block {
@@ -38,15 +40,11 @@ export function toBlock<Row extends object>(table: string, columns: readonly (ke
   return { table, columns, body, token, rows: rows.length };
 }
 
-const DEDUPLICATION = (token: string) => ({ insert_deduplication_token: token, deduplicate_blocks_in_dependent_materialized_views: 1 });
-
-export async function insertBlockThroughClient(client: ClickHouseClient, block: Block): Promise<void> {
+/** `cluster`: CLICKHOUSE_CLUSTER, when the table is a Distributed one over a cluster's replicas. */
+export async function insertBlockThroughClient(client: ClickHouseClient, block: Block, { cluster }: { cluster?: string | undefined } = {}): Promise<void> {
   if (block.rows === 0) return;
-  const settings = Object.entries(DEDUPLICATION(block.token))
-    .map(([name, value]) => `${name} = ${typeof value === "string" ? `'${value}'` : value}`)
-    .join(", ");
   const result = await client.exec({
-    query: `INSERT INTO ${block.table} (${block.columns.join(", ")}) SETTINGS ${settings} FORMAT JSONCompactEachRow`,
+    query: `INSERT INTO ${block.table} (${block.columns.join(", ")}) SETTINGS ${settingsClause(insertSettings(block.token, cluster))} FORMAT JSONCompactEachRow`,
     values: Readable.from([block.body]),
   });
   // An HTTP connection is only released once its response is read.
@@ -55,8 +53,13 @@ export async function insertBlockThroughClient(client: ClickHouseClient, block: 
   }
 }
 
-export async function createBlockWriter(config: Pick<ClickHouseConfig, "url" | "dataDir">, client: ClickHouseClient): Promise<BlockWriter> {
-  if (config.url !== undefined) return { insert: (block) => insertBlockThroughClient(client, block), close: async () => undefined };
+export async function createBlockWriter(
+  config: Pick<ClickHouseConfig, "url" | "dataDir"> & Partial<Pick<ClickHouseConfig, "cluster">>,
+  client: ClickHouseClient,
+): Promise<BlockWriter> {
+  if (config.url !== undefined) {
+    return { insert: (block) => insertBlockThroughClient(client, block, { cluster: config.cluster }), close: async () => undefined };
+  }
   const { Session } = await loadChdb(() => import("chdb"));
   const session = new Session(config.dataDir);
   return {
@@ -67,7 +70,8 @@ export async function createBlockWriter(config: Pick<ClickHouseConfig, "url" | "
         columns: block.columns,
         values: block.body,
         format: "JSONCompactEachRow",
-        settings: DEDUPLICATION(block.token),
+        // CLICKHOUSE_CLUSTER needs CLICKHOUSE_URL (config.ts): chDB is always one server.
+        settings: insertSettings(block.token, undefined),
       });
     },
     async close() {
