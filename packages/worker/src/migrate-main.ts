@@ -4,7 +4,8 @@
  * (the compose `migrate` service; `npm start` runs it first). A server that is not answering yet, or goes away
  * mid-way (the official image's first boot runs a temporary server, then restarts), is retried for
  * CLICKHOUSE_WAIT_SECONDS: migrations are recorded one by one and idempotent, so a retry picks up where it stopped.
- * A changed or misnumbered migration file (MigrationError) is never retried.
+ * A changed or misnumbered migration file (MigrationError) is never retried. With CLICKHOUSE_CLUSTER the migrations
+ * and the TTLs run in their cluster form (clickhouse/cluster-ddl.ts), ON CLUSTER, through the server at CLICKHOUSE_URL.
  */
 import { ConfigError, EnvReader, createLogger, errorMessage } from "@flowmeter/shared";
 import { createClickHouse, describeClickHouse } from "./clickhouse/client.js";
@@ -43,8 +44,8 @@ async function main(): Promise<void> {
   try {
     for (let attempt = 1; ; attempt += 1) {
       try {
-        await migrate(clickhouse, config.clickhouse.migrationsDir, logger);
-        await applyRetention(clickhouse, config.retention, logger);
+        await migrate(clickhouse, config.clickhouse.migrationsDir, logger, { cluster: config.clickhouse.cluster });
+        await applyRetention(clickhouse, config.retention, logger, { cluster: config.clickhouse.cluster });
         return;
       } catch (error) {
         if (error instanceof MigrationError || Date.now() >= deadline) throw error;

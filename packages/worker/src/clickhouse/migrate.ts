@@ -1,12 +1,18 @@
 /**
  * Applies the numbered SQL migrations in infra/clickhouse/migrations, one statement per file, forward only,
  * recording each in flowmeter.schema_migrations. Services never run DDL themselves; this runner does, once.
+ * On a cluster (CLICKHOUSE_CLUSTER) each file runs as its cluster form (cluster-ddl.ts), one or more ON CLUSTER
+ * statements, all idempotent, and is recorded once they all succeeded; the ledger itself is rendered the same way.
  */
 import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ClickHouseClient } from "@clickhouse/client";
 import type { Logger } from "@flowmeter/shared";
+import { insertBlockThroughClient, toBlock } from "./block-writer.js";
+import { createClusterRenderer } from "./cluster-ddl.js";
+import { ClusterRenderError } from "./cluster-names.js";
+import { toClickHouseTime } from "./insert-json-rows.js";
 
 export class MigrationError extends Error {
   override readonly name = "MigrationError";
@@ -43,14 +49,23 @@ interface AppliedMigration {
   checksum: string;
 }
 
-export async function migrate(client: ClickHouseClient, dir: string, logger: Logger): Promise<{ applied: string[] }> {
-  const migrations = readMigrations(dir);
-  await client.command({ query: "CREATE DATABASE IF NOT EXISTS flowmeter" });
-  await client.command({
-    query: `CREATE TABLE IF NOT EXISTS flowmeter.schema_migrations
+const CREATE_DATABASE = "CREATE DATABASE IF NOT EXISTS flowmeter";
+const CREATE_LEDGER = `CREATE TABLE IF NOT EXISTS flowmeter.schema_migrations
             (version UInt32, name String, checksum String, applied_at DateTime64(3, 'UTC'))
-            ENGINE = MergeTree ORDER BY version`,
-  });
+            ENGINE = MergeTree ORDER BY version`;
+const LEDGER_COLUMNS = ["version", "name", "checksum", "applied_at"] as const;
+
+/** `cluster`: CLICKHOUSE_CLUSTER; undefined applies the files as they are, to one server. */
+export async function migrate(
+  client: ClickHouseClient,
+  dir: string,
+  logger: Logger,
+  { cluster }: { cluster?: string | undefined } = {},
+): Promise<{ applied: string[] }> {
+  const migrations = readMigrations(dir);
+  // Every file is rendered before anything runs: one a cluster cannot take stops the run before it starts.
+  const { setup, statementsOf } = cluster === undefined ? singleNodeStatements() : clusterStatements(migrations, cluster);
+  for (const query of setup) await client.command({ query });
   const result = await client.query({ query: "SELECT version, name, checksum FROM flowmeter.schema_migrations ORDER BY version", format: "JSONEachRow" });
   const applied = await result.json<AppliedMigration>();
   const highest = applied.reduce((max, row) => Math.max(max, row.version), 0);
@@ -76,12 +91,17 @@ export async function migrate(client: ClickHouseClient, dir: string, logger: Log
   for (const migration of pending) {
     const label = `${String(migration.version).padStart(4, "0")}_${migration.name}`;
     const startedAt = Date.now();
-    await client.command({ query: migration.sql });
-    await client.insert({
-      table: "flowmeter.schema_migrations",
-      values: [{ version: migration.version, name: migration.name, checksum: migration.checksum, applied_at: Date.now() }],
-      format: "JSONEachRow",
-    });
+    for (const query of statementsOf(migration)) await client.command({ query });
+    if (cluster === undefined) {
+      await client.insert({
+        table: "flowmeter.schema_migrations",
+        values: [{ version: migration.version, name: migration.name, checksum: migration.checksum, applied_at: Date.now() }],
+        format: "JSONEachRow",
+      });
+    } else {
+      const row = { version: migration.version, name: migration.name, checksum: migration.checksum, applied_at: toClickHouseTime(Date.now()) };
+      await insertBlockThroughClient(client, toBlock("flowmeter.schema_migrations", LEDGER_COLUMNS, [row]), { cluster });
+    }
     logger.info("migration applied", { migration: label, ms: Date.now() - startedAt });
     names.push(label);
   }
@@ -90,4 +110,30 @@ export async function migrate(client: ClickHouseClient, dir: string, logger: Log
     version: Math.max(highest, ...pending.map((m) => m.version)),
   });
   return { applied: names };
+}
+
+interface MigrationStatements {
+  /** The database and the ledger. */
+  setup: string[];
+  statementsOf: (migration: Migration) => string[];
+}
+
+function singleNodeStatements(): MigrationStatements {
+  return { setup: [CREATE_DATABASE, CREATE_LEDGER], statementsOf: (migration) => [migration.sql] };
+}
+
+function clusterStatements(migrations: readonly Migration[], cluster: string): MigrationStatements {
+  const renderer = createClusterRenderer(cluster);
+  try {
+    const setup = [...renderer.render("the database", CREATE_DATABASE), ...renderer.render("the ledger", CREATE_LEDGER)];
+    const rendered = new Map(migrations.map((migration) => [migration.version, renderer.render(fileName(migration), migration.sql)]));
+    return { setup, statementsOf: (migration) => rendered.get(migration.version) ?? [] };
+  } catch (error) {
+    if (error instanceof ClusterRenderError) throw new MigrationError(error.message, { cause: error });
+    throw error;
+  }
+}
+
+function fileName(migration: Migration): string {
+  return `${String(migration.version).padStart(4, "0")}_${migration.name}.sql`;
 }

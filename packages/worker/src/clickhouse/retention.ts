@@ -2,10 +2,12 @@
  * How long each table keeps its rows: a setting (FLOWMETER_*_TTL_DAYS), applied by the migrations runner after the
  * numbered migrations, as `ALTER TABLE … MODIFY TTL` (or `REMOVE TTL` for 0, keep forever). Changing the setting and
  * running the migrations again changes the TTL; rows past it go at the next merges (the change is not materialized
- * on old parts at once, which would rewrite the table).
+ * on old parts at once, which would rewrite the table). On a cluster the TTL belongs to the replicated `_local` tables
+ * (cluster-ddl.ts), on every node.
  */
 import type { ClickHouseClient } from "@clickhouse/client";
 import type { EnvReader, Logger } from "@flowmeter/shared";
+import { localTable, onCluster } from "./cluster-names.js";
 
 export interface RetentionConfig {
   /** Raw client entries, runner events and ingestion warnings. 0: keep forever. */
@@ -40,21 +42,28 @@ export function readRetentionConfig(reader: EnvReader): RetentionConfig {
   return config;
 }
 
-/** Sets each table's TTL to its configured retention. */
-export async function applyRetention(client: ClickHouseClient, retention: RetentionConfig, logger: Logger): Promise<void> {
+/** Sets each table's TTL to its configured retention. `cluster`: CLICKHOUSE_CLUSTER. */
+export async function applyRetention(
+  client: ClickHouseClient,
+  retention: RetentionConfig,
+  logger: Logger,
+  { cluster }: { cluster?: string | undefined } = {},
+): Promise<void> {
   const result = await client.query({
     query: "SELECT concat(database, '.', name) AS table, engine_full FROM system.tables WHERE database = 'flowmeter'",
     format: "JSONEachRow",
   });
   const engines = new Map((await result.json<{ table: string; engine_full: string }>()).map((row) => [row.table, row.engine_full]));
-  for (const { table, column, keep } of TABLES) {
+  for (const { table: name, column, keep } of TABLES) {
+    const table = cluster === undefined ? name : localTable(name);
+    const target = cluster === undefined ? table : `${table} ${onCluster(cluster)}`;
     const days = retention[keep];
     const hasTtl = / TTL /.test(engines.get(table) ?? "");
     if (days === 0 && !hasTtl) continue;
     const query =
       days === 0
-        ? `ALTER TABLE ${table} REMOVE TTL`
-        : `ALTER TABLE ${table} MODIFY TTL toDateTime(${column}) + INTERVAL ${days} DAY SETTINGS materialize_ttl_after_modify = 0`;
+        ? `ALTER TABLE ${target} REMOVE TTL`
+        : `ALTER TABLE ${target} MODIFY TTL toDateTime(${column}) + INTERVAL ${days} DAY SETTINGS materialize_ttl_after_modify = 0`;
     await client.command({ query });
   }
   logger.info("retention applied", { raw_days: retention.rawDays, telemetry_days: retention.telemetryDays, rollup_days: retention.rollupDays });
