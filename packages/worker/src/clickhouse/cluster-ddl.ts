@@ -18,7 +18,8 @@ const DATABASE = "flowmeter";
  * How long a replicated table remembers an inserted block's token, counted from its newest block. A block is inserted
  * again when a cut-short insert is repaired (consumers/block-journal.ts) or its job retries; either happens before the
  * table's next insert, and a failing job retries at least every WORKER_RETRY_MAX_DELAY_MS (at most a day), so a week
- * leaves a wide margin. ClickHouse's default, an hour, would not. The count window stays the single-node one (10000).
+ * leaves a wide margin; ClickHouse's default, an hour, would not cover the longest delay. The count window stays the
+ * single-node one (10000).
  */
 export const REPLICATED_DEDUPLICATION_WINDOW_SECONDS = (7 * RETRY_MAX_DELAY_MS_LIMIT) / 1000;
 
