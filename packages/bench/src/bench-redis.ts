@@ -5,7 +5,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
-import { DEFAULT_REDIS_URL, redisAnswers, type Logger } from "@flowmeter/shared";
+import { DEFAULT_REDIS_URL, redisAnswersAt, type Logger } from "@flowmeter/shared";
 import { freePort, startPrivateRedis } from "@flowmeter/test-utils";
 
 export interface BenchRedis {
@@ -16,10 +16,10 @@ export interface BenchRedis {
 
 export async function benchRedis(configuredUrl: string | undefined, dir: string, logger: Logger): Promise<BenchRedis> {
   if (configuredUrl !== undefined) {
-    if (await redisAnswers(configuredUrl, 2000)) return { url: configuredUrl, stop: async () => undefined };
+    if (await redisAnswersAt(configuredUrl, 2000)) return { url: configuredUrl, stop: async () => undefined };
     throw new Error(`REDIS_URL=${configuredUrl} does not answer: start that Redis, or unset REDIS_URL`);
   }
-  if (await redisAnswers(DEFAULT_REDIS_URL, 1000)) return { url: DEFAULT_REDIS_URL, stop: async () => undefined };
+  if (await redisAnswersAt(DEFAULT_REDIS_URL, 1000)) return { url: DEFAULT_REDIS_URL, stop: async () => undefined };
   if (spawnSync("redis-server", ["--version"], { stdio: "ignore" }).status !== 0)
     throw new Error("nothing answers on 127.0.0.1:6379 and redis-server is not installed: install Redis, or set REDIS_URL");
   mkdirSync(dir, { recursive: true });
