@@ -11,7 +11,7 @@ import { describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { parseIngestConfig } from "@flowmeter/ingest";
 import { parseRunnerConfig } from "@flowmeter/runner";
-import { EnvReader } from "@flowmeter/shared";
+import { EnvReader } from "@flowmeter/platform";
 import { parseWorkerConfig, readClickHouseConfig } from "@flowmeter/worker";
 import { INFRA_DIR, REPO_ROOT } from "./ops-test-support.js";
 
@@ -88,7 +88,7 @@ function configVariables(path: string): Set<string> {
 }
 
 function knownVariables(pkg: string): Set<string> {
-  const shared = configVariables(join(REPO_ROOT, "packages/shared/src/config.ts"));
+  const shared = configVariables(join(REPO_ROOT, "packages/platform/src/config.ts"));
   return new Set([...shared, ...configVariables(join(REPO_ROOT, `packages/${pkg}/src/config.ts`))]);
 }
 

@@ -17,7 +17,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import type { ClickHouseClient } from "@clickhouse/client";
-import { RUN_EVENT_V2_NAMES, createLogger, type RunEventType } from "@flowmeter/shared";
+import { createLogger } from "@flowmeter/platform";
+import { RUN_EVENT_V2_NAMES, type RunEventType } from "@flowmeter/shared";
 import { createIngestMetrics } from "@flowmeter/ingest";
 import { BUILT_IN_DRIVER_NAMES, createRunnerMetrics } from "@flowmeter/runner";
 import {

@@ -5,7 +5,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
-import { DEFAULT_REDIS_URL, redisAnswersAt, type Logger } from "@flowmeter/shared";
+import { DEFAULT_REDIS_URL, redisAnswersAt, type Logger } from "@flowmeter/platform";
 import { freePort, startPrivateRedis } from "@flowmeter/test-utils";
 
 export interface BenchRedis {

@@ -10,7 +10,8 @@
  * The delivery cost is read from flush() in the re-sent runs because the runner keeps its delivery function to
  * itself (startRunner takes none); during the real run the publisher flushes on its own timer, out of sight.
  */
-import { createLogger, isTerminalRunEvent, uuidV7, type RunEvent, type TelemetrySample, type WorkflowDefinition } from "@flowmeter/shared";
+import { createLogger, uuidV7 } from "@flowmeter/platform";
+import { isTerminalRunEvent, type RunEvent, type TelemetrySample, type WorkflowDefinition } from "@flowmeter/shared";
 import { parseRunnerConfig, startRunner } from "@flowmeter/runner";
 
 export interface RunnerBenchResult {

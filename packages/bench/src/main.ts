@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /** `npm run bench` (root package.json: build, then this): the bench with this process's environment; exit 0 when every phase was exact. */
-import { ConfigError } from "@flowmeter/shared";
+import { ConfigError } from "@flowmeter/platform";
 import { BENCH_USAGE, bench } from "./bench.js";
 
 if (process.argv.includes("--help") || process.argv.includes("-h")) {

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { DEFAULT_REDIS_URL, EnvReader, readDataDir, type EnvSource, type LogLevel } from "@flowmeter/shared";
+import { DEFAULT_REDIS_URL, EnvReader, readDataDir, type EnvSource, type LogLevel } from "@flowmeter/platform";
 
 export interface StartConfig {
   dataDir: string;

@@ -1,6 +1,7 @@
 import { Writable } from "node:stream";
 import { Queue, Worker } from "bullmq";
-import { JOB_CATALOG, createRedis } from "@flowmeter/shared";
+import { createRedis } from "@flowmeter/platform";
+import { JOB_CATALOG } from "@flowmeter/shared";
 import { deleteQueuePrefix, testQueuePrefix, testRedisUrl, waitFor } from "@flowmeter/test-utils";
 import { afterAll, describe, expect, it } from "vitest";
 import { failed } from "./failed.js";

@@ -2,7 +2,8 @@
  * `flowmeter failed [--redrive]`: what sits in the telemetry queues' failed sets (jobs the worker gave up on: since
  * telemetry retries without a deadline, only a payload the worker cannot handle), and moves them back to waiting.
  */
-import { DEFAULT_REDIS_URL, EnvReader, JOB_CATALOG, createRedis } from "@flowmeter/shared";
+import { DEFAULT_REDIS_URL, EnvReader, createRedis } from "@flowmeter/platform";
+import { JOB_CATALOG } from "@flowmeter/shared";
 import { Queue } from "bullmq";
 import { CliError, EXIT, parseOptions } from "./cli-error.js";
 import { embeddedQueuePrefix } from "./config.js";

@@ -5,7 +5,7 @@
  * Redis is away), and every entry answered 202 is stored exactly once, in cli_invocations and in command_stats.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createLogger, createRedis } from "@flowmeter/shared";
+import { createLogger, createRedis } from "@flowmeter/platform";
 import { parseIngestConfig, startIngestServer, type IngestServer } from "@flowmeter/ingest";
 import { createClientTelemetryConsumer, createExactlyOnceState, createWorkerMetrics, parseWorkerConfig, type QueueConsumer } from "@flowmeter/worker";
 import * as worker from "@flowmeter/worker";

@@ -3,7 +3,8 @@
  * Redis (the newest RUNNER_LOG_BUFFER_LINES of the run, while its retention lasts; ClickHouse's run_logs table keeps
  * every line). With --follow it keeps printing new lines until the run has ended.
  */
-import { DEFAULT_REDIS_URL, EnvReader, createRedis, isTerminalRunState, type StageLogLine } from "@flowmeter/shared";
+import { DEFAULT_REDIS_URL, EnvReader, createRedis } from "@flowmeter/platform";
+import { isTerminalRunState, type StageLogLine } from "@flowmeter/shared";
 import { RunStore } from "@flowmeter/runner";
 import { CliError, EXIT, parseOptions } from "./cli-error.js";
 import { embeddedQueuePrefix } from "./config.js";

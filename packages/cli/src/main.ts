@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { pathToFileURL } from "node:url";
-import { ConfigError } from "@flowmeter/shared";
+import { ConfigError } from "@flowmeter/platform";
 import { CliError, EXIT } from "./cli-error.js";
 import { FAILED_USAGE, failed } from "./failed.js";
 import { LOGS_USAGE, logs } from "./logs.js";

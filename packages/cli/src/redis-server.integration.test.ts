@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { createLogger, redisAnswersAt } from "@flowmeter/shared";
+import { createLogger, redisAnswersAt } from "@flowmeter/platform";
 import { freePort, tempDir, testRedisUrl } from "@flowmeter/test-utils";
 import { RedisUnavailableError, chooseRedis, type RedisChoice } from "./redis-server.js";
 

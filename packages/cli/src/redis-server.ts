@@ -6,7 +6,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { Redis } from "ioredis";
-import { DEFAULT_REDIS_URL, redisAnswersAt, type Logger } from "@flowmeter/shared";
+import { DEFAULT_REDIS_URL, redisAnswersAt, type Logger } from "@flowmeter/platform";
 
 import { CliError } from "./cli-error.js";
 

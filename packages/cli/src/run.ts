@@ -3,7 +3,8 @@
  * its events with a live view of stage states (a failed stage's last lines of output under its line), and exits with
  * the run's outcome: 0 succeeded, 1 failed, 2 cancelled. Ctrl-C cancels the run (a second Ctrl-C stops following without waiting).
  */
-import { DEFAULT_REDIS_URL, EnvReader, createRedis, type RunEvent, type RunEventOf } from "@flowmeter/shared";
+import { DEFAULT_REDIS_URL, EnvReader, createRedis } from "@flowmeter/platform";
+import { type RunEvent, type RunEventOf } from "@flowmeter/shared";
 import { RunStore, WorkflowValidationError, cancelRun, followRun, loadWorkflowFile, submitRun } from "@flowmeter/runner";
 import { CliError, EXIT, parseOptions } from "./cli-error.js";
 import { embeddedQueuePrefix } from "./config.js";

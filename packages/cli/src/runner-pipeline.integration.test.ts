@@ -5,7 +5,8 @@
  */
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createLogger, createRedis, type RunEvent, type WorkflowDefinition } from "@flowmeter/shared";
+import { createLogger, createRedis } from "@flowmeter/platform";
+import { type RunEvent, type WorkflowDefinition } from "@flowmeter/shared";
 import { RunStore, followRun, parseRunnerConfig, startRunner, submitRun, type RunningRunner } from "@flowmeter/runner";
 import { createRunEventsConsumer, createExactlyOnceState, createWorkerMetrics, parseWorkerConfig, type QueueConsumer } from "@flowmeter/worker";
 import * as worker from "@flowmeter/worker";

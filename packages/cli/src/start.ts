@@ -5,7 +5,7 @@
  * Redis if we launched one.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { ConfigError, createLogger, errorMessage, type Logger } from "@flowmeter/shared";
+import { ConfigError, createLogger, errorMessage, type Logger } from "@flowmeter/platform";
 import { parseIngestConfig } from "@flowmeter/ingest";
 import { parseRunnerConfig } from "@flowmeter/runner";
 import { parseWorkerConfig } from "@flowmeter/worker";

@@ -1,6 +1,7 @@
 import { createServer, type AddressInfo, type Socket } from "node:net";
 import { gzipSync } from "node:zlib";
-import { JOB_CATALOG, REPAIRS_KEY, createLogger, createRedis, type CliInvocationEvent, type ClientTelemetryJob } from "@flowmeter/shared";
+import { createLogger, createRedis } from "@flowmeter/platform";
+import { JOB_CATALOG, REPAIRS_KEY, type CliInvocationEvent, type ClientTelemetryJob } from "@flowmeter/shared";
 import { childEntry, deleteQueuePrefix, legacyEntry, parentEntry, testQueuePrefix, testRedisUrl } from "@flowmeter/test-utils";
 import type { Redis } from "ioredis";
 import request, { type Response } from "supertest";

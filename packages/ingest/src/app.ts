@@ -1,4 +1,5 @@
-import { ApiError, browserRequestRefusal, createErrorHandler, errorMessage, methodNotAllowed, redisAnswers, type Logger } from "@flowmeter/shared";
+import { browserRequestRefusal, createErrorHandler, errorMessage, methodNotAllowed, redisAnswers, type Logger } from "@flowmeter/platform";
+import { ApiError } from "@flowmeter/shared";
 import type { IncomingMessage, RequestListener, ServerResponse } from "node:http";
 import express, { type NextFunction, type Request, type Response } from "express";
 import type { Redis } from "ioredis";

@@ -1,4 +1,4 @@
-import { ConfigError, DEFAULT_REDIS_URL } from "@flowmeter/shared";
+import { ConfigError, DEFAULT_REDIS_URL } from "@flowmeter/platform";
 import { resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseIngestConfig } from "./config.js";

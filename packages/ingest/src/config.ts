@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { DEFAULT_REDIS_URL, EnvReader, readDataDir, isLoopbackHost, readRedisConfig, type EnvSource, type LogLevel } from "@flowmeter/shared";
+import { DEFAULT_REDIS_URL, EnvReader, readDataDir, isLoopbackHost, readRedisConfig, type EnvSource, type LogLevel } from "@flowmeter/platform";
 
 export interface IngestConfig {
   port: number;

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { ConfigError, createLogger, errorMessage } from "@flowmeter/shared";
+import { ConfigError, createLogger, errorMessage } from "@flowmeter/platform";
 import { parseIngestConfig, type IngestConfig } from "./config.js";
 import { startIngestServer } from "./server.js";
 

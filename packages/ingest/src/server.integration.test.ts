@@ -1,5 +1,6 @@
 import { request as httpRequest } from "node:http";
-import { createLogger, JOB_CATALOG, type ClientTelemetryJob } from "@flowmeter/shared";
+import { createLogger } from "@flowmeter/platform";
+import { JOB_CATALOG, type ClientTelemetryJob } from "@flowmeter/shared";
 import { deleteQueuePrefix, parentEntry, tempDir, testQueuePrefix, testRedisUrl, waitFor } from "@flowmeter/test-utils";
 import { Queue } from "bullmq";
 import { afterEach, describe, expect, it } from "vitest";

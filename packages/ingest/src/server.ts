@@ -1,6 +1,6 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { SpoolFile, createRedis, errorMessage, type Logger } from "@flowmeter/shared";
+import { SpoolFile, createRedis, errorMessage, type Logger } from "@flowmeter/platform";
 import { createIngestApp, type IngestApp } from "./app.js";
 import type { IngestConfig } from "./config.js";
 import { closeIngestQueue, createIngestQueue, type AcceptedRequest } from "./ingest/client-telemetry-queue.js";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError } from "@flowmeter/shared";
+import { ConfigError } from "@flowmeter/platform";
 import { parseRunnerConfig } from "./config.js";
 
 describe("parseRunnerConfig", () => {

@@ -1,5 +1,5 @@
 import { resolve, join } from "node:path";
-import { DEFAULT_REDIS_URL, EnvReader, isLoopbackHost, readDataDir, readRedisConfig, type EnvSource, type LogLevel } from "@flowmeter/shared";
+import { DEFAULT_REDIS_URL, EnvReader, isLoopbackHost, readDataDir, readRedisConfig, type EnvSource, type LogLevel } from "@flowmeter/platform";
 
 export interface RunnerConfig {
   /** HTTP server: the run API, health, metrics, OpenAPI. */

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /** The runner process: parse the config once, start, stop gracefully on SIGTERM/SIGINT (a second signal exits at once). */
-import { ConfigError, createLogger } from "@flowmeter/shared";
+import { ConfigError, createLogger } from "@flowmeter/platform";
 import { parseRunnerConfig } from "./config.js";
 import { startRunner } from "./start-runner.js";
 

@@ -1,7 +1,5 @@
-export { browserRequestRefusal, type RequestHeaders } from "./browser-guard.js";
+// The contracts: wire schemas and types, the job catalog and payload schemas, the API error shape.
 export { ApiError, ERROR_CODES, type ApiErrorBody, type ErrorCode } from "./errors.js";
-export { ConfigError, DEFAULT_REDIS_URL, EnvReader, isLoopbackHost, readDataDir, readRedisConfig, type EnvSource, type RedisConfig } from "./config.js";
-export { createLogger, createRepeatThrottle, errorMessage, type LogFields, type Logger, type LogLevel } from "./logger.js";
 export {
   CliInvocationEventSchema,
   entryDriver,
@@ -26,7 +24,6 @@ export {
   type ClientTelemetryJob,
   type IngestionWarning,
 } from "./queues.js";
-export { createRedis, redisAnswers, redisAnswersAt } from "./redis.js";
 export {
   MAX_LOG_LINE_BYTES,
   MAX_LOG_LINES_PER_ATTEMPT,
@@ -36,7 +33,6 @@ export {
   RUN_POLICY_LIMITS,
   TERMINAL_RUN_EVENT_TYPES,
   isTerminalRunEvent,
-  uuidV7,
   type HeartbeatMetrics,
   type HostMetrics,
   type HostSample,
@@ -58,7 +54,6 @@ export {
   type TerminalRunEventType,
   type WorkflowDefinition,
 } from "./run-events.js";
-export { MethodNotAllowedError, createErrorHandler, methodNotAllowed, toErrorResponse, type ErrorResponse } from "./http-errors.js";
 export {
   ACTIVE_RUN_STATES,
   RUN_STATES,
@@ -82,5 +77,3 @@ export {
   type TerminalReason,
   type TerminalRunState,
 } from "./run-api.js";
-export { bearerToken, createSecretMatcher } from "./secrets.js";
-export { SpoolFile, type SpoolFileOptions } from "./spool-file.js";

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { Redis } from "ioredis";
-import { DEFAULT_REDIS_URL } from "@flowmeter/shared";
+import { DEFAULT_REDIS_URL } from "@flowmeter/platform";
 
 export function testRedisUrl(): string {
   return process.env["REDIS_URL"] ?? DEFAULT_REDIS_URL;

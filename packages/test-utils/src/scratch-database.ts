@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ClickHouseClient } from "@clickhouse/client";
-import { EnvReader, createLogger, type Logger } from "@flowmeter/shared";
+import { EnvReader, createLogger, type Logger } from "@flowmeter/platform";
 
 /**
  * What a scratch database is built from: the worker's own client factory, production migrator and block writer.

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError } from "@flowmeter/shared";
+import { ConfigError } from "@flowmeter/platform";
 import { parseWorkerConfig } from "./config.js";
 
 function problemsOf(env: Record<string, string>): readonly string[] {

@@ -3,7 +3,7 @@ import { resolve } from "node:path";
 import type { QueryLimits } from "./query/query-engine.js";
 import { CLUSTER_NAME } from "./clickhouse/cluster-names.js";
 import { readRetentionConfig, type RetentionConfig } from "./clickhouse/retention.js";
-import { DEFAULT_REDIS_URL, EnvReader, readDataDir, readRedisConfig, type EnvSource, type LogLevel } from "@flowmeter/shared";
+import { DEFAULT_REDIS_URL, EnvReader, readDataDir, readRedisConfig, type EnvSource, type LogLevel } from "@flowmeter/platform";
 
 export interface ClickHouseConfig {
   /** http(s) URL of a ClickHouse server; undefined means embedded chDB under `dataDir`. */

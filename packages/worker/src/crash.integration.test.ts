@@ -8,7 +8,8 @@ import { randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Queue } from "bullmq";
-import { JOB_CATALOG, createRedis, type ClientTelemetryJob } from "@flowmeter/shared";
+import { createRedis } from "@flowmeter/platform";
+import { JOB_CATALOG, type ClientTelemetryJob } from "@flowmeter/shared";
 import { childEntry, deleteQueuePrefix, freePort, parentEntry, tempDir, testQueuePrefix, testRedisUrl, waitFor } from "@flowmeter/test-utils";
 
 const dist = fileURLToPath(new URL("../dist/", import.meta.url));

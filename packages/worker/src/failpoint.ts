@@ -8,7 +8,7 @@
  */
 import { Worker } from "node:worker_threads";
 import type { ClickHouseClient } from "@clickhouse/client";
-import type { Logger } from "@flowmeter/shared";
+import type { Logger } from "@flowmeter/platform";
 import type { WorkerConfig } from "./config.js";
 
 /** Returns the hook to call after each insert, if the failpoint needs one. */

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /** The worker service: consumes the queues into ClickHouse and serves /metrics. Run migrations first (migrate-main). */
 import { Queue } from "bullmq";
-import { ConfigError, JOB_CATALOG, createLogger, createRedis, createRepeatThrottle, errorMessage, isLoopbackHost } from "@flowmeter/shared";
+import { ConfigError, createLogger, createRedis, createRepeatThrottle, errorMessage, isLoopbackHost } from "@flowmeter/platform";
+import { JOB_CATALOG } from "@flowmeter/shared";
 import { createBlockWriter } from "./clickhouse/block-writer.js";
 import { createClickHouse, describeClickHouse } from "./clickhouse/client.js";
 import { cliInvocationsSink } from "./clickhouse/tables/cli-invocations.table.js";

@@ -7,7 +7,7 @@
  * A changed or misnumbered migration file (MigrationError) is never retried. With CLICKHOUSE_CLUSTER the migrations
  * and the TTLs run in their cluster form (clickhouse/cluster-ddl.ts), ON CLUSTER, through the server at CLICKHOUSE_URL.
  */
-import { ConfigError, EnvReader, createLogger, errorMessage } from "@flowmeter/shared";
+import { ConfigError, EnvReader, createLogger, errorMessage } from "@flowmeter/platform";
 import { createClickHouse, describeClickHouse } from "./clickhouse/client.js";
 import { MigrationError, migrate } from "./clickhouse/migrate.js";
 import { applyRetention, readRetentionConfig } from "./clickhouse/retention.js";

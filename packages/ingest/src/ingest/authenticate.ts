@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from "node:http";
-import { ApiError, bearerToken, createSecretMatcher } from "@flowmeter/shared";
+import { bearerToken, createSecretMatcher } from "@flowmeter/platform";
+import { ApiError } from "@flowmeter/shared";
 
 /**
  * Checks `x-api-key: <key>` (current swamp clients) or `Authorization: Bearer <key>` (older clients) against the

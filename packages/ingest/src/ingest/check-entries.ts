@@ -4,7 +4,8 @@
  * flowmeter.ingestion_warnings.
  */
 import { UnreadableLine } from "./parse-body.js";
-import { entryId, repairCliInvocation, warningExcerpt, uuidV7, type CliInvocationEvent, type IngestionWarning } from "@flowmeter/shared";
+import { uuidV7 } from "@flowmeter/platform";
+import { entryId, repairCliInvocation, warningExcerpt, type CliInvocationEvent, type IngestionWarning } from "@flowmeter/shared";
 
 export const MAX_ENTRY_DEPTH = 32;
 

@@ -1,13 +1,5 @@
-import {
-  ApiError,
-  JOB_CATALOG,
-  errorMessage,
-  type CliInvocationEvent,
-  type ClientTelemetryJob,
-  type IngestionWarning,
-  type Logger,
-  type SpoolFile,
-} from "@flowmeter/shared";
+import { errorMessage, type Logger, type SpoolFile } from "@flowmeter/platform";
+import { ApiError, JOB_CATALOG, type CliInvocationEvent, type ClientTelemetryJob, type IngestionWarning } from "@flowmeter/shared";
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { GroupCommit } from "./group-commit.js";

@@ -2,11 +2,12 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { readFileSync, writeFileSync, readdirSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { createLogger, uuidV7, type RunEvent, type RunEventsJob, type TelemetrySample } from "@flowmeter/shared";
+import { createLogger, uuidV7 } from "@flowmeter/platform";
+import { type RunEvent, type RunEventsJob, type TelemetrySample } from "@flowmeter/shared";
 import { tempDir, waitFor } from "@flowmeter/test-utils";
 import { createRunnerMetrics } from "../metrics.js";
 import { EventPublisher, type EventPublisherOptions } from "./event-publisher.js";
-import { SpoolFile } from "@flowmeter/shared";
+import { SpoolFile } from "@flowmeter/platform";
 import type { SpoolItem } from "./event-publisher.js";
 
 const quiet = createLogger("runner", "error", () => {});

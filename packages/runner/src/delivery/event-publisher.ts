@@ -11,7 +11,8 @@
  * Bounds: samples are dropped (and counted) when more than `maxBufferedSamples` wait in memory; events and log lines
  * are never dropped here (the executor bounds the lines of each stage attempt, MAX_LOG_LINES_PER_ATTEMPT). The spool file itself is not capped: `flowmeter_runner_events_spooled` shows its size.
  */
-import { errorMessage, type Logger, type RunEvent, type RunEventsJob, type SpoolFile, type StageLogLine, type TelemetrySample } from "@flowmeter/shared";
+import { errorMessage, type Logger, type SpoolFile } from "@flowmeter/platform";
+import { type RunEvent, type RunEventsJob, type StageLogLine, type TelemetrySample } from "@flowmeter/shared";
 import { appendFileSync } from "node:fs";
 import { DeliveryError } from "../errors.js";
 import type { RunOutput } from "../execution/run-event-sequencer.js";

@@ -2,9 +2,9 @@ import { readdirSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { createLogger } from "@flowmeter/shared";
+import { createLogger } from "@flowmeter/platform";
 import { tempDir } from "@flowmeter/test-utils";
-import { SpoolFile } from "@flowmeter/shared";
+import { SpoolFile } from "@flowmeter/platform";
 import type { SpoolItem } from "./event-publisher.js";
 
 const HOST = hostname().replace(/[^A-Za-z0-9.]/g, "_");

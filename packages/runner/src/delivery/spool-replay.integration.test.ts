@@ -5,7 +5,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Worker } from "bullmq";
-import { JOB_CATALOG, createLogger, createRedis, type RunEvent, type RunEventsJob, type StageLogLine, type TelemetrySample } from "@flowmeter/shared";
+import { createLogger, createRedis } from "@flowmeter/platform";
+import { JOB_CATALOG, type RunEvent, type RunEventsJob, type StageLogLine, type TelemetrySample } from "@flowmeter/shared";
 import { freePort, startPrivateRedis, tempDir, waitFor, type PrivateRedis } from "@flowmeter/test-utils";
 import { DriverRegistry } from "../drivers/driver-registry.js";
 import { RunExecution } from "../execution/run-execution.js";
@@ -13,7 +14,7 @@ import { validateWorkflow } from "../workflow/validate-workflow.js";
 import { EventPublisher } from "./event-publisher.js";
 import { createQueueDelivery } from "./queue-delivery.js";
 import { RunStore } from "../store/run-store.js";
-import { SpoolFile } from "@flowmeter/shared";
+import { SpoolFile } from "@flowmeter/platform";
 import type { SpoolItem } from "./event-publisher.js";
 
 const quiet = createLogger("runner", "error", () => {});

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { createLogger, uuidV7, type RunEvent, type TelemetrySample } from "@flowmeter/shared";
+import { createLogger, uuidV7 } from "@flowmeter/platform";
+import { type RunEvent, type TelemetrySample } from "@flowmeter/shared";
 import { RunEventSequencer } from "./run-event-sequencer.js";
 
 describe("uuidV7", () => {

@@ -1,11 +1,9 @@
+import { createLogger, uuidV7, type Logger } from "@flowmeter/platform";
 import {
   RUN_EVENT_V2_NAMES,
-  createLogger,
   isTerminalRunEvent,
-  uuidV7,
   type HeartbeatMetrics,
   type HostMetrics,
-  type Logger,
   type RunEvent,
   type RunEventLevel,
   type RunEventOf,

@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { createLogger } from "@flowmeter/platform";
 import {
   RUN_EVENT_V2_NAMES,
-  createLogger,
   isTerminalRunEvent,
   type RunEvent,
   type RunEventOf,

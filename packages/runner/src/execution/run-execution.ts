@@ -11,10 +11,8 @@
  * their own `timeout_secs` / `retries` take the policy's `stage_timeout_secs` / `stage_retries`. Exactly one
  * terminal event ends the attempt.
  */
+import { errorMessage, uuidV7, type Logger } from "@flowmeter/platform";
 import {
-  errorMessage,
-  uuidV7,
-  type Logger,
   type RunEventLevel,
   type RunEventPayloads,
   type RunFailedReason,

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { createLogger } from "@flowmeter/shared";
+import { createLogger } from "@flowmeter/platform";
 import { tempDir, waitFor } from "@flowmeter/test-utils";
 import { DriverRegistry } from "../drivers/driver-registry.js";
 import { validateWorkflow } from "../workflow/validate-workflow.js";

@@ -15,7 +15,7 @@
  */
 import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Logger } from "@flowmeter/shared";
+import type { Logger } from "@flowmeter/platform";
 import { processTree } from "../telemetry/host-sampler.js";
 import { StageCgroup, detectStageCgroups, type StageCgroups } from "./stage-cgroup.js";
 

@@ -1,4 +1,5 @@
-import { createRedis, errorMessage, type RunEvent } from "@flowmeter/shared";
+import { createRedis, errorMessage } from "@flowmeter/platform";
+import { type RunEvent } from "@flowmeter/shared";
 import type { EventCursor } from "../store/run-event-store.js";
 import { RunStore } from "../store/run-store.js";
 

@@ -8,7 +8,7 @@
  * if it is still executing here (failed by a reconciler after this runner could not renew in time), the consumer
  * stops it (its later events are refused anyway).
  */
-import { createRepeatThrottle, errorMessage, type Logger } from "@flowmeter/shared";
+import { createRepeatThrottle, errorMessage, type Logger } from "@flowmeter/platform";
 import type { RunRecords } from "../store/run-records.js";
 
 export interface LeaseKeeperOptions {

@@ -4,7 +4,8 @@
  * a dead runner's (runner_restarted).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createLogger, createRedis, type RunEvent } from "@flowmeter/shared";
+import { createLogger, createRedis } from "@flowmeter/platform";
+import { type RunEvent } from "@flowmeter/shared";
 import { freePort, startPrivateRedis, tempDir, waitFor, type PrivateRedis } from "@flowmeter/test-utils";
 import { parseRunnerConfig } from "../config.js";
 import { startRunner, type RunningRunner } from "../start-runner.js";

@@ -6,7 +6,8 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
-import { createLogger, createRedis, isTerminalRunEvent, type RunEvent, type RunView } from "@flowmeter/shared";
+import { createLogger, createRedis } from "@flowmeter/platform";
+import { isTerminalRunEvent, type RunEvent, type RunView } from "@flowmeter/shared";
 import { deleteQueuePrefix, freePort, tempDir, testQueuePrefix, testRedisUrl, waitFor } from "@flowmeter/test-utils";
 import { parseRunnerConfig } from "../config.js";
 import { startRunner, type RunningRunner } from "../start-runner.js";

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Redis } from "ioredis";
-import { JOB_CATALOG, createLogger, createRedis, isTerminalRunEvent, type RunEvent, type RunJob } from "@flowmeter/shared";
+import { createLogger, createRedis } from "@flowmeter/platform";
+import { JOB_CATALOG, isTerminalRunEvent, type RunEvent, type RunJob } from "@flowmeter/shared";
 import { deleteQueuePrefix, tempDir, testQueuePrefix, testRedisUrl, waitFor } from "@flowmeter/test-utils";
 import { parseRunnerConfig, type RunnerConfig } from "../config.js";
 import { RunEventSequencer } from "../execution/run-event-sequencer.js";

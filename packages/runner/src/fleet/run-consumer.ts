@@ -10,7 +10,8 @@
  */
 import { UnrecoverableError, Worker, type Job } from "bullmq";
 import type { Redis } from "ioredis";
-import { JOB_CATALOG, createRedis, errorMessage, payloadProblem, uuidV7, type Logger, type RunJob, type RunPolicy } from "@flowmeter/shared";
+import { createRedis, errorMessage, uuidV7, type Logger } from "@flowmeter/platform";
+import { JOB_CATALOG, payloadProblem, type RunJob, type RunPolicy } from "@flowmeter/shared";
 import type { DriverRegistry } from "../drivers/driver-registry.js";
 import { RunEventSequencer, type RunOutput } from "../execution/run-event-sequencer.js";
 import { RunExecution, type RunOutcome } from "../execution/run-execution.js";

@@ -11,7 +11,8 @@
  * a run two terminal events. A re-delivered runs job (BullMQ stalled-job recovery) comes here too, through the
  * consumer's claim.
  */
-import { errorMessage, type Logger, type RunEvent } from "@flowmeter/shared";
+import { errorMessage, type Logger } from "@flowmeter/platform";
+import { type RunEvent } from "@flowmeter/shared";
 import { buildRunEvents, type RunEventSequencer } from "../execution/run-event-sequencer.js";
 import type { RunnerMetrics } from "../metrics.js";
 import { DEFAULT_MAX_EVENTS_PER_RUN } from "../store/run-keys.js";

@@ -1,4 +1,5 @@
-import { JOB_CATALOG, isTerminalRunEvent, payloadProblem, uuidV7, type RunJob, type RunPolicy, type RunState } from "@flowmeter/shared";
+import { uuidV7 } from "@flowmeter/platform";
+import { JOB_CATALOG, isTerminalRunEvent, payloadProblem, type RunJob, type RunPolicy, type RunState } from "@flowmeter/shared";
 import { BUILT_IN_DRIVER_NAMES } from "../drivers/driver-registry.js";
 import { isValidRunId } from "../store/run-records.js";
 import type { RunStore } from "../store/run-store.js";

@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from "vitest";
 import request from "supertest";
 import { Redis } from "ioredis";
-import { createLogger } from "@flowmeter/shared";
+import { createLogger } from "@flowmeter/platform";
 import { RunStore } from "../store/run-store.js";
 import { createRunnerMetrics } from "../metrics.js";
 import { createRunnerApp } from "./app.js";

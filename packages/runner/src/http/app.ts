@@ -3,7 +3,8 @@
  * and `GET /v1/openapi.json`. Every error, unknown routes and wrong methods included, is the shared
  * `{code, message, retryable}` body (createErrorHandler from @flowmeter/shared), never HTML.
  */
-import { ApiError, browserRequestRefusal, createErrorHandler, methodNotAllowed, type Logger } from "@flowmeter/shared";
+import { browserRequestRefusal, createErrorHandler, methodNotAllowed, type Logger } from "@flowmeter/platform";
+import { ApiError } from "@flowmeter/shared";
 import express, { type Express, type Request, type Response } from "express";
 import type { RunnerMetrics } from "../metrics.js";
 import { OPENAPI_DOCUMENT } from "./openapi.js";

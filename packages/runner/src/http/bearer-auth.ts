@@ -1,4 +1,5 @@
-import { ApiError, bearerToken, createSecretMatcher } from "@flowmeter/shared";
+import { bearerToken, createSecretMatcher } from "@flowmeter/platform";
+import { ApiError } from "@flowmeter/shared";
 
 /**
  * Checks `Authorization: Bearer <token>` against the configured tokens; none configured means no check (config

@@ -11,16 +11,8 @@ import { Ajv2020, type ValidateFunction } from "ajv/dist/2020.js";
 import { Queue } from "bullmq";
 import type { Express } from "express";
 import type { Redis } from "ioredis";
-import {
-  JOB_CATALOG,
-  createLogger,
-  createRedis,
-  isTerminalRunEvent,
-  type RunEvent,
-  type RunEventsJob,
-  type RunView,
-  type StageLogLine,
-} from "@flowmeter/shared";
+import { createLogger, createRedis } from "@flowmeter/platform";
+import { JOB_CATALOG, isTerminalRunEvent, type RunEvent, type RunEventsJob, type RunView, type StageLogLine } from "@flowmeter/shared";
 import { deleteQueuePrefix, tempDir, testQueuePrefix, testRedisUrl, waitFor } from "@flowmeter/test-utils";
 import { parseRunnerConfig } from "../config.js";
 import { RunReconciler } from "../fleet/run-reconciler.js";

@@ -4,10 +4,10 @@
  * prefix) answers the same.
  * Runs are executed by whichever runner takes them from the `runs` queue, not necessarily the one answering.
  */
+import { methodNotAllowed } from "@flowmeter/platform";
 import {
   ApiError,
   isTerminalRunState,
-  methodNotAllowed,
   type ApiVersion,
   type CancelRunRequest,
   type CreateRunRequest,

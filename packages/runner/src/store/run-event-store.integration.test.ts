@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Redis } from "ioredis";
-import { uuidV7, type RunEvent } from "@flowmeter/shared";
+import { uuidV7 } from "@flowmeter/platform";
+import { type RunEvent } from "@flowmeter/shared";
 import { deleteQueuePrefix, testQueuePrefix, testRedisUrl } from "@flowmeter/test-utils";
 import { UnknownEventCursorError } from "../errors.js";
 import { RunEventStore } from "./run-event-store.js";

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { createLogger, type RunEvent } from "@flowmeter/shared";
+import { createLogger } from "@flowmeter/platform";
+import { type RunEvent } from "@flowmeter/shared";
 import { RunEventSequencer } from "../execution/run-event-sequencer.js";
 import { buildStageView } from "./stage-view.js";
 

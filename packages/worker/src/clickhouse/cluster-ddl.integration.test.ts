@@ -12,7 +12,7 @@ import { cpSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createClient, type ClickHouseClient, type CommandParams } from "@clickhouse/client";
-import { createLogger } from "@flowmeter/shared";
+import { createLogger } from "@flowmeter/platform";
 import { childEntry, parentEntry, tempDir } from "@flowmeter/test-utils";
 import { parseWorkerConfig } from "../config.js";
 import { insertBlockThroughClient, toBlock } from "./block-writer.js";

@@ -1,4 +1,4 @@
-import { errorMessage } from "@flowmeter/shared";
+import { errorMessage } from "@flowmeter/platform";
 
 /**
  * chDB (a 540 MB library) is loaded only for the embedded default, so an installation that talks to a ClickHouse

@@ -2,7 +2,7 @@ import { cpSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ClickHouseClient } from "@clickhouse/client";
-import { EnvReader, createLogger } from "@flowmeter/shared";
+import { EnvReader, createLogger } from "@flowmeter/platform";
 import { tempDir } from "@flowmeter/test-utils";
 import { parseWorkerConfig } from "../config.js";
 import { createClickHouse } from "./client.js";

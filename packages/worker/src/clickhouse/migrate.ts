@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ClickHouseClient } from "@clickhouse/client";
-import type { Logger } from "@flowmeter/shared";
+import type { Logger } from "@flowmeter/platform";
 import { insertBlockThroughClient, toBlock } from "./block-writer.js";
 import { createClusterRenderer } from "./cluster-ddl.js";
 import { ClusterRenderError } from "./cluster-names.js";

@@ -6,7 +6,7 @@
  * (cluster-ddl.ts), on every node.
  */
 import type { ClickHouseClient } from "@clickhouse/client";
-import type { EnvReader, Logger } from "@flowmeter/shared";
+import type { EnvReader, Logger } from "@flowmeter/platform";
 import { localTable, onCluster } from "./cluster-names.js";
 
 export interface RetentionConfig {

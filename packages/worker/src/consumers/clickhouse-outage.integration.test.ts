@@ -5,7 +5,8 @@
  */
 import { ClickHouseLogLevel, createClient } from "@clickhouse/client";
 import { Queue } from "bullmq";
-import { JOB_CATALOG, createLogger, createRedis, type ClientTelemetryJob } from "@flowmeter/shared";
+import { createLogger, createRedis } from "@flowmeter/platform";
+import { JOB_CATALOG, type ClientTelemetryJob } from "@flowmeter/shared";
 import { deleteQueuePrefix, openScratchDatabase, parentEntry, type ScratchDatabase, testQueuePrefix, testRedisUrl, waitFor } from "@flowmeter/test-utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { insertBlockThroughClient, type BlockWriter } from "../clickhouse/block-writer.js";

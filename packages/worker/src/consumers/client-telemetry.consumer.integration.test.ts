@@ -1,16 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Queue } from "bullmq";
-import {
-  JOB_CATALOG,
-  createLogger,
-  createRedis,
-  repairCliInvocation,
-  uuidV7,
-  type CliInvocationEvent,
-  type ClientTelemetryJob,
-  type IngestionWarning,
-} from "@flowmeter/shared";
+import { createLogger, createRedis, uuidV7 } from "@flowmeter/platform";
+import { JOB_CATALOG, repairCliInvocation, type CliInvocationEvent, type ClientTelemetryJob, type IngestionWarning } from "@flowmeter/shared";
 import {
   childEntry,
   deleteQueuePrefix,

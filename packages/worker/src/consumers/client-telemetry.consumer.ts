@@ -3,7 +3,8 @@
  * rollups), and the warnings about repaired and refused entries into flowmeter.ingestion_warnings.
  */
 import type { Redis } from "ioredis";
-import { JOB_CATALOG, entryId, errorMessage, warningExcerpt, type ClientTelemetryJob } from "@flowmeter/shared";
+import { errorMessage } from "@flowmeter/platform";
+import { JOB_CATALOG, entryId, warningExcerpt, type ClientTelemetryJob } from "@flowmeter/shared";
 import { toClickHouseTime } from "../clickhouse/insert-json-rows.js";
 import { cliInvocationsSink, toRow, type CliInvocationRow } from "../clickhouse/tables/cli-invocations.table.js";
 import { ingestionWarningsSink, toRow as toWarningRow, type IngestionWarningRow } from "../clickhouse/tables/ingestion-warnings.table.js";

@@ -12,7 +12,7 @@
  */
 import type { ClickHouseClient } from "@clickhouse/client";
 import type { Redis } from "ioredis";
-import { errorMessage, type Logger } from "@flowmeter/shared";
+import { errorMessage, type Logger } from "@flowmeter/platform";
 import { toBlock, type Block, type BlockWriter } from "../clickhouse/block-writer.js";
 import { findStoredIdentities, identityOf, readBackRows, type SinkShape, type TableSink } from "../clickhouse/table-sink.js";
 import type { WorkerConfig } from "../config.js";

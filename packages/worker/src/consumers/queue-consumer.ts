@@ -6,7 +6,8 @@
  */
 import { Queue, UnrecoverableError, Worker, type Job } from "bullmq";
 import type { Redis } from "ioredis";
-import { createRepeatThrottle, errorMessage, payloadProblem, retryDelayMs, type Logger } from "@flowmeter/shared";
+import { createRepeatThrottle, errorMessage, type Logger } from "@flowmeter/platform";
+import { payloadProblem, retryDelayMs } from "@flowmeter/shared";
 import { BatchWriter, type FlushReason } from "../batch-writer.js";
 import type { WorkerConfig } from "../config.js";
 import type { WorkerMetrics } from "../metrics.js";

@@ -1,17 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Queue } from "bullmq";
-import {
-  JOB_CATALOG,
-  RUN_EVENT_V2_NAMES,
-  createLogger,
-  createRedis,
-  uuidV7,
-  type RunEvent,
-  type RunEventsJob,
-  type StageLogLine,
-  type TelemetrySample,
-} from "@flowmeter/shared";
+import { createLogger, createRedis, uuidV7 } from "@flowmeter/platform";
+import { JOB_CATALOG, RUN_EVENT_V2_NAMES, type RunEvent, type RunEventsJob, type StageLogLine, type TelemetrySample } from "@flowmeter/shared";
 import { deleteQueuePrefix, openScratchDatabase, type ScratchDatabase, testQueuePrefix, testRedisUrl, waitFor } from "@flowmeter/test-utils";
 import * as worker from "../index.js";
 import { parseWorkerConfig } from "../config.js";

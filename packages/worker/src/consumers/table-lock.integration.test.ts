@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from "vitest";
-import { createRedis } from "@flowmeter/shared";
+import { createRedis } from "@flowmeter/platform";
 import { deleteQueuePrefix, testQueuePrefix, testRedisUrl } from "@flowmeter/test-utils";
 import { createTableLock } from "./table-lock.js";
 

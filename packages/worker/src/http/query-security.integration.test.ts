@@ -10,7 +10,7 @@ import type { Server } from "node:http";
 import { request as httpRequest } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Registry } from "prom-client";
-import { createLogger } from "@flowmeter/shared";
+import { createLogger } from "@flowmeter/platform";
 import { openScratchDatabase, type ScratchDatabase, waitFor } from "@flowmeter/test-utils";
 import { insertJsonRows } from "../clickhouse/insert-json-rows.js";
 import * as worker from "../index.js";

@@ -6,7 +6,8 @@
  * src/query/query-engine.ts. Requests a web page could make (foreign Origin or Host) are refused on every route.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { ApiError, browserRequestRefusal, errorMessage, type Logger } from "@flowmeter/shared";
+import { browserRequestRefusal, errorMessage, type Logger } from "@flowmeter/platform";
+import { ApiError } from "@flowmeter/shared";
 import type { Registry } from "prom-client";
 import { runReadOnlyQuery, type QueryEngine } from "../query/query-engine.js";
 

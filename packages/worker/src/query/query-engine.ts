@@ -4,7 +4,8 @@
  * runs separate sessions in parallel); with a server, a client of its own.
  */
 import { createClient, type ClickHouseClient, type ClickHouseSettings } from "@clickhouse/client";
-import { ApiError, errorMessage } from "@flowmeter/shared";
+import { errorMessage } from "@flowmeter/platform";
+import { ApiError } from "@flowmeter/shared";
 import type { Session } from "chdb";
 import { loadChdb } from "../clickhouse/load-chdb.js";
 import { checkQueryAst, parseExplainAst, QUERY_DATABASE } from "./query-guard.js";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ApiError } from "./errors.js";
+import { ApiError } from "@flowmeter/shared";
 import { createErrorHandler, MethodNotAllowedError, toErrorResponse } from "./http-errors.js";
 import { createLogger } from "./logger.js";
 

@@ -4,7 +4,7 @@
  * and `createErrorHandler` types its arguments structurally, so express's Request/Response fit without this package
  * depending on express.
  */
-import { ApiError, type ApiErrorBody } from "./errors.js";
+import { ApiError, type ApiErrorBody } from "@flowmeter/shared";
 import { errorMessage, type Logger } from "./logger.js";
 
 /** A known path asked with a method it does not serve: 405 with Allow, code NOT_FOUND (docs/spec.md §5 has no method code). */

@@ -6,7 +6,7 @@
  * that is the attacker's name. Programs (curl, the swamp CLI, Prometheus) send neither, so they are unaffected.
  */
 import { isLoopbackHost } from "./config.js";
-import { ApiError } from "./errors.js";
+import { ApiError } from "@flowmeter/shared";
 
 export interface RequestHeaders {
   host?: string | undefined;

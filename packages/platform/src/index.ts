@@ -1,0 +1,9 @@
+// The helpers every service process uses: config reading, logging, Redis connections, HTTP error answers, the spool file, ids.
+export { browserRequestRefusal, type RequestHeaders } from "./browser-guard.js";
+export { ConfigError, DEFAULT_REDIS_URL, EnvReader, isLoopbackHost, readDataDir, readRedisConfig, type EnvSource, type RedisConfig } from "./config.js";
+export { createLogger, createRepeatThrottle, errorMessage, type LogFields, type Logger, type LogLevel } from "./logger.js";
+export { createRedis, redisAnswers, redisAnswersAt } from "./redis.js";
+export { MethodNotAllowedError, createErrorHandler, methodNotAllowed, toErrorResponse, type ErrorResponse } from "./http-errors.js";
+export { bearerToken, createSecretMatcher } from "./secrets.js";
+export { SpoolFile, type SpoolFileOptions } from "./spool-file.js";
+export { uuidV7 } from "./uuid-v7.js";
