@@ -1,7 +1,9 @@
 /**
  * ClickHouse away for longer than the old retry budget (12 attempts): the job keeps retrying with capped backoff and
  * its entries are stored once ClickHouse is back. "Away" is a real client pointed at a port nothing listens on;
- * the backoff cap is 50 ms here so the test sees more than 12 attempts in a second.
+ * the backoff cap is 50 ms here so the test sees more than 12 attempts in a second. And an insert that fails for a
+ * reason of ClickHouse's (not a row's) never sets rows aside as dead letters, even while the warnings table takes
+ * inserts (ClickHouse coming back in the middle of a job).
  */
 import { ClickHouseLogLevel, createClient } from "@clickhouse/client";
 import { Queue } from "bullmq";
@@ -22,6 +24,9 @@ describe("ClickHouse unavailable, then back", () => {
   const redis = createRedis(testRedisUrl(), "worker");
   const unreachable = createClient({ url: "http://127.0.0.1:1", request_timeout: 1000, log: { level: ClickHouseLogLevel.OFF } });
   let available = false;
+  /** While set, inserts into cli_invocations alone fail as a refused connection would. */
+  let rawTableDown = false;
+  let refusedInserts = 0;
   let database: ScratchDatabase<BlockWriter>;
   let consumer: QueueConsumer;
   let queue: Queue<ClientTelemetryJob>;
@@ -34,7 +39,13 @@ describe("ClickHouse unavailable, then back", () => {
     const logger = createLogger("test", "error", () => {});
     const config = { ...parseWorkerConfig({ QUEUE_PREFIX: prefix, WORKER_RETRY_MAX_DELAY_MS: "50" }), batch: { maxRows: 5000, maxWaitMs: 20 } };
     const writer: BlockWriter = {
-      insert: (block) => (available ? database.writer.insert(block) : insertBlockThroughClient(unreachable, block)),
+      insert: (block) => {
+        if (rawTableDown && block.table === "flowmeter.cli_invocations") {
+          refusedInserts += 1;
+          return Promise.reject(Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:8123"), { code: "ECONNREFUSED" }));
+        }
+        return available ? database.writer.insert(block) : insertBlockThroughClient(unreachable, block);
+      },
       close: async () => undefined,
     };
     consumer = createClientTelemetryConsumer({
@@ -66,7 +77,7 @@ describe("ClickHouse unavailable, then back", () => {
       timeoutMs: 30_000,
       what: "more than 12 failed attempts",
     });
-    expect(await queue.getJobCountByTypes("failed")).toBe(0);
+    expect((await queue.getFailed()).map((failed) => failed.failedReason)).toEqual([]);
     available = true;
     await waitFor(async () => ((await queue.getJobState(job.id ?? "")) === "unknown" ? true : undefined), {
       timeoutMs: 30_000,
@@ -76,5 +87,20 @@ describe("ClickHouse unavailable, then back", () => {
       `SELECT count() AS n FROM flowmeter.cli_invocations WHERE insert_id IN ('${entries.map((entry) => entry.insert_id).join("','")}')`,
     );
     expect(Number(row?.n)).toBe(2);
+  });
+
+  it("retries a job whose rows fail for ClickHouse's reasons, never dead-lettering them while the warnings table takes inserts", async () => {
+    available = true;
+    rawTableDown = true;
+    const entries = [parentEntry(), parentEntry()];
+    const job = await queue.add(JOB_CATALOG.clientTelemetry.jobName, { entries, receivedAtMs: Date.now() }, JOB_CATALOG.clientTelemetry.options);
+    await waitFor(async () => (((await queue.getJob(job.id ?? ""))?.attemptsMade ?? 0) > 3 ? true : undefined), { what: "a few failed attempts" });
+    rawTableDown = false;
+    await waitFor(async () => ((await queue.getJobState(job.id ?? "")) === "unknown" ? true : undefined), { what: "the job written and removed" });
+    const ids = `'${entries.map((entry) => entry.insert_id).join("','")}'`;
+    const [stored] = await database.rows<{ n: string }>(`SELECT count() AS n FROM flowmeter.cli_invocations WHERE insert_id IN (${ids})`);
+    const [dead] = await database.rows<{ n: string }>(`SELECT count() AS n FROM flowmeter.ingestion_warnings WHERE entry_id IN (${ids})`);
+    expect([Number(stored?.n), Number(dead?.n)]).toEqual([2, 0]);
+    expect(refusedInserts).toBeGreaterThan(3);
   });
 });

@@ -6,6 +6,7 @@ import type { Redis } from "ioredis";
 import { errorMessage } from "@flowmeter/platform";
 import { JOB_CATALOG, entryId, warningExcerpt, type ClientTelemetryJob } from "@flowmeter/shared";
 import { toClickHouseTime } from "../clickhouse/insert-json-rows.js";
+import { isRowRefusal } from "../clickhouse/row-refusal.js";
 import { cliInvocationsSink, toRow, type CliInvocationRow } from "../clickhouse/tables/cli-invocations.table.js";
 import { ingestionWarningsSink, toRow as toWarningRow, type IngestionWarningRow } from "../clickhouse/tables/ingestion-warnings.table.js";
 import type { WorkerConfig } from "../config.js";
@@ -51,8 +52,9 @@ export function createClientTelemetryConsumer(deps: ConsumerDeps): QueueConsumer
       try {
         written = await insertOnce(deps, cliInvocationsSink, rows);
       } catch (error) {
+        // Only a row's own fault is worth looking for row by row; anything else (ClickHouse away, overloaded) retries.
         // A batch of several jobs is retried job by job by the queue consumer; a job alone, row by row.
-        if (jobs.length > 1 || single === undefined || rows.length < 2) throw error;
+        if (!isRowRefusal(error) || jobs.length > 1 || single === undefined || rows.length < 2) throw error;
         written = await writeRowsAlone(single.data.receivedAtMs, rows, error);
       }
       logger.debug("batch written", {
@@ -69,7 +71,8 @@ export function createClientTelemetryConsumer(deps: ConsumerDeps): QueueConsumer
   /**
    * The rows of one refused job, each on its own: a row ClickHouse refuses alone goes to ingestion_warnings as a
    * dead letter (reason `dead_letter`, with the error and the row) and the rest are written, so the job completes.
-   * When the first rows all fail, the trouble is not a row's: the error is thrown and the job retried.
+   * A row is set aside only when ClickHouse refuses it for what it holds (isRowRefusal); any other error, or the first
+   * rows all failing, is not a row's trouble: the error is thrown and the job retried.
    */
   async function writeRowsAlone(receivedAtMs: number, rows: OwnedRow<CliInvocationRow>[], batchError: unknown): Promise<number> {
     logger.warn("a job ClickHouse refused; writing its rows one by one", { rows: rows.length, error: errorMessage(batchError) });
@@ -79,6 +82,7 @@ export function createClientTelemetryConsumer(deps: ConsumerDeps): QueueConsumer
       try {
         written += await insertOnce(deps, cliInvocationsSink, [owned]);
       } catch (error) {
+        if (!isRowRefusal(error)) throw error;
         if (written === 0 && deadLetters.length + 1 >= ROWS_BEFORE_GIVING_UP) throw batchError;
         deadLetters.push({ jobId: owned.jobId, row: deadLetter(receivedAtMs, owned.row.insert_id, owned.row, error) });
       }
