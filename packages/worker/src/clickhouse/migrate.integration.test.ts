@@ -83,13 +83,15 @@ describe("migrations on chDB", () => {
     };
     await applyRetention(clickhouse, readRetentionConfig(new EnvReader({})), logger);
     expect(await ttlOf("run_telemetry")).toBe("toDateTime(ts) + toIntervalDay(30)");
+    expect(await ttlOf("run_logs")).toBe("toDateTime(ts) + toIntervalDay(30)");
     expect(await ttlOf("cli_invocations")).toBe("");
     await applyRetention(clickhouse, readRetentionConfig(new EnvReader({ FLOWMETER_RAW_TTL_DAYS: "90", FLOWMETER_ROLLUP_TTL_DAYS: "400" })), logger);
     expect(await ttlOf("cli_invocations")).toBe("toDateTime(started_at) + toIntervalDay(90)");
     expect(await ttlOf("command_stats_1m")).toBe("toDateTime(minute) + toIntervalDay(400)");
-    await applyRetention(clickhouse, readRetentionConfig(new EnvReader({ FLOWMETER_TELEMETRY_TTL_DAYS: "0" })), logger);
+    await applyRetention(clickhouse, readRetentionConfig(new EnvReader({ FLOWMETER_TELEMETRY_TTL_DAYS: "0", FLOWMETER_LOGS_TTL_DAYS: "7" })), logger);
     expect(await ttlOf("cli_invocations")).toBe("");
     expect(await ttlOf("run_telemetry")).toBe("");
+    expect(await ttlOf("run_logs")).toBe("toDateTime(ts) + toIntervalDay(7)");
   });
 
   it("refuses rollups kept shorter than raw rows", () => {

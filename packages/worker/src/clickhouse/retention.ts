@@ -14,6 +14,8 @@ export interface RetentionConfig {
   rawDays: number;
   /** run_telemetry: one row per second per running stage. */
   telemetryDays: number;
+  /** run_logs: every line stages wrote. */
+  logsDays: number;
   /** The 1-minute rollups; kept at least as long as raw rows. */
   rollupDays: number;
 }
@@ -23,6 +25,7 @@ const TABLES: ReadonlyArray<{ table: string; column: string; keep: keyof Retenti
   { table: "flowmeter.run_events", column: "ts", keep: "rawDays" },
   { table: "flowmeter.ingestion_warnings", column: "received_at", keep: "rawDays" },
   { table: "flowmeter.run_telemetry", column: "ts", keep: "telemetryDays" },
+  { table: "flowmeter.run_logs", column: "ts", keep: "logsDays" },
   { table: "flowmeter.driver_stats_1m", column: "minute", keep: "rollupDays" },
   { table: "flowmeter.stage_stats_1m", column: "minute", keep: "rollupDays" },
   { table: "flowmeter.command_stats_1m", column: "minute", keep: "rollupDays" },
@@ -32,6 +35,7 @@ export function readRetentionConfig(reader: EnvReader): RetentionConfig {
   const config: RetentionConfig = {
     rawDays: reader.int("FLOWMETER_RAW_TTL_DAYS", 0, { min: 0, max: 36_500 }),
     telemetryDays: reader.int("FLOWMETER_TELEMETRY_TTL_DAYS", 30, { min: 0, max: 36_500 }),
+    logsDays: reader.int("FLOWMETER_LOGS_TTL_DAYS", 30, { min: 0, max: 36_500 }),
     rollupDays: reader.int("FLOWMETER_ROLLUP_TTL_DAYS", 0, { min: 0, max: 36_500 }),
   };
   if (config.rawDays > 0 && config.rollupDays > 0 && config.rollupDays < config.rawDays) {
@@ -66,5 +70,10 @@ export async function applyRetention(
         : `ALTER TABLE ${target} MODIFY TTL toDateTime(${column}) + INTERVAL ${days} DAY SETTINGS materialize_ttl_after_modify = 0`;
     await client.command({ query });
   }
-  logger.info("retention applied", { raw_days: retention.rawDays, telemetry_days: retention.telemetryDays, rollup_days: retention.rollupDays });
+  logger.info("retention applied", {
+    raw_days: retention.rawDays,
+    telemetry_days: retention.telemetryDays,
+    logs_days: retention.logsDays,
+    rollup_days: retention.rollupDays,
+  });
 }
