@@ -5,8 +5,8 @@ import { ConfigError, createLogger, createRedis, createRepeatThrottle, errorMess
 import { JOB_CATALOG } from "@flowmeter/shared";
 import { createBlockWriter } from "./clickhouse/block-writer.js";
 import { createClickHouse, describeClickHouse } from "./clickhouse/client.js";
-import { cliInvocationsSink } from "./clickhouse/tables/cli-invocations.table.js";
-import { runEventsSink } from "./clickhouse/tables/run-events.table.js";
+import { cliInvocationsTable } from "./clickhouse/tables/cli-invocations.table.js";
+import { runEventsTable } from "./clickhouse/tables/run-events.table.js";
 import { parseWorkerConfig } from "./config.js";
 import { createClientTelemetryConsumer } from "./consumers/client-telemetry.consumer.js";
 import { createExactlyOnceState, repairRecordedBlocks } from "./consumers/insert-once.js";
@@ -61,11 +61,11 @@ async function main(): Promise<void> {
   const afterInsert = await armFailpoint(config, clickhouse, logger);
   const deps = { config, redis, clickhouse, writer, ...createExactlyOnceState(redis, config, logger), metrics, logger, afterInsert };
   // Blocks a killed worker left half-inserted are repaired now, not only at the next insert into their table.
-  for (const sink of [cliInvocationsSink, runEventsSink]) {
+  for (const table of [cliInvocationsTable, runEventsTable]) {
     await deps.lock
-      .hold(sink.table, () => repairRecordedBlocks(deps, sink))
+      .hold(table.name, () => repairRecordedBlocks(deps, table))
       .catch((error: unknown) =>
-        logger.warn("recorded blocks not repaired yet; the next insert into the table repairs them", { table: sink.table, error: errorMessage(error) }),
+        logger.warn("recorded blocks not repaired yet; the next insert into the table repairs them", { table: table.name, error: errorMessage(error) }),
       );
   }
   const consumers = [createClientTelemetryConsumer(deps), createRunEventsConsumer(deps)];

@@ -1,6 +1,6 @@
 /** Every worker metric, in one place. Labels are closed sets; ids never become labels. */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
-import { TABLE_LABELS } from "./clickhouse/table-sink.js";
+import { TABLE_LABELS } from "./clickhouse/raw-table.js";
 
 /** A counter by table with every table's series from the start: increase() ignores a series' first sample. */
 function tableCounter(registry: Registry, name: string, help: string): Counter<"table"> {
@@ -14,7 +14,7 @@ export function createWorkerMetrics() {
   collectDefaultMetrics({ register: registry, prefix: "flowmeter_" });
   return {
     registry,
-    /** table: cli_invocations | run_events | run_telemetry | run_logs | ingestion_warnings (TableSink.label). */
+    /** table: cli_invocations | run_events | run_telemetry | run_logs | ingestion_warnings (RawTable.label). */
     rowsInserted: tableCounter(registry, "flowmeter_worker_rows_inserted_total", "Rows written to ClickHouse"),
     blocksReplayed: tableCounter(
       registry,

@@ -19,8 +19,8 @@ import { insertBlockThroughClient, toBlock } from "./block-writer.js";
 import { readSettings } from "./consistency-settings.js";
 import { MigrationError, migrate, readMigrations } from "./migrate.js";
 import { applyRetention } from "./retention.js";
-import { findStoredIdentities, identityOf, readBackRows } from "./table-sink.js";
-import { COLUMNS, cliInvocationsSink, toRow } from "./tables/cli-invocations.table.js";
+import { findStoredIdentities, identityOf, readBackRows } from "./raw-table.js";
+import { COLUMNS, cliInvocationsTable, toRow } from "./tables/cli-invocations.table.js";
 import { toClickHouseTime } from "./insert-json-rows.js";
 
 const CLUSTER = "flowmeter";
@@ -139,17 +139,17 @@ describe("the cluster form of the schema, in chDB", () => {
     const entries = [parent, childEntry(parent.properties.id, { startedAt }), childEntry(parent.properties.id, { startedAt })];
     const receivedAt = toClickHouseTime(startedAt.getTime());
     const block = toBlock(
-      cliInvocationsSink.table,
-      cliInvocationsSink.columns,
+      cliInvocationsTable.name,
+      cliInvocationsTable.columns,
       entries.map((entry) => toRow(entry, receivedAt)),
     );
     await insertBlockThroughClient(clickhouse, block, { cluster: CLUSTER });
     await insertBlockThroughClient(clickhouse, block, { cluster: CLUSTER });
 
     const stored = entries.map((entry) => toRow(entry, receivedAt));
-    const identities = await findStoredIdentities(clickhouse, cliInvocationsSink, stored);
-    expect(identities).toEqual(new Set(stored.map((row) => identityOf(cliInvocationsSink, row))));
-    const body = await readBackRows(clickhouse, cliInvocationsSink, [...identities]);
+    const identities = await findStoredIdentities(clickhouse, cliInvocationsTable, stored);
+    expect(identities).toEqual(new Set(stored.map((row) => identityOf(cliInvocationsTable, row))));
+    const body = await readBackRows(clickhouse, cliInvocationsTable, [...identities]);
     await insertBlockThroughClient(clickhouse, { ...block, body }, { cluster: CLUSTER });
 
     const count = async (query: string) => Number((await rows<{ n: number | string }>(query))[0]?.n);

@@ -17,7 +17,7 @@ import {
 import { toClickHouseTime } from "../clickhouse/insert-json-rows.js";
 import * as worker from "../index.js";
 import { insertJsonRows } from "../clickhouse/insert-json-rows.js";
-import { cliInvocationsSink, toRow } from "../clickhouse/tables/cli-invocations.table.js";
+import { cliInvocationsTable, toRow } from "../clickhouse/tables/cli-invocations.table.js";
 import { parseWorkerConfig } from "../config.js";
 import { createWorkerMetrics } from "../metrics.js";
 import { createExactlyOnceState } from "./insert-once.js";
@@ -220,8 +220,8 @@ describe("client telemetry consumer (real Redis, chDB)", () => {
     // then deliver the same entries again as the retried job would.
     await insertJsonRows(
       database.clickhouse,
-      cliInvocationsSink.table,
-      cliInvocationsSink.columns,
+      cliInvocationsTable.name,
+      cliInvocationsTable.columns,
       entries.slice(0, 30).map((entry) => toRow(entry, toClickHouseTime(Date.now()))),
     );
     await enqueue(entries);

@@ -7,8 +7,8 @@ import { errorMessage } from "@flowmeter/platform";
 import { JOB_CATALOG, entryId, warningExcerpt, type ClientTelemetryJob } from "@flowmeter/shared";
 import { toClickHouseTime } from "../clickhouse/insert-json-rows.js";
 import { isRowRefusal } from "../clickhouse/row-refusal.js";
-import { cliInvocationsSink, toRow, type CliInvocationRow } from "../clickhouse/tables/cli-invocations.table.js";
-import { ingestionWarningsSink, toRow as toWarningRow, type IngestionWarningRow } from "../clickhouse/tables/ingestion-warnings.table.js";
+import { cliInvocationsTable, toRow, type CliInvocationRow } from "../clickhouse/tables/cli-invocations.table.js";
+import { ingestionWarningsTable, toRow as toWarningRow, type IngestionWarningRow } from "../clickhouse/tables/ingestion-warnings.table.js";
 import type { WorkerConfig } from "../config.js";
 import type { WorkerMetrics } from "../metrics.js";
 import { insertOnce, type InsertOnceDeps, type OwnedRow } from "./insert-once.js";
@@ -47,10 +47,10 @@ export function createClientTelemetryConsumer(deps: ConsumerDeps): QueueConsumer
         for (const warning of data.warnings ?? []) warnings.push({ jobId, row: toWarningRow(warning) });
       }
       const [single] = jobs;
-      if (warnings.length + unreadable.length > 0) await insertOnce(deps, ingestionWarningsSink, [...warnings, ...unreadable]);
+      if (warnings.length + unreadable.length > 0) await insertOnce(deps, ingestionWarningsTable, [...warnings, ...unreadable]);
       let written: number;
       try {
-        written = await insertOnce(deps, cliInvocationsSink, rows);
+        written = await insertOnce(deps, cliInvocationsTable, rows);
       } catch (error) {
         // Only a row's own fault is worth looking for row by row; anything else (ClickHouse away, overloaded) retries.
         // A batch of several jobs is retried job by job by the queue consumer; a job alone, row by row.
@@ -58,7 +58,7 @@ export function createClientTelemetryConsumer(deps: ConsumerDeps): QueueConsumer
         written = await writeRowsAlone(single.data.receivedAtMs, rows, error);
       }
       logger.debug("batch written", {
-        table: cliInvocationsSink.table,
+        table: cliInvocationsTable.name,
         jobs: jobs.length,
         rows: written,
         duplicates: rows.length - written,
@@ -80,7 +80,7 @@ export function createClientTelemetryConsumer(deps: ConsumerDeps): QueueConsumer
     let written = 0;
     for (const owned of rows) {
       try {
-        written += await insertOnce(deps, cliInvocationsSink, [owned]);
+        written += await insertOnce(deps, cliInvocationsTable, [owned]);
       } catch (error) {
         if (!isRowRefusal(error)) throw error;
         if (written === 0 && deadLetters.length + 1 >= ROWS_BEFORE_GIVING_UP) throw batchError;
@@ -88,8 +88,8 @@ export function createClientTelemetryConsumer(deps: ConsumerDeps): QueueConsumer
       }
     }
     if (deadLetters.length > 0) {
-      await insertOnce(deps, ingestionWarningsSink, deadLetters);
-      deps.metrics.deadLetters.inc({ table: cliInvocationsSink.label }, deadLetters.length);
+      await insertOnce(deps, ingestionWarningsTable, deadLetters);
+      deps.metrics.deadLetters.inc({ table: cliInvocationsTable.label }, deadLetters.length);
       logger.error("rows ClickHouse refuses were written to flowmeter.ingestion_warnings as dead letters", {
         rows: deadLetters.length,
         error: deadLetters[0]?.row.detail,

@@ -14,7 +14,7 @@ import type { ClickHouseClient } from "@clickhouse/client";
 import type { Redis } from "ioredis";
 import { errorMessage, type Logger } from "@flowmeter/platform";
 import { toBlock, type Block, type BlockWriter } from "../clickhouse/block-writer.js";
-import { findStoredIdentities, identityOf, readBackRows, type SinkShape, type TableSink } from "../clickhouse/table-sink.js";
+import { findStoredIdentities, identityOf, readBackRows, type RawTableShape, type RawTable } from "../clickhouse/raw-table.js";
 import type { WorkerConfig } from "../config.js";
 import type { WorkerMetrics } from "../metrics.js";
 import { createBlockJournal, type BlockJournal } from "./block-journal.js";
@@ -63,14 +63,14 @@ function refusedWhileParsing(error: unknown): boolean {
 }
 
 /** `identities`: identityOf() of each row of the block, in its order. */
-async function insertBlock(deps: InsertOnceDeps, sink: SinkShape, block: Block, identities: readonly string[]): Promise<void> {
+async function insertBlock(deps: InsertOnceDeps, table: RawTableShape, block: Block, identities: readonly string[]): Promise<void> {
   if (block.rows === 0) return;
-  if (!sink.hasViews) {
+  if (!table.hasViews) {
     await deps.writer.insert(block);
     deps.afterInsert?.();
     return;
   }
-  const recorded = { table: sink.table, token: block.token, identities };
+  const recorded = { table: table.name, token: block.token, identities };
   await deps.journal.record(recorded);
   try {
     await deps.writer.insert(block);
@@ -83,59 +83,59 @@ async function insertBlock(deps: InsertOnceDeps, sink: SinkShape, block: Block, 
 }
 
 /**
- * Re-inserts, with their tokens, the rows of the blocks a cut-short insert left recorded for `sink`'s table; call
+ * Re-inserts, with their tokens, the rows of the blocks a cut-short insert left recorded for its table; call
  * it holding the table's lock. Returns how many blocks there were.
  */
 export async function repairRecordedBlocks(
   deps: Pick<InsertOnceDeps, "clickhouse" | "writer" | "journal" | "metrics" | "logger">,
-  sink: SinkShape,
+  table: RawTableShape,
 ): Promise<number> {
-  if (!sink.hasViews) return 0;
-  const blocks = await deps.journal.pending(sink.table);
+  if (!table.hasViews) return 0;
+  const blocks = await deps.journal.pending(table.name);
   for (const recorded of blocks) {
-    const body = await readBackRows(deps.clickhouse, sink, recorded.identities);
+    const body = await readBackRows(deps.clickhouse, table, recorded.identities);
     const rows = body.length === 0 ? 0 : body.toString().trimEnd().split("\n").length;
     // No row stored means the raw part never committed: the rows come back with their jobs.
-    if (rows > 0) await deps.writer.insert({ table: sink.table, columns: sink.columns, body, token: recorded.token, rows });
+    if (rows > 0) await deps.writer.insert({ table: table.name, columns: table.columns, body, token: recorded.token, rows });
     await deps.journal.forget(recorded);
-    deps.metrics.blocksReplayed.inc({ table: sink.label });
-    deps.logger.warn("repaired a block a cut-short insert left recorded", { table: sink.table, rows_recorded: recorded.identities.length, rows_stored: rows });
+    deps.metrics.blocksReplayed.inc({ table: table.label });
+    deps.logger.warn("repaired a block a cut-short insert left recorded", { table: table.name, rows_recorded: recorded.identities.length, rows_stored: rows });
   }
   return blocks.length;
 }
 
 /** Returns the number of rows written. Throws when ClickHouse or Redis fails; the caller's jobs then retry. */
-export async function insertOnce<Row extends object>(deps: InsertOnceDeps, sink: TableSink<Row>, rows: readonly OwnedRow<Row>[]): Promise<number> {
+export async function insertOnce<Row extends object>(deps: InsertOnceDeps, table: RawTable<Row>, rows: readonly OwnedRow<Row>[]): Promise<number> {
   const { metrics } = deps;
   const startedAt = performance.now();
   const unique = new Map<string, Row>();
   for (const { row } of rows) {
-    const identity = identityOf(sink, row);
+    const identity = identityOf(table, row);
     if (!unique.has(identity)) unique.set(identity, row);
   }
-  metrics.duplicatesDropped.inc({ table: sink.label, reason: "in_batch" }, rows.length - unique.size);
+  metrics.duplicatesDropped.inc({ table: table.label, reason: "in_batch" }, rows.length - unique.size);
   if (unique.size === 0) return 0;
   try {
-    const written = await deps.lock.hold(sink.table, async () => {
-      await repairRecordedBlocks(deps, sink);
-      const stored = await findStoredIdentities(deps.clickhouse, sink, [...unique.values()]);
+    const written = await deps.lock.hold(table.name, async () => {
+      await repairRecordedBlocks(deps, table);
+      const stored = await findStoredIdentities(deps.clickhouse, table, [...unique.values()]);
       const fresh = [...unique].filter(([identity]) => !stored.has(identity));
-      metrics.duplicatesDropped.inc({ table: sink.label, reason: "stored" }, unique.size - fresh.length);
+      metrics.duplicatesDropped.inc({ table: table.label, reason: "stored" }, unique.size - fresh.length);
       const rowsToWrite = fresh.map(([, row]) => row);
       await insertBlock(
         deps,
-        sink,
-        toBlock(sink.table, sink.columns, rowsToWrite),
+        table,
+        toBlock(table.name, table.columns, rowsToWrite),
         fresh.map(([identity]) => identity),
       );
       return fresh.length;
     });
-    metrics.rowsInserted.inc({ table: sink.label }, written);
-    metrics.insertBatchRows.observe({ table: sink.label }, written);
-    metrics.insertDuration.observe({ table: sink.label }, (performance.now() - startedAt) / 1000);
+    metrics.rowsInserted.inc({ table: table.label }, written);
+    metrics.insertBatchRows.observe({ table: table.label }, written);
+    metrics.insertDuration.observe({ table: table.label }, (performance.now() - startedAt) / 1000);
     return written;
   } catch (error) {
-    metrics.insertFailures.inc({ table: sink.label });
+    metrics.insertFailures.inc({ table: table.label });
     throw error;
   }
 }

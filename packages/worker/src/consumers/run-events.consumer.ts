@@ -1,9 +1,9 @@
 /** Consumes the runner's run-events queue into flowmeter.run_events, flowmeter.run_telemetry and flowmeter.run_logs. */
 import { JOB_CATALOG, type RunEventsJob } from "@flowmeter/shared";
 import { toClickHouseTime } from "../clickhouse/insert-json-rows.js";
-import { runEventsSink, toRow as toEventRow, type RunEventRow } from "../clickhouse/tables/run-events.table.js";
-import { runLogsSink, toRow as toLogRow, type RunLogRow } from "../clickhouse/tables/run-logs.table.js";
-import { runTelemetrySink, toRow as toSampleRow, type RunTelemetryRow } from "../clickhouse/tables/run-telemetry.table.js";
+import { runEventsTable, toRow as toEventRow, type RunEventRow } from "../clickhouse/tables/run-events.table.js";
+import { runLogsTable, toRow as toLogRow, type RunLogRow } from "../clickhouse/tables/run-logs.table.js";
+import { runTelemetryTable, toRow as toSampleRow, type RunTelemetryRow } from "../clickhouse/tables/run-telemetry.table.js";
 import type { ConsumerDeps } from "./client-telemetry.consumer.js";
 import { insertOnce, type OwnedRow } from "./insert-once.js";
 import { createQueueConsumer, type QueueConsumer } from "./queue-consumer.js";
@@ -29,9 +29,9 @@ export function createRunEventsConsumer(deps: ConsumerDeps): QueueConsumer {
         for (const sample of data.samples) samples.push({ jobId, row: toSampleRow(sample, receivedAt) });
         for (const line of data.logs ?? []) logs.push({ jobId, row: toLogRow(line, receivedAt) });
       }
-      const writtenEvents = await insertOnce(deps, runEventsSink, events);
-      const writtenSamples = await insertOnce(deps, runTelemetrySink, samples);
-      const writtenLines = await insertOnce(deps, runLogsSink, logs);
+      const writtenEvents = await insertOnce(deps, runEventsTable, events);
+      const writtenSamples = await insertOnce(deps, runTelemetryTable, samples);
+      const writtenLines = await insertOnce(deps, runLogsTable, logs);
       logger.debug("batch written", {
         queue: JOB_CATALOG.runEvents.queue,
         jobs: jobs.length,

@@ -1,7 +1,7 @@
 /** flowmeter.cli_invocations: one row per accepted cli_invocation entry (migration 0001). */
 import { CliInvocationEventSchema, REPAIRS_KEY, entryDriver, entryId, type CliInvocationEvent, type EntryRepairs } from "@flowmeter/shared";
 import { isoToClickHouseTime } from "../insert-json-rows.js";
-import type { TableSink } from "../table-sink.js";
+import type { RawTable } from "../raw-table.js";
 
 export const TABLE = "flowmeter.cli_invocations";
 
@@ -158,8 +158,8 @@ function withoutRepairs(event: CliInvocationEvent): CliInvocationEvent {
   return rest;
 }
 
-export const cliInvocationsSink: TableSink<CliInvocationRow> = {
-  table: TABLE,
+export const cliInvocationsTable: RawTable<CliInvocationRow> = {
+  name: TABLE,
   label: "cli_invocations",
   hasViews: true,
   columns: COLUMNS,

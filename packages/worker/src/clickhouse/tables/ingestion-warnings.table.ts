@@ -1,7 +1,7 @@
 /** flowmeter.ingestion_warnings: one row per repaired or refused client entry (migration 0016). */
 import type { IngestionWarning } from "@flowmeter/shared";
 import { toClickHouseTime } from "../insert-json-rows.js";
-import type { TableSink } from "../table-sink.js";
+import type { RawTable } from "../raw-table.js";
 
 export interface IngestionWarningRow {
   received_at: string;
@@ -30,8 +30,8 @@ export function toRow(warning: IngestionWarning): IngestionWarningRow {
   return { received_at: toClickHouseTime(receivedAtMs), ...rest };
 }
 
-export const ingestionWarningsSink: TableSink<IngestionWarningRow> = {
-  table: "flowmeter.ingestion_warnings",
+export const ingestionWarningsTable: RawTable<IngestionWarningRow> = {
+  name: "flowmeter.ingestion_warnings",
   label: "ingestion_warnings",
   hasViews: false,
   columns: COLUMNS,

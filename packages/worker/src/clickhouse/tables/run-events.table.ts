@@ -1,7 +1,7 @@
 /** flowmeter.run_events: one row per runner lifecycle event (migration 0011). */
 import type { RunEvent } from "@flowmeter/shared";
 import { toClickHouseTime } from "../insert-json-rows.js";
-import type { TableSink } from "../table-sink.js";
+import type { RawTable } from "../raw-table.js";
 
 export interface RunEventRow {
   event_id: string;
@@ -91,8 +91,8 @@ export function toRow(event: RunEvent, receivedAt: string): RunEventRow {
   };
 }
 
-export const runEventsSink: TableSink<RunEventRow> = {
-  table: "flowmeter.run_events",
+export const runEventsTable: RawTable<RunEventRow> = {
+  name: "flowmeter.run_events",
   label: "run_events",
   hasViews: true,
   columns: COLUMNS,

@@ -1,7 +1,7 @@
 /** flowmeter.run_logs: the lines stages wrote (migration 0022), one row per (attempt_id, seq). */
 import type { StageLogLine } from "@flowmeter/shared";
 import { toClickHouseTime } from "../insert-json-rows.js";
-import type { TableSink } from "../table-sink.js";
+import type { RawTable } from "../raw-table.js";
 
 export interface RunLogRow {
   run_id: string;
@@ -44,8 +44,8 @@ export function toRow(line: StageLogLine, receivedAt: string): RunLogRow {
   };
 }
 
-export const runLogsSink: TableSink<RunLogRow> = {
-  table: "flowmeter.run_logs",
+export const runLogsTable: RawTable<RunLogRow> = {
+  name: "flowmeter.run_logs",
   label: "run_logs",
   hasViews: false,
   columns: COLUMNS,

@@ -1,7 +1,7 @@
 /** flowmeter.run_telemetry: host samples and step heartbeats (migration 0012). Cumulative counters stored as sent. */
 import type { TelemetrySample } from "@flowmeter/shared";
 import { toClickHouseTime } from "../insert-json-rows.js";
-import type { TableSink } from "../table-sink.js";
+import type { RawTable } from "../raw-table.js";
 
 export interface RunTelemetryRow {
   run_id: string;
@@ -79,8 +79,8 @@ export function toRow(sample: TelemetrySample, receivedAt: string): RunTelemetry
   return { ...base, kind: "heartbeat", group_id: sample.group_id, stage_attempt: sample.stage_attempt, ...NO_HOST, ...sample.heartbeat };
 }
 
-export const runTelemetrySink: TableSink<RunTelemetryRow> = {
-  table: "flowmeter.run_telemetry",
+export const runTelemetryTable: RawTable<RunTelemetryRow> = {
+  name: "flowmeter.run_telemetry",
   label: "run_telemetry",
   hasViews: false,
   columns: COLUMNS,

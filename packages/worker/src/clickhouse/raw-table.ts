@@ -8,10 +8,10 @@ import type { ClickHouseClient } from "@clickhouse/client";
 /** Every raw table the worker writes, as its metrics label. */
 export const TABLE_LABELS = ["cli_invocations", "run_events", "run_telemetry", "run_logs", "ingestion_warnings"] as const;
 
-/** A sink whatever its row type: what the lookup and the journal's repair need. */
-export interface SinkShape {
+/** A table whatever its row type: what the lookup and the journal's repair need. */
+export interface RawTableShape {
   /** Fully qualified, e.g. flowmeter.cli_invocations. */
-  table: string;
+  name: string;
   /** The table's name as a metrics label. */
   label: (typeof TABLE_LABELS)[number];
   columns: readonly string[];
@@ -20,14 +20,14 @@ export interface SinkShape {
   hasViews: boolean;
 }
 
-export interface TableSink<Row extends object> extends SinkShape {
+export interface RawTable<Row extends object> extends RawTableShape {
   columns: readonly (keyof Row & string)[];
   identity: readonly { column: keyof Row & string; type: string }[];
 }
 
 /** A row's identity as one printable string: its identity columns' values as ClickHouse prints them, in a JSON array. */
-export function identityOf<Row extends object>(sink: TableSink<Row>, row: Row): string {
-  return JSON.stringify(sink.identity.map(({ column }) => String(row[column])));
+export function identityOf<Row extends object>(table: RawTable<Row>, row: Row): string {
+  return JSON.stringify(table.identity.map(({ column }) => String(row[column])));
 }
 
 /**
@@ -36,13 +36,13 @@ export function identityOf<Row extends object>(sink: TableSink<Row>, row: Row): 
  * of keys, and the lookup follows the sort key (or the table's bloom filter index), so its cost follows the keys,
  * not the table.
  */
-function whereIdentityIn(sink: SinkShape, keys: string): string {
+function whereIdentityIn(table: RawTableShape, keys: string): string {
   const literal = keys.replaceAll("\\", "\\\\").replaceAll("'", "\\'");
-  const schema = sink.identity
+  const schema = table.identity
     .map(({ column, type }) => `${column} ${type}`)
     .join(", ")
     .replaceAll("'", "\\'");
-  const tuple = sink.identity.map(({ column }) => column).join(", ");
+  const tuple = table.identity.map(({ column }) => column).join(", ");
   return `WHERE (${tuple}) IN (SELECT ${tuple} FROM format(JSONCompactEachRow, '${schema}', '${literal}'))`;
 }
 
@@ -50,12 +50,12 @@ function whereIdentityIn(sink: SinkShape, keys: string): string {
 const LONG_QUERIES = { max_query_size: "268435456" };
 
 /** The identities among `rows` that are already stored. */
-export async function findStoredIdentities<Row extends object>(client: ClickHouseClient, sink: TableSink<Row>, rows: readonly Row[]): Promise<Set<string>> {
+export async function findStoredIdentities<Row extends object>(client: ClickHouseClient, table: RawTable<Row>, rows: readonly Row[]): Promise<Set<string>> {
   if (rows.length === 0) return new Set();
-  const names = sink.identity.map(({ column }) => column);
+  const names = table.identity.map(({ column }) => column);
   const keys = rows.map((row) => JSON.stringify(names.map((name) => row[name]))).join("\n");
   const result = await client.query({
-    query: `SELECT ${names.join(", ")} FROM ${sink.table} ${whereIdentityIn(sink, keys)}`,
+    query: `SELECT ${names.join(", ")} FROM ${table.name} ${whereIdentityIn(table, keys)}`,
     format: "JSONCompactEachRow",
     clickhouse_settings: LONG_QUERIES,
   });
@@ -63,10 +63,10 @@ export async function findStoredIdentities<Row extends object>(client: ClickHous
   return new Set(stored.map((values) => JSON.stringify(values.map(String))));
 }
 
-/** The stored rows with these identities (identityOf() strings), as JSONCompactEachRow in `sink.columns` order. */
-export async function readBackRows(client: ClickHouseClient, sink: SinkShape, identities: readonly string[]): Promise<Buffer> {
+/** The stored rows with these identities (identityOf() strings), as JSONCompactEachRow in `table.columns` order. */
+export async function readBackRows(client: ClickHouseClient, table: RawTableShape, identities: readonly string[]): Promise<Buffer> {
   const result = await client.query({
-    query: `SELECT ${sink.columns.join(", ")} FROM ${sink.table} ${whereIdentityIn(sink, identities.join("\n"))} LIMIT 1 BY ${sink.identity.map(({ column }) => column).join(", ")}`,
+    query: `SELECT ${table.columns.join(", ")} FROM ${table.name} ${whereIdentityIn(table, identities.join("\n"))} LIMIT 1 BY ${table.identity.map(({ column }) => column).join(", ")}`,
     format: "JSONCompactEachRow",
     clickhouse_settings: LONG_QUERIES,
   });
