@@ -25,7 +25,8 @@ import {
   CLI_INVOCATION_COLUMNS,
   createClickHouse,
   createWorkerMetrics,
-  insertJsonRows,
+  insertBlockThroughClient,
+  toBlock,
   migrate,
   toClickHouseTime,
   toRow,
@@ -664,11 +665,13 @@ describe("Grafana dashboards: ClickHouse queries on chDB", () => {
         childEntry("parent-id", { workflowName, driverKey, driver, stepName, status, durationMs, startedAt: new Date(now - (45 - index * 4) * MINUTE) }),
       );
     });
-    await insertJsonRows(
+    await insertBlockThroughClient(
       clickhouse,
-      "flowmeter.cli_invocations",
-      CLI_INVOCATION_COLUMNS,
-      entries.map((entry) => toRow(entry, receivedAt)),
+      toBlock(
+        "flowmeter.cli_invocations",
+        CLI_INVOCATION_COLUMNS,
+        entries.map((entry) => toRow(entry, receivedAt)),
+      ),
     );
 
     // Runner events: a run with a retried stage, a failed run with a skipped stage, a run still going.

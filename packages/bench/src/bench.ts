@@ -447,11 +447,9 @@ export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
   await ceiling.rows("TRUNCATE TABLE flowmeter.cli_invocations");
   ceilingStarted = performance.now();
   for (let offset = 0; offset < rows.length; offset += 50_000)
-    await workerPackage.insertJsonRows(
+    await workerPackage.insertBlockThroughClient(
       ceiling.clickhouse,
-      "flowmeter.cli_invocations",
-      workerPackage.CLI_INVOCATION_COLUMNS,
-      rows.slice(offset, offset + 50_000),
+      workerPackage.toBlock("flowmeter.cli_invocations", workerPackage.CLI_INVOCATION_COLUMNS, rows.slice(offset, offset + 50_000)),
     );
   const clientCeilingPerSecond = rows.length / ((performance.now() - ceilingStarted) / 1000);
   await ceiling.close();

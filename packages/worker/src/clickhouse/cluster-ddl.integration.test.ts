@@ -21,7 +21,7 @@ import { MigrationError, migrate, readMigrations } from "./migrate.js";
 import { applyRetention } from "./retention.js";
 import { findStoredIdentities, identityOf, readBackRows } from "./raw-table.js";
 import { COLUMNS, cliInvocationsTable, toRow } from "./tables/cli-invocations.table.js";
-import { toClickHouseTime } from "./insert-json-rows.js";
+import { toClickHouseTime } from "./clickhouse-time.js";
 
 const CLUSTER = "flowmeter";
 const logger = createLogger("test", "error");

@@ -6,7 +6,7 @@ import { EnvReader, createLogger } from "@flowmeter/platform";
 import { tempDir } from "@flowmeter/test-utils";
 import { parseWorkerConfig } from "../config.js";
 import { createClickHouse } from "./client.js";
-import { insertJsonRows } from "./insert-json-rows.js";
+import { insertBlockThroughClient, toBlock } from "./block-writer.js";
 import { MigrationError, migrate } from "./migrate.js";
 import { applyRetention, readRetentionConfig } from "./retention.js";
 import { COLUMNS } from "./tables/cli-invocations.table.js";
@@ -65,9 +65,9 @@ describe("migrations on chDB", () => {
     await clickhouse.command({
       query: "CREATE TABLE IF NOT EXISTS flowmeter.hazard_probe (id String) ENGINE = MergeTree ORDER BY id SETTINGS non_replicated_deduplication_window = 100",
     });
-    await insertJsonRows(clickhouse, "flowmeter.hazard_probe", ["id"], [{ id: "a" }]);
-    await insertJsonRows(clickhouse, "flowmeter.hazard_probe", ["id"], [{ id: "b" }]);
-    await insertJsonRows(clickhouse, "flowmeter.hazard_probe", ["id"], [{ id: "a" }]);
+    await insertBlockThroughClient(clickhouse, toBlock("flowmeter.hazard_probe", ["id"], [{ id: "a" }]));
+    await insertBlockThroughClient(clickhouse, toBlock("flowmeter.hazard_probe", ["id"], [{ id: "b" }]));
+    await insertBlockThroughClient(clickhouse, toBlock("flowmeter.hazard_probe", ["id"], [{ id: "a" }]));
     await clickhouse.insert({ table: "flowmeter.hazard_probe", values: [{ id: "c" }], format: "JSONEachRow" });
     await clickhouse.insert({ table: "flowmeter.hazard_probe", values: [{ id: "d" }], format: "JSONEachRow" });
     const ids = await rows<{ id: string }>("SELECT id FROM flowmeter.hazard_probe ORDER BY id");

@@ -12,7 +12,7 @@ import type { Logger } from "@flowmeter/platform";
 import { insertBlockThroughClient, toBlock } from "./block-writer.js";
 import { createClusterRenderer } from "./cluster-ddl.js";
 import { ClusterRenderError } from "./cluster-names.js";
-import { toClickHouseTime } from "./insert-json-rows.js";
+import { toClickHouseTime } from "./clickhouse-time.js";
 
 export class MigrationError extends Error {
   override readonly name = "MigrationError";

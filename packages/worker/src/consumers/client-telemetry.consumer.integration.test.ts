@@ -14,9 +14,9 @@ import {
   testRedisUrl,
   waitFor,
 } from "@flowmeter/test-utils";
-import { toClickHouseTime } from "../clickhouse/insert-json-rows.js";
+import { toClickHouseTime } from "../clickhouse/clickhouse-time.js";
 import * as worker from "../index.js";
-import { insertJsonRows } from "../clickhouse/insert-json-rows.js";
+import { insertBlockThroughClient, toBlock } from "../clickhouse/block-writer.js";
 import { cliInvocationsTable, toRow } from "../clickhouse/tables/cli-invocations.table.js";
 import { parseWorkerConfig } from "../config.js";
 import { createWorkerMetrics } from "../metrics.js";
@@ -218,11 +218,13 @@ describe("client telemetry consumer (real Redis, chDB)", () => {
     });
     // The first delivery wrote its rows, but the worker died before acknowledging: write them directly,
     // then deliver the same entries again as the retried job would.
-    await insertJsonRows(
+    await insertBlockThroughClient(
       database.clickhouse,
-      cliInvocationsTable.name,
-      cliInvocationsTable.columns,
-      entries.slice(0, 30).map((entry) => toRow(entry, toClickHouseTime(Date.now()))),
+      toBlock(
+        cliInvocationsTable.name,
+        cliInvocationsTable.columns,
+        entries.slice(0, 30).map((entry) => toRow(entry, toClickHouseTime(Date.now()))),
+      ),
     );
     await enqueue(entries);
     expect(await countRaw(`command = '${command}'`)).toBe(50);

@@ -5,7 +5,7 @@
 import type { Redis } from "ioredis";
 import { errorMessage } from "@flowmeter/platform";
 import { JOB_CATALOG, entryId, warningExcerpt, type ClientTelemetryJob } from "@flowmeter/shared";
-import { toClickHouseTime } from "../clickhouse/insert-json-rows.js";
+import { toClickHouseTime } from "../clickhouse/clickhouse-time.js";
 import { isRowRefusal } from "../clickhouse/row-refusal.js";
 import { cliInvocationsTable, toRow, type CliInvocationRow } from "../clickhouse/tables/cli-invocations.table.js";
 import { ingestionWarningsTable, toRow as toWarningRow, type IngestionWarningRow } from "../clickhouse/tables/ingestion-warnings.table.js";

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Registry } from "prom-client";
 import { createLogger } from "@flowmeter/platform";
 import { openScratchDatabase, type ScratchDatabase, waitFor } from "@flowmeter/test-utils";
-import { insertJsonRows } from "../clickhouse/insert-json-rows.js";
+import { insertBlockThroughClient, toBlock } from "../clickhouse/block-writer.js";
 import * as worker from "../index.js";
 import { createEmbeddedQueryEngine, type QueryEngine, type QueryLimits } from "../query/query-engine.js";
 import { createWorkerHttpServer } from "./server.js";
@@ -84,7 +84,7 @@ describe("worker /query security", () => {
   it("answers read-only statements over flowmeter tables, unqualified names included, and sees later inserts", async () => {
     expect(await query("SELECT count() FROM flowmeter.query_probe")).toMatchObject({ status: 200, body: "0" });
     expect(await query("SHOW TABLES FROM flowmeter LIKE 'query_probe'")).toMatchObject({ status: 200, body: "query_probe" });
-    await insertJsonRows(database.clickhouse, "flowmeter.query_probe", ["id"], [{ id: "a" }]);
+    await insertBlockThroughClient(database.clickhouse, toBlock("flowmeter.query_probe", ["id"], [{ id: "a" }]));
     expect(await query("SELECT id FROM query_probe -- a comment; DROP TABLE x")).toMatchObject({ status: 200, body: "a" });
     expect(await query("WITH q AS (SELECT id FROM query_probe) SELECT count() FROM q;")).toMatchObject({ status: 200, body: "1" });
     expect(await query("SELECT id FROM query_probe FORMAT Vertical")).toMatchObject({ status: 200, body: "Row 1:\n──────\nid: a" });

@@ -1,6 +1,6 @@
 /** flowmeter.cli_invocations: one row per accepted cli_invocation entry (migration 0001). */
 import { CliInvocationEventSchema, REPAIRS_KEY, entryDriver, entryId, type CliInvocationEvent, type EntryRepairs } from "@flowmeter/shared";
-import { isoToClickHouseTime } from "../insert-json-rows.js";
+import { isoToClickHouseTime } from "../clickhouse-time.js";
 import type { RawTable } from "../raw-table.js";
 
 export const TABLE = "flowmeter.cli_invocations";

@@ -1,16 +1,3 @@
-import type { ClickHouseClient } from "@clickhouse/client";
-import { insertBlockThroughClient, toBlock } from "./block-writer.js";
-
-/** Rows inserted as one deduplicated block through the client (tests and fixtures; the worker uses a BlockWriter). */
-export async function insertJsonRows<Row extends object>(
-  client: ClickHouseClient,
-  table: string,
-  columns: readonly (keyof Row & string)[],
-  rows: readonly Row[],
-): Promise<void> {
-  await insertBlockThroughClient(client, toBlock(table, columns, rows));
-}
-
 /** ClickHouse DateTime64 text ('2026-05-09 12:00:01.000'), always UTC. */
 export function toClickHouseTime(epochMs: number): string {
   return new Date(epochMs).toISOString().replace("T", " ").replace("Z", "");
