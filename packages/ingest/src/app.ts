@@ -1,4 +1,13 @@
-import { browserRequestRefusal, createErrorHandler, errorMessage, methodNotAllowed, redisAnswers, type Logger } from "@flowmeter/platform";
+import {
+  browserRequestRefusal,
+  createErrorHandler,
+  errorMessage,
+  methodNotAllowed,
+  notFound,
+  redisAnswers,
+  serveMetrics,
+  type Logger,
+} from "@flowmeter/platform";
 import { ApiError } from "@flowmeter/shared";
 import type { IncomingMessage, RequestListener, ServerResponse } from "node:http";
 import express, { type NextFunction, type Request, type Response } from "express";
@@ -168,17 +177,9 @@ export function createIngestApp({ config, queue, redis, logger, spool }: IngestA
     })
     .all(methodNotAllowed("GET, HEAD"));
 
-  app
-    .route("/metrics")
-    .get(async function serveMetrics(_req: Request, res: Response) {
-      const text = await metrics.registry.metrics();
-      res.set("Content-Type", metrics.registry.contentType).send(text);
-    })
-    .all(methodNotAllowed("GET, HEAD"));
+  app.route("/metrics").get(serveMetrics(metrics.registry)).all(methodNotAllowed("GET, HEAD"));
 
-  app.use(function notFound(req: Request) {
-    throw new ApiError("NOT_FOUND", `no route ${req.method} ${req.path.slice(0, 200)}`);
-  });
+  app.use(notFound);
   app.use(errorHandler);
 
   function serve(req: IncomingMessage, res: ServerResponse): void {

@@ -117,3 +117,16 @@ export function methodNotAllowed(allow: string) {
     throw new MethodNotAllowedError(req.method, req.path, allow);
   };
 }
+
+/** The last handler of an app: a route nobody serves is 404 NOT_FOUND, with the error body. */
+export function notFound(req: { method: string; path: string }): never {
+  throw new ApiError("NOT_FOUND", `no route ${req.method} ${req.path.slice(0, 200)}`);
+}
+
+/** `GET /metrics`: a prom-client registry's text, with its content type. */
+export function serveMetrics(registry: { metrics(): Promise<string>; contentType: string }) {
+  return async function metricsText(_req: unknown, res: { set(name: string, value: string): { send(body: string): unknown } }): Promise<void> {
+    const text = await registry.metrics();
+    res.set("Content-Type", registry.contentType).send(text);
+  };
+}

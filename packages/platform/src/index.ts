@@ -3,7 +3,7 @@ export { browserRequestRefusal, type RequestHeaders } from "./browser-guard.js";
 export { ConfigError, DEFAULT_REDIS_URL, EnvReader, isLoopbackHost, readDataDir, readRedisConfig, type EnvSource, type RedisConfig } from "./config.js";
 export { createLogger, createRepeatThrottle, errorMessage, type LogFields, type Logger, type LogLevel } from "./logger.js";
 export { createRedis, redisAnswers, redisAnswersAt } from "./redis.js";
-export { MethodNotAllowedError, createErrorHandler, methodNotAllowed, toErrorResponse, type ErrorResponse } from "./http-errors.js";
+export { MethodNotAllowedError, createErrorHandler, methodNotAllowed, notFound, serveMetrics, toErrorResponse, type ErrorResponse } from "./http-errors.js";
 export { bearerToken, createSecretMatcher } from "./secrets.js";
 export { SpoolFile, type SpoolFileOptions } from "./spool-file.js";
 export { uuidV7 } from "./uuid-v7.js";

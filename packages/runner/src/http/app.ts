@@ -1,10 +1,9 @@
 /**
  * The runner's HTTP server: the run API (`/v1/runs…`, docs/spec.md §5, in run-routes.ts), `GET /v1/health`, `GET /metrics`
  * and `GET /v1/openapi.json`. Every error, unknown routes and wrong methods included, is the shared
- * `{code, message, retryable}` body (createErrorHandler from @flowmeter/shared), never HTML.
+ * `{code, message, retryable}` body (createErrorHandler from @flowmeter/platform), never HTML.
  */
-import { browserRequestRefusal, createErrorHandler, methodNotAllowed, type Logger } from "@flowmeter/platform";
-import { ApiError } from "@flowmeter/shared";
+import { browserRequestRefusal, createErrorHandler, methodNotAllowed, notFound, serveMetrics, type Logger } from "@flowmeter/platform";
 import express, { type Express, type Request, type Response } from "express";
 import type { RunnerMetrics } from "../metrics.js";
 import { OPENAPI_DOCUMENT } from "./openapi.js";
@@ -56,19 +55,11 @@ export function createRunnerApp({ metrics, health, logger, listenHost, runs }: R
     })
     .all(methodNotAllowed("GET, HEAD"));
 
-  app
-    .route("/metrics")
-    .get(async function serveMetrics(_req: Request, res: Response) {
-      const text = await metrics.registry.metrics();
-      res.set("Content-Type", metrics.registry.contentType).send(text);
-    })
-    .all(methodNotAllowed("GET, HEAD"));
+  app.route("/metrics").get(serveMetrics(metrics.registry)).all(methodNotAllowed("GET, HEAD"));
 
   app.use(createRunRoutes(runs));
 
-  app.use(function notFound(req: Request) {
-    throw new ApiError("NOT_FOUND", `no route ${req.method} ${req.path.slice(0, 200)}`);
-  });
+  app.use(notFound);
   app.use(createErrorHandler(logger));
   return app;
 }
