@@ -801,7 +801,45 @@ describe("Grafana dashboards: ClickHouse queries on chDB", () => {
     });
   }
 
-  /** Picked columns as numbers (64-bit integers may come back quoted, depending on the output settings). */
+  it("every panel and variable reads only what the grafana user is granted (infra/clickhouse/users.d/users.xml)", async () => {
+    const usersXml = readFileSync(join(INFRA_DIR, "clickhouse/users.d/users.xml"), "utf8");
+    const grafanaBlock = /<grafana>([\s\S]*?)<\/grafana>/.exec(usersXml)?.[1] ?? "";
+    const grants = [...grafanaBlock.matchAll(/<query>GRANT SELECT ON ([\w.*]+)<\/query>/g)].map((match) => match[1] ?? "");
+    expect(grants).toContain("flowmeter.*");
+    const granted = (table: string) => grants.some((grant) => grant === table || (grant.endsWith(".*") && table.startsWith(grant.slice(0, -1))));
+    // What a query reads, from its plan: ReadFromMergeTree (db.table) for tables (views resolve to theirs), ReadFromSystemX
+    // for system.x (LazilyReadFromMergeTree reads on from the table its ReadFromMergeTree names).
+    const readsOf = (plan: string): string[] =>
+      [...plan.matchAll(/\bReadFrom(\w+)(?: \(([\w.]+)\))?/g)].flatMap(([, kind = "", table]) => {
+        if (kind === "MergeTree" && table !== undefined) return [table];
+        if (kind.startsWith("System")) return [`system.${kind.slice("System".length).replace(/^./, (first) => first.toLowerCase())}`];
+        return kind === "PreparedSource" || kind === "StorageSnapshot" ? [] : [`${kind}${table === undefined ? "" : ` (${table})`}`];
+      });
+    const refused: string[] = [];
+    let reads = 0;
+    for (const { dashboard } of dashboards) {
+      const variables = await resolveVariables(dashboard, "all");
+      const queries = [
+        ...dashboard.templating.list.map((variable) => ({ what: `$${variable.name}`, sql: variable.query, intervalSeconds: 20 })),
+        ...panelsOf(dashboard, CLICKHOUSE_TYPE).map((panel) => ({
+          what: panel.title,
+          sql: panel.targets?.[0]?.rawSql ?? "",
+          intervalSeconds: Math.max(durationSeconds(panel.interval), 20),
+        })),
+      ];
+      for (const { what, sql, intervalSeconds } of queries) {
+        const expanded = expandQuery(sql, variables, { ...range, intervalSeconds });
+        const plan = (await run(`EXPLAIN PLAN ${expanded}`)).data.map((row) => String(Object.values(row)[0])).join("\n");
+        for (const table of readsOf(plan)) {
+          reads += 1;
+          if (!granted(table)) refused.push(`${dashboard.uid} / ${what}: ${table}`);
+        }
+      }
+    }
+    expect(reads).toBeGreaterThan(20);
+    expect(refused).toEqual([]);
+  });
+
   function numbers(row: Record<string, unknown> | undefined, columns: string[]): Record<string, number> {
     return Object.fromEntries(columns.map((column) => [column, Number(row?.[column])]));
   }
