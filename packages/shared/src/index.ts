@@ -77,3 +77,4 @@ export {
   type TerminalReason,
   type TerminalRunState,
 } from "./run-api.js";
+export { HOST_SAMPLE_SCHEMA, RUN_EVENT_SCHEMA, RUN_POLICY_SCHEMA, STAGE_LOG_LINE_SCHEMA, STEP_HEARTBEAT_SCHEMA } from "./run-schemas.js";

@@ -4,6 +4,7 @@
  */
 import { Ajv } from "ajv";
 import type { JobsOptions } from "bullmq";
+import { HOST_SAMPLE_SCHEMA, RUN_EVENT_SCHEMA, RUN_POLICY_SCHEMA, STAGE_LOG_LINE_SCHEMA, STEP_HEARTBEAT_SCHEMA } from "./run-schemas.js";
 import type { CliInvocationEvent } from "./telemetry.js";
 
 /** One repaired or refused entry, a row of flowmeter.ingestion_warnings (written by the worker with the entries). */
@@ -119,9 +120,9 @@ const PAYLOAD_SCHEMAS = {
     type: "object",
     required: ["events", "samples", "producedAtMs"],
     properties: {
-      events: { type: "array", items: { type: "object", required: ["event_id", "run_id", "seq", "event_type"] } },
-      samples: { type: "array", items: { type: "object", required: ["run_id", "attempt_id", "seq", "kind"] } },
-      logs: { type: "array", items: { type: "object", required: ["run_id", "attempt_id", "seq", "stage_name", "stream", "line"] } },
+      events: { type: "array", items: RUN_EVENT_SCHEMA },
+      samples: { type: "array", items: { oneOf: [HOST_SAMPLE_SCHEMA, STEP_HEARTBEAT_SCHEMA] } },
+      logs: { type: "array", items: STAGE_LOG_LINE_SCHEMA },
       producedAtMs: { type: "number" },
     },
   },
@@ -132,7 +133,7 @@ const PAYLOAD_SCHEMAS = {
       run_id: { type: "string", minLength: 1 },
       workflow: { type: "object" },
       concurrency: { type: "integer" },
-      policy: { type: "object" },
+      policy: RUN_POLICY_SCHEMA,
       submittedAtMs: { type: "number" },
     },
   },

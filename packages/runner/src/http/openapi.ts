@@ -7,23 +7,19 @@
  */
 import {
   ERROR_CODES,
-  MAX_LOG_LINE_BYTES,
+  HOST_SAMPLE_SCHEMA,
   MAX_LOG_LINES_PER_ATTEMPT,
   RUN_EVENT_TYPES,
   RUN_EVENT_V2_NAMES,
   RUN_FAILED_REASONS,
-  RUN_POLICY_LIMITS,
+  RUN_EVENT_SCHEMA,
+  RUN_POLICY_SCHEMA,
   RUN_STATES,
+  STAGE_LOG_LINE_SCHEMA,
   STAGE_STATUSES,
+  STEP_HEARTBEAT_SCHEMA,
 } from "@flowmeter/shared";
 import { EVENTS_LIMIT, LIST_LIMIT, LOGS_LIMIT, MAX_CANCEL_REASON_CHARS, MAX_REQUEST_BODY_BYTES, TELEMETRY_LIMIT } from "./api-limits.js";
-
-const policyField = (key: keyof typeof RUN_POLICY_LIMITS, description: string) => ({
-  type: "integer",
-  minimum: RUN_POLICY_LIMITS[key].min,
-  maximum: RUN_POLICY_LIMITS[key].max,
-  description,
-});
 
 const json = (schema: object) => ({ "application/json": { schema } });
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
@@ -79,6 +75,18 @@ export const OPENAPI_DOCUMENT = {
       Unavailable: errorResponse("UNAVAILABLE (503, Redis away; retryable, Retry-After) or INTERNAL_ERROR (500)"),
     },
     schemas: {
+      RunPolicy: RUN_POLICY_SCHEMA,
+      RunEvent: {
+        ...RUN_EVENT_SCHEMA,
+        properties: {
+          ...RUN_EVENT_SCHEMA.properties,
+          timestamp: dateTime,
+          event_type: { ...ref("EventType"), description: "Dotted name; the PascalCase one with api_version=v2." },
+        },
+      },
+      HostSample: HOST_SAMPLE_SCHEMA,
+      StepHeartbeat: STEP_HEARTBEAT_SCHEMA,
+      StageLogLine: STAGE_LOG_LINE_SCHEMA,
       Error: {
         type: "object",
         additionalProperties: false,
@@ -188,20 +196,6 @@ export const OPENAPI_DOCUMENT = {
           policy: ref("RunPolicy"),
         },
       },
-      RunPolicy: {
-        type: "object",
-        additionalProperties: false,
-        description: "How the run executes: a limit for the whole run and defaults for stages that set none (as void-box's run policy).",
-        properties: {
-          run_timeout_secs: policyField(
-            "run_timeout_secs",
-            "From when a runner starts the run: past it, running stages are stopped (stage.failed, timed_out), the others skipped, and the run fails with terminal_reason run_timed_out.",
-          ),
-          stage_timeout_secs: policyField("stage_timeout_secs", "Timeout of each attempt of a stage without its own timeout_secs."),
-          stage_retries: policyField("stage_retries", "Retries of a stage without its own retries."),
-          kill_grace_secs: policyField("kill_grace_secs", "SIGTERM to SIGKILL delay when a stage is stopped; default the runner's RUNNER_STAGE_KILL_GRACE_MS."),
-        },
-      },
       CreateRunResponse: {
         type: "object",
         additionalProperties: false,
@@ -214,39 +208,6 @@ export const OPENAPI_DOCUMENT = {
         properties: { reason: { type: "string", minLength: 1, maxLength: MAX_CANCEL_REASON_CHARS } },
       },
       EventType: { type: "string", enum: [...RUN_EVENT_TYPES, ...Object.values(RUN_EVENT_V2_NAMES)] },
-      RunEvent: {
-        type: "object",
-        required: [
-          "event_id",
-          "run_id",
-          "attempt_id",
-          "seq",
-          "ts_ms",
-          "timestamp",
-          "level",
-          "event_type",
-          "event_type_v2",
-          "message",
-          "stage_name",
-          "group_id",
-          "payload",
-        ],
-        properties: {
-          event_id: { type: "string", description: "UUID v7; the from_event_id cursor." },
-          run_id: { type: "string" },
-          attempt_id: { type: "string" },
-          seq: { type: "integer", minimum: 0 },
-          ts_ms: { type: "integer" },
-          timestamp: dateTime,
-          level: { type: "string", enum: ["info", "warn", "error"] },
-          event_type: { ...ref("EventType"), description: "Dotted name; the PascalCase one with api_version=v2." },
-          event_type_v2: { type: "string", enum: Object.values(RUN_EVENT_V2_NAMES) },
-          message: { type: "string" },
-          stage_name: nullable("string"),
-          group_id: nullable("string"),
-          payload: { type: "object", description: "Per event type, see docs/spec.md §3." },
-        },
-      },
       RunEventsPage: {
         type: "object",
         additionalProperties: false,
@@ -281,67 +242,6 @@ export const OPENAPI_DOCUMENT = {
         required: ["run_id", "attempt_id", "state", "stages"],
         properties: { run_id: { type: "string" }, attempt_id: { type: "string" }, state: ref("RunState"), stages: { type: "array", items: ref("StageView") } },
       },
-      HostSample: {
-        type: "object",
-        required: ["kind", "run_id", "attempt_id", "seq", "timestamp_ms", "stage_name", "host"],
-        properties: {
-          kind: { const: "host" },
-          run_id: { type: "string" },
-          attempt_id: { type: "string" },
-          seq: { type: "integer", minimum: 1 },
-          timestamp_ms: { type: "integer" },
-          stage_name: { type: "string", description: "The running stages, comma-separated; empty when none runs." },
-          host: {
-            type: "object",
-            required: ["rss_bytes", "cpu_percent", "io_read_bytes", "io_write_bytes"],
-            properties: {
-              rss_bytes: { type: "integer", minimum: 0 },
-              cpu_percent: { type: "number", minimum: 0 },
-              io_read_bytes: { type: "integer", minimum: 0 },
-              io_write_bytes: { type: "integer", minimum: 0 },
-            },
-          },
-        },
-      },
-      StepHeartbeat: {
-        type: "object",
-        required: ["kind", "run_id", "attempt_id", "seq", "timestamp_ms", "stage_name", "group_id", "stage_attempt", "heartbeat"],
-        properties: {
-          kind: { const: "heartbeat" },
-          run_id: { type: "string" },
-          attempt_id: { type: "string" },
-          seq: { type: "integer", minimum: 1 },
-          timestamp_ms: { type: "integer" },
-          stage_name: { type: "string" },
-          group_id: { type: "string" },
-          stage_attempt: { type: "integer", minimum: 1 },
-          heartbeat: {
-            type: "object",
-            required: [
-              "elapsed_secs",
-              "stdout_bytes",
-              "stderr_bytes",
-              "stdout_delta_bytes",
-              "stderr_delta_bytes",
-              "stagnant_heartbeats",
-              "pid",
-              "pid_alive",
-              "output_state",
-            ],
-            properties: {
-              elapsed_secs: { type: "number", minimum: 0 },
-              stdout_bytes: { type: "integer", minimum: 0 },
-              stderr_bytes: { type: "integer", minimum: 0 },
-              stdout_delta_bytes: { type: "integer", minimum: 0 },
-              stderr_delta_bytes: { type: "integer", minimum: 0 },
-              stagnant_heartbeats: { type: "integer", minimum: 0 },
-              pid: nullable("integer"),
-              pid_alive: { type: "boolean" },
-              output_state: { type: "string", enum: ["active", "quiet", "stagnant"] },
-            },
-          },
-        },
-      },
       RunTelemetry: {
         type: "object",
         additionalProperties: false,
@@ -351,22 +251,6 @@ export const OPENAPI_DOCUMENT = {
           attempt_id: { type: "string" },
           next_seq: { type: "integer", minimum: 0, description: "Pass as from_seq to read on." },
           samples: { type: "array", items: { oneOf: [ref("HostSample"), ref("StepHeartbeat")] } },
-        },
-      },
-      StageLogLine: {
-        type: "object",
-        additionalProperties: false,
-        required: ["run_id", "attempt_id", "seq", "timestamp_ms", "stage_name", "stage_attempt", "stream", "line", "truncated"],
-        properties: {
-          run_id: { type: "string" },
-          attempt_id: { type: "string" },
-          seq: { type: "integer", minimum: 1, description: "1-based per run, in the order the runner read the lines." },
-          timestamp_ms: { type: "integer" },
-          stage_name: { type: "string" },
-          stage_attempt: { type: "integer", minimum: 1 },
-          stream: { type: "string", enum: ["stdout", "stderr"] },
-          line: { type: "string", description: `Without its newline; cut at ${MAX_LOG_LINE_BYTES} bytes.` },
-          truncated: { type: "boolean", description: "The line was longer and was cut." },
         },
       },
       RunLogs: {

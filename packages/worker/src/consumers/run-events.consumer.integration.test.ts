@@ -181,4 +181,21 @@ describe("run events consumer (real Redis, chDB)", () => {
     );
     expect([Number(stage?.count), Number(stage?.retries), stage?.status, stage?.driver]).toEqual([1, 1, "succeeded", "shell"]);
   });
+
+  it("sends a job whose log line or event breaks the shared schema to the failed set at once, without writing any of it", async () => {
+    const runId = randomUUID();
+    const [started] = stageEvents(runId, `wf-${runId}`);
+    const line = { run_id: runId, attempt_id: "a", seq: 1, timestamp_ms: Date.now(), stage_name: "a", stage_attempt: 1, stream: "stdout", line: "x" };
+    const added = await queue.add(
+      JOB_CATALOG.runEvents.jobName,
+      { events: started === undefined ? [] : [started], samples: [], logs: [line as unknown as StageLogLine], producedAtMs: Date.now() },
+      JOB_CATALOG.runEvents.options,
+    );
+    await waitFor(async () => ((await queue.getJobState(added.id ?? "")) === "failed" ? true : undefined), { what: "the malformed job failed" });
+    const failed = await queue.getJob(added.id ?? "");
+    expect([failed?.attemptsMade, failed?.failedReason]).toEqual([1, "runEvents payload/logs/0 must have required property 'truncated'"]);
+    const [stored] = await rows<{ n: string }>(`SELECT count() AS n FROM flowmeter.run_events WHERE run_id = '${runId}'`);
+    expect(Number(stored?.n)).toBe(0);
+    await failed?.remove();
+  });
 });
