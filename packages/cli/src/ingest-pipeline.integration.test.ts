@@ -137,13 +137,19 @@ describe("ingest to ClickHouse, through bad entries and a Redis outage", () => {
 
     expect(statuses.filter((status) => status !== 202)).toEqual([]);
     const acked = statuses.length;
-    await waitFor(
-      async () => {
-        const [row] = await database.rows<{ n: string }>(`SELECT count() AS n FROM flowmeter.cli_invocations FINAL WHERE command = '${command}'`);
-        return Number(row?.n) === acked ? true : undefined;
-      },
-      { timeoutMs: 60_000, what: `all ${acked} acknowledged entries in cli_invocations` },
-    );
+    // Raw rows first, then the rollup: a block's raw part is visible a moment before the parts of the views under it.
+    for (const [what, sql] of [
+      ["cli_invocations", `SELECT count() AS n FROM flowmeter.cli_invocations FINAL WHERE command = '${command}'`],
+      ["command_stats", `SELECT sum(count) AS n FROM flowmeter.command_stats WHERE command = '${command}'`],
+    ] as const) {
+      await waitFor(
+        async () => {
+          const [row] = await database.rows<{ n: string }>(sql);
+          return Number(row?.n) >= acked ? true : undefined;
+        },
+        { timeoutMs: 60_000, what: `all ${acked} acknowledged entries in ${what}` },
+      );
+    }
     const [raw] = await database.rows<{ n: string }>(`SELECT count() AS n FROM flowmeter.cli_invocations WHERE command = '${command}'`);
     const [rollup] = await database.rows<{ n: string }>(`SELECT sum(count) AS n FROM flowmeter.command_stats WHERE command = '${command}'`);
     expect(Number(raw?.n)).toBe(acked);
