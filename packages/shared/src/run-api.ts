@@ -15,8 +15,8 @@ export function isTerminalRunState(state: string): state is TerminalRunState {
   return (TERMINAL_RUN_STATES as readonly string[]).includes(state);
 }
 
-/** completed (succeeded), cancelled, or why it failed. */
-export type TerminalReason = "completed" | "cancelled" | RunFailedReason | "failed";
+/** Why a run ended: succeeded and cancelled as its state says, or why it failed (one name per outcome: the state's). */
+export type TerminalReason = "succeeded" | "cancelled" | RunFailedReason | "failed";
 
 /** `?api_version=`: v2 answers PascalCase event types (RUN_EVENT_V2_NAMES) wherever an event type appears. */
 export type ApiVersion = "v1" | "v2";

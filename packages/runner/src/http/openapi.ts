@@ -127,7 +127,7 @@ export const OPENAPI_DOCUMENT = {
           lease_expires_at: { ...nullableDateTime, description: "Past this, a running run is failed with terminal_reason runner_restarted." },
           terminal_reason: {
             type: ["string", "null"],
-            enum: ["completed", "cancelled", "failed", ...RUN_FAILED_REASONS, null],
+            enum: ["succeeded", "cancelled", "failed", ...RUN_FAILED_REASONS, null],
           },
           error: nullable("string"),
           cancel_reason: nullable("string"),

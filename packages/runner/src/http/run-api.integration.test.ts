@@ -280,7 +280,7 @@ describe("run API (real Redis, real runner)", () => {
       attempt_id: created.body.attempt_id,
       state: "succeeded",
       workflow: "inline",
-      terminal_reason: "completed",
+      terminal_reason: "succeeded",
       runner_id: runner.runnerId,
       error: null,
     });

@@ -28,7 +28,7 @@ export function eventScriptArgs(event: RunEvent): string[] {
   let reason = "";
   let detail = "";
   if (event.event_type === "run.finished") {
-    [state, reason] = [TERMINAL_STATES[event.event_type], "completed"];
+    [state, reason] = [TERMINAL_STATES[event.event_type], "succeeded"];
   } else if (event.event_type === "run.failed") {
     [state, reason, detail] = [TERMINAL_STATES[event.event_type], event.payload.reason ?? "failed", event.payload.error];
   } else if (event.event_type === "run.cancelled") {

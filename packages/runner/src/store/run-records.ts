@@ -92,7 +92,9 @@ function parseRecord(hash: Record<string, string>): RunRecord | undefined {
     const value = hash[key];
     if (value !== undefined && value !== "") record[key] = value;
   }
-  if (hash["terminal_reason"] !== undefined && hash["terminal_reason"] !== "") record.terminal_reason = hash["terminal_reason"] as TerminalReason;
+  const reason = hash["terminal_reason"];
+  // Records stored before the reason took the state's name said "completed".
+  if (reason !== undefined && reason !== "") record.terminal_reason = (reason === "completed" ? "succeeded" : reason) as TerminalReason;
   if (hash["policy"] !== undefined && hash["policy"] !== "") record.policy = JSON.parse(hash["policy"]) as RunPolicy;
   return record;
 }
