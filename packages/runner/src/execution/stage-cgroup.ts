@@ -8,7 +8,7 @@
  * is missing or not writable (a container without delegation, cgroup v1 only), `detectStageCgroups` answers
  * undefined and stages are contained by their process group and the scans of stage-registry.ts.
  */
-import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { DriverCommand } from "../drivers/driver.js";
 
@@ -46,6 +46,21 @@ export class StageCgroups {
 
   constructor(readonly baseDir: string) {}
 
+  /**
+   * Kills what is left in the stage cgroups of runners that are gone (named `<runner pid>-<n>`) and removes them; a
+   * runner killed with SIGKILL, or one that exited before the kernel emptied a cgroup, leaves them behind.
+   */
+  sweep(): number {
+    let removed = 0;
+    for (const name of readdirSync(this.baseDir)) {
+      const owner = /^(\d+)-\d+$/.exec(name)?.[1];
+      if (owner === undefined || isAlive(Number(owner))) continue;
+      new StageCgroup(join(this.baseDir, name)).remove();
+      removed += 1;
+    }
+    return removed;
+  }
+
   /** A new, empty cgroup for one stage attempt; undefined when it cannot be made (the stage then runs without). */
   create(): StageCgroup | undefined {
     const path = join(this.baseDir, `${process.pid}-${(this.next += 1)}`);
@@ -55,6 +70,15 @@ export class StageCgroups {
     } catch {
       return undefined;
     }
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 

@@ -136,9 +136,16 @@ describe("stage containment", () => {
       expect(alive(stagePid)).toBe(true);
       expect(alive(escaped)).toBe(true);
 
-      expect(new StageRegistry(stages, quiet).killOrphans()).toBe(1);
+      const next = new StageRegistry(stages, quiet);
+      expect(next.killOrphans()).toBe(1);
       await waitFor(() => (alive(stagePid) || alive(escaped) ? undefined : true), { what: "the dead runner's stage processes gone" });
       expect(readdirSync(stages)).toEqual([]);
+      if (next.cgroupDir !== undefined) {
+        const cgroupDir = next.cgroupDir;
+        await waitFor(() => (readdirSync(cgroupDir).some((name) => name.startsWith(`${runner.pid}-`)) ? undefined : true), {
+          what: "the dead runner's stage cgroup removed",
+        });
+      }
     } finally {
       runner.kill("SIGKILL");
       dir.remove();

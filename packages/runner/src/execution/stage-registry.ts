@@ -157,6 +157,7 @@ export class StageRegistry {
   /** Kills the stages of runners that are gone (killed, crashed) and drops their records; returns how many. */
   killOrphans(): number {
     let killed = 0;
+    this.cgroups?.sweep();
     for (const name of readdirSync(this.dir).filter((file) => file.endsWith(".json"))) {
       const path = join(this.dir, name);
       let record: StageRecord;
