@@ -3,7 +3,9 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createLogger } from "@flowmeter/platform";
 import {
+  JOB_CATALOG,
   RUN_EVENT_V2_NAMES,
+  payloadProblem,
   isTerminalRunEvent,
   type RunEvent,
   type RunEventOf,
@@ -85,6 +87,27 @@ function expectWellFormed(events: RunEvent[]): void {
 }
 
 describe("RunExecution", () => {
+  it("emits only what the shared schemas accept: events, samples and lines of a run with retries, a failure, a skip and output", async () => {
+    const { run, events, samples, logs } = execution(
+      {
+        name: "schemas",
+        stages: [
+          { name: "a", driver: "shell", run: "echo out; echo err >&2; sleep 0.3; exit 1", retries: 1 },
+          { name: "b", driver: "shell", run: "true", depends_on: ["a"] },
+          { name: "c", driver: "node", run: "console.log('ok'); setTimeout(() => {}, 1000)" },
+        ],
+      },
+      { sampleIntervalMs: 100, heartbeatIntervalMs: 100 },
+    );
+    expect((await run.run()).status).toBe("failed");
+    expect(new Set(events.map((event) => event.event_type))).toEqual(
+      new Set(["run.started", "stage.queued", "stage.started", "stage.failed", "stage.skipped", "stage.completed", "run.failed"]),
+    );
+    expect(new Set(samples.map((sample) => sample.kind))).toEqual(new Set(["host", "heartbeat"]));
+    expect(logs.length).toBeGreaterThanOrEqual(5);
+    expect(payloadProblem(JOB_CATALOG.runEvents.queue, { events, samples, logs, producedAtMs: Date.now() })).toBeUndefined();
+  });
+
   it("keeps every line a stage attempt writes, per stream and attempt, before the event that ends the attempt", async () => {
     const dir = tempDir("stage-logs");
     const marker = join(dir.path, "second-attempt");
