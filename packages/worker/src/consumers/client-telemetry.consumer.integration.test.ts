@@ -282,6 +282,35 @@ describe("client telemetry consumer (real Redis, chDB)", () => {
     expect(await countRaw(`insert_id = '${poison.insert_id}'`)).toBe(0);
   });
 
+  it("dead-letters every refused row however many come first, and a job of one refused row, instead of retrying them", async () => {
+    const command = `poison-first-${randomUUID()}`;
+    const poisoned = () => {
+      const entry = parentEntry();
+      entry.properties.startedAt = "2026-13-45T25:61:61.000Z";
+      return entry;
+    };
+    const poisons = [poisoned(), poisoned(), poisoned()];
+    const good = parentEntry();
+    good.properties.invocation.command = command;
+    const alone = poisoned();
+    const jobs = await Promise.all(
+      [[...poisons, good], [alone]].map((entries) =>
+        queue.add(
+          JOB_CATALOG.clientTelemetry.jobName,
+          { entries: entries as CliInvocationEvent[], receivedAtMs: Date.now() },
+          JOB_CATALOG.clientTelemetry.options,
+        ),
+      ),
+    );
+    for (const job of jobs) {
+      await waitFor(async () => ((await queue.getJobState(job.id ?? "")) === "unknown" ? true : undefined), { what: "each job completed" });
+    }
+    expect(await countRaw(`command = '${command}'`)).toBe(1);
+    const ids = [...poisons, alone].map((entry) => `'${entry.insert_id}'`).join(",");
+    const [dead] = await rows<{ n: string }>(`SELECT count() AS n FROM flowmeter.ingestion_warnings WHERE reason = 'dead_letter' AND entry_id IN (${ids})`);
+    expect(Number(dead?.n)).toBe(4);
+  });
+
   it("identifies an entry by insert_id alone: a re-send with another startedAt is stored and counted once", async () => {
     const command = `resend-${randomUUID()}`;
     const first = parentEntry({ startedAt: new Date(Date.now() - 3_600_000) });

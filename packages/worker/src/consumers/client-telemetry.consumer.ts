@@ -54,7 +54,7 @@ export function createClientTelemetryConsumer(deps: ConsumerDeps): QueueConsumer
       } catch (error) {
         // Only a row's own fault is worth looking for row by row; anything else (ClickHouse away, overloaded) retries.
         // A batch of several jobs is retried job by job by the queue consumer; a job alone, row by row.
-        if (!isRowRefusal(error) || jobs.length > 1 || single === undefined || rows.length < 2) throw error;
+        if (!isRowRefusal(error) || jobs.length > 1 || single === undefined) throw error;
         written = await writeRowsAlone(single.data.receivedAtMs, rows, error);
       }
       logger.debug("batch written", {
@@ -71,8 +71,8 @@ export function createClientTelemetryConsumer(deps: ConsumerDeps): QueueConsumer
   /**
    * The rows of one refused job, each on its own: a row ClickHouse refuses alone goes to ingestion_warnings as a
    * dead letter (reason `dead_letter`, with the error and the row) and the rest are written, so the job completes.
-   * A row is set aside only when ClickHouse refuses it for what it holds (isRowRefusal); any other error, or the first
-   * rows all failing, is not a row's trouble: the error is thrown and the job retried.
+   * A row is set aside only when ClickHouse refuses it for what it holds (isRowRefusal); any other error is not a
+   * row's trouble: it is thrown and the job retried.
    */
   async function writeRowsAlone(receivedAtMs: number, rows: OwnedRow<CliInvocationRow>[], batchError: unknown): Promise<number> {
     logger.warn("a job ClickHouse refused; writing its rows one by one", { rows: rows.length, error: errorMessage(batchError) });
@@ -83,7 +83,6 @@ export function createClientTelemetryConsumer(deps: ConsumerDeps): QueueConsumer
         written += await insertOnce(deps, cliInvocationsTable, [owned]);
       } catch (error) {
         if (!isRowRefusal(error)) throw error;
-        if (written === 0 && deadLetters.length + 1 >= ROWS_BEFORE_GIVING_UP) throw batchError;
         deadLetters.push({ jobId: owned.jobId, row: deadLetter(receivedAtMs, owned.row.insert_id, owned.row, error) });
       }
     }
@@ -98,9 +97,6 @@ export function createClientTelemetryConsumer(deps: ConsumerDeps): QueueConsumer
     return written;
   }
 }
-
-/** When this many rows of a refused job fail alone with none written, ClickHouse is down, not the rows bad. */
-const ROWS_BEFORE_GIVING_UP = 3;
 
 function entryIdOf(event: ClientTelemetryJob["entries"][number]): string {
   try {
