@@ -295,11 +295,7 @@ describe("client telemetry consumer (real Redis, chDB)", () => {
     const alone = poisoned();
     const jobs = await Promise.all(
       [[...poisons, good], [alone]].map((entries) =>
-        queue.add(
-          JOB_CATALOG.clientTelemetry.jobName,
-          { entries: entries as CliInvocationEvent[], receivedAtMs: Date.now() },
-          JOB_CATALOG.clientTelemetry.options,
-        ),
+        queue.add(JOB_CATALOG.clientTelemetry.jobName, { entries: entries, receivedAtMs: Date.now() }, JOB_CATALOG.clientTelemetry.options),
       ),
     );
     for (const job of jobs) {
