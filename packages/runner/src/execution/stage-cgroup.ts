@@ -4,13 +4,16 @@
  * them at once, and nothing of the stage can be missed by a scan. The stage joins its cgroup before its command
  * runs: it is started through `sh -c 'echo $$ > <cgroup>/cgroup.procs; exec "$@"'`.
  *
- * Layout: `<cgroup2 mount><the runner's own cgroup>/flowmeter-stages/<runner pid>-<n>`. Where the cgroup2 hierarchy
- * is missing or not writable (a container without delegation, cgroup v1 only), `detectStageCgroups` answers
- * undefined and stages are contained by their process group and the scans of stage-registry.ts.
+ * Layout: `<cgroup2 mount><the runner's own cgroup>/flowmeter-stages/<runner pid>.<its start time>-<n>`. Where the
+ * cgroup2 hierarchy is missing or not writable, or a process cannot be moved into a cgroup there (a container
+ * without delegation, cgroup v1 only), `detectStageCgroups` answers undefined and stages are contained by their
+ * process group and the scans of stage-registry.ts.
  */
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from "node:fs";
+import { basename, join } from "node:path";
 import type { DriverCommand } from "../drivers/driver.js";
+import { startTimeOf } from "./process-identity.js";
 
 const REMOVE_RETRY_MS = 20;
 const REMOVE_ATTEMPTS = 100;
@@ -40,6 +43,11 @@ function ownCgroupPath(): string | undefined {
   }
 }
 
+const OWNER = `${process.pid}.${startTimeOf(process.pid) ?? "0"}`;
+const STAGE_CGROUP_NAME = /^(\d+)\.(\d+)-\d+$/;
+/** Names tried when one is taken (a cgroup a dead runner with this pid and start time left behind cannot be). */
+const CREATE_ATTEMPTS = 100;
+
 /** The cgroups of one runner's stages. */
 export class StageCgroups {
   private next = 0;
@@ -47,39 +55,44 @@ export class StageCgroups {
   constructor(readonly baseDir: string) {}
 
   /**
-   * Kills what is left in the stage cgroups of runners that are gone (named `<runner pid>-<n>`) and removes them; a
-   * runner killed with SIGKILL, or one that exited before the kernel emptied a cgroup, leaves them behind.
+   * Removes the empty stage cgroups of runners that are gone (a runner killed with SIGKILL, or one that exited before
+   * the kernel emptied a cgroup, leaves them behind). One that still holds processes is left to the stage records
+   * (stage-registry.ts), which kill them: a runner in another pid namespace sharing this cgroup tree would look gone.
    */
   sweep(): number {
     let removed = 0;
     for (const name of readdirSync(this.baseDir)) {
-      const owner = /^(\d+)-\d+$/.exec(name)?.[1];
-      if (owner === undefined || isAlive(Number(owner))) continue;
-      new StageCgroup(join(this.baseDir, name)).remove();
-      removed += 1;
+      const owner = STAGE_CGROUP_NAME.exec(name);
+      if (owner === null || startTimeOf(Number(owner[1])) === owner[2]) continue;
+      try {
+        rmdirSync(join(this.baseDir, name));
+        removed += 1;
+      } catch {
+        // still populated, or removed meanwhile
+      }
     }
     return removed;
   }
 
   /** A new, empty cgroup for one stage attempt; undefined when it cannot be made (the stage then runs without). */
   create(): StageCgroup | undefined {
-    const path = join(this.baseDir, `${process.pid}-${(this.next += 1)}`);
-    try {
-      mkdirSync(path);
-      return new StageCgroup(path);
-    } catch {
-      return undefined;
+    for (let attempt = 0; attempt < CREATE_ATTEMPTS; attempt += 1) {
+      const path = join(this.baseDir, `${OWNER}-${(this.next += 1)}`);
+      try {
+        mkdirSync(path);
+        return new StageCgroup(path);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "EEXIST") return undefined;
+      }
     }
+    return undefined;
   }
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
+/** Whether a process can be moved into `cgroup`: a child joins it and reads its own cgroup back. */
+function canJoin(cgroup: StageCgroup): boolean {
+  const probe = spawnSync("/bin/sh", ["-c", 'echo $$ > "$0/cgroup.procs" && cat /proc/self/cgroup', cgroup.path], { encoding: "utf8", timeout: 5000 });
+  return probe.status === 0 && probe.stdout.includes(`/${basename(cgroup.path)}\n`);
 }
 
 /** Stage cgroups for this runner, or undefined where the host has no writable cgroup2 hierarchy for it. */
@@ -90,10 +103,12 @@ export function detectStageCgroups(): StageCgroups | undefined {
   const baseDir = join(mount, own, "flowmeter-stages");
   try {
     mkdirSync(baseDir, { recursive: true });
-    const probe = new StageCgroups(baseDir).create();
-    if (probe === undefined || !existsSync(join(probe.path, "cgroup.procs"))) return undefined;
+    const cgroups = new StageCgroups(baseDir);
+    const probe = cgroups.create();
+    if (probe === undefined) return undefined;
+    const joined = canJoin(probe);
     probe.remove();
-    return new StageCgroups(baseDir);
+    return joined ? cgroups : undefined;
   } catch {
     return undefined;
   }

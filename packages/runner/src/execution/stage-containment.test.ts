@@ -65,7 +65,7 @@ describe("stage containment", () => {
       expect((await run.run()).status).toBe("succeeded");
       const daemon = Number(readFileSync(pidFile, "utf8"));
       await waitFor(() => (alive(daemon) ? undefined : true), { what: "the daemon gone with its stage" });
-      await waitFor(() => (readdirSync(registry.cgroupDir ?? "").some((name) => name.startsWith(`${process.pid}-`)) ? undefined : true), {
+      await waitFor(() => (readdirSync(registry.cgroupDir ?? "").some((name) => name.startsWith(`${process.pid}.`)) ? undefined : true), {
         what: "the stage's cgroup removed",
       });
     } finally {
@@ -142,7 +142,7 @@ describe("stage containment", () => {
       expect(readdirSync(stages)).toEqual([]);
       if (next.cgroupDir !== undefined) {
         const cgroupDir = next.cgroupDir;
-        await waitFor(() => (readdirSync(cgroupDir).some((name) => name.startsWith(`${runner.pid}-`)) ? undefined : true), {
+        await waitFor(() => (readdirSync(cgroupDir).some((name) => name.startsWith(`${runner.pid}.`)) ? undefined : true), {
           what: "the dead runner's stage cgroup removed",
         });
       }

@@ -73,12 +73,13 @@ export class StageProcess {
     const cgroup = options.registry?.createCgroup();
     this.cgroup = cgroup;
     const command = cgroup === undefined ? options.command : cgroup.wrap(options.command);
-    const child = spawn(command.file, [...command.args], {
-      cwd: options.cwd,
-      env: options.env,
-      detached: true,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    let child;
+    try {
+      child = spawn(command.file, [...command.args], { cwd: options.cwd, env: options.env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+    } catch (error) {
+      cgroup?.remove(); // arguments spawn refuses at once (a NUL byte): nothing ran in it
+      throw error;
+    }
     this.pid = child.pid ?? null;
     if (this.pid === null) cgroup?.remove();
     this.tracked = this.pid === null ? undefined : new TrackedStage(options.registry, { ...options.label, processGroup: this.pid }, cgroup);

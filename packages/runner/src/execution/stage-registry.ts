@@ -17,6 +17,7 @@ import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync
 import { join } from "node:path";
 import type { Logger } from "@flowmeter/platform";
 import { processTree } from "../telemetry/host-sampler.js";
+import { startTimeOf } from "./process-identity.js";
 import { StageCgroup, detectStageCgroups, type StageCgroups } from "./stage-cgroup.js";
 
 /** How often a running stage's process tree is scanned for new descendants. */
@@ -36,15 +37,6 @@ interface StageRecord {
   processes: KnownProcess[];
   /** The stage's cgroup directory, when it has one. */
   cgroup?: string;
-}
-
-export function startTimeOf(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
-  } catch {
-    return undefined;
-  }
 }
 
 function killKnown(process_: KnownProcess, signal: NodeJS.Signals): void {
