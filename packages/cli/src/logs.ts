@@ -71,7 +71,8 @@ export async function logs(args: string[], env: NodeJS.ProcessEnv, out: NodeJS.W
       // The run's last lines are stored before its terminal event, so once it has ended a read finds them all.
       if (!follow || isTerminalRunState(record.state) || stopped.signal.aborted) return EXIT.ok;
       await new Promise((resolve) => setTimeout(resolve, POLL_MS));
-      record = (await store.records.get(runId)) ?? record;
+      // A record gone meanwhile (past its retention) has ended too.
+      record = (await store.records.get(runId)) ?? { ...record, state: "failed" };
     }
   } finally {
     process.off("SIGINT", onInterrupt);

@@ -15,7 +15,6 @@ import { errorMessage, type Logger } from "@flowmeter/platform";
 import { type RunEvent } from "@flowmeter/shared";
 import { buildRunEvents, type RunEventSequencer } from "../execution/run-event-sequencer.js";
 import type { RunnerMetrics } from "../metrics.js";
-import { DEFAULT_MAX_EVENTS_PER_RUN } from "../store/run-keys.js";
 import type { RunRecord } from "../store/run-records.js";
 import type { RunStore } from "../store/run-store.js";
 import { buildStageView } from "../store/stage-view.js";
@@ -174,7 +173,7 @@ export class RunReconciler {
       const expectedState = reason === "runner_restarted" ? "running" : "queued";
       if (record === undefined || record.state !== expectedState) return false;
       const lastSeq = (await stored.last(runId))?.seq ?? -1;
-      const history = lastSeq < 0 ? [] : await stored.read(runId, {}, DEFAULT_MAX_EVENTS_PER_RUN);
+      const history = lastSeq < 0 ? [] : await stored.read(runId, {}, store.limits.maxEventsPerRun);
       const events = abandonEvents(record, history, lastSeq, reason);
       const result = await store.endRun(runId, { state: expectedState, lastSeq, requireExpiredLease: reason === "runner_restarted" }, events);
       if (result === "ended_now") {

@@ -205,7 +205,7 @@ export const OPENAPI_DOCUMENT = {
       CancelRunRequest: {
         type: "object",
         additionalProperties: false,
-        properties: { reason: { type: "string", minLength: 1, maxLength: MAX_CANCEL_REASON_CHARS } },
+        properties: { reason: { type: "string", minLength: 1, maxLength: MAX_CANCEL_REASON_CHARS, pattern: "\\S", description: "Not blank." } },
       },
       EventType: { type: "string", enum: [...RUN_EVENT_TYPES, ...Object.values(RUN_EVENT_V2_NAMES)] },
       RunEventsPage: {

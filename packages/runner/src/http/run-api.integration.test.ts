@@ -592,6 +592,7 @@ describe("run API (real Redis, real runner)", () => {
       ["[]", "JSON object"],
       ['{"reason": 5}', "reason must be"],
       ['{"reason": ""}', "reason must be"],
+      ['{"reason": "   "}', "reason must match"],
       ['{"why": "x"}', 'unknown field "why"'],
     ]) {
       const res = await call(runner.url, "post", "/v1/runs/{run_id}/cancel", `/v1/runs/${runId}/cancel`, { raw });

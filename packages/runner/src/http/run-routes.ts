@@ -22,7 +22,6 @@ import express, { Router, type NextFunction, type Request, type Response } from 
 import { UnknownEventCursorError, WorkflowFileError, WorkflowValidationError } from "../errors.js";
 import { cancelRun } from "../fleet/cancel-run.js";
 import { submitRun } from "../fleet/submit-run.js";
-import { DEFAULT_MAX_EVENTS_PER_RUN } from "../store/run-keys.js";
 import { decodeListCursor, encodeListCursor, isValidRunId, toRunView, type RunListFilter, type RunRecord } from "../store/run-records.js";
 import type { RunStore } from "../store/run-store.js";
 import type { RunStream, RunStreamPage } from "../store/run-stream.js";
@@ -181,7 +180,7 @@ export function createRunRoutes(options: RunApiOptions): Router {
     .get(async function getStages(req: Request, res: Response) {
       REQUESTS.getStages(req);
       const record = await loadRun(runIdParam(req));
-      const events = await store.events.read(record.run_id, {}, DEFAULT_MAX_EVENTS_PER_RUN);
+      const events = await store.events.read(record.run_id, {}, store.limits.maxEventsPerRun);
       const body: RunStagesResponse = { run_id: record.run_id, attempt_id: record.attempt_id, state: record.state, stages: buildStageView(events) };
       res.json(body);
     })

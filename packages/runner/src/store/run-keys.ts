@@ -8,8 +8,8 @@
  * - `event-ids`: hash event_id → seq, to resume from an event_id;
  * - `terminal`: the id of the run's terminal event, once stored;
  * - `cancel`: the reason, once a cancel was asked for (run-store.ts);
- * - `samples`: stream of telemetry samples, entry id `<seq>-0` (run-sample-store.ts);
- * - `logs`: stream of stage output lines, entry id `<seq>-0` (run-log-store.ts).
+ * - `samples`: stream of telemetry samples, entry id `<seq>-0` (run-stream.ts);
+ * - `logs`: stream of stage output lines, entry id `<seq>-0` (run-stream.ts).
  * Per prefix: `run-index:active` and `run-index:terminal` (sorted sets listing runs; not `runs:…`, which BullMQ's
  * runs queue owns) and the pub/sub channel `runner:cancel`.
  */

@@ -13,7 +13,7 @@ import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { JOB_CATALOG, type RunEvent, type RunEventsJob, type RunJob, type StageLogLine, type TelemetrySample } from "@flowmeter/shared";
 import { RunEventStore } from "./run-event-store.js";
-import { cancelChannel, runKey, runLimits } from "./run-keys.js";
+import { cancelChannel, runKey, runLimits, type RunLimits } from "./run-keys.js";
 import { RunRecords, type EndRunResult } from "./run-records.js";
 import { RunStream } from "./run-stream.js";
 
@@ -55,6 +55,8 @@ export function logConcernsStage(line: StageLogLine, stageName: string): boolean
 export class RunStore {
   readonly prefix: string;
   readonly retentionSeconds: number;
+  /** Where the runs live and how much of each is kept. */
+  readonly limits: RunLimits;
   readonly records: RunRecords;
   readonly events: RunEventStore;
   readonly samples: RunStream<TelemetrySample>;
@@ -70,6 +72,7 @@ export class RunStore {
     private readonly options: RunStoreOptions,
   ) {
     const limits = runLimits(options);
+    this.limits = limits;
     const { prefix, retentionSeconds } = limits;
     this.prefix = prefix;
     this.retentionSeconds = retentionSeconds;
