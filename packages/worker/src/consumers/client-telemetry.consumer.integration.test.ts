@@ -234,8 +234,9 @@ describe("client telemetry consumer (real Redis, chDB)", () => {
 
   it("quantiles in the rollup follow the raw durations", async () => {
     const command = `q-${randomUUID()}`;
-    // One start time for all: entries made across a minute boundary would fall in two rollup rows.
-    const startedAt = new Date();
+    // One minute for all, start and end: entries across a minute boundary would fall in two rollup rows. 10 s into
+    // the current minute, so start + duration (at most 1 s) stays in it.
+    const startedAt = new Date(Math.floor(Date.now() / 60_000) * 60_000 + 10_000);
     const entries = Array.from({ length: 101 }, (_, index) => {
       const entry = parentEntry({ durationMs: index * 10, startedAt });
       entry.properties.invocation.command = command;
