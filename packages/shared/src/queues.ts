@@ -104,7 +104,7 @@ export const JOB_CATALOG = {
  * runner's RunConsumer for runs) and by submitRun before it queues one: a job of another shape (a producer's bug, a
  * hand-written job) can never be processed, so it goes straight to the failed set, where `flowmeter failed` shows
  * it, instead of retrying for years. The entries themselves are checked by ingest (CliInvocationEventSchema), the
- * events and samples by the runner that builds them, a run's workflow and policy by validateWorkflow/validateRunPolicy.
+ * events and samples by the runner that builds them, a run's workflow by validateWorkflow.
  */
 const PAYLOAD_SCHEMAS = {
   clientTelemetry: {

@@ -57,7 +57,7 @@ export interface RunExecutionOptions {
   env?: NodeJS.ProcessEnv;
   /** Where live stages are recorded for the next runner on this host (stage-registry.ts). */
   stageRegistry?: StageRegistry;
-  /** Validated (validateRunPolicy); its kill grace is given as killGraceMs. */
+  /** Within RUN_POLICY_SCHEMA's bounds (the runs job's payload check); its kill grace is given as killGraceMs. */
   policy?: RunPolicy;
 }
 

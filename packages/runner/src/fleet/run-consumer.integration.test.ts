@@ -130,6 +130,8 @@ describe("run fleet: submitRun → RunConsumer → followRun (real Redis)", () =
   it("refuses an invalid workflow before queueing it", async () => {
     const before = await runs.runQueue.getJobCounts();
     await expect(submitRun(runs, { name: "bad", stages: [{ name: "a", driver: "docker", run: "x" }] })).rejects.toBeInstanceOf(WorkflowValidationError);
+    const good = { name: "good", stages: [{ name: "a", driver: "shell", run: "true" }] };
+    await expect(submitRun(runs, good, undefined, { policy: { run_timeout_secs: 0 } })).rejects.toThrow(/policy\/run_timeout_secs must be >= 1/);
     expect(await runs.runQueue.getJobCounts()).toEqual(before);
   });
 

@@ -19,7 +19,7 @@ import type { StageRegistry } from "../execution/stage-registry.js";
 import type { RunnerMetrics } from "../metrics.js";
 import type { ClaimResult } from "../store/run-records.js";
 import type { CancelMessage, RunStore } from "../store/run-store.js";
-import { validateRunConcurrency, validateRunPolicy, validateWorkflow } from "../workflow/validate-workflow.js";
+import { validateRunConcurrency, validateWorkflow } from "../workflow/validate-workflow.js";
 import { LeaseKeeper } from "./lease-keeper.js";
 import type { RunReconciler } from "./run-reconciler.js";
 
@@ -177,12 +177,11 @@ export class RunConsumer {
     });
     const firstSeq = last === undefined ? 0 : last.seq + 1;
 
+    const policy = data.policy; // within its bounds: the payload check above holds it to RUN_POLICY_SCHEMA
     let workflow;
-    let policy;
     try {
       workflow = validateWorkflow(data.workflow, { drivers: drivers.names() });
       validateRunConcurrency(data.concurrency);
-      policy = validateRunPolicy(data.policy);
     } catch (error) {
       return this.rejectRun(runId, workflowName, attemptId, firstSeq, errorMessage(error));
     }

@@ -3,7 +3,8 @@ import { JOB_CATALOG, isTerminalRunEvent, payloadProblem, type RunJob, type RunP
 import { BUILT_IN_DRIVER_NAMES } from "../drivers/driver-registry.js";
 import { isValidRunId } from "../store/run-records.js";
 import type { RunStore } from "../store/run-store.js";
-import { validateRunConcurrency, validateRunPolicy, validateWorkflow } from "../workflow/validate-workflow.js";
+import { WorkflowValidationError } from "../errors.js";
+import { validateRunConcurrency, validateWorkflow } from "../workflow/validate-workflow.js";
 
 export interface SubmitRunOptions {
   /**
@@ -29,30 +30,30 @@ export interface SubmittedRun {
 
 /**
  * Validates a workflow, creates the run's record (queued) and queues its job for the runner fleet, job id = run id.
- * Throws WorkflowValidationError before anything is written when the workflow is invalid. `input` reaches every
+ * Throws WorkflowValidationError before anything is written when the workflow or the policy is invalid. `input` reaches every
  * stage as JSON in FLOWMETER_INPUT. If the job cannot be queued, the record is removed again and the error thrown.
  */
 export async function submitRun(store: RunStore, workflow: unknown, input?: unknown, options: SubmitRunOptions = {}): Promise<SubmittedRun> {
   const valid = validateWorkflow(workflow, { drivers: options.drivers ?? BUILT_IN_DRIVER_NAMES });
   validateRunConcurrency(options.concurrency);
-  const policy = validateRunPolicy(options.policy);
   const runId = options.runId ?? uuidV7();
   if (!isValidRunId(runId)) throw new RangeError(`run id ${JSON.stringify(runId.slice(0, 200))} must be 1-128 letters, digits, "_", "." or "-"`);
-  await store.ready();
-  const { records, runQueue: queue } = store;
   const job: RunJob = {
     run_id: runId,
     workflow: valid,
     ...(input === undefined ? {} : { input }),
     ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
-    ...(policy === undefined ? {} : { policy }),
+    ...(options.policy === undefined ? {} : { policy: options.policy }),
     submittedAtMs: Date.now(),
   };
+  // The job's shared schema also bounds the policy (RUN_POLICY_SCHEMA), the one check the API and the consumer use too.
   const problem = payloadProblem(JOB_CATALOG.runs.queue, job);
-  if (problem !== undefined) throw new Error(`refusing to queue a malformed run job: ${problem}`);
+  if (problem !== undefined) throw new WorkflowValidationError([`run: ${problem}`]);
+  await store.ready();
+  const { records, runQueue: queue } = store;
   const jobOptions = { ...JOB_CATALOG.runs.options, jobId: runId };
   const attemptId = uuidV7();
-  const created = await records.create(runId, attemptId, valid.name, policy);
+  const created = await records.create(runId, attemptId, valid.name, options.policy);
 
   if (created === "ended") {
     // No record any more, but the run's terminal event is stored: it ended, and cannot start again.

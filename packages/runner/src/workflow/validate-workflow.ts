@@ -2,7 +2,7 @@
  * Validation of workflow definitions (docs/spec.md §6a), before anything runs. Every problem is collected and named by
  * stage and field: `stage "test": depends_on names unknown stage "buidl"`.
  */
-import { RUN_POLICY_LIMITS, type RunPolicy, type StageDefinition, type WorkflowDefinition } from "@flowmeter/shared";
+import type { StageDefinition, WorkflowDefinition } from "@flowmeter/shared";
 import { WorkflowValidationError } from "../errors.js";
 
 export interface ValidateWorkflowOptions {
@@ -33,28 +33,6 @@ export function validateRunConcurrency(value: unknown): void {
   if (value !== undefined && !isValidConcurrency(value)) {
     throw new WorkflowValidationError([`run: concurrency must be an integer between 1 and ${MAX_CONCURRENCY}`]);
   }
-}
-
-/** Checks a run's policy (RunPolicy, bounds in RUN_POLICY_LIMITS); returns a clean copy, undefined for none. */
-export function validateRunPolicy(value: unknown): RunPolicy | undefined {
-  if (value === undefined) return undefined;
-  if (!isRecord(value)) throw new WorkflowValidationError(["run: policy must be an object"]);
-  const problems: string[] = [];
-  const policy: RunPolicy = {};
-  const fields = Object.keys(RUN_POLICY_LIMITS) as Array<keyof RunPolicy>;
-  for (const key of Object.keys(value)) {
-    if (!(fields as string[]).includes(key)) problems.push(`run: policy has an unknown field "${key}" (known: ${fields.join(", ")})`);
-  }
-  for (const key of fields) {
-    const field = value[key];
-    if (field === undefined) continue;
-    const { min, max } = RUN_POLICY_LIMITS[key];
-    if (!Number.isInteger(field) || (field as number) < min || (field as number) > max)
-      problems.push(`run: policy.${key} must be an integer between ${min} and ${max}`);
-    else policy[key] = field as number;
-  }
-  if (problems.length > 0) throw new WorkflowValidationError(problems);
-  return policy;
 }
 
 /** Returns a clean copy of `value` as a WorkflowDefinition, or throws one WorkflowValidationError naming every problem. */
