@@ -26,12 +26,13 @@ import { dirname, join } from "node:path";
 import { Redis } from "ioredis";
 import { EnvReader, createLogger } from "@flowmeter/platform";
 import { type CliInvocationEvent } from "@flowmeter/shared";
-import { childEntry, deleteQueuePrefix, freePort, openScratchDatabase, parentEntry, tempDir, waitFor } from "@flowmeter/test-utils";
+import { childEntry, deleteQueuePrefix, freePort, openScratchDatabase, parentEntry, tempDir } from "@flowmeter/test-utils";
 import * as workerPackage from "@flowmeter/worker";
 import { cpuSeconds, machineDescription, peakRssBytes, startExpressHelloWorld } from "./bench-machine.js";
-import { benchRedis } from "./bench-redis.js";
+import { chooseRedis } from "flowmeter/redis-server";
+import { SERVICE_ENTRY_POINTS } from "flowmeter/services";
+import { waitHealthy as answersHealthy } from "flowmeter/wait-healthy";
 import { benchRunner, type RunnerBenchResult } from "./bench-runner.js";
-import { SERVICE_ENTRY_POINTS } from "./services.js";
 
 export const BENCH_USAGE = `usage: npm run bench [-- --help]   (once built: node packages/bench/dist/main.js)
 
@@ -104,14 +105,9 @@ function post(url: string, body: string): Promise<{ status: number; body: string
   });
 }
 
-/** Resolves once every URL answers 2xx (asked every 100 ms); throws after `timeoutMs`. */
+/** Resolves once every URL answers 2xx (the CLI's check, as `flowmeter start` waits); throws after `timeoutMs`. */
 async function waitHealthy(urls: readonly string[], timeoutMs: number, what: string): Promise<void> {
-  const healthy = (url: string) =>
-    fetch(url, { signal: AbortSignal.timeout(2000) }).then(
-      (response) => response.ok,
-      () => false,
-    );
-  await waitFor(async () => ((await Promise.all(urls.map(healthy))).every(Boolean) ? true : undefined), { timeoutMs, intervalMs: 100, what });
+  if (!(await answersHealthy(urls, timeoutMs))) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
 
 function quantile(sorted: number[], q: number): number {
@@ -170,7 +166,8 @@ export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
   const nodeFlags = profileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${profileDir}`];
 
   const data = tempDir("bench");
-  const redis = await benchRedis(env["REDIS_URL"], join(data.path, "redis"), logger);
+  // Found as `flowmeter start` finds it: REDIS_URL, else 127.0.0.1:6379, else a private redis-server it launches there.
+  const redis = await chooseRedis(env["REDIS_URL"], data.path, logger);
   const redisClient = new Redis(redis.url);
   const redisInfo = await redisClient.info("server");
   const redisPid = Number(/process_id:(\d+)/.exec(redisInfo)?.[1]);
@@ -456,7 +453,11 @@ export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
 
   await deleteQueuePrefix(prefix, redis.url).catch(() => undefined);
   redisClient.disconnect();
-  await redis.stop();
+  if (redis.process !== undefined && redis.process.exitCode === null) {
+    const exited = new Promise((resolve) => redis.process?.once("exit", resolve));
+    redis.process.kill("SIGTERM");
+    await exited;
+  }
   data.remove();
 
   const format = (value: number) => (Number.isFinite(value) ? Math.round(value).toLocaleString("en-US") : "n/a");

@@ -12,11 +12,10 @@ export interface PrivateRedis {
 
 /**
  * A redis-server of the test's own on `port`, for tests that stop and restart Redis. With `dir`, it keeps an
- * append-only file there (by default fsync on every write), so a restart on the same port and dir finds the data
- * again; `appendfsync: "everysec"` is what `flowmeter start` gives the Redis it launches (the bench uses that).
+ * append-only file there (fsync on every write), so a restart on the same port and dir finds the data again.
  */
-export async function startPrivateRedis(port: number, dir?: string, options: { appendfsync?: "always" | "everysec" } = {}): Promise<PrivateRedis> {
-  const persistence = dir === undefined ? ["--appendonly", "no"] : ["--appendonly", "yes", "--appendfsync", options.appendfsync ?? "always", "--dir", dir];
+export async function startPrivateRedis(port: number, dir?: string): Promise<PrivateRedis> {
+  const persistence = dir === undefined ? ["--appendonly", "no"] : ["--appendonly", "yes", "--appendfsync", "always", "--dir", dir];
   const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", ...persistence], { stdio: ["ignore", "pipe", "inherit"] });
   let output = "";
   child.stdout?.on("data", (chunk: Buffer) => {
