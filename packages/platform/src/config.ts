@@ -4,6 +4,7 @@ import { resolve } from "node:path";
  * one EnvReader, which collects every problem and throws them together, so a bad start lists them all.
  */
 import type { LogLevel } from "./logger.js";
+import { redactCredentials } from "./redact.js";
 
 export type EnvSource = Readonly<Record<string, string | undefined>>;
 
@@ -96,12 +97,12 @@ export class EnvReader {
     try {
       const parsed = new URL(value);
       if (!protocols.includes(parsed.protocol)) {
-        this.problems.push(`${name}=${JSON.stringify(value)}: expected a ${protocols.join(" or ")} URL`);
+        this.problems.push(`${name}=${JSON.stringify(redactCredentials(value))}: expected a ${protocols.join(" or ")} URL`);
         return undefined;
       }
       return value;
     } catch {
-      this.problems.push(`${name}=${JSON.stringify(value)}: not a valid URL`);
+      this.problems.push(`${name}=${JSON.stringify(redactCredentials(value))}: not a valid URL`);
       return undefined;
     }
   }

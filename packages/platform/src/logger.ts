@@ -1,4 +1,9 @@
-/** A small line logger: `2026-05-09T12:00:00.000Z info  ingest  listening port=7070`. One line per event, to stderr. */
+/**
+ * A small line logger: `2026-05-09T12:00:00.000Z info  ingest  listening port=7070`. One line per event, to stderr.
+ * Credentials in URLs (`redis://:PASSWORD@…`) are redacted in every line, whatever field or message holds them.
+ */
+import { redactCredentials } from "./redact.js";
+
 export type LogLevel = "debug" | "info" | "warn" | "error";
 export type LogFields = Record<string, string | number | boolean | null | undefined>;
 
@@ -23,7 +28,7 @@ export function createLogger(service: string, minLevel: LogLevel = "info", write
     for (const [key, value] of Object.entries(fields ?? {})) {
       if (value !== undefined) line += ` ${key}=${formatValue(value)}`;
     }
-    write(`${line}\n`);
+    write(`${redactCredentials(line)}\n`);
   };
   return {
     debug: (message, fields) => log("debug", message, fields),
@@ -33,8 +38,9 @@ export function createLogger(service: string, minLevel: LogLevel = "info", write
   };
 }
 
+/** An error's message, with credentials in URLs redacted (it may be answered to a client or stored with a run). */
 export function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  return redactCredentials(error instanceof Error ? error.message : String(error));
 }
 
 /**

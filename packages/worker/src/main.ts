@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** The worker service: consumes the queues into ClickHouse and serves /metrics. Run migrations first (migrate-main). */
 import { Queue } from "bullmq";
-import { ConfigError, createLogger, createRedis, createRepeatThrottle, errorMessage, isLoopbackHost } from "@flowmeter/platform";
+import { ConfigError, createLogger, createRedis, createRepeatThrottle, errorMessage, isLoopbackHost, redactUrl } from "@flowmeter/platform";
 import { JOB_CATALOG } from "@flowmeter/shared";
 import { createBlockWriter } from "./clickhouse/block-writer.js";
 import { createClickHouse, describeClickHouse } from "./clickhouse/client.js";
@@ -106,7 +106,7 @@ async function main(): Promise<void> {
   for (const consumer of consumers) consumer.start();
   logger.info("worker started", {
     clickhouse: describeClickHouse(config.clickhouse),
-    redis: config.redisUrl,
+    redis: redactUrl(config.redisUrl),
     queue_prefix: config.queuePrefix,
     metrics: `http://${config.http.host}:${config.http.port}/metrics`,
     batch_max_rows: config.batch.maxRows,
