@@ -4,7 +4,9 @@ export { ConfigError, DEFAULT_REDIS_URL, EnvReader, isLoopbackHost, readDataDir,
 export { createLogger, createRepeatThrottle, errorMessage, type LogFields, type Logger, type LogLevel } from "./logger.js";
 export { createRedis, redisAnswers, redisAnswersAt } from "./redis.js";
 export { MethodNotAllowedError, createErrorHandler, methodNotAllowed, notFound, serveMetrics, toErrorResponse, type ErrorResponse } from "./http-errors.js";
+export { exceedsJsonDepth } from "./json-depth.js";
 export { REDACTED, redactCredentials, redactUrl } from "./redact.js";
 export { bearerToken, createSecretMatcher } from "./secrets.js";
-export { SpoolFile, type SpoolFileOptions } from "./spool-file.js";
+export { ReplayLoop, type ReplayLoopOptions, type ReplayOutcome } from "./replay-loop.js";
+export { SpoolFile, type DrainResult, type SpoolFileOptions } from "./spool-file.js";
 export { uuidV7 } from "./uuid-v7.js";
