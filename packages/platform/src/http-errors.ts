@@ -5,7 +5,7 @@
  * depending on express.
  */
 import { ApiError, type ApiErrorBody } from "@flowmeter/shared";
-import { errorMessage, type Logger } from "./logger.js";
+import { createRepeatThrottle, errorMessage, type Logger } from "./logger.js";
 
 /** A known path asked with a method it does not serve: 405 with Allow, code NOT_FOUND (docs/spec.md §5 has no method code). */
 export class MethodNotAllowedError extends Error {
@@ -88,12 +88,15 @@ export interface ErrorHandlerResponse {
 
 /**
  * The error middleware (4 arguments, as express wants): answers with toErrorResponse and logs 5xx answers with the
- * underlying cause. After the headers went out it can only cut the connection.
+ * underlying cause. A 503 says a dependency is away, which repeats for every request until it is back: the same one
+ * is logged at most every 30 s (whoever watches the dependency logs when the episode starts and ends). After the
+ * headers went out it can only cut the connection.
  */
 export function createErrorHandler(logger: Logger) {
+  const shouldLogUnavailable = createRepeatThrottle();
   return function errorHandler(error: unknown, req: ErrorHandlerRequest, res: ErrorHandlerResponse, _next: (error?: unknown) => void): void {
     const answer = toErrorResponse(error);
-    if (answer.status >= 500) {
+    if (answer.status >= 500 && (answer.status !== 503 || shouldLogUnavailable(`${req.path.slice(0, 200)} ${answer.body.message}`))) {
       const cause = error instanceof ApiError ? error.cause : error;
       logger[answer.status === 503 ? "warn" : "error"]("request failed", {
         route: req.path.slice(0, 200),
