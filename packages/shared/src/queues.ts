@@ -29,20 +29,88 @@ export interface IngestionWarning {
 export const WARNING_EXCERPT_CHARS = 1024;
 
 /**
- * The start of an entry (or row) as JSON, at most WARNING_EXCERPT_CHARS characters (then `…`). Strings inside are cut
- * first, so a megabyte error line is never serialized whole.
+ * The start of an entry (or row) as JSON, at most WARNING_EXCERPT_CHARS characters (then `…`), written as
+ * JSON.stringify would write it. It writes only what it keeps, iteratively: a megabyte entry costs no more than a small
+ * one, and an entry nested 100,000 deep reads `[[[[…` instead of overflowing the stack. A cut never splits a surrogate
+ * pair, so the excerpt is always text ClickHouse accepts.
  */
 export function warningExcerpt(value: unknown): string {
-  let text: string;
-  try {
-    text =
-      JSON.stringify(value, (_key, inner: unknown) =>
-        typeof inner === "string" && inner.length > WARNING_EXCERPT_CHARS ? `${inner.slice(0, WARNING_EXCERPT_CHARS)}…` : inner,
-      ) ?? String(value);
-  } catch {
-    text = String(value);
+  const limit = WARNING_EXCERPT_CHARS;
+  let text = "";
+  const stack: ExcerptFrame[] = [];
+  const writeValue = (inner: unknown, inArray: boolean): void => {
+    const json = scalarJson(inner);
+    if (json !== undefined) text += json;
+    else if (isUnwritable(inner)) text += inArray ? "null" : String(inner);
+    else if (Array.isArray(inner)) {
+      text += "[";
+      stack.push({ close: "]", first: true, items: arrayItems(inner) });
+    } else {
+      text += "{";
+      stack.push({ close: "}", first: true, items: objectItems(inner as object) });
+    }
+  };
+  writeValue(jsonValueOf(value, ""), false);
+  while (stack.length > 0 && text.length <= limit) {
+    const frame = stack[stack.length - 1] as ExcerptFrame;
+    const next = frame.items.next();
+    if (next.done === true) {
+      text += frame.close;
+      stack.pop();
+      continue;
+    }
+    if (!frame.first) text += ",";
+    frame.first = false;
+    const [key, inner] = next.value;
+    if (key !== undefined) text += `${JSON.stringify(cutText(key))}:`;
+    writeValue(inner, key === undefined);
   }
-  return text.length > WARNING_EXCERPT_CHARS ? `${text.slice(0, WARNING_EXCERPT_CHARS)}…` : text;
+  return text.length > limit ? `${cutText(text)}…` : text;
+}
+
+interface ExcerptFrame {
+  close: "]" | "}";
+  first: boolean;
+  /** The elements (key undefined) or the properties JSON.stringify would write, each already through toJSON. */
+  items: Iterator<[string | undefined, unknown]>;
+}
+
+/** The first WARNING_EXCERPT_CHARS characters of `text`, one fewer when the cut would split a surrogate pair. */
+function cutText(text: string): string {
+  if (text.length <= WARNING_EXCERPT_CHARS) return text;
+  const end = /[\uD800-\uDBFF]/.test(text.charAt(WARNING_EXCERPT_CHARS - 1)) ? WARNING_EXCERPT_CHARS - 1 : WARNING_EXCERPT_CHARS;
+  return text.slice(0, end);
+}
+
+/** What JSON.stringify serializes in place of `value`: its toJSON(key) when it has one (a Date). */
+function jsonValueOf(value: unknown, key: string): unknown {
+  const toJSON = typeof value === "object" && value !== null ? (value as { toJSON?: unknown }).toJSON : undefined;
+  return typeof toJSON === "function" ? (toJSON as (key: string) => unknown).call(value, key) : value;
+}
+
+/** undefined, a function or a symbol: JSON.stringify skips such a property and writes null for such an element. */
+function isUnwritable(value: unknown): boolean {
+  return value === undefined || typeof value === "function" || typeof value === "symbol";
+}
+
+/** The JSON of a string (cut to the excerpt's size, then `…`), number, boolean, bigint or null; undefined for the rest. */
+function scalarJson(value: unknown): string | undefined {
+  if (typeof value === "string") return JSON.stringify(value.length > WARNING_EXCERPT_CHARS ? `${cutText(value)}…` : value);
+  if (typeof value === "number") return Number.isFinite(value) ? String(value) : "null";
+  if (typeof value === "boolean" || typeof value === "bigint") return String(value);
+  return value === null ? "null" : undefined;
+}
+
+function* arrayItems(array: readonly unknown[]): Iterator<[undefined, unknown]> {
+  for (let index = 0; index < array.length; index += 1) yield [undefined, jsonValueOf(array[index], String(index))];
+}
+
+function* objectItems(object: object): Iterator<[string, unknown]> {
+  for (const key in object) {
+    if (!Object.hasOwn(object, key)) continue;
+    const inner = jsonValueOf((object as Record<string, unknown>)[key], key);
+    if (!isUnwritable(inner)) yield [key, inner];
+  }
 }
 
 /** One accepted ingest request (or several, group-committed): valid entries, so the worker can batch many requests per insert. */
