@@ -19,7 +19,15 @@ import {
   STAGE_STATUSES,
   STEP_HEARTBEAT_SCHEMA,
 } from "@flowmeter/shared";
-import { EVENTS_LIMIT, LIST_LIMIT, LOGS_LIMIT, MAX_CANCEL_REASON_CHARS, MAX_REQUEST_BODY_BYTES, TELEMETRY_LIMIT } from "./api-limits.js";
+import {
+  EVENTS_LIMIT,
+  LIST_LIMIT,
+  LOGS_LIMIT,
+  MAX_BODY_NESTING_DEPTH,
+  MAX_CANCEL_REASON_CHARS,
+  MAX_REQUEST_BODY_BYTES,
+  TELEMETRY_LIMIT,
+} from "./api-limits.js";
 
 const json = (schema: object) => ({ "application/json": { schema } });
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
@@ -65,7 +73,10 @@ export const OPENAPI_DOCUMENT = {
       },
     },
     responses: {
-      BadRequest: errorResponse("INVALID_PARAMS (bad query, body or path), or INVALID_SPEC (the workflow is invalid; the message names stage and field)"),
+      BadRequest: errorResponse(
+        `INVALID_PARAMS (bad query, body or path; malformed JSON; a body nested deeper than ${MAX_BODY_NESTING_DEPTH} levels), or INVALID_SPEC (the workflow is invalid; the message names stage and field)`,
+      ),
+      UnsupportedMediaType: errorResponse("INVALID_PARAMS: a request body whose Content-Type is not application/json (UTF-8)"),
       Unauthorized: {
         description: "UNAUTHORIZED: missing or wrong bearer token",
         headers: { "WWW-Authenticate": { schema: { type: "string" } } },
@@ -329,13 +340,18 @@ export const OPENAPI_DOCUMENT = {
         operationId: "createRun",
         summary: "Start a run of an inline workflow or a workflow file; idempotent by run_id",
         parameters: [{ $ref: "#/components/parameters/ApiVersion" }],
-        requestBody: { required: true, description: `JSON, at most ${MAX_REQUEST_BODY_BYTES} bytes.`, content: json(ref("CreateRunRequest")) },
+        requestBody: {
+          required: true,
+          description: `JSON (Content-Type application/json), at most ${MAX_REQUEST_BODY_BYTES} bytes, arrays and objects nested at most ${MAX_BODY_NESTING_DEPTH} levels deep (the body is level 1).`,
+          content: json(ref("CreateRunRequest")),
+        },
         responses: {
           "201": { description: "Created and queued; any runner of the deployment executes it", content: json(ref("CreateRunResponse")) },
           "200": { description: "A run with this run_id is active: it is answered, nothing new is started", content: json(ref("CreateRunResponse")) },
           "400": { $ref: "#/components/responses/BadRequest" },
           "409": errorResponse("ALREADY_TERMINAL: a run with this run_id already ended"),
           "413": errorResponse("PAYLOAD_TOO_LARGE"),
+          "415": { $ref: "#/components/responses/UnsupportedMediaType" },
           ...RUN_ERRORS,
         },
       },
@@ -455,7 +471,7 @@ export const OPENAPI_DOCUMENT = {
         operationId: "cancelRun",
         summary: "Cancel a run; idempotent (the first reason wins)",
         parameters: [{ $ref: "#/components/parameters/ApiVersion" }],
-        requestBody: { required: false, content: json(ref("CancelRunRequest")) },
+        requestBody: { required: false, description: "JSON (Content-Type application/json), or no body at all.", content: json(ref("CancelRunRequest")) },
         responses: {
           "200": {
             description: "The run has ended (it had already, or it was queued and is cancelled now): its stored state; nothing else changes",
@@ -463,6 +479,7 @@ export const OPENAPI_DOCUMENT = {
           },
           "202": { description: "Cancel requested from the runner executing it: running stages are stopped, then run.cancelled", content: json(ref("Run")) },
           "400": { $ref: "#/components/responses/BadRequest" },
+          "415": { $ref: "#/components/responses/UnsupportedMediaType" },
           "404": { $ref: "#/components/responses/NotFound" },
           ...RUN_ERRORS,
         },

@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { request as httpRequest } from "node:http";
 import { join } from "node:path";
 import request, { type Response } from "supertest";
 import { Ajv2020, type ValidateFunction } from "ajv/dist/2020.js";
@@ -22,7 +23,7 @@ import { createRunnerMetrics } from "../metrics.js";
 import { startRunner, type RunningRunner } from "../start-runner.js";
 import { createRunnerApp } from "./app.js";
 import { OPENAPI_DOCUMENT } from "./openapi.js";
-import { LOGS_LIMIT } from "./api-limits.js";
+import { LOGS_LIMIT, MAX_BODY_NESTING_DEPTH } from "./api-limits.js";
 
 const quiet = createLogger("runner", "error", () => {});
 type Method = "get" | "post" | "put" | "delete";
@@ -89,16 +90,31 @@ async function call(
   method: Method,
   template: string,
   path: string,
-  options: { json?: unknown; raw?: string; headers?: Record<string, string> } = {},
+  options: { json?: unknown; raw?: string; headers?: Record<string, string>; contentType?: string } = {},
 ): Promise<Response> {
   let req = request(target)[method](path);
   for (const [name, value] of Object.entries(options.headers ?? {})) req = req.set(name, value);
-  if (options.raw !== undefined) req = req.set("content-type", "application/json").send(options.raw);
-  else if (options.json !== undefined) req = req.send(options.json as object);
+  if (options.raw !== undefined) {
+    req = req.set("content-type", options.contentType ?? "application/json").send(options.raw);
+  } else if (options.json !== undefined) req = req.send(options.json as object);
   const res = await req;
   expect(res.headers["content-type"] ?? "").not.toContain("text/html");
   checkContract(res, method, template);
   return res;
+}
+
+/** A POST whose body declares no Content-Type at all (supertest always adds one). */
+async function postWithoutContentType(url: string, body: string): Promise<{ status: number; body: unknown }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method: "POST", headers: { "content-length": Buffer.byteLength(body) } }, (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => (text += chunk));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as unknown }));
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -380,6 +396,31 @@ describe("run API (real Redis, real runner)", () => {
       expect([what, res.status, res.body.code]).toEqual([what, 400, "INVALID_PARAMS"]);
       expect(res.body.message).toContain(message);
     }
+    // Only JSON bodies: a text/plain POST (no preflight from a web page, nor from an old client) starts nothing.
+    const body = JSON.stringify({ workflow: { name: "sneaky", stages: [{ name: "a", driver: "shell", run: "touch /tmp/should-not-run" }] } });
+    for (const contentType of ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/json; charset=latin1"]) {
+      const res = await call(runner.url, "post", "/v1/runs", "/v1/runs", { raw: body, contentType });
+      expect([contentType, res.status, res.body.code, res.body.retryable]).toEqual([contentType, 415, "INVALID_PARAMS", false]);
+      expect(res.body.message).toContain("is not accepted; send application/json");
+    }
+    const undeclared = await postWithoutContentType(`${runner.url}/v1/runs`, body);
+    expect(undeclared).toEqual({
+      status: 415,
+      body: { code: "INVALID_PARAMS", message: "Content-Type is missing; send application/json (UTF-8)", retryable: false },
+    });
+    // (accepted ones go to the API on a prefix no runner serves: queued, never run)
+    expect((await call(idle, "post", "/v1/runs", "/v1/runs", { raw: body, contentType: "Application/JSON; charset=UTF-8" })).status).toBe(201);
+
+    // Nesting: 64 levels (the body is level 1) is accepted; one more, or 400,000 (once a 500), is 400 naming the limit.
+    const nested = (levels: number): string => `{"workflow":${JSON.stringify(sleepy("deep", 0))},"input":${"[".repeat(levels)}${"]".repeat(levels)}}`;
+    expect((await call(idle, "post", "/v1/runs", "/v1/runs", { raw: nested(MAX_BODY_NESTING_DEPTH - 1) })).status).toBe(201);
+    for (const levels of [MAX_BODY_NESTING_DEPTH, 400_000]) {
+      const res = await call(runner.url, "post", "/v1/runs", "/v1/runs", { raw: nested(levels) });
+      expect([levels, res.status, res.body.code, res.body.retryable]).toEqual([levels, 400, "INVALID_PARAMS", false]);
+      expect(res.body.message).toContain(`deeper than ${MAX_BODY_NESTING_DEPTH} levels`);
+    }
+    const deepCancel = await call(runner.url, "post", "/v1/runs/{run_id}/cancel", "/v1/runs/nosuchrun/cancel", { raw: `{"reason":${"[".repeat(100_000)}` });
+    expect([deepCancel.status, deepCancel.body.code]).toEqual([400, "INVALID_PARAMS"]);
     const tooLarge = await call(runner.url, "post", "/v1/runs", "/v1/runs", { json: { workflow: sleepy("big", 0), input: "x".repeat(1_100_000) } });
     expect(tooLarge.status).toBe(413);
     expect(tooLarge.body).toMatchObject({ code: "PAYLOAD_TOO_LARGE", retryable: false });
@@ -599,6 +640,8 @@ describe("run API (real Redis, real runner)", () => {
       expect([raw, res.status, res.body.code]).toEqual([raw, 400, "INVALID_PARAMS"]);
       expect(res.body.message).toContain(message);
     }
+    const plain = await call(runner.url, "post", "/v1/runs/{run_id}/cancel", `/v1/runs/${runId}/cancel`, { raw: '{"reason":"x"}', contentType: "text/plain" });
+    expect([plain.status, plain.body.code]).toEqual([415, "INVALID_PARAMS"]);
     expect((await getRun(runner.url, runId)).state).toBe("running"); // malformed requests cancelled nothing
 
     const started = Date.now();

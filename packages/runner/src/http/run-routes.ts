@@ -18,7 +18,7 @@ import {
   type RunStagesResponse,
   type RunTelemetryResponse,
 } from "@flowmeter/shared";
-import express, { Router, type NextFunction, type Request, type Response } from "express";
+import { Router, type NextFunction, type Request, type Response } from "express";
 import { UnknownEventCursorError, WorkflowFileError, WorkflowValidationError } from "../errors.js";
 import { cancelRun } from "../fleet/cancel-run.js";
 import { submitRun } from "../fleet/submit-run.js";
@@ -27,9 +27,9 @@ import type { RunStore } from "../store/run-store.js";
 import type { RunStream, RunStreamPage } from "../store/run-stream.js";
 import { buildStageView } from "../store/stage-view.js";
 import { loadWorkflowFromDir } from "../workflow/workflows-dir.js";
-import { MAX_REQUEST_BODY_BYTES } from "./api-limits.js";
 import { operation, type ValidatedRequest } from "./api-validation.js";
 import { createBearerAuth } from "./bearer-auth.js";
+import { jsonBody } from "./json-body.js";
 
 export interface RunApiOptions {
   /** The fleet's runs; its connection is a producer one, so requests answer 503 at once while Redis is away. */
@@ -63,7 +63,6 @@ export function createRunRoutes(options: RunApiOptions): Router {
   const { store, workflowsDir, drivers } = options;
   const { redis, records } = store;
   const checkToken = createBearerAuth(options.apiTokens);
-  const jsonBody = express.json({ type: () => true, limit: MAX_REQUEST_BODY_BYTES, strict: true });
   const router = Router({ strict: true, caseSensitive: true });
 
   async function loadRun(runId: string): Promise<RunRecord> {
@@ -108,7 +107,7 @@ export function createRunRoutes(options: RunApiOptions): Router {
       };
       res.json(body);
     })
-    .post(jsonBody, async function createRun(req: Request, res: Response) {
+    .post(...jsonBody(), async function createRun(req: Request, res: Response) {
       const body = REQUESTS.createRun(req).body as CreateRunRequest;
       let created;
       try {
@@ -206,7 +205,7 @@ export function createRunRoutes(options: RunApiOptions): Router {
 
   router
     .route("/v1/runs/:runId/cancel")
-    .post(jsonBody, async function cancel(req: Request, res: Response) {
+    .post(...jsonBody(), async function cancel(req: Request, res: Response) {
       const { query, body } = REQUESTS.cancel(req);
       const version = query["api_version"] as ApiVersion;
       const { reason } = body as CancelRunRequest;
