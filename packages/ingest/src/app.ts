@@ -32,7 +32,7 @@ export interface IngestAppOptions {
   redis: Redis;
   logger: Logger;
   /** Where accepted entries go while Redis is away; without one, such requests are answered 503. */
-  spool?: Omit<IngestSpool, "onChange" | "logger">;
+  spool?: Omit<IngestSpool, "onChange" | "onWriteFailed" | "onLinesDropped" | "logger">;
 }
 
 export interface IngestApp {
@@ -67,6 +67,8 @@ export function createIngestApp({ config, queue, redis, logger, spool }: IngestA
               metrics.spooledRequests.set(items);
               metrics.spoolBytes.set(bytes);
             },
+            onWriteFailed: (reason, requests) => metrics.spoolWriteFailedRequests.inc({ reason }, requests),
+            onLinesDropped: (lines) => metrics.spoolLinesDropped.inc(lines),
           },
   });
   // Queue errors mirror the connection's; without a listener an EventEmitter "error" would crash the process.

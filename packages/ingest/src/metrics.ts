@@ -26,6 +26,10 @@ export interface IngestMetrics {
   spooledRequests: Gauge;
   /** Size of the local spool file(s). */
   spoolBytes: Gauge;
+  /** reason: disk_full (ENOSPC, EDQUOT) | io_error. Requests answered 503 because their spool append failed. */
+  spoolWriteFailedRequests: Counter<"reason">;
+  /** Spool lines dropped at replay because they were cut short: requests never answered 202 (a failed write, a crash). */
+  spoolLinesDropped: Counter;
 }
 
 /** A counter by `reason` with every known reason's series from the start, so increase() sees the first one after a restart. */
@@ -77,6 +81,17 @@ export function createIngestMetrics(): IngestMetrics {
     spoolBytes: new Gauge({
       name: "flowmeter_ingest_spool_bytes",
       help: "Bytes in the local spool (INGEST_SPOOL_MAX_BYTES is the limit)",
+      registers: [registry],
+    }),
+    spoolWriteFailedRequests: reasonCounter(
+      registry,
+      "flowmeter_ingest_spool_write_failed_requests_total",
+      "Requests answered 503 because the local spool could not be written (disk_full: ENOSPC or EDQUOT), by reason",
+      ["disk_full", "io_error"],
+    ),
+    spoolLinesDropped: new Counter({
+      name: "flowmeter_ingest_spool_lines_dropped_total",
+      help: "Spool lines dropped at replay because they were cut short (their requests were never answered 202)",
       registers: [registry],
     }),
     requestBodyBytes: new Histogram({

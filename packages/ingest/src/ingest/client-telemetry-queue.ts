@@ -1,4 +1,4 @@
-import { errorMessage, type Logger, type SpoolFile } from "@flowmeter/platform";
+import { errorMessage, redisAnswers, ReplayLoop, type Logger, type ReplayOutcome, type SpoolFile } from "@flowmeter/platform";
 import { ApiError, JOB_CATALOG, type CliInvocationEvent, type ClientTelemetryJob, type IngestionWarning } from "@flowmeter/shared";
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
@@ -83,6 +83,9 @@ export interface AcceptedRequest {
   receivedAtMs: number;
 }
 
+/** Why a spool append failed, as the metric's `reason` label says it: a full disk (ENOSPC, EDQUOT) or anything else. */
+export type SpoolWriteFailure = "disk_full" | "io_error";
+
 /** The local spool that takes accepted entries while Redis is away (see createEnqueue). */
 export interface IngestSpool {
   file: SpoolFile<AcceptedRequest>;
@@ -91,10 +94,16 @@ export interface IngestSpool {
   logger: Logger;
   /** Called whenever the spool's contents change (metrics). */
   onChange?: (state: { items: number; bytes: number }) => void;
+  /** Called with the requests answered 503 because their append failed (metrics). */
+  onWriteFailed?: (reason: SpoolWriteFailure, requests: number) => void;
+  /** Called with the spool lines dropped at replay because they were cut short (metrics). */
+  onLinesDropped?: (lines: number) => void;
 }
 
 export interface EnqueueOptions {
   timeoutMs?: number;
+  /** How long a replay waits for Redis to answer a PING or take a chunk before it tries again later. */
+  replayTimeoutMs?: number;
   /** Without a spool, a request that cannot reach Redis is answered 503. */
   spool?: IngestSpool;
 }
@@ -109,7 +118,16 @@ export interface Enqueuer {
 
 /** How many spooled requests go to Redis in one add while the spool is replayed. */
 const REPLAY_CHUNK = 50;
-const REPLAY_RETRY_MS = 1000;
+/** Replay backoff: first retry after this, doubling up to REPLAY_RETRY_MAX_MS, so a replay starts within ~2 s of Redis answering. */
+const REPLAY_RETRY_MIN_MS = 250;
+const REPLAY_RETRY_MAX_MS = 2000;
+/** No client waits on a replay, so it gives a slow Redis longer than a request's enqueue (fewer adds that time out yet land). */
+export const REPLAY_TIMEOUT_MS = 5000;
+
+function isDiskFull(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return code === "ENOSPC" || code === "EDQUOT";
+}
 
 /**
  * Puts entries on the queue, resolving only once they are durable, with group commit: one add is in flight at a
@@ -118,20 +136,34 @@ const REPLAY_RETRY_MS = 1000;
  *
  * When Redis is not connected, or the add does not finish within the timeout, the request goes to the local spool
  * instead (appended and fsynced, group-committed the same way), and so does every request after it until the spool
- * has been replayed into the queue, in order, once Redis answers; a spool left by a process that died is replayed
- * at the next start. Only when there is no spool, or it is full, is the answer 503 UNAVAILABLE. After a timeout the
- * add may still land later; the spooled copy then duplicates those entries on the queue, and the worker's dedup by
- * entry id absorbs that.
+ * has been replayed into the queue, in order. The replay runs on its own (a ReplayLoop: it never waits for another
+ * request): it PINGs Redis, drains the spool when Redis answers, and otherwise tries again with backoff (at most 2 s
+ * apart), whether Redis refused connections, froze (SIGSTOP: the connection stays "ready" but nothing answers), or is
+ * slow. A spool left by a process that died is replayed at the next start. Only when there is no spool, or it is
+ * full, or cannot be written (a full disk) is the answer 503 UNAVAILABLE with Retry-After. After a timeout the add
+ * may still land later; the spooled copy then duplicates those entries on the queue, and the worker's dedup by entry
+ * id absorbs that.
  */
-export function createEnqueue(queue: ClientTelemetryQueue, redis: Redis, { timeoutMs = ENQUEUE_TIMEOUT_MS, spool }: EnqueueOptions = {}): Enqueuer {
+export function createEnqueue(
+  queue: ClientTelemetryQueue,
+  redis: Redis,
+  { timeoutMs = ENQUEUE_TIMEOUT_MS, replayTimeoutMs = REPLAY_TIMEOUT_MS, spool }: EnqueueOptions = {},
+): Enqueuer {
   let spooled = 0;
   let spoolBytes = 0;
-  let replaying: Promise<void> | undefined;
-  let replayTimer: NodeJS.Timeout | undefined;
   let closed = false;
+  /** Set while spool appends fail (one log line when it starts, one when it ends). */
+  let unwritable: { sinceMs: number; refusedRequests: number } | undefined;
 
   const changed = (): void => spool?.onChange?.({ items: spooled, bytes: spoolBytes });
   const addAll = (items: AcceptedRequest[]): Promise<void> => addJobs(queue, merge(items), Math.min(...items.map((item) => item.receivedAtMs)));
+
+  const replayLoop = new ReplayLoop({
+    pass: replay,
+    retryMinMs: REPLAY_RETRY_MIN_MS,
+    retryMaxMs: REPLAY_RETRY_MAX_MS,
+    logger: spool?.logger ?? { debug() {}, info() {}, warn() {}, error() {} },
+  });
 
   const adds = new GroupCommit<AcceptedRequest>(addAll);
   const appends = new GroupCommit<AcceptedRequest>(async (items) => {
@@ -139,13 +171,38 @@ export function createEnqueue(queue: ClientTelemetryQueue, redis: Redis, { timeo
     try {
       await spool.file.append(items);
     } catch (error) {
-      spool.logger.error("cannot write the ingest spool", { error: errorMessage(error) });
-      throw error;
+      throw appendFailed(spool, error, items.length);
+    }
+    if (unwritable !== undefined) {
+      spool.logger.info("the ingest spool is writable again", {
+        file: spool.file.path,
+        refused_requests: unwritable.refusedRequests,
+        seconds: Math.round((Date.now() - unwritable.sinceMs) / 1000),
+      });
+      unwritable = undefined;
     }
     spooled += items.length;
     changed();
-    scheduleReplay(0);
+    replayLoop.wake();
   });
+
+  /** Counts and logs (once per episode) a failed append; the 503 its requests are answered. */
+  function appendFailed(spool: IngestSpool, error: unknown, requests: number): ApiError {
+    const reason: SpoolWriteFailure = isDiskFull(error) ? "disk_full" : "io_error";
+    spool.onWriteFailed?.(reason, requests);
+    if (unwritable === undefined) {
+      unwritable = { sinceMs: Date.now(), refusedRequests: 0 };
+      spool.logger.error("cannot write the ingest spool: answering 503 until it can", { file: spool.file.path, reason, error: errorMessage(error) });
+    }
+    unwritable.refusedRequests += requests;
+    return new ApiError(
+      "UNAVAILABLE",
+      reason === "disk_full"
+        ? "the queue is unavailable and the local spool's disk is full; retry later"
+        : "the queue is unavailable and the local spool cannot be written; retry later",
+      { retryAfterSeconds: UNAVAILABLE_RETRY_AFTER_SECONDS, cause: error },
+    );
+  }
 
   function toSpool(batch: IngestBatch, receivedAtMs: number, cause: unknown): Promise<void> {
     if (spool === undefined || closed) return Promise.reject(unavailable(cause));
@@ -162,35 +219,35 @@ export function createEnqueue(queue: ClientTelemetryQueue, redis: Redis, { timeo
     if (spooled === 0 && !appends.busy)
       spool.logger.warn("queue unreachable: spooling accepted entries locally", { file: spool.file.path, error: errorMessage(cause) });
     spoolBytes += size;
-    return appends.submit(item).written;
+    return appends.submit(item).written.catch((error: unknown) => {
+      spoolBytes -= size;
+      throw error;
+    });
   }
 
-  function scheduleReplay(delayMs: number): void {
-    if (spool === undefined || closed || replaying !== undefined || replayTimer !== undefined || spooled === 0) return;
-    replayTimer = setTimeout(() => {
-      replayTimer = undefined;
-      replaying = replay().finally(() => {
-        replaying = undefined;
-      });
-    }, delayMs);
-  }
-
-  async function replay(): Promise<void> {
-    if (spool === undefined) return;
-    if (redis.status !== "ready") {
-      scheduleReplay(REPLAY_RETRY_MS);
-      return;
-    }
-    const { consumed, error } = await spool.file.drain((items) => withTimeout(addAll(items), timeoutMs), REPLAY_CHUNK);
+  /** One replay pass: PING, then drain the spool into the queue. */
+  async function replay(): Promise<ReplayOutcome> {
+    if (spool === undefined) return "done";
+    // The file, not the count, says whether anything waits: an append may have landed since the count was read.
+    if (spooled === 0 && (await spool.file.bytes()) === 0) return "done";
+    if (!(await redisAnswers(redis, replayTimeoutMs))) return "retry";
+    const { consumed, dropped, error } = await spool.file.drain((items) => withTimeout(addAll(items), replayTimeoutMs), REPLAY_CHUNK);
     spooled = Math.max(0, spooled - consumed);
     if (spooled === 0) spoolBytes = await spool.file.bytes();
     changed();
+    if (dropped > 0) {
+      spool.onLinesDropped?.(dropped);
+      spool.logger.warn("dropped spool lines cut short: requests that were never answered 202 (a failed write or a crash)", {
+        lines: dropped,
+        file: spool.file.path,
+      });
+    }
     if (error !== undefined) {
-      scheduleReplay(REPLAY_RETRY_MS);
-      return;
+      spool.logger.debug("spool replay stopped; retrying", { error: errorMessage(error), still_spooled: spooled });
+      return "retry";
     }
     spool.logger.info("spool replayed into the queue", { requests: consumed, still_spooled: spooled });
-    scheduleReplay(0);
+    return "done";
   }
 
   async function enqueue(batch: IngestBatch, receivedAtMs: number): Promise<void> {
@@ -215,12 +272,11 @@ export function createEnqueue(queue: ClientTelemetryQueue, redis: Redis, { timeo
       spoolBytes = await spool.file.bytes();
       changed();
       if (spooled > 0) spool.logger.info("replaying the ingest spool left by an earlier process", { requests: spooled, file: spool.file.path });
-      scheduleReplay(0);
+      replayLoop.wake();
     },
     async close() {
       closed = true;
-      clearTimeout(replayTimer);
-      await replaying;
+      await replayLoop.stop();
       if (spooled > 0) spool?.logger.warn("entries left in the ingest spool for the next start", { requests: spooled, file: spool.file.path });
     },
   };
