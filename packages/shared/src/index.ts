@@ -13,7 +13,17 @@ export {
   type ValidationResult,
   type WorkflowContext,
 } from "./telemetry.js";
-export { REPAIR_REASONS, REPAIRS_KEY, repairCliInvocation, type EntryRepairs, type Repair, type RepairReason, type RepairResult } from "./repair-entry.js";
+export {
+  REPAIR_REASONS,
+  REPAIRS_KEY,
+  cutWhole,
+  repairCliInvocation,
+  type EntryRepairs,
+  type Repair,
+  type RepairOptions,
+  type RepairReason,
+  type RepairResult,
+} from "./repair-entry.js";
 export {
   JOB_CATALOG,
   payloadProblem,

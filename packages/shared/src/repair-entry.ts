@@ -1,17 +1,28 @@
 /**
  * Repair before reject (docs/spec.md §2): the real client reads only the status code and deletes what it sent on any
  * 202, so an entry refused inside a 202 is lost. Whatever can be read as a cli_invocation is made valid and stored,
- * with what was changed recorded: over-long strings and lists are cut, missing or unreadable fields get defaults or
- * are derived, timestamps that are not real dates or lie outside what the table keeps are replaced by the time the
- * entry was received (the client's value is kept). Only an entry that is not an object, has no `properties` object
- * or names another event is refused.
+ * with what was changed recorded: over-long strings and lists are cut, numbers sent as strings are converted, missing
+ * or unreadable fields get defaults or are derived, timestamps that are not real dates or lie outside what the table
+ * keeps are replaced by the time the entry was received (the client's value is kept), and an entry over the size
+ * limit is cut until it fits, whatever its shape. Only an entry that is not an object, has no `properties` object or
+ * names another event is refused.
  */
 import { createHash } from "node:crypto";
 import { Ajv, type ErrorObject } from "ajv";
 import { CliInvocationEventSchema, TIMESTAMP_MAX_AGE_MS, TIMESTAMP_MAX_AHEAD_MS, validateCliInvocation, type CliInvocationEvent } from "./telemetry.js";
 
 /** Why an entry was changed; one row per reason in ingestion_warnings. */
-export const REPAIR_REASONS = ["truncated", "timestamp_replaced", "id_derived", "field_defaulted", "field_dropped", "entry_truncated"] as const;
+export const REPAIR_REASONS = [
+  "truncated",
+  "timestamp_replaced",
+  "id_derived",
+  "field_converted",
+  "field_defaulted",
+  "field_dropped",
+  "entry_truncated",
+  "invalid_utf8",
+  "lone_surrogate",
+] as const;
 export type RepairReason = (typeof REPAIR_REASONS)[number];
 
 export interface Repair {
@@ -75,6 +86,12 @@ function locate(root: unknown, pointer: string): { parent: Record<string, unknow
   return { parent: node, key };
 }
 
+function exists(root: unknown, pointer: string): boolean {
+  if (pointer === "") return true;
+  const at = locate(root, pointer);
+  return at !== undefined && (Array.isArray(at.parent) ? Number(at.key) < at.parent.length : Object.hasOwn(at.parent, at.key));
+}
+
 function setAt(root: unknown, pointer: string, value: unknown): void {
   const at = locate(root, pointer);
   if (at === undefined) return;
@@ -102,7 +119,7 @@ function repairError(event: Record<string, unknown>, error: ErrorObject): Repair
   switch (error.keyword) {
     case "maxLength": {
       const limit = Number(error.params["limit"]);
-      setAt(event, pointer, String(value).slice(0, limit));
+      setAt(event, pointer, cutWhole(String(value), limit));
       return { reason: "truncated", detail: `${pathOf(pointer)} cut from ${String(value).length} to ${limit} characters` };
     }
     case "maxItems": {
@@ -148,62 +165,216 @@ function usableTime(value: unknown, nowMs: number): number | undefined {
 
 function excerpt(value: unknown): string {
   const text = typeof value === "string" ? value : (JSON.stringify(value) ?? String(value));
-  return text.length > 64 ? `${text.slice(0, 64)}…` : text;
+  return text.length > 64 ? `${cutWhole(text, 64)}…` : text;
 }
 
-/** Every string in `value` with where it sits, longest first. */
-function stringsBySize(value: unknown): Array<{ parent: Record<string, unknown> | unknown[]; key: string | number; length: number }> {
-  const found: Array<{ parent: Record<string, unknown> | unknown[]; key: string | number; length: number }> = [];
-  const visit = (node: unknown): void => {
-    if (Array.isArray(node))
-      node.forEach((child, index) => (typeof child === "string" ? found.push({ parent: node, key: index, length: child.length }) : visit(child)));
-    else if (isRecord(node)) {
-      for (const [key, child] of Object.entries(node)) {
-        if (typeof child === "string") found.push({ parent: node, key, length: child.length });
-        else visit(child);
-      }
-    }
-  };
-  visit(value);
-  return found.sort((a, b) => b.length - a.length);
+/** The first `length` UTF-16 units of `text`, one fewer when the cut would split a surrogate pair. */
+export function cutWhole(text: string, length: number): string {
+  if (text.length <= length) return text;
+  const last = text.charCodeAt(length - 1);
+  return text.slice(0, last >= 0xd800 && last <= 0xdbff ? length - 1 : length);
 }
 
-/** Cuts the longest strings of `event` until its JSON fits `maxBytes`; false if even that cannot make it fit. */
-function fitToSize(event: CliInvocationEvent, maxBytes: number): boolean {
-  for (let round = 0; round < 64; round += 1) {
-    const bytes = Buffer.byteLength(JSON.stringify(event));
-    if (bytes <= maxBytes) return true;
-    const [longest] = stringsBySize(event);
-    if (longest === undefined || longest.length <= 16) return false;
-    const text = (longest.parent as Record<string | number, string>)[longest.key] ?? "";
-    // Every character cut takes at least one byte off the JSON: cut the excess, or half when that is not enough.
-    const excess = bytes - maxBytes;
-    const keep = text.length - excess >= 16 ? text.length - excess : Math.max(16, Math.floor(text.length / 2));
-    (longest.parent as Record<string | number, string>)[longest.key] = text.slice(0, keep);
+const MAX_DURATION_MS = CliInvocationEventSchema.properties.properties.properties.durationMs.maximum;
+
+/** The numeric fields of an entry, by where they sit in `properties`; `integer` when the schema wants a whole number. */
+const NUMERIC_FIELDS = [
+  { path: ["durationMs"], integer: false },
+  { path: ["result", "exitCode"], integer: true },
+] as const;
+
+/** A decimal number as text: what Number() reads the same in every client's language, no hex, no Infinity. */
+const DECIMAL = /^\s*-?\d+(\.\d+)?([eE][+-]?\d+)?\s*$/;
+
+/** `durationMs: "1234"` becomes 1234 (finite, and whole where the schema wants an integer); what does not convert is left to the schema. */
+function convertNumericStrings(properties: Record<string, unknown>): Repair[] {
+  const repairs: Repair[] = [];
+  for (const { path, integer } of NUMERIC_FIELDS) {
+    const parent = path.length === 1 ? properties : properties[path[0]];
+    const key = path[path.length - 1] as string;
+    if (!isRecord(parent) || typeof parent[key] !== "string") continue;
+    const text = parent[key];
+    const number = DECIMAL.test(text) ? Number(text) : Number.NaN;
+    if (!Number.isFinite(number) || (integer && !Number.isInteger(number))) continue;
+    parent[key] = number;
+    repairs.push({ reason: "field_converted", detail: `properties.${path.join(".")} ${JSON.stringify(cutWhole(text, 64))} converted to the number ${number}` });
   }
-  return Buffer.byteLength(JSON.stringify(event)) <= maxBytes;
+  return repairs;
+}
+
+type Container = Record<string, unknown> | unknown[];
+
+/** What fitToSize may cut, found in one walk of the entry. */
+interface Cuttable {
+  /** Strings the schema does not pin (ids, timestamps and enums are never cut). */
+  strings: Array<{ parent: Container; key: string | number; length: number; where: string }>;
+  /** Lists and objects, with how many of their items may be dropped (every element; an object's keys the schema does not name). */
+  containers: Array<{ node: Container; where: string; droppable: number; named: ReadonlySet<string> }>;
+}
+
+/** A schema node whose string value is never cut: an id (the only strings with a minLength), a timestamp, an enum or a constant. */
+function pinned(schema: Record<string, unknown> | undefined): boolean {
+  return schema !== undefined && ("minLength" in schema || "pattern" in schema || "enum" in schema || "const" in schema);
+}
+
+function schemaOf(schema: Record<string, unknown> | undefined, key: string | number): Record<string, unknown> | undefined {
+  const child = typeof key === "number" ? schema?.["items"] : isRecord(schema?.["properties"]) ? schema["properties"][key] : undefined;
+  return isRecord(child) ? child : undefined;
+}
+
+/** Walks the entry without recursion (whatever its depth), paired with the schema where the schema describes it. */
+function findCuttable(event: Record<string, unknown>, stringFloor: number): Cuttable {
+  const found: Cuttable = { strings: [], containers: [] };
+  const stack: Array<{ node: Container; schema: Record<string, unknown> | undefined; where: string }> = [
+    { node: event, schema: CliInvocationEventSchema, where: "entry" },
+  ];
+  for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
+    const { node, schema, where } = item;
+    const named = new Set(isRecord(schema?.["properties"]) ? Object.keys(schema["properties"]) : []);
+    let droppable = 0;
+    const visit = (key: string | number, child: unknown): void => {
+      if (typeof key === "number" || !named.has(key)) droppable += 1;
+      if (typeof child === "string" ? child.length <= stringFloor : typeof child !== "object" || child === null) return;
+      const childSchema = schemaOf(schema, key);
+      const childWhere = where === "entry" ? String(key) : `${where}.${key}`;
+      if (typeof child !== "string") stack.push({ node: child as Container, schema: childSchema, where: childWhere });
+      else if (!pinned(childSchema)) found.strings.push({ parent: node, key, length: child.length, where: childWhere });
+    };
+    if (Array.isArray(node)) for (let index = 0; index < node.length; index += 1) visit(index, node[index]);
+    else for (const key of Object.keys(node)) visit(key, node[key]);
+    if (droppable > 0) found.containers.push({ node, where, droppable, named });
+  }
+  return found;
+}
+
+/**
+ * The level to cut `sizes` down to so that at least `excess` units go, cutting the largest first and all of them to
+ * the same level; undefined when cutting everything down to `floor` is not enough.
+ */
+function waterLevel(sizes: number[], excess: number, floor: number): number | undefined {
+  const sorted = sizes.filter((size) => size > floor).sort((a, b) => b - a);
+  let sum = 0;
+  for (let count = 1; count <= sorted.length; count += 1) {
+    sum += sorted[count - 1] as number;
+    const level = Math.floor((sum - excess) / count);
+    if (level >= (sorted[count] ?? floor)) return Math.max(level, floor);
+  }
+  return undefined;
+}
+
+/** Strings are cut to no fewer characters than this before lists lose items; then to SHORTEST_STRING_CHARS. */
+const SHORT_STRING_CHARS = 64;
+const SHORTEST_STRING_CHARS = 16;
+
+/**
+ * Cuts `event` until its JSON is at most `maxBytes`: first its longest strings, all to one length but not below 64
+ * characters; then lists and objects keep their first items (an object keeps every field the schema names); at
+ * last strings go down to 16 characters. Ids, timestamps and enums are never cut, so an entry always fits unless
+ * those alone do not (INGEST_MAX_ENTRY_BYTES is at least 16 KiB: they always do). Returns what was cut, or
+ * undefined when it does not fit.
+ */
+function fitToSize(event: Record<string, unknown>, sizeBefore: number, maxBytes: number): string | undefined {
+  const stringsCut = new Set<string>();
+  let stringCap = Number.POSITIVE_INFINITY;
+  const itemsBefore = new Map<string, { total: number; kept: number; keys: boolean }>();
+  let stringFloor = SHORT_STRING_CHARS;
+  let size = sizeBefore;
+  for (let round = 0; size > maxBytes; size = jsonBytes(event), round += 1) {
+    if (round === 200) return undefined;
+    const { strings, containers } = findCuttable(event, stringFloor);
+    // Each UTF-16 unit cut takes at least one byte off the JSON.
+    const level = waterLevel(
+      strings.map((string) => string.length),
+      size - maxBytes,
+      stringFloor,
+    );
+    for (const string of strings) {
+      const cap = level ?? stringFloor;
+      if (string.length <= cap) continue;
+      const parent = string.parent as Record<string | number, string>;
+      parent[string.key] = cutWhole(parent[string.key] as string, cap);
+      stringsCut.add(string.where);
+      stringCap = Math.min(stringCap, cap);
+    }
+    if (level !== undefined) continue;
+    const droppable = containers.reduce((sum, container) => sum + container.droppable, 0);
+    if (droppable === 0) {
+      if (stringFloor === SHORTEST_STRING_CHARS) return undefined;
+      stringFloor = SHORTEST_STRING_CHARS;
+      continue;
+    }
+    // Drop about the share of items the excess is of the whole (at least one), the largest lists and objects first.
+    const sizeNow = strings.length > 0 ? jsonBytes(event) : size;
+    if (sizeNow <= maxBytes) {
+      size = sizeNow;
+      break;
+    }
+    const toDrop = Math.max(1, Math.ceil((droppable * (sizeNow - maxBytes)) / sizeNow));
+    const keep = waterLevel(
+      containers.map((container) => container.droppable),
+      toDrop,
+      0,
+    );
+    for (const { node, where, droppable: count, named } of containers) {
+      const kept = Math.min(count, keep ?? 0);
+      if (kept === count) continue;
+      const before = itemsBefore.get(where) ?? { total: count, kept: count, keys: !Array.isArray(node) };
+      itemsBefore.set(where, { ...before, kept: before.kept - (count - kept) });
+      if (Array.isArray(node)) node.length = kept;
+      else dropUnnamedKeys(node, named, kept);
+    }
+  }
+  const parts = [`entry cut from ${sizeBefore} to ${size} bytes`];
+  if (stringsCut.size > 0) parts.push(`${stringsCut.size} strings cut to at most ${stringCap} characters, longest first`);
+  const lists = [...itemsBefore].map(([where, { total, kept, keys }]) => `${where} kept its first ${kept} of ${total} ${keys ? "extra fields" : "items"}`);
+  parts.push(...lists.slice(0, 8));
+  if (lists.length > 8) parts.push(`and ${lists.length - 8} more lists or objects cut`);
+  return parts.join("; ");
+}
+
+/** Keeps every key in `named` and the first `kept` others. */
+function dropUnnamedKeys(node: Record<string, unknown>, named: ReadonlySet<string>, kept: number): void {
+  let seen = 0;
+  for (const key of Object.keys(node)) {
+    if (named.has(key)) continue;
+    seen += 1;
+    if (seen > kept) delete node[key];
+  }
+}
+
+function jsonBytes(value: unknown): number {
+  return Buffer.byteLength(JSON.stringify(value));
+}
+
+export interface RepairOptions {
+  /** Replaces timestamps that cannot be kept. */
+  receivedAtMs: number;
+  /** The largest the entry's JSON may be, `$flowmeter` record included. */
+  maxEntryBytes: number;
+  /** The caller knows the entry's JSON is at most maxEntryBytes (check-entries' size bound): it is not serialized. */
+  knownToFit?: boolean;
+  /** Repairs made to `value` before this call (text decoding); recorded with the others. */
+  repairsBefore?: readonly Repair[];
 }
 
 /**
  * The entry made valid, with every repair made, or the reason it cannot be read as a cli_invocation at all.
- * `receivedAtMs` replaces timestamps that cannot be kept. Never changes `value`.
+ * Never changes `value`.
  */
-export function repairCliInvocation(
-  value: unknown,
-  { receivedAtMs, maxEntryBytes, knownToFit = false }: { receivedAtMs: number; maxEntryBytes: number; knownToFit?: boolean },
-): RepairResult {
+export function repairCliInvocation(value: unknown, { receivedAtMs, maxEntryBytes, knownToFit = false, repairsBefore = [] }: RepairOptions): RepairResult {
   if (!isRecord(value)) return { ok: false, message: "entry is not a JSON object" };
   if (value["event"] !== "cli_invocation") return { ok: false, message: `entry.event must be "cli_invocation"` };
   if (!isRecord(value["properties"])) return { ok: false, message: "entry.properties must be an object" };
 
-  const clean = !Object.hasOwn(value, REPAIRS_KEY) && validateCliInvocation(value, receivedAtMs).ok;
+  const clean = repairsBefore.length === 0 && !Object.hasOwn(value, REPAIRS_KEY) && validateCliInvocation(value, receivedAtMs).ok;
   if (clean && (knownToFit || Buffer.byteLength(JSON.stringify(value)) <= maxEntryBytes)) return { ok: true, event: value as CliInvocationEvent, repairs: [] };
 
   const event = structuredClone(value) as Record<string, unknown> & { properties: Record<string, unknown> };
   delete event[REPAIRS_KEY];
-  const repairs: Repair[] = [];
+  const repairs: Repair[] = [...repairsBefore];
   const record: EntryRepairs = { repairs: [] };
   const p = event.properties;
+  repairs.push(...convertNumericStrings(p));
 
   // Identity first: everything else may be cut, the id must stay what the client sent (or be derived the same way on a re-send).
   if (typeof p["id"] !== "string" || p["id"] === "" || p["id"].length > 200) {
@@ -233,10 +404,22 @@ export function repairCliInvocation(
   // Timestamps: a usable one is kept; one that is not is replaced by the other (± durationMs) or by the receive time.
   const started = usableTime(p["startedAt"], receivedAtMs);
   const completed = usableTime(p["completedAt"], receivedAtMs);
-  const duration = typeof p["durationMs"] === "number" && Number.isFinite(p["durationMs"]) && p["durationMs"] >= 0 ? p["durationMs"] : undefined;
+  const sentDuration = p["durationMs"];
+  const duration = typeof sentDuration === "number" && sentDuration >= 0 && sentDuration <= MAX_DURATION_MS ? sentDuration : undefined;
   if (started === undefined || completed === undefined) {
-    const startedMs = started ?? (completed !== undefined ? completed - (duration ?? 0) : receivedAtMs);
-    const completedMs = completed ?? startedMs + (started !== undefined ? (duration ?? 0) : 0);
+    // Both replaced: the entry was sent once it completed, so it completed by the receive time, and it started
+    // durationMs before, so the stored duration stays the one sent. One replaced: derived from the other.
+    const startedMs = started ?? (completed !== undefined ? completed - (duration ?? 0) : receivedAtMs - (duration ?? 0));
+    const completedMs = completed ?? startedMs + (duration ?? 0);
+    const how = {
+      startedAt:
+        completed !== undefined
+          ? `completedAt minus durationMs (${duration ?? 0} ms) used`
+          : duration !== undefined
+            ? `the receive time minus durationMs (${duration} ms) used, so the duration stays the one sent`
+            : "the receive time used (durationMs unusable)",
+      completedAt: started !== undefined ? `startedAt plus durationMs (${duration ?? 0} ms) used` : "the receive time used",
+    };
     for (const [name, ms, usable] of [
       ["startedAt", startedMs, started],
       ["completedAt", completedMs, completed],
@@ -244,35 +427,46 @@ export function repairCliInvocation(
       if (usable !== undefined) continue;
       const sent = p[name];
       if (sent !== undefined)
-        record[name === "startedAt" ? "clientStartedAt" : "clientCompletedAt"] = typeof sent === "string" ? sent.slice(0, 200) : excerpt(sent);
+        record[name === "startedAt" ? "clientStartedAt" : "clientCompletedAt"] = typeof sent === "string" ? cutWhole(sent, 200) : excerpt(sent);
       repairs.push({
         reason: "timestamp_replaced",
-        detail: `properties.${name} ${sent === undefined ? "was missing" : `(${excerpt(sent)}) is not a date within 5 years ago and a day ahead`}; ${usable === undefined && ms === receivedAtMs ? "the receive time" : "derived from the other timestamp"} used`,
+        detail: `properties.${name} ${sent === undefined ? "was missing" : `(${excerpt(sent)}) is not a date within 5 years ago and a day ahead`}; ${how[name]}`,
       });
       p[name] = new Date(ms).toISOString();
     }
   }
 
+  // Items of a list cut to their bound are reported once per list, not once per item.
+  const itemCuts = new Map<string, { items: number; longest: number; limit: number }>();
   for (let pass = 0; pass < 8 && !validateAll(event); pass += 1) {
     for (const error of validateAll.errors ?? []) {
+      // An earlier repair of this pass removed the value (a list cut to 256 items, then its item 300 too long).
+      if (error.keyword !== "required" && !exists(event, error.instancePath)) continue;
+      const listItem = /^(.*)\/\d+$/.exec(error.instancePath);
+      const length = String(getAt(event, error.instancePath)).length;
       const repair = repairError(event, error);
       if (repair === undefined) return { ok: false, message: `${pathOf(error.instancePath)} ${error.message ?? "is invalid"}` };
-      repairs.push(repair);
+      if (error.keyword === "maxLength" && listItem !== null) {
+        const list = pathOf(listItem[1] ?? "");
+        const cuts = itemCuts.get(list) ?? { items: 0, longest: 0, limit: Number(error.params["limit"]) };
+        itemCuts.set(list, { ...cuts, items: cuts.items + 1, longest: Math.max(cuts.longest, length) });
+      } else repairs.push(repair);
     }
   }
+  for (const [list, { items, longest, limit }] of itemCuts)
+    repairs.push({ reason: "truncated", detail: `${items} items of ${list} cut to ${limit} characters (the longest had ${longest})` });
   if (!validateAll(event)) return { ok: false, message: "entry could not be repaired" };
 
-  const sizeBefore = Buffer.byteLength(JSON.stringify(event));
-  if (sizeBefore > maxEntryBytes) {
-    // Room for the $flowmeter record added below.
-    if (!fitToSize(event, Math.max(maxEntryBytes - 512, Math.floor(maxEntryBytes / 2))))
-      return { ok: false, message: `entry is ${sizeBefore} bytes and cannot be cut to ${maxEntryBytes}` };
-    repairs.push({
-      reason: "entry_truncated",
-      detail: `entry cut from ${sizeBefore} to ${Buffer.byteLength(JSON.stringify(event))} bytes, longest strings first`,
-    });
-  }
+  // The limit holds for the entry as stored, its $flowmeter record included.
   record.repairs = [...new Set(repairs.map((repair) => repair.reason))];
+  const recordBytes = (): number => (record.repairs.length === 0 ? 0 : jsonBytes(REPAIRS_KEY) + jsonBytes(record) + 2);
+  const sizeBefore = jsonBytes(event);
+  if (sizeBefore + recordBytes() > maxEntryBytes) {
+    if (!record.repairs.includes("entry_truncated")) record.repairs.push("entry_truncated");
+    const cut = fitToSize(event, sizeBefore, maxEntryBytes - recordBytes());
+    if (cut === undefined) return { ok: false, message: `entry is ${sizeBefore} bytes; even its ids and timestamps do not fit in ${maxEntryBytes}` };
+    repairs.push({ reason: "entry_truncated", detail: cut });
+  }
   if (record.repairs.length > 0) event[REPAIRS_KEY] = record;
   return { ok: true, event: event, repairs };
 }
