@@ -63,6 +63,7 @@ export {
   type TelemetrySample,
   type TerminalRunEventType,
   type WorkflowDefinition,
+  type WorkflowSecret,
 } from "./run-events.js";
 export {
   ACTIVE_RUN_STATES,

@@ -216,10 +216,19 @@ export interface StageDefinition {
   env?: Record<string, string>;
 }
 
+/**
+ * Where a workflow secret's value comes from, on the runner executing the run: a variable of the runner's own
+ * environment (never one of flowmeter's configuration), or a file (relative paths from the runner's working
+ * directory). The value itself is never part of the workflow.
+ */
+export type WorkflowSecret = { env: string } | { file: string };
+
 export interface WorkflowDefinition {
   name: string;
   /** Most stages running at once in one run of this workflow. */
   concurrency?: number;
+  /** Variables every stage gets, by name; their values are masked (`***`) in log lines and events. */
+  secrets?: Record<string, WorkflowSecret>;
   stages: StageDefinition[];
 }
 

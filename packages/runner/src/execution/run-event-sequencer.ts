@@ -12,6 +12,7 @@ import {
   type StageLogLine,
   type TelemetrySample,
 } from "@flowmeter/shared";
+import type { SecretMask } from "./secret-mask.js";
 
 /** Where a run's events and samples go: the EventPublisher in production, an array in tests. Must not block or throw. */
 export interface RunOutput {
@@ -44,6 +45,8 @@ export class RunEventSequencer {
     private readonly output: RunOutput,
     private readonly logger: Logger,
     firstSeq = 0,
+    /** The run's secret values, masked in event messages, errors and log lines before they leave the runner. */
+    private readonly mask?: SecretMask,
   ) {
     this.nextSeq = firstSeq;
   }
@@ -58,6 +61,10 @@ export class RunEventSequencer {
       return;
     }
     const now = Date.now();
+    if (this.mask !== undefined && !this.mask.empty) {
+      fields = { ...fields, message: this.mask.text(fields.message) };
+      payload = this.maskPayload(type, payload);
+    }
     const event: RunEventOf<T> = {
       event_id: uuidV7(now),
       run_id: this.runId,
@@ -99,10 +106,22 @@ export class RunEventSequencer {
       timestamp_ms: now,
       ...stage,
       stream,
-      line,
+      line: this.mask === undefined ? line : this.mask.excerpt(line, { end: truncated }),
       truncated,
     };
     this.deliver(() => this.output.log(logLine));
+  }
+
+  /** The payload fields that carry free text (stage output in stderr_tail, errors, cancel reasons); run.failed's reason is a code. */
+  private maskPayload<T extends RunEventType>(type: T, payload: RunEventPayloads[T]): RunEventPayloads[T] {
+    const masked: Record<string, unknown> = { ...payload };
+    const mask = this.mask;
+    if (mask === undefined) return payload;
+    for (const key of ["error", "stderr_tail", "reason"]) {
+      const value = masked[key];
+      if (typeof value === "string" && !(key === "reason" && type === "run.failed")) masked[key] = mask.text(value);
+    }
+    return masked as RunEventPayloads[T];
   }
 
   private sampleIds(): { run_id: string; attempt_id: string; seq: number; timestamp_ms: number } {

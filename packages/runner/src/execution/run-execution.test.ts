@@ -3,7 +3,6 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createLogger } from "@flowmeter/platform";
 import {
-  JOB_CATALOG,
   RUN_EVENT_V2_NAMES,
   payloadProblem,
   isTerminalRunEvent,
@@ -105,7 +104,7 @@ describe("RunExecution", () => {
     );
     expect(new Set(samples.map((sample) => sample.kind))).toEqual(new Set(["host", "heartbeat"]));
     expect(logs.length).toBeGreaterThanOrEqual(5);
-    expect(payloadProblem(JOB_CATALOG.runEvents.queue, { events, samples, logs, producedAtMs: Date.now() })).toBeUndefined();
+    expect(payloadProblem("runEvents", { events, samples, logs, producedAtMs: Date.now() })).toBeUndefined();
   });
 
   it("keeps every line a stage attempt writes, per stream and attempt, before the event that ends the attempt", async () => {
@@ -442,6 +441,81 @@ describe("RunExecution", () => {
     } finally {
       dir.remove();
     }
+  });
+
+  it("gives stages the allow-listed host variables, the run's, the secrets and their env; never the runner's config", async () => {
+    const dir = tempDir("stage-env");
+    try {
+      writeFileSync(join(dir.path, "key.pem"), "-----BEGIN-----\nfile-secret-line\n-----END-----\n");
+      const hostEnv = {
+        PATH: process.env["PATH"] ?? "/usr/bin:/bin",
+        HOME: "/home/flow",
+        RUNNER_API_TOKENS: "runner-api-token-1",
+        REDIS_URL: "redis://:hunter2@127.0.0.1:6379",
+        QUEUE_PREFIX: "secret-prefix",
+        FLOWMETER_DATA_DIR: "/var/lib/flowmeter-data",
+        DEPLOY_TOKEN: "deploy-token-XYZ",
+        UNRELATED: "not-inherited-1",
+      };
+      const { run, events, logs } = execution(
+        {
+          name: "envy",
+          secrets: { DEPLOY: { env: "DEPLOY_TOKEN" }, KEY: { file: "key.pem" } },
+          stages: [
+            { name: "env", driver: "shell", run: "printenv | sort", env: { MODE: "fast" } },
+            // The secret printed whole, cut at the 4096-byte line limit, and as the stderr tail of a failure.
+            {
+              name: "leak",
+              driver: "shell",
+              run: 'echo "deploy=$DEPLOY"; echo "$KEY"; printf "%4090s$DEPLOY\n" x; echo "$DEPLOY" >&2; exit 3',
+              allow_failure: true,
+            },
+          ],
+        },
+        { hostEnv, cwd: dir.path },
+      );
+      await run.run();
+      const printed = logs.filter((line) => line.stage_name === "env").map((line) => line.line);
+      const names = printed.flatMap((line) => /^([A-Za-z_][A-Za-z0-9_]*)=/.exec(line)?.[1] ?? []);
+      // sh adds PWD (and may add SHLVL) itself
+      expect(names.filter((name) => !name.startsWith("FLOWMETER_") && name !== "PWD" && name !== "SHLVL")).toEqual(["DEPLOY", "HOME", "KEY", "MODE", "PATH"]);
+      expect(names.filter((name) => name.startsWith("FLOWMETER_"))).toEqual([
+        "FLOWMETER_ATTEMPT_ID",
+        "FLOWMETER_RUN_ID",
+        "FLOWMETER_STAGE_ATTEMPT",
+        "FLOWMETER_STAGE_NAME",
+        "FLOWMETER_WORKFLOW",
+      ]);
+      const everything = JSON.stringify({ events, logs });
+      for (const leaked of ["runner-api-token-1", "hunter2", "secret-prefix", "flowmeter-data", "not-inherited-1", "deploy-token", "file-secret-line"]) {
+        expect([leaked, everything.includes(leaked)]).toEqual([leaked, false]);
+      }
+      expect(printed).toContain("DEPLOY=***");
+      const leak = logs.filter((line) => line.stage_name === "leak").map((line) => [line.stream, line.line, line.truncated]);
+      expect(leak).toEqual([
+        ["stdout", "deploy=***", false],
+        ["stdout", "***", false],
+        ["stdout", "***", false],
+        ["stdout", "***", false],
+        ["stdout", `${" ".repeat(4089)}x***`, true],
+        ["stderr", "***", false],
+      ]);
+      expect(only(events, "stage.failed", "leak").payload.stderr_tail).toBe("***\n");
+    } finally {
+      dir.remove();
+    }
+  });
+
+  it("fails a stage that cannot get its secrets, naming them", async () => {
+    const { run, events } = execution(
+      { name: "nosecret", secrets: { DEPLOY: { env: "TEST_SECRET_NOT_SET_ANYWHERE" } }, stages: [{ name: "a", driver: "shell", run: "true" }] },
+      { hostEnv: { PATH: "/usr/bin:/bin" } },
+    );
+    expect((await run.run()).status).toBe("failed");
+    expect(only(events, "stage.failed", "a").payload).toMatchObject({
+      exit_code: -1,
+      error: "could not start: secret DEPLOY: TEST_SECRET_NOT_SET_ANYWHERE is not set in the runner's environment",
+    });
   });
 
   it("reports a stage that cannot start as failed with exit_code -1", async () => {

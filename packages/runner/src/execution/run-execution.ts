@@ -27,6 +27,8 @@ import { HostSampler } from "../telemetry/host-sampler.js";
 import { StageHeartbeat } from "../telemetry/stage-heartbeat.js";
 import { planStages, type PlannedStage } from "../workflow/stage-graph.js";
 import { RunEventSequencer, type RunOutput } from "./run-event-sequencer.js";
+import { SecretMask } from "./secret-mask.js";
+import { buildStageEnv, resolveSecrets, type ResolvedSecrets } from "./stage-env.js";
 import { StageProcess, type StageProcessResult } from "./stage-process.js";
 import type { StageRegistry } from "./stage-registry.js";
 
@@ -53,8 +55,11 @@ export interface RunExecutionOptions {
   firstSeq?: number;
   /** Working directory of the stages (default: the runner's). */
   cwd?: string;
-  /** Base environment of the stages (default: the runner's); each stage's `env` is laid over it. */
-  env?: NodeJS.ProcessEnv;
+  /**
+   * The runner's environment (default: process.env). Stages get only its allow-listed variables (stage-env.ts),
+   * and the workflow's `{env}` secrets are read from it.
+   */
+  hostEnv?: NodeJS.ProcessEnv;
   /** Where live stages are recorded for the next runner on this host (stage-registry.ts). */
   stageRegistry?: StageRegistry;
   /** Within RUN_POLICY_SCHEMA's bounds (the runs job's payload check); its kill grace is given as killGraceMs. */
@@ -95,13 +100,18 @@ export class RunExecution {
   private runTimedOut = false;
   private wake: (() => void) | undefined;
   private started = false;
+  private readonly secrets: ResolvedSecrets;
+  /** The secrets' values, masked in everything this run emits. */
+  private readonly mask: SecretMask;
 
   constructor(private readonly options: RunExecutionOptions) {
     this.runId = options.runId;
     this.attemptId = options.attemptId ?? uuidV7();
     this.workflow = options.workflow;
     this.concurrency = options.concurrency ?? options.workflow.concurrency ?? DEFAULT_STAGE_CONCURRENCY;
-    this.events = new RunEventSequencer(this.runId, this.attemptId, options.output, options.logger, options.firstSeq ?? 0);
+    this.secrets = resolveSecrets(options.workflow.secrets, options.hostEnv ?? process.env, options.cwd ?? process.cwd());
+    this.mask = new SecretMask(Object.values(this.secrets.values));
+    this.events = new RunEventSequencer(this.runId, this.attemptId, options.output, options.logger, options.firstSeq ?? 0, this.mask);
     this.stages = planStages(options.workflow).map((plan) => ({ plan, stage: plan.stage, status: "queued", attempt: 0, process: undefined }));
     this.stagesByName = new Map(this.stages.map((state) => [state.stage.name, state]));
   }
@@ -305,7 +315,7 @@ export class RunExecution {
         timed_out: timedOut,
         cancelled,
         allowed_failure: allowed,
-        ...(result.stderrTail === "" ? {} : { stderr_tail: result.stderrTail }),
+        ...(result.stderrTail === "" ? {} : { stderr_tail: this.mask.excerpt(result.stderrTail, { start: result.stderrTailCut }) }),
       });
       if (willRetry) continue;
       state.status = "failed";
@@ -333,7 +343,16 @@ export class RunExecution {
         onLine: (stream, line, truncated) => this.events.log({ stage_name: stage.name, stage_attempt: attempt }, stream, line, truncated),
       });
     } catch (error) {
-      return { exitCode: -1, signal: null, timedOut: false, terminated: false, spawnError: errorMessage(error), durationMs: 0, stderrTail: "" };
+      return {
+        exitCode: -1,
+        signal: null,
+        timedOut: false,
+        terminated: false,
+        spawnError: errorMessage(error),
+        durationMs: 0,
+        stderrTail: "",
+        stderrTailCut: false,
+      };
     }
     state.process = child;
     if (this.cancelReason !== undefined) child.terminate();
@@ -368,17 +387,22 @@ export class RunExecution {
     return stage.timeout_secs ?? this.options.policy?.stage_timeout_secs;
   }
 
-  private stageEnv(stage: StageDefinition, attempt: number): NodeJS.ProcessEnv {
-    return {
-      ...(this.options.env ?? process.env),
-      FLOWMETER_RUN_ID: this.runId,
-      FLOWMETER_ATTEMPT_ID: this.attemptId,
-      FLOWMETER_WORKFLOW: this.workflow.name,
-      FLOWMETER_STAGE_NAME: stage.name,
-      FLOWMETER_STAGE_ATTEMPT: String(attempt),
-      ...(this.options.input === undefined ? {} : { FLOWMETER_INPUT: JSON.stringify(this.options.input) }),
-      ...stage.env,
-    };
+  /** Throws (the attempt cannot start) while a secret of the run could not be read. */
+  private stageEnv(stage: StageDefinition, attempt: number): Record<string, string> {
+    if (this.secrets.problems.length > 0) throw new Error(this.secrets.problems.join("; "));
+    return buildStageEnv({
+      hostEnv: this.options.hostEnv ?? process.env,
+      run: {
+        FLOWMETER_RUN_ID: this.runId,
+        FLOWMETER_ATTEMPT_ID: this.attemptId,
+        FLOWMETER_WORKFLOW: this.workflow.name,
+        FLOWMETER_STAGE_NAME: stage.name,
+        FLOWMETER_STAGE_ATTEMPT: String(attempt),
+        ...(this.options.input === undefined ? {} : { FLOWMETER_INPUT: JSON.stringify(this.options.input) }),
+      },
+      secrets: this.secrets.values,
+      stage: stage.env,
+    });
   }
 
   private finish(startedAtMs: number): RunOutcome {

@@ -44,6 +44,8 @@ export interface StageProcessResult {
   spawnError?: string;
   durationMs: number;
   stderrTail: string;
+  /** The stage wrote more stderr than the tail holds: the tail starts inside its output. */
+  stderrTailCut: boolean;
 }
 
 export function exitCodeOf(code: number | null, signal: NodeJS.Signals | null): number {
@@ -117,6 +119,7 @@ export class StageProcess {
           ...(spawnError === undefined ? {} : { spawnError }),
           durationMs: Date.now() - this.startedAtMs,
           stderrTail: this.stderrTail.toString("utf8"),
+          stderrTailCut: this.stderrBytes > this.stderrTail.length,
         });
       };
       child.on("error", (error) => {

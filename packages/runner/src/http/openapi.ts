@@ -187,6 +187,23 @@ export const OPENAPI_DOCUMENT = {
         properties: {
           name: { type: "string", pattern: "^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$" },
           concurrency: { type: "integer", minimum: 1, maximum: 1000 },
+          secrets: {
+            type: "object",
+            description:
+              "Variables every stage gets, read on the runner executing the run: {env: NAME} from the runner's environment (never flowmeter's configuration: RUNNER_*, REDIS_URL, QUEUE_PREFIX, …) or {file: path}. Their values are masked (***) in log lines and events.",
+            propertyNames: { pattern: "^[A-Za-z_][A-Za-z0-9_]*$" },
+            additionalProperties: {
+              oneOf: [
+                {
+                  type: "object",
+                  additionalProperties: false,
+                  required: ["env"],
+                  properties: { env: { type: "string", pattern: "^[A-Za-z_][A-Za-z0-9_]*$" } },
+                },
+                { type: "object", additionalProperties: false, required: ["file"], properties: { file: { type: "string", minLength: 1 } } },
+              ],
+            },
+          },
           stages: { type: "array", minItems: 1, items: ref("Stage") },
         },
       },

@@ -96,12 +96,54 @@ describe("validateWorkflow", () => {
 
   it("rejects a bad workflow name, concurrency, unknown keys and empty stages", () => {
     expect(problems({ concurrency: 0, stage: [], stages: [] })).toEqual([
-      'workflow: unknown field "stage" (known: name, concurrency, stages)',
+      'workflow: unknown field "stage" (known: name, concurrency, secrets, stages)',
       'workflow: name is required: 1-128 characters of letters, digits, "_", "." or "-"',
       "workflow: concurrency must be an integer between 1 and 1000",
       "workflow: stages must be a non-empty list",
     ]);
     expect(problems("name: x")).toEqual(["workflow must be an object with name and stages"]);
+  });
+
+  it("takes secrets by name from the runner's environment or a file, never from flowmeter's configuration", () => {
+    const workflow = validateWorkflow(
+      { name: "deploy", secrets: { DEPLOY: { env: "DEPLOY_TOKEN" }, KEY: { file: "keys/deploy.pem" } }, stages: [stage("ship")] },
+      { drivers },
+    );
+    expect(workflow.secrets).toEqual({ DEPLOY: { env: "DEPLOY_TOKEN" }, KEY: { file: "keys/deploy.pem" } });
+    expect(
+      problems({
+        name: "w",
+        secrets: {
+          A: { env: "REDIS_URL" },
+          B: { env: "RUNNER_API_TOKENS" },
+          C: { env: "QUEUE_PREFIX" },
+          D: { file: "/proc/self/environ" },
+          E: { env: "X", file: "y" },
+          F: "DEPLOY_TOKEN",
+          G: { env: "not a name" },
+          "1X": { env: "OK" },
+          FLOWMETER_TOKEN: { env: "OK" },
+          H: { file: " " },
+          SHARED: { env: "OK" },
+        },
+        stages: [stage("a", { env: { SHARED: "plain" } })],
+      }),
+    ).toEqual([
+      "workflow: secrets.A: env REDIS_URL is flowmeter's configuration, never given to stages",
+      "workflow: secrets.B: env RUNNER_API_TOKENS is flowmeter's configuration, never given to stages",
+      "workflow: secrets.C: env QUEUE_PREFIX is flowmeter's configuration, never given to stages",
+      'workflow: secrets.D: file "/proc/self/environ" is under /proc, /sys or /dev',
+      'workflow: secrets.E must be {env: "RUNNER_SIDE_VARIABLE"} or {file: "path"}, exactly one of them',
+      'workflow: secrets.F must be {env: "RUNNER_SIDE_VARIABLE"} or {file: "path"}, exactly one of them',
+      'workflow: secrets.G: env "not a name" is not a valid variable name',
+      'workflow: secret name "1X" is not a valid variable name',
+      "workflow: secrets.FLOWMETER_TOKEN: FLOWMETER_ names are the run's own variables",
+      "workflow: secrets.H: file must be a non-empty path",
+      'stage "a": env.SHARED is also a secret of the workflow; name it once',
+    ]);
+    expect(problems({ name: "w", secrets: ["A"], stages: [stage("a")] })).toEqual([
+      'workflow: secrets must be a map of variable names to {env: "RUNNER_SIDE_VARIABLE"} or {file: "path"}',
+    ]);
   });
 
   it("puts the source in the message", () => {

@@ -2,8 +2,9 @@
  * Validation of workflow definitions (docs/spec.md §6a), before anything runs. Every problem is collected and named by
  * stage and field: `stage "test": depends_on names unknown stage "buidl"`.
  */
-import type { StageDefinition, WorkflowDefinition } from "@flowmeter/shared";
+import type { StageDefinition, WorkflowDefinition, WorkflowSecret } from "@flowmeter/shared";
 import { WorkflowValidationError } from "../errors.js";
+import { isFlowmeterConfigVariable, isKernelPath } from "../execution/stage-env.js";
 
 export interface ValidateWorkflowOptions {
   /** Driver names the runner knows (DriverRegistry.names()). */
@@ -14,7 +15,8 @@ export interface ValidateWorkflowOptions {
 
 /** Stage and workflow names: letters, digits, `_ . -`; no commas or spaces, so names can be joined and used in paths. */
 const NAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
-const WORKFLOW_KEYS = new Set(["name", "concurrency", "stages"]);
+const WORKFLOW_KEYS = new Set(["name", "concurrency", "secrets", "stages"]);
+const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const STAGE_KEYS = new Set(["name", "driver", "run", "depends_on", "retries", "timeout_secs", "allow_failure", "env"]);
 export const MAX_RETRIES = 100;
 export const MAX_TIMEOUT_SECS = 7 * 86_400;
@@ -52,6 +54,7 @@ export function validateWorkflow(value: unknown, options: ValidateWorkflowOption
   if (concurrency !== undefined && !isValidConcurrency(concurrency)) {
     problems.push(`workflow: concurrency must be an integer between 1 and ${MAX_CONCURRENCY}`);
   }
+  const secrets = validateSecrets(value["secrets"], problems);
   const rawStages = value["stages"];
   if (!Array.isArray(rawStages) || rawStages.length === 0) {
     problems.push("workflow: stages must be a non-empty list");
@@ -70,6 +73,10 @@ export function validateWorkflow(value: unknown, options: ValidateWorkflowOption
     }
     firstIndex.set(stage.name, index);
     stages.push(stage);
+    for (const key of Object.keys(stage.env ?? {})) {
+      if (secrets !== undefined && Object.hasOwn(secrets, key))
+        problems.push(`stage "${stage.name}": env.${key} is also a secret of the workflow; name it once`);
+    }
   });
 
   for (const stage of stages) {
@@ -83,7 +90,48 @@ export function validateWorkflow(value: unknown, options: ValidateWorkflowOption
   for (const cycle of findCycles(stages)) problems.push(`dependency cycle: ${cycle.join(" -> ")} (each stage depends on the next)`);
 
   if (problems.length > 0) throw new WorkflowValidationError(problems, context);
-  return { name: name as string, ...(concurrency === undefined ? {} : { concurrency: concurrency as number }), stages };
+  return {
+    name: name as string,
+    ...(concurrency === undefined ? {} : { concurrency: concurrency as number }),
+    ...(secrets === undefined ? {} : { secrets }),
+    stages,
+  };
+}
+
+/**
+ * `secrets: {NAME: {env: VARIABLE} | {file: path}}`: variables every stage gets, read on the runner executing the run.
+ * Never from flowmeter's own configuration (REDIS_URL, RUNNER_API_TOKENS, …) nor from /proc, /sys or /dev.
+ */
+function validateSecrets(raw: unknown, problems: string[]): Record<string, WorkflowSecret> | undefined {
+  if (raw === undefined) return undefined;
+  const shape = 'must be a map of variable names to {env: "RUNNER_SIDE_VARIABLE"} or {file: "path"}';
+  if (!isRecord(raw)) {
+    problems.push(`workflow: secrets ${shape}`);
+    return undefined;
+  }
+  const secrets: Record<string, WorkflowSecret> = {};
+  for (const [name, source] of Object.entries(raw)) {
+    const label = `workflow: secrets.${name}`;
+    if (!VARIABLE_NAME.test(name)) problems.push(`workflow: secret name ${JSON.stringify(name)} is not a valid variable name`);
+    else if (name.startsWith("FLOWMETER_")) problems.push(`${label}: FLOWMETER_ names are the run's own variables`);
+    const keys = isRecord(source) ? Object.keys(source) : [];
+    if (!isRecord(source) || keys.length !== 1 || !(keys[0] === "env" || keys[0] === "file") || typeof source[keys[0]] !== "string") {
+      problems.push(`${label} must be {env: "RUNNER_SIDE_VARIABLE"} or {file: "path"}, exactly one of them`);
+      continue;
+    }
+    if ("env" in source) {
+      const variable = source["env"] as string;
+      if (!VARIABLE_NAME.test(variable)) problems.push(`${label}: env ${JSON.stringify(variable)} is not a valid variable name`);
+      else if (isFlowmeterConfigVariable(variable)) problems.push(`${label}: env ${variable} is flowmeter's configuration, never given to stages`);
+      else secrets[name] = { env: variable };
+    } else {
+      const file = source["file"] as string;
+      if (file.trim() === "") problems.push(`${label}: file must be a non-empty path`);
+      else if (isKernelPath(file)) problems.push(`${label}: file ${JSON.stringify(file)} is under /proc, /sys or /dev`);
+      else secrets[name] = { file };
+    }
+  }
+  return secrets;
 }
 
 function validateStage(raw: unknown, index: number, drivers: readonly string[], problems: string[]): StageDefinition | undefined {
