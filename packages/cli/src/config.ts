@@ -40,9 +40,26 @@ export function parseStartConfig(env: EnvSource): StartConfig {
   });
 }
 
-/** Where `flowmeter query` and the README's curl find the worker. */
-export function workerUrl(env: EnvSource): string {
-  return env["WORKER_URL"] ?? `http://127.0.0.1:${env["WORKER_METRICS_PORT"] ?? "7072"}`;
+/** The Redis and queue prefix of the `npm start` that `flowmeter run`, `logs` and `failed` talk to. */
+export interface RedisClientConfig {
+  redisUrl: string;
+  queuePrefix: string;
+}
+
+export function parseRedisClientConfig(env: EnvSource): RedisClientConfig {
+  const reader = new EnvReader(env);
+  return reader.finish({
+    redisUrl: reader.url("REDIS_URL", ["redis:", "rediss:"]) ?? DEFAULT_REDIS_URL,
+    queuePrefix: embeddedQueuePrefix(env),
+  });
+}
+
+/** Where `flowmeter query` and the README's curl find the worker: WORKER_URL, else 127.0.0.1:WORKER_METRICS_PORT. */
+export function parseWorkerUrl(env: EnvSource): string {
+  const reader = new EnvReader(env);
+  const explicit = reader.url("WORKER_URL", ["http:", "https:"]);
+  const port = reader.port("WORKER_METRICS_PORT", 7072);
+  return reader.finish(explicit ?? `http://127.0.0.1:${port}`).replace(/\/+$/, "");
 }
 
 export { DEFAULT_REDIS_URL };

@@ -2,11 +2,12 @@
  * `flowmeter failed [--redrive]`: what sits in the telemetry queues' failed sets (jobs the worker gave up on: since
  * telemetry retries without a deadline, only a payload the worker cannot handle), and moves them back to waiting.
  */
-import { DEFAULT_REDIS_URL, EnvReader, createRedis } from "@flowmeter/platform";
+import { errorMessage, redactUrl } from "@flowmeter/platform";
 import { JOB_CATALOG } from "@flowmeter/shared";
 import { Queue } from "bullmq";
 import { CliError, EXIT, parseOptions } from "./cli-error.js";
-import { embeddedQueuePrefix } from "./config.js";
+import { parseRedisClientConfig } from "./config.js";
+import { connectRedis } from "./redis-connection.js";
 
 export const FAILED_USAGE = `usage: flowmeter failed [--redrive]
 
@@ -14,6 +15,7 @@ Lists the jobs in the failed sets of the telemetry queues (client-telemetry, run
 newest ones with their error. --redrive moves every failed job back to waiting, for the worker to write again
 (writes are idempotent: what was already stored is not stored twice).
 
+exit codes: 0 ok, 64 usage error, 69 Redis unreachable, 78 invalid configuration
 environment: REDIS_URL, QUEUE_PREFIX, FLOWMETER_DATA_DIR (as for flowmeter run)
 `;
 
@@ -31,18 +33,14 @@ export async function failed(args: readonly string[], env: NodeJS.ProcessEnv, ou
   }
   if (positional.length > 0 || options.size > 0) throw new CliError(`unexpected argument ${positional[0] ?? ""}\n${FAILED_USAGE}`, EXIT.usage);
   const redrive = args.includes("--redrive");
-  const reader = new EnvReader(env);
-  const redisUrl = reader.url("REDIS_URL", ["redis:", "rediss:"]) ?? DEFAULT_REDIS_URL;
-  const prefix = embeddedQueuePrefix(env);
-  reader.finish(undefined);
-  const redis = createRedis(redisUrl, "producer");
-  redis.on("error", () => {});
+  const { redisUrl, queuePrefix: prefix } = parseRedisClientConfig(env);
+  const redis = await connectRedis(redisUrl);
   try {
     for (const name of QUEUES) {
       const queue = new Queue(name, { connection: redis, prefix });
       try {
         const count = await queue.getJobCountByTypes("failed").catch((error: unknown) => {
-          throw new CliError(`Redis at ${redisUrl} is not reachable (${error instanceof Error ? error.message : String(error)})`);
+          throw new CliError(`Redis at ${redactUrl(redisUrl)} is not reachable (${errorMessage(error)})`);
         });
         out.write(`${name}: ${count} failed ${count === 1 ? "job" : "jobs"}\n`);
         for (const job of await queue.getFailed(0, 4)) {

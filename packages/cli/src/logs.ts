@@ -3,15 +3,15 @@
  * Redis (the newest RUNNER_LOG_BUFFER_LINES of the run, while its retention lasts; ClickHouse's run_logs table keeps
  * every line). With --follow it keeps printing new lines until the run has ended.
  */
-import { DEFAULT_REDIS_URL, EnvReader, createRedis } from "@flowmeter/platform";
+import { redactUrl } from "@flowmeter/platform";
 import { isTerminalRunState, type StageLogLine } from "@flowmeter/shared";
 import { RunStore } from "@flowmeter/runner";
 import { CliError, EXIT, parseOptions } from "./cli-error.js";
-import { embeddedQueuePrefix } from "./config.js";
+import { parseRedisClientConfig } from "./config.js";
+import { connectRedis } from "./redis-connection.js";
 
 const PAGE = 1000;
 const POLL_MS = 300;
-const CONNECT_TIMEOUT_MS = 5000;
 
 export const LOGS_USAGE = `usage: flowmeter logs <run_id> [stage] [--follow]
 
@@ -41,27 +41,17 @@ export async function logs(args: string[], env: NodeJS.ProcessEnv, out: NodeJS.W
   }
   const [runId, stage, ...extra] = positional;
   if (runId === undefined || extra.length > 0) throw new CliError(`name a run id, and at most one stage\n${LOGS_USAGE}`, EXIT.usage);
-  const reader = new EnvReader(env);
-  const redisUrl = reader.url("REDIS_URL", ["redis:", "rediss:"]) ?? DEFAULT_REDIS_URL;
-  const queuePrefix = embeddedQueuePrefix(env);
-  reader.finish(undefined);
+  const { redisUrl, queuePrefix } = parseRedisClientConfig(env);
 
-  const redis = createRedis(redisUrl, "producer");
-  redis.on("error", () => {});
+  const redis = await connectRedis(redisUrl);
   const store = new RunStore(redis, { prefix: queuePrefix });
   const stopped = new AbortController();
   const onInterrupt = () => stopped.abort();
   process.on("SIGINT", onInterrupt);
   try {
-    let timer: NodeJS.Timeout | undefined;
-    const connected = await Promise.race([
-      store.ready().then(() => true),
-      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), CONNECT_TIMEOUT_MS))),
-    ]).finally(() => clearTimeout(timer));
-    if (!connected)
-      throw new CliError(`Redis at ${redisUrl} is not reachable (no answer in ${CONNECT_TIMEOUT_MS / 1000} s). Is flowmeter running (npm start)?`);
     let record = await store.records.get(runId);
-    if (record === undefined) throw new CliError(`no run ${runId} in Redis ${redisUrl} (prefix ${queuePrefix}): unknown, or past its retention`, EXIT.noInput);
+    if (record === undefined)
+      throw new CliError(`no run ${runId} in Redis ${redactUrl(redisUrl)} (prefix ${queuePrefix}): unknown, or past its retention`, EXIT.noInput);
     let fromSeq = 0;
     for (;;) {
       const page = await store.logs.read(runId, fromSeq, PAGE, stage);

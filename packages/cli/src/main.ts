@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { pathToFileURL } from "node:url";
-import { ConfigError } from "@flowmeter/platform";
+import { ConfigError, redactCredentials } from "@flowmeter/platform";
 import { CliError, EXIT } from "./cli-error.js";
 import { FAILED_USAGE, failed } from "./failed.js";
 import { LOGS_USAGE, logs } from "./logs.js";
@@ -43,20 +43,30 @@ const COMMAND_USAGE: Record<string, string> = {
   worker: SERVICE_USAGE("worker"),
   runner: SERVICE_USAGE("runner"),
   migrate: SERVICE_USAGE("migrate"),
+  help: USAGE,
 };
 
 function wantsHelp(args: readonly string[]): boolean {
   return args.includes("--help") || args.includes("-h");
 }
 
+/** `flowmeter help [command] [--help]`: the overview, or one command's text; only an unknown command is a usage error. */
+function help(args: readonly string[]): number {
+  const [topic, ...extra] = args.filter((arg) => arg !== "--help" && arg !== "-h");
+  if (extra.length > 0) throw new CliError(`name at most one command\n${USAGE}`, EXIT.usage);
+  const usage = topic === undefined ? USAGE : COMMAND_USAGE[topic];
+  if (usage === undefined) throw new CliError(`unknown command '${topic ?? ""}'\n${USAGE}`, EXIT.usage);
+  process.stdout.write(usage);
+  return EXIT.ok;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
-  if (command === undefined || command === "help" || command === "--help" || command === "-h") {
-    const topic = command === "help" ? rest[0] : undefined;
-    if (topic !== undefined && COMMAND_USAGE[topic] === undefined) throw new CliError(`unknown command '${topic}'\n${USAGE}`, EXIT.usage);
-    process.stdout.write(topic === undefined ? USAGE : (COMMAND_USAGE[topic] ?? USAGE));
-    return command === undefined ? EXIT.usage : EXIT.ok;
+  if (command === undefined) {
+    process.stdout.write(USAGE);
+    return EXIT.usage;
   }
+  if (command === "help" || command === "--help" || command === "-h") return help(rest);
   const usage = COMMAND_USAGE[command];
   if (usage === undefined) throw new CliError(`unknown command '${command}'\n${USAGE}`, EXIT.usage);
   if (wantsHelp(rest) && command !== "query" && command !== "run" && command !== "failed") {
@@ -86,18 +96,17 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** Everything the CLI prints about a failure goes through here: a URL's credentials never reach the terminal. */
+function fail(message: string, exitCode: number): never {
+  process.stderr.write(`flowmeter: ${redactCredentials(message)}${message.endsWith("\n") ? "" : "\n"}`);
+  process.exit(exitCode);
+}
+
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (error: unknown) => {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`flowmeter: ${error.message}\n`);
-      process.exit(EXIT.config);
-    }
-    if (error instanceof CliError) {
-      process.stderr.write(`flowmeter: ${error.message}${error.message.endsWith("\n") ? "" : "\n"}`);
-      process.exit(error.exitCode);
-    }
-    process.stderr.write(`flowmeter: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-    process.exit(70);
+    if (error instanceof ConfigError) fail(error.message, EXIT.config);
+    if (error instanceof CliError) fail(error.message, error.exitCode);
+    fail(error instanceof Error ? (error.stack ?? error.message) : String(error), 70);
   },
 );

@@ -1,5 +1,6 @@
+import { errorMessage, redactCredentials, redactUrl } from "@flowmeter/platform";
 import { CliError, EXIT, parseOptions } from "./cli-error.js";
-import { workerUrl } from "./config.js";
+import { parseWorkerUrl } from "./config.js";
 
 export const QUERY_USAGE = `usage: flowmeter query [--format <Format>] "<SQL>"
 
@@ -22,12 +23,12 @@ export async function query(args: readonly string[], env: NodeJS.ProcessEnv): Pr
   }
   const sql = positional.join(" ");
   if (sql.trim() === "") throw new CliError(`give the SQL to run\n${QUERY_USAGE}`, EXIT.usage);
-  const base = workerUrl(env);
+  const base = parseWorkerUrl(env);
   const format = options.get("format");
   const url = `${base}/query${format === undefined ? "" : `?format=${encodeURIComponent(format)}`}`;
   const response = await fetch(url, { method: "POST", body: sql }).catch((error: unknown) => {
     throw new CliError(
-      `the worker at ${base} does not answer (${error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error)}); is flowmeter running (npm start)?`,
+      `the worker at ${redactUrl(base)} does not answer (${errorMessage(error instanceof Error && error.cause instanceof Error ? error.cause : error)}); is flowmeter running (npm start)?`,
     );
   });
   const text = await response.text();
@@ -38,7 +39,7 @@ export async function query(args: readonly string[], env: NodeJS.ProcessEnv): Pr
     } catch {
       // not the error shape: print it as it came
     }
-    throw new CliError(`query refused (${response.status}): ${message}`);
+    throw new CliError(`query refused (${response.status}): ${redactCredentials(message)}`);
   }
   process.stdout.write(text.endsWith("\n") || text === "" ? text : `${text}\n`);
   return EXIT.ok;

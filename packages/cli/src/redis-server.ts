@@ -6,13 +6,10 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { Redis } from "ioredis";
-import { DEFAULT_REDIS_URL, redisAnswersAt, type Logger } from "@flowmeter/platform";
+import { DEFAULT_REDIS_URL, type Logger } from "@flowmeter/platform";
+import { RedisUnavailableError, connectRedis, redisAnswersWithin } from "./redis-connection.js";
 
-import { CliError } from "./cli-error.js";
-
-export class RedisUnavailableError extends CliError {
-  override readonly name = "RedisUnavailableError";
-}
+export { RedisUnavailableError };
 
 export const REDIS_INSTALL_HINT =
   "flowmeter needs Redis (its queues live there). Install it and run `npm start` again:\n" +
@@ -55,13 +52,14 @@ function redisServerInstalled(): boolean {
 
 export async function chooseRedis(configuredUrl: string | undefined, dataDir: string, logger: Logger, port = 6379): Promise<RedisChoice> {
   if (configuredUrl !== undefined) {
-    if (await redisAnswersAt(configuredUrl, 2000)) return { url: configuredUrl, process: undefined };
-    throw new RedisUnavailableError(
-      `REDIS_URL=${configuredUrl} does not answer. Start that Redis, or unset REDIS_URL to let flowmeter use or launch a local one.`,
-    );
+    const redis = await connectRedis(configuredUrl, {
+      hint: "REDIS_URL names it: start that Redis, or unset REDIS_URL to let flowmeter use or launch a local one.",
+    });
+    redis.disconnect();
+    return { url: configuredUrl, process: undefined };
   }
   const localUrl = port === 6379 ? DEFAULT_REDIS_URL : `redis://127.0.0.1:${port}`;
-  if (await redisAnswersAt(localUrl, 1000)) {
+  if (await redisAnswersWithin(localUrl, 1000)) {
     logger.info("using the Redis already running", { url: localUrl });
     await warnAboutDurability(localUrl, logger);
     return { url: localUrl, process: undefined };
@@ -91,7 +89,7 @@ export async function chooseRedis(configuredUrl: string | undefined, dataDir: st
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {
     if (server.exitCode !== null) break;
-    if (await redisAnswersAt(localUrl, 500)) return { url: localUrl, process: server };
+    if (await redisAnswersWithin(localUrl, 500)) return { url: localUrl, process: server };
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   server.kill("SIGKILL");

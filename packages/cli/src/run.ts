@@ -3,12 +3,13 @@
  * its events with a live view of stage states (a failed stage's last lines of output under its line), and exits with
  * the run's outcome: 0 succeeded, 1 failed, 2 cancelled. Ctrl-C cancels the run (a second Ctrl-C stops following without waiting).
  */
-import { DEFAULT_REDIS_URL, EnvReader, createRedis } from "@flowmeter/platform";
+import { errorMessage, redactUrl } from "@flowmeter/platform";
 import { type RunEvent, type RunEventOf } from "@flowmeter/shared";
 import { RunStore, WorkflowValidationError, cancelRun, followRun, loadWorkflowFile, submitRun } from "@flowmeter/runner";
 import { CliError, EXIT, parseOptions } from "./cli-error.js";
-import { embeddedQueuePrefix } from "./config.js";
+import { parseRedisClientConfig } from "./config.js";
 import { formatLogLine } from "./logs.js";
+import { connectRedis } from "./redis-connection.js";
 import { RunView } from "./run-view.js";
 
 const NO_RUNNER_HINT_MS = 10_000;
@@ -38,10 +39,7 @@ export async function run(args: string[], env: NodeJS.ProcessEnv, out: NodeJS.Wr
   const [file, ...extra] = positional;
   if (file === undefined || extra.length > 0)
     throw new CliError(`${file === undefined ? "name one workflow file" : "name only one workflow file"}\n${RUN_USAGE}`, EXIT.usage);
-  const reader = new EnvReader(env);
-  const redisUrl = reader.url("REDIS_URL", ["redis:", "rediss:"]) ?? DEFAULT_REDIS_URL;
-  const queuePrefix = embeddedQueuePrefix(env);
-  reader.finish(undefined);
+  const { redisUrl, queuePrefix } = parseRedisClientConfig(env);
 
   const workflow = await loadWorkflowFile(file).catch((error: unknown) => {
     if (error instanceof WorkflowValidationError) throw new CliError(error.message.includes(file) ? error.message : `${file}: ${error.message}`, EXIT.noInput);
@@ -49,8 +47,7 @@ export async function run(args: string[], env: NodeJS.ProcessEnv, out: NodeJS.Wr
     if (code === "ENOENT" || code === "EISDIR" || code === "EACCES") throw new CliError(`${file}: cannot read the workflow file (${code})`, EXIT.noInput);
     throw error;
   });
-  const redis = createRedis(redisUrl, "producer");
-  redis.on("error", () => {});
+  const redis = await connectRedis(redisUrl);
   const store = new RunStore(redis, { prefix: queuePrefix });
   let runId: string;
   try {
@@ -58,8 +55,9 @@ export async function run(args: string[], env: NodeJS.ProcessEnv, out: NodeJS.Wr
   } catch (error) {
     await store.close();
     redis.disconnect();
+    if (error instanceof WorkflowValidationError) throw new CliError(`${file}: ${error.message}`, EXIT.noInput);
     throw new CliError(
-      `could not submit the run: Redis at ${redisUrl} is not reachable (${String(error instanceof Error ? error.message : error)}). Is flowmeter running (npm start)?`,
+      `could not submit the run: Redis at ${redactUrl(redisUrl)} is not reachable (${errorMessage(error)}). Is flowmeter running (npm start)?`,
     );
   }
   out.write(`run ${runId} of workflow ${workflow.name} submitted (${workflow.stages.length} ${workflow.stages.length === 1 ? "stage" : "stages"})\n`);
@@ -75,7 +73,10 @@ export async function run(args: string[], env: NodeJS.ProcessEnv, out: NodeJS.Wr
   };
   const ticker = setInterval(draw, 250);
   const hint = setTimeout(
-    () => out.write(`no runner has started run ${runId} yet; runners take runs from Redis ${redisUrl} (prefix ${queuePrefix}). Is one running (npm start)?\n`),
+    () =>
+      out.write(
+        `no runner has started run ${runId} yet; runners take runs from Redis ${redactUrl(redisUrl)} (prefix ${queuePrefix}). Is one running (npm start)?\n`,
+      ),
     NO_RUNNER_HINT_MS,
   );
 

@@ -9,6 +9,7 @@ import { ConfigError, createLogger, errorMessage, type Logger } from "@flowmeter
 import { parseIngestConfig } from "@flowmeter/ingest";
 import { parseRunnerConfig } from "@flowmeter/runner";
 import { parseWorkerConfig } from "@flowmeter/worker";
+import { EXIT } from "./cli-error.js";
 import { parseStartConfig } from "./config.js";
 import { chooseRedis } from "./redis-server.js";
 import { SERVICE_ENTRY_POINTS, type ServiceName } from "./services.js";
@@ -76,7 +77,8 @@ export async function start(env: NodeJS.ProcessEnv): Promise<number> {
   const migrated = spawnSync(process.execPath, [SERVICE_ENTRY_POINTS.migrate()], { env: childEnv, stdio: "inherit" });
   if (migrated.status !== 0) {
     redis.process?.kill("SIGTERM");
-    return 1;
+    // Its configuration was checked above, so this is rare; a configuration error keeps its exit code all the same.
+    return migrated.status === EXIT.config ? EXIT.config : 1;
   }
 
   const services: RunningService[] = [];

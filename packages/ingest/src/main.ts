@@ -9,7 +9,7 @@ function readConfig(): IngestConfig {
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`flowmeter ingest: ${error.message}\n`);
-      process.exit(1);
+      process.exit(78); // EX_CONFIG (sysexits.h), as every flowmeter command and service
     }
     throw error;
   }

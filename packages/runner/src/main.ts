@@ -10,7 +10,7 @@ try {
 } catch (error) {
   if (!(error instanceof ConfigError)) throw error;
   process.stderr.write(`flowmeter runner: ${error.message}\n`);
-  process.exit(1);
+  process.exit(78); // EX_CONFIG (sysexits.h), as every flowmeter command and service
 }
 const logger = createLogger("runner", config.logLevel);
 const runner = await startRunner(config, logger);

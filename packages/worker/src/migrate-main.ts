@@ -25,7 +25,7 @@ async function main(): Promise<void> {
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`flowmeter migrate: ${error.message}\n`);
-      process.exit(1);
+      process.exit(78); // EX_CONFIG (sysexits.h), as every flowmeter command and service
     }
     throw error;
   }
