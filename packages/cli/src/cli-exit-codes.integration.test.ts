@@ -144,6 +144,32 @@ describe("flowmeter with a Redis that needs a password", () => {
     },
     GIVES_UP_WITHIN_MS + 10_000,
   );
+
+  // Last in this group: it stops the Redis.
+  it("flowmeter run says so when Redis goes away while it follows a run (and keeps trying)", async () => {
+    const child = spawn("npx", ["flowmeter", "run", "examples/deploy.yaml"], {
+      cwd: root,
+      env: { ...process.env, REDIS_URL: `redis://:${PASSWORD}@127.0.0.1:${port}`, QUEUE_PREFIX: "fmtest-run-outage" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let printed = "";
+    child.stdout?.on("data", (chunk: Buffer) => (printed += chunk.toString()));
+    child.stderr?.on("data", (chunk: Buffer) => (printed += chunk.toString()));
+    try {
+      // No runner takes it: the command is following a queued run.
+      await waitFor(() => (printed.includes("of workflow deploy submitted") ? true : undefined), { timeoutMs: 30_000, what: `the run submitted (${printed})` });
+      redis.kill("SIGKILL");
+      await waitFor(() => (printed.includes(`Redis at redis://:***@127.0.0.1:${port}: `) ? true : undefined), {
+        timeoutMs: 15_000,
+        what: `the note that Redis went away (${printed})`,
+      });
+      expect(printed).toContain("still trying");
+      expect(printed).not.toContain(PASSWORD);
+      expect(child.exitCode).toBeNull();
+    } finally {
+      child.kill("SIGKILL");
+    }
+  }, 60_000);
 });
 
 describe("flowmeter with an invalid configuration", () => {

@@ -3,7 +3,7 @@
  * its events with a live view of stage states (a failed stage's last lines of output under its line), and exits with
  * the run's outcome: 0 succeeded, 1 failed, 2 cancelled. Ctrl-C cancels the run (a second Ctrl-C stops following without waiting).
  */
-import { errorMessage, redactUrl } from "@flowmeter/platform";
+import { createRepeatThrottle, errorMessage, redactUrl } from "@flowmeter/platform";
 import { type RunEvent, type RunEventOf } from "@flowmeter/shared";
 import { RunStore, WorkflowValidationError, cancelRun, followRun, loadWorkflowFile, submitRun } from "@flowmeter/runner";
 import { CliError, EXIT, parseOptions } from "./cli-error.js";
@@ -98,8 +98,17 @@ export async function run(args: string[], env: NodeJS.ProcessEnv, out: NodeJS.Wr
   };
   process.on("SIGINT", onInterrupt);
 
+  // Following keeps trying while Redis is away (a restart should not stop it); say so rather than go quiet.
+  const shouldSay = createRepeatThrottle(10_000);
+  const onRedisError = (message: string) => {
+    if (!shouldSay(message)) return;
+    if (live && drawn > 0) out.write(`\x1b[${drawn}A\x1b[0J`);
+    drawn = 0;
+    out.write(`Redis at ${redactUrl(redisUrl)}: ${message}; still trying (Ctrl-C twice stops following)\n`);
+  };
+
   try {
-    for await (const event of followRun({ redisUrl, queuePrefix }, runId, { signal: stopFollowing.signal })) {
+    for await (const event of followRun({ redisUrl, queuePrefix }, runId, { signal: stopFollowing.signal, onError: onRedisError })) {
       clearTimeout(hint);
       view.apply(event);
       const tail = event.event_type === "stage.failed" && !event.payload.will_retry ? await failedStageLines(store, event) : [];
