@@ -208,11 +208,10 @@ describe("POST /ingest: bad input", () => {
     expect(await harness.jobs()).toEqual([]);
   });
 
-  it("answers 400 INVALID_PARAMS to an empty body, non-UTF-8 bytes and shapes that are not events", async () => {
+  it("answers 400 INVALID_PARAMS to an empty body and shapes that are not events", async () => {
     const harness = await setup();
     expectError(await post(harness, ""), 400, "INVALID_PARAMS");
     expectError(await request(harness.ingest.app).post("/ingest"), 415, "INVALID_PARAMS");
-    expectError(await post(harness, Buffer.from([0x5b, 0x22, 0xc3, 0x28, 0x22, 0x5d])), 400, "INVALID_PARAMS");
     expectError(await post(harness, "42"), 400, "INVALID_PARAMS");
     expectError(await post(harness, '{"events": "nope"}'), 400, "INVALID_PARAMS");
     expectError(await post(harness, gzipSync(Buffer.from("[]")).subarray(0, 10), { "content-encoding": "gzip" }), 400, "INVALID_PARAMS");
@@ -229,6 +228,28 @@ describe("POST /ingest: bad input", () => {
     const res = await post(harness, bomb, { "content-encoding": "gzip" });
     expectError(res, 413, "PAYLOAD_TOO_LARGE");
     expect(await harness.jobs()).toEqual([]);
+  });
+
+  it("stores entries of 2,000 args × 550 characters (1.1 MB) and 256 × 300 (78 KB), cut to fit, each with its warning", async () => {
+    const harness = await setup();
+    const [huge, large, small] = [parentEntry(), parentEntry(), parentEntry()];
+    huge.properties.invocation.args = Array.from({ length: 2000 }, () => "a".repeat(550));
+    large.properties.invocation.args = Array.from({ length: 256 }, () => "b".repeat(300));
+    const res = await post(harness, { events: [huge, large, small] });
+    expect(res.status).toBe(202);
+    expect(res.body).toEqual({ accepted: 3, rejected: [] });
+    const stored = await harness.entries();
+    expect(stored.map((entry) => entry.insert_id)).toEqual([huge.insert_id, large.insert_id, small.insert_id]);
+    expect(stored.map((entry) => Buffer.byteLength(JSON.stringify(entry)) <= 65_536)).toEqual([true, true, true]);
+    expect(stored.map((entry) => entry.properties.invocation.args?.length)).toEqual([256, 256, 1]);
+    expect(stored[2]).toEqual(small);
+    const warnings = (await harness.jobs()).flatMap((job) => job.warnings ?? []);
+    expect(warnings.map((warning) => [warning.reason, warning.entry_id])).toEqual([
+      ["truncated", huge.insert_id],
+      ["entry_truncated", huge.insert_id],
+      ["entry_truncated", large.insert_id],
+    ]);
+    expect(warnings[1]?.detail).toMatch(/^entry cut from \d+ to \d+ bytes; 256 strings cut to at most \d+ characters, longest first$/);
   });
 
   it("cuts an entry over INGEST_MAX_ENTRY_BYTES to fit instead of refusing it", async () => {
@@ -260,16 +281,17 @@ describe("POST /ingest: bad input", () => {
     expect(warnings.every((warning) => warning.excerpt.length <= 1025)).toBe(true);
   });
 
-  it("stores an entry from a clock two days ahead at the time it was received, keeping the client's time", async () => {
+  it("stores an entry from a clock two days ahead as completed when it was received, keeping the client's time", async () => {
     const harness = await setup();
     const ahead = parentEntry({ startedAt: new Date(Date.now() + 2 * 86_400_000) });
     const before = Date.now();
     const res = await post(harness, ahead);
     expect(res.body).toEqual({ accepted: 1, rejected: [] });
     const [stored] = await harness.entries();
-    const startedAtMs = Date.parse(stored?.properties.startedAt ?? "");
-    expect(startedAtMs).toBeGreaterThanOrEqual(before - 1000);
-    expect(startedAtMs).toBeLessThanOrEqual(Date.now());
+    const completedAtMs = Date.parse(stored?.properties.completedAt ?? "");
+    expect(completedAtMs).toBeGreaterThanOrEqual(before);
+    expect(completedAtMs).toBeLessThanOrEqual(Date.now());
+    expect(completedAtMs - Date.parse(stored?.properties.startedAt ?? "")).toBe(ahead.properties.durationMs);
     expect(stored?.[REPAIRS_KEY]).toMatchObject({ repairs: ["timestamp_replaced"], clientStartedAt: ahead.properties.startedAt });
   });
 
@@ -319,6 +341,105 @@ describe("POST /ingest: bad input", () => {
     expect(stored?.properties["id"]).toBe(entry.properties.id);
     expect(({} as Record<string, unknown>)["polluted"]).toBeUndefined();
     expect((Object.prototype as Record<string, unknown>)["polluted"]).toBeUndefined();
+  });
+
+  it("stores the entries of a batch with a byte that is not UTF-8, warning for the entry that held it", async () => {
+    const harness = await setup();
+    const [first, damaged, last] = [parentEntry(), parentEntry(), parentEntry()];
+    damaged.properties.result.errorMessage = "bad BYTE here";
+    const json = JSON.stringify({ events: [first, damaged, last] });
+    const [before, after] = json.split("BYTE");
+    const res = await post(harness, Buffer.concat([Buffer.from(before ?? ""), Buffer.from([0xff]), Buffer.from(after ?? "")]));
+    expect(res.status).toBe(202);
+    expect(res.body).toEqual({ accepted: 3, rejected: [] });
+    const stored = await harness.entries();
+    expect(stored.map((entry) => entry.insert_id)).toEqual([first.insert_id, damaged.insert_id, last.insert_id]);
+    expect(stored[1]?.properties.result.errorMessage).toBe("bad \uFFFD here");
+    expect(stored[1]?.[REPAIRS_KEY]).toEqual({ repairs: ["invalid_utf8"] });
+    const warnings = (await harness.jobs()).flatMap((job) => job.warnings ?? []);
+    expect(warnings.map((warning) => [warning.reason, warning.entry_id, warning.detail])).toEqual([
+      ["invalid_utf8", damaged.insert_id, "bytes that are not UTF-8 replaced by U+FFFD in properties.result.errorMessage"],
+    ]);
+  });
+
+  it("warns for the request when the byte that is not UTF-8 is outside every stored entry", async () => {
+    const harness = await setup();
+    const entry = parentEntry();
+    const res = await post(
+      harness,
+      Buffer.concat([Buffer.from(`{"note":"`), Buffer.from([0xc3, 0x28]), Buffer.from(`","events":[${JSON.stringify(entry)}]}`)]),
+    );
+    expect(res.body).toEqual({ accepted: 1, rejected: [] });
+    expect(await harness.entries()).toEqual([entry]);
+    const warnings = (await harness.jobs()).flatMap((job) => job.warnings ?? []);
+    expect(warnings.map((warning) => [warning.reason, warning.entry_id])).toEqual([["invalid_utf8", ""]]);
+    expect(warnings[0]?.excerpt.startsWith(JSON.stringify('{"note":"\uFFFD(","events":[').slice(0, -1))).toBe(true);
+  });
+
+  it("stores a lone surrogate as U+FFFD with a lone_surrogate warning", async () => {
+    const harness = await setup();
+    const entry = parentEntry();
+    const res = await post(harness, JSON.stringify(entry).replace('"platform":"linux"', '"platform":"lin\\ud800ux"'));
+    expect(res.body).toEqual({ accepted: 1, rejected: [] });
+    const [stored] = await harness.entries();
+    expect(stored?.properties.platform).toBe("lin\uFFFDux");
+    expect(stored?.[REPAIRS_KEY]).toEqual({ repairs: ["lone_surrogate"] });
+    const warnings = (await harness.jobs()).flatMap((job) => job.warnings ?? []);
+    expect(warnings.map((warning) => [warning.reason, warning.entry_id, warning.detail])).toEqual([
+      ["lone_surrogate", entry.insert_id, "lone surrogates replaced by U+FFFD in properties.platform"],
+    ]);
+  });
+
+  it("converts numbers sent as strings, and keeps durationMs when both timestamps are replaced", async () => {
+    const harness = await setup();
+    const converted = parentEntry();
+    const skewed = parentEntry({ startedAt: new Date(Date.now() + 3 * 86_400_000), durationMs: 1250 });
+    Object.assign(converted.properties, { durationMs: "1234" });
+    Object.assign(converted.properties.result, { exitCode: "1" });
+    const before = Date.now();
+    const res = await post(harness, [converted, skewed]);
+    expect(res.body).toEqual({ accepted: 2, rejected: [] });
+    const [storedConverted, storedSkewed] = await harness.entries();
+    expect([storedConverted?.properties.durationMs, storedConverted?.properties.result.exitCode]).toEqual([1234, 1]);
+    const startedAtMs = Date.parse(storedSkewed?.properties.startedAt ?? "");
+    const completedAtMs = Date.parse(storedSkewed?.properties.completedAt ?? "");
+    expect(completedAtMs - startedAtMs).toBe(1250);
+    expect(storedSkewed?.properties.durationMs).toBe(1250);
+    expect(completedAtMs).toBeGreaterThanOrEqual(before);
+    expect(completedAtMs).toBeLessThanOrEqual(Date.now());
+    const warnings = (await harness.jobs()).flatMap((job) => job.warnings ?? []);
+    expect(warnings.map((warning) => [warning.reason, warning.entry_id])).toEqual([
+      ["field_converted", converted.insert_id],
+      ["timestamp_replaced", skewed.insert_id],
+    ]);
+    expect(warnings[1]?.detail).toContain("the receive time minus durationMs (1250 ms) used, so the duration stays the one sent");
+  });
+
+  it("refuses a top-level array nested 4,000 deep alone, in rejected and as a warning, and stores the valid entry (never a 500)", async () => {
+    const harness = await setup();
+    const good = parentEntry();
+    const deep = `${"[".repeat(4000)}${"]".repeat(4000)}`;
+    const res = await post(harness, `[${JSON.stringify(good)},${deep}]`);
+    expect(res.status).toBe(202);
+    expect(res.body).toEqual({ accepted: 1, rejected: [{ index: 1, code: "INVALID_PARAMS", message: "entry is nested deeper than 32 levels" }] });
+    expect(await harness.entries()).toEqual([good]);
+    const alone = await post(harness, deep);
+    expect(alone.status).toBe(202);
+    expect(alone.body).toEqual({ accepted: 0, rejected: [{ index: 0, code: "INVALID_PARAMS", message: "entry is nested deeper than 32 levels" }] });
+    const warnings = (await harness.jobs()).flatMap((job) => job.warnings ?? []);
+    expect(warnings.map((warning) => [warning.reason, warning.excerpt])).toEqual([
+      ["rejected", `${"[".repeat(1024)}…`],
+      ["rejected", `${"[".repeat(1024)}…`],
+    ]);
+  });
+
+  it("writes the start of an entry nested 10,000 deep as its warning's excerpt, not [object Object]", async () => {
+    const harness = await setup();
+    const depth = 10_000;
+    const res = await post(harness, `{"events":[${'{"a":'.repeat(depth)}1${"}".repeat(depth)}]}`);
+    expect(res.body).toEqual({ accepted: 0, rejected: [{ index: 0, code: "INVALID_PARAMS", message: "entry is nested deeper than 32 levels" }] });
+    const [warning] = (await harness.jobs()).flatMap((job) => job.warnings ?? []);
+    expect(warning?.excerpt.startsWith('{"a":{"a":{"a":')).toBe(true);
   });
 
   it("rejects an entry nested 100k levels deep and keeps the others; the server stays up", async () => {
@@ -460,6 +581,19 @@ describe("what a web page or a sloppy endpoint sends", () => {
     expectError(await post(harness, parentEntry(), { host: "evil.example:7070" }), 403, "UNAUTHORIZED");
     expectError(await request(harness.ingest.app).get("/metrics").set("sec-fetch-site", "cross-site"), 403, "UNAUTHORIZED");
     expect(await harness.entries()).toEqual([]);
+  });
+
+  it("answers 415 naming the charset to a UTF-16 body, and accepts UTF-8 labelled as such in any case", async () => {
+    const harness = await setup();
+    const entry = parentEntry();
+    const utf16 = await post(harness, Buffer.from(JSON.stringify(entry), "utf16le"), { "content-type": "application/json; charset=utf-16" });
+    expectError(utf16, 415, "INVALID_PARAMS");
+    expect((utf16.body as { message: string }).message).toBe('charset "utf-16" is not accepted; send UTF-8 (charset=utf-8, or no charset)');
+    for (const contentType of ["application/json; charset=utf-8", "application/json;charset=UTF-8", "application/x-ndjson; Charset=Utf-8"]) {
+      expect((await post(harness, entry, { "content-type": contentType })).body, contentType).toEqual({ accepted: 1, rejected: [] });
+    }
+    // Re-sends of one entry: ingest enqueues each, the worker stores it once.
+    expect(await harness.entries()).toEqual([entry, entry, entry]);
   });
 
   it("serves //ingest and /ingest/ as /ingest (an endpoint configured with a trailing slash)", async () => {

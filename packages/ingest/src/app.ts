@@ -99,7 +99,7 @@ export function createIngestApp({ config, queue, redis, logger, spool }: IngestA
   async function ingest(body: unknown, contentType: string | undefined, client: string, source: string): Promise<IngestAnswer> {
     const receivedAtMs = Date.now();
     if (Buffer.isBuffer(body)) metrics.requestBodyBytes.observe(body.length);
-    const entries = parseBody(Buffer.isBuffer(body) ? body : undefined, contentType);
+    const { entries, invalidUtf8Excerpt, mayHaveLoneSurrogates } = parseBody(Buffer.isBuffer(body) ? body : undefined, contentType);
     if (entries.length > config.maxEntriesPerRequest) {
       throw new ApiError("PAYLOAD_TOO_LARGE", `request has ${entries.length} entries; at most ${config.maxEntriesPerRequest} are accepted per request`);
     }
@@ -110,7 +110,7 @@ export function createIngestApp({ config, queue, redis, logger, spool }: IngestA
         retryAfterSeconds: limit.retryAfterSeconds,
       });
     }
-    const checked = checkEntries(entries, { maxEntryBytes: config.maxEntryBytes, receivedAtMs, source });
+    const checked = checkEntries(entries, { maxEntryBytes: config.maxEntryBytes, receivedAtMs, source, invalidUtf8Excerpt, mayHaveLoneSurrogates });
     if (checked.unique.length > 0 || checked.warnings.length > 0) {
       const stopTimer = metrics.enqueueDuration.startTimer();
       const enqueue = enqueuer.enqueue({ entries: checked.unique, warnings: checked.warnings }, receivedAtMs);

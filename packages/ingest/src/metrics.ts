@@ -16,7 +16,7 @@ export interface IngestMetrics {
    * UNAVAILABLE (Redis unreachable).
    */
   entriesRejected: Counter<"reason">;
-  /** reason: a RepairReason (truncated, timestamp_replaced, id_derived, field_defaulted, field_dropped, entry_truncated); one count per reason per entry. */
+  /** reason: a RepairReason (REPAIR_REASONS: truncated, entry_truncated, field_converted, invalid_utf8, lone_surrogate...); one count per reason per entry. */
   entriesRepaired: Counter<"reason">;
   /** outcome: ok | error (error includes the 1 s timeout, after which the request is spooled). */
   enqueueDuration: Histogram<"outcome">;

@@ -1,3 +1,4 @@
+import { REPAIRS_KEY } from "@flowmeter/shared";
 import { childEntry, legacyEntry, parentEntry } from "@flowmeter/test-utils";
 import { describe, expect, it } from "vitest";
 import { checkEntries, jsonBytesBound, MAX_ENTRY_DEPTH, nestedDeeperThan, NOT_JSON, replaceLoneSurrogates, TOO_DEEP } from "./check-entries.js";
@@ -143,7 +144,7 @@ describe("jsonBytesBound", () => {
 describe("checkEntries sizes", () => {
   it("keeps an entry at the limit as it is and cuts one a byte over", () => {
     const entry = parentEntry() as unknown as { properties: Record<string, unknown> };
-    entry.properties["extra"] = { big: 1e20, control: "\u0001\u001f", surrogate: "\ud800", astral: "😀é", long: "y".repeat(3000) };
+    entry.properties["extra"] = { big: 1e20, control: "\u0001\u001f", astral: "😀é", long: "y".repeat(3000) };
     const bytes = Buffer.byteLength(JSON.stringify(entry));
     const atLimit = check([entry], bytes);
     expect(atLimit.warnings).toEqual([]);
@@ -169,12 +170,25 @@ describe("replaceLoneSurrogates", () => {
     expect(replaceLoneSurrogates(entry)).toEqual({ a: ["ok", "x\uFFFDy", "\uFFFD"], "k\uFFFD": { emoji: "😀" } });
   });
 
-  it("repairs accepted entries before they are enqueued", () => {
+  it("repairs accepted entries before they are enqueued, with a lone_surrogate warning naming where", () => {
     const entry = parentEntry();
     entry.properties.invocation.args = ["\ud800", "fine"];
+    (entry.properties as Record<string, unknown>)["k\udc00"] = "x";
     const checked = check([entry]);
     expect(checked.rejected).toEqual([]);
     expect(checked.unique[0]?.properties.invocation.args).toEqual(["\uFFFD", "fine"]);
+    expect(checked.unique[0]?.properties["k\uFFFD"]).toBe("x");
+    expect(checked.unique[0]?.[REPAIRS_KEY]).toEqual({ repairs: ["lone_surrogate"] });
+    expect(checked.warnings.map((warning) => [warning.reason, warning.entry_id, warning.detail])).toEqual([
+      ["lone_surrogate", entry.insert_id, "lone surrogates replaced by U+FFFD in properties.invocation.args.0, properties.k\uFFFD (its name)"],
+    ]);
+    expect(/\p{Cs}/u.test(checked.warnings[0]?.excerpt ?? "")).toBe(false);
+  });
+
+  it("does not look for lone surrogates when parseBody proved there are none", () => {
+    const entry = parentEntry();
+    entry.properties.invocation.args = ["\ud800"];
+    expect(checkEntries([entry], { ...CONTEXT, maxEntryBytes: 65_536, mayHaveLoneSurrogates: false }).warnings).toEqual([]);
   });
 });
 
@@ -186,5 +200,42 @@ describe("replaceLoneSurrogates leaves its argument alone", () => {
     const repaired = replaceLoneSurrogates(dirty);
     expect(repaired).toEqual({ a: ["x", { b: "\uFFFD" }], c: 1 });
     expect(dirty.a[1]).toEqual({ b: "\ud800" });
+  });
+});
+
+describe("checkEntries after bytes that are not UTF-8", () => {
+  const context = { ...CONTEXT, maxEntryBytes: 65_536, invalidUtf8Excerpt: 'x"}, {"b":"\uFFFD' };
+
+  it("warns for each stored entry holding U+FFFD, naming where, and stores them all", () => {
+    const [clean, damaged] = [parentEntry(), parentEntry()];
+    damaged.properties.invocation.args = ["ok", "bad \uFFFD byte"];
+    const checked = checkEntries([clean, damaged], context);
+    expect(checked.accepted).toBe(2);
+    expect(checked.unique[0]).toEqual(clean);
+    expect(checked.unique[1]?.[REPAIRS_KEY]).toEqual({ repairs: ["invalid_utf8"] });
+    expect(checked.warnings.map((warning) => [warning.reason, warning.entry_id, warning.detail])).toEqual([
+      ["invalid_utf8", damaged.insert_id, "bytes that are not UTF-8 replaced by U+FFFD in properties.invocation.args.1"],
+    ]);
+  });
+
+  it("warns once for the request when no stored entry holds the replacement", () => {
+    const checked = checkEntries([parentEntry(), "\uFFFD"], context);
+    expect(checked.accepted).toBe(1);
+    expect(checked.warnings.map((warning) => [warning.reason, warning.entry_id])).toEqual([
+      ["rejected", ""],
+      ["invalid_utf8", ""],
+    ]);
+    expect(checked.warnings[1]?.excerpt).toBe(JSON.stringify(context.invalidUtf8Excerpt));
+  });
+});
+
+describe("checkEntries on deep input", () => {
+  it("refuses an entry nested 4,000 or 100,000 deep alone, with an excerpt of its start, and keeps the rest", () => {
+    const good = parentEntry();
+    const result = check([good, nested(4000), { ...parentEntry(), deep: nested(100_000) }]);
+    expect(result.accepted).toBe(1);
+    expect(result.unique).toEqual([good]);
+    expect(result.rejected.map((rejection) => rejection.index)).toEqual([1, 2]);
+    expect(result.warnings.map((warning) => warning.excerpt.slice(0, 8))).toEqual(['{"a":[{"', '{"event"']);
   });
 });

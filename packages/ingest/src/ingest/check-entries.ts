@@ -5,7 +5,7 @@
  */
 import { UnreadableLine } from "./parse-body.js";
 import { uuidV7 } from "@flowmeter/platform";
-import { entryId, repairCliInvocation, warningExcerpt, type CliInvocationEvent, type IngestionWarning } from "@flowmeter/shared";
+import { cutWhole, entryId, repairCliInvocation, warningExcerpt, type CliInvocationEvent, type IngestionWarning, type Repair } from "@flowmeter/shared";
 
 export const MAX_ENTRY_DEPTH = 32;
 
@@ -30,6 +30,10 @@ export interface CheckContext {
   receivedAtMs: number;
   /** The client's address, for the warnings. */
   source: string;
+  /** From parseBody: the body had bytes that are not UTF-8 (the text around the first), else undefined. */
+  invalidUtf8Excerpt?: string | undefined;
+  /** From parseBody: false when no entry can hold a lone surrogate; true (the default) looks in every entry. */
+  mayHaveLoneSurrogates?: boolean;
 }
 
 function textOf(value: unknown, key: string): string {
@@ -37,7 +41,10 @@ function textOf(value: unknown, key: string): string {
   return typeof field === "string" ? field.slice(0, 200) : "";
 }
 
-export function checkEntries(entries: readonly unknown[], { maxEntryBytes, receivedAtMs, source }: CheckContext): CheckedEntries {
+export function checkEntries(
+  entries: readonly unknown[],
+  { maxEntryBytes, receivedAtMs, source, invalidUtf8Excerpt, mayHaveLoneSurrogates = true }: CheckContext,
+): CheckedEntries {
   const seen = new Set<string>();
   const unique: CliInvocationEvent[] = [];
   const rejected: EntryRejection[] = [];
@@ -52,7 +59,7 @@ export function checkEntries(entries: readonly unknown[], { maxEntryBytes, recei
       entry_id: textOf(entry, "insert_id") || textOf(properties, "id"),
       distinct_id: textOf(entry, "distinct_id"),
       source,
-      detail: detail.slice(0, 4096),
+      detail: cutWhole(detail, 4096),
       excerpt: warningExcerpt(entry),
     });
   };
@@ -61,6 +68,7 @@ export function checkEntries(entries: readonly unknown[], { maxEntryBytes, recei
     warn(entry, "rejected", rejection.message);
   };
   const boundable = prototypesArePlain();
+  let invalidUtf8Attributed = false;
   entries.forEach((entry, index) => {
     if (entry instanceof UnreadableLine) {
       reject(entry.text, { index, code: "INVALID_PARAMS", message: entry.reason });
@@ -73,23 +81,76 @@ export function checkEntries(entries: readonly unknown[], { maxEntryBytes, recei
       reject(entry, { index, code: "INVALID_PARAMS", message: `entry is nested deeper than ${MAX_ENTRY_DEPTH} levels` });
       return;
     }
-    const result = repairCliInvocation(entry, { receivedAtMs, maxEntryBytes, knownToFit: bound >= 0 && bound <= maxEntryBytes });
+    // Text repairs first, so whatever is stored, details included, is text ClickHouse accepts.
+    const repairsBefore: Repair[] = [];
+    const surrogatesAt: string[] = [];
+    const textRepaired = mayHaveLoneSurrogates ? replaceLoneSurrogates(entry, surrogatesAt) : entry;
+    if (surrogatesAt.length > 0) repairsBefore.push({ reason: "lone_surrogate", detail: `lone surrogates replaced by U+FFFD in ${placesText(surrogatesAt)}` });
+    if (invalidUtf8Excerpt !== undefined) {
+      const replacedAt = placesHolding(textRepaired, "\uFFFD");
+      if (replacedAt.length > 0)
+        repairsBefore.push({ reason: "invalid_utf8", detail: `bytes that are not UTF-8 replaced by U+FFFD in ${placesText(replacedAt)}` });
+    }
+    const result = repairCliInvocation(textRepaired, { receivedAtMs, maxEntryBytes, knownToFit: bound >= 0 && bound <= maxEntryBytes, repairsBefore });
     if (!result.ok) {
       reject(entry, { index, code: "INVALID_PARAMS", message: result.message });
       return;
     }
+    if (repairsBefore.some((repair) => repair.reason === "invalid_utf8")) invalidUtf8Attributed = true;
     const byReason = new Map<string, string[]>();
     for (const repair of result.repairs) byReason.set(repair.reason, [...(byReason.get(repair.reason) ?? []), repair.detail]);
     for (const [reason, details] of byReason) warn(entry, reason, details.join("; "));
     accepted += 1;
-    const event = replaceLoneSurrogates(result.event);
+    const event = result.event;
     const id = entryId(event);
     if (!seen.has(id)) {
       seen.add(id);
       unique.push(event);
     }
   });
+  if (invalidUtf8Excerpt !== undefined && !invalidUtf8Attributed) {
+    // The bytes sat outside every stored entry (in one refused, or around the entries): one warning for the request.
+    warnings.push({
+      warning_id: uuidV7(),
+      received_at_ms: receivedAtMs,
+      reason: "invalid_utf8",
+      entry_id: "",
+      distinct_id: "",
+      source,
+      detail: "the request body had bytes that are not UTF-8, replaced by U+FFFD, outside every stored entry; the excerpt is the text around the first",
+      excerpt: warningExcerpt(invalidUtf8Excerpt),
+    });
+  }
   return { accepted, unique, rejected, warnings };
+}
+
+/** At most 5 places, then how many more. */
+function placesText(places: readonly string[]): string {
+  return places.length <= 5 ? places.join(", ") : `${places.slice(0, 5).join(", ")} and ${places.length - 5} more places`;
+}
+
+/** Where a string (value or key) of `value` contains `text`, as paths like `properties.invocation.args.0`. */
+function placesHolding(value: unknown, text: string, at: Array<string | number> = []): string[] {
+  const places: string[] = [];
+  const visit = (node: unknown): void => {
+    if (typeof node === "string") {
+      if (node.includes(text)) places.push(placeOf(at));
+      return;
+    }
+    if (typeof node !== "object" || node === null) return;
+    for (const [key, child] of Object.entries(node)) {
+      at.push(Array.isArray(node) ? Number(key) : key);
+      if (key.includes(text)) places.push(`${placeOf(at)} (its name)`);
+      visit(child);
+      at.pop();
+    }
+  };
+  visit(value);
+  return places;
+}
+
+function placeOf(at: ReadonlyArray<string | number>): string {
+  return at.length === 0 ? "entry" : at.join(".");
 }
 
 const LONE_SURROGATE = /\p{Cs}/u;
@@ -97,26 +158,41 @@ const LONE_SURROGATES = /\p{Cs}/gu;
 
 /**
  * Replaces lone surrogates (`"\ud800"`: valid JSON, but not text, and ClickHouse refuses the row every time) with
- * U+FFFD in every string and key. Whatever ingest accepts, the worker must be able to write: one such entry used to
- * fail its whole job, and with it the entries of every request merged into that job. Returns the value itself when
- * nothing needed repair (the usual case), else a repaired copy; never changes its argument.
+ * U+FFFD in every string and key, and adds to `places` where. Whatever ingest accepts, the worker must be able to
+ * write: one such entry used to fail its whole job, and with it the entries of every request merged into that job.
+ * Returns the value itself when nothing needed repair (the usual case), else a repaired copy; never changes its
+ * argument. Recursive: call it on entries checked for depth.
  */
-export function replaceLoneSurrogates<T>(value: T): T {
-  if (typeof value === "string") return (LONE_SURROGATE.test(value) ? value.replace(LONE_SURROGATES, "\uFFFD") : value) as T;
+export function replaceLoneSurrogates<T>(value: T, places: string[] = [], at: Array<string | number> = []): T {
+  if (typeof value === "string") {
+    if (!LONE_SURROGATE.test(value)) return value;
+    places.push(placeOf(at));
+    return value.replace(LONE_SURROGATES, "\uFFFD") as T;
+  }
   if (typeof value !== "object" || value === null) return value;
   if (Array.isArray(value)) {
-    const repaired = value.map((element: unknown) => replaceLoneSurrogates(element));
-    return (repaired.some((element, index) => element !== value[index]) ? repaired : value) as T;
+    let copy: unknown[] | undefined;
+    value.forEach((element: unknown, index) => {
+      at.push(index);
+      const repaired = replaceLoneSurrogates(element, places, at);
+      at.pop();
+      if (repaired !== element) copy ??= [...value];
+      if (copy !== undefined) copy[index] = repaired;
+    });
+    return (copy ?? value) as T;
   }
-  let copy: Record<string, unknown> | undefined;
-  const entries = Object.entries(value as Record<string, unknown>);
-  entries.forEach(([key, child], index) => {
-    const repairedKey = replaceLoneSurrogates(key);
-    const repaired = replaceLoneSurrogates(child);
-    if (copy === undefined && (repairedKey !== key || repaired !== child)) copy = Object.fromEntries(entries.slice(0, index));
-    if (copy !== undefined) copy[repairedKey] = repaired;
+  let changed = false;
+  const pairs = Object.entries(value as Record<string, unknown>).map(([key, child]): [string, unknown] => {
+    const repairedKey = LONE_SURROGATE.test(key) ? key.replace(LONE_SURROGATES, "\uFFFD") : key;
+    at.push(repairedKey);
+    if (repairedKey !== key) places.push(`${placeOf(at)} (its name)`);
+    const repaired = replaceLoneSurrogates(child, places, at);
+    at.pop();
+    changed ||= repairedKey !== key || repaired !== child;
+    return [repairedKey, repaired];
   });
-  return (copy ?? value) as T;
+  // Object.fromEntries defines each key as an own property: a "__proto__" key stays data.
+  return (changed ? Object.fromEntries(pairs) : value) as T;
 }
 
 /** True when objects/arrays nest more than `maxDepth` levels (the value itself is level 1). Iterative on purpose. */

@@ -1,7 +1,9 @@
 /**
  * Turns a request body into the list of entries it carries. Accepted shapes: one bare event object,
  * `{"events": [...]}` (what the swamp CLI sends for two or more entries), a top-level array, or NDJSON.
- * Entries are not validated here; each one is checked on its own later.
+ * Entries are not validated here; each one is checked on its own later. Bytes that are not UTF-8 are replaced by
+ * U+FFFD rather than refusing the request (the real client re-sends whatever is not answered 202, for 7 days).
+ * JSON.parse builds values of any depth without recursion; what is nested too deep is refused per entry later.
  */
 import { ApiError } from "@flowmeter/shared";
 
@@ -14,17 +16,30 @@ const NDJSON_TYPES: ReadonlySet<string> = new Set([
 ]);
 
 /**
- * 415 unless the body is declared JSON or NDJSON. The real client always sends `application/json`; a web page can
- * send text/plain, form or multipart bodies cross-site without a preflight, so those are refused before reading.
+ * 415 unless the body is declared JSON or NDJSON, in UTF-8 (no charset, or `charset=utf-8` in any case). The real
+ * client always sends `application/json`; a web page can send text/plain, form or multipart bodies cross-site without
+ * a preflight, so those are refused before reading. A body in another charset (UTF-16...) would read as garbage.
  */
 export function contentTypeRefusal(contentType: string | undefined): ApiError | undefined {
-  const mediaType = contentType?.split(";", 1)[0]?.trim().toLowerCase();
-  if (mediaType === "application/json" || (mediaType !== undefined && NDJSON_TYPES.has(mediaType))) return undefined;
-  return new ApiError(
-    "INVALID_PARAMS",
-    `Content-Type ${mediaType === undefined || mediaType === "" ? "is missing" : `${mediaType.slice(0, 100)} is not accepted`}; send application/json (or application/x-ndjson)`,
-    { status: 415 },
-  );
+  const [type, ...parameters] = (contentType ?? "").split(";");
+  const mediaType = type?.trim().toLowerCase() ?? "";
+  if (mediaType !== "application/json" && !NDJSON_TYPES.has(mediaType)) {
+    return new ApiError(
+      "INVALID_PARAMS",
+      `Content-Type ${mediaType === "" ? "is missing" : `${mediaType.slice(0, 100)} is not accepted`}; send application/json (or application/x-ndjson)`,
+      { status: 415 },
+    );
+  }
+  for (const parameter of parameters) {
+    const [name, value = ""] = parameter.split("=", 2).map((part) => part.trim());
+    const charset = value.replace(/^"(.*)"$/, "$1").toLowerCase();
+    if (name?.toLowerCase() === "charset" && charset !== "utf-8" && charset !== "utf8") {
+      return new ApiError("INVALID_PARAMS", `charset ${JSON.stringify(charset.slice(0, 40))} is not accepted; send UTF-8 (charset=utf-8, or no charset)`, {
+        status: 415,
+      });
+    }
+  }
+  return undefined;
 }
 
 /** An NDJSON line that is not JSON: it stands in the entry list at its place, and checkEntries refuses it alone. */
@@ -39,20 +54,45 @@ export class UnreadableLine {
 const SHAPE_HINT = 'expected an event object, {"events": [...]}, an array of events, or NDJSON (one event per line)';
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
+const utf8Repairing = new TextDecoder("utf-8");
 
-/** Throws ApiError INVALID_PARAMS when the body is empty, not UTF-8, not JSON or not one of the accepted shapes. */
-export function parseBody(body: Uint8Array | undefined, contentType: string | undefined): unknown[] {
+export interface ParsedBody {
+  entries: unknown[];
+  /**
+   * The body had bytes that are not UTF-8, decoded as U+FFFD: checkEntries warns for each entry holding U+FFFD,
+   * or for the request when none does. Undefined when the body was valid UTF-8 (the usual case); else the decoded
+   * text around the first U+FFFD, for that request's warning.
+   */
+  invalidUtf8Excerpt: string | undefined;
+  /**
+   * False proves no entry holds a lone surrogate (they can only come from a `\uD800`-style escape), so checkEntries
+   * need not look for them.
+   */
+  mayHaveLoneSurrogates: boolean;
+}
+
+/** Throws ApiError INVALID_PARAMS when the body is empty, not JSON (nor NDJSON) or not one of the accepted shapes. */
+export function parseBody(body: Uint8Array | undefined, contentType: string | undefined): ParsedBody {
   if (body === undefined || body.length === 0) throw new ApiError("INVALID_PARAMS", `request body is empty; ${SHAPE_HINT}`);
   let text: string;
+  let invalidUtf8Excerpt: string | undefined;
   try {
     text = utf8.decode(body);
   } catch {
-    throw new ApiError("INVALID_PARAMS", "request body is not valid UTF-8");
+    // Decoded a second time only when the first found a byte that is not UTF-8: the usual body is decoded once.
+    text = utf8Repairing.decode(body);
+    const first = text.indexOf("\uFFFD");
+    invalidUtf8Excerpt = text.slice(Math.max(0, first - 200), first + 200);
   }
   if (text.trim() === "") throw new ApiError("INVALID_PARAMS", `request body is empty; ${SHAPE_HINT}`);
+  const mayHaveLoneSurrogates = text.includes("\\u") && ESCAPED_SURROGATE.test(text);
+  return { entries: isNdjsonType(contentType) ? parseNdjson(text) : parseJson(text), invalidUtf8Excerpt, mayHaveLoneSurrogates };
+}
 
-  if (isNdjsonType(contentType)) return parseNdjson(text);
+/** `\uD800`-`\uDFFF` as a JSON escape (or, harmlessly, as text after an escaped backslash). */
+const ESCAPED_SURROGATE = /\\u[dD][89a-fA-F]/;
 
+function parseJson(text: string): unknown[] {
   let value: unknown;
   try {
     value = JSON.parse(text);

@@ -102,7 +102,13 @@ describe("client telemetry consumer (real Redis, chDB)", () => {
       `SELECT repairs, client_started_at, extra, toString(started_at) AS started_at FROM flowmeter.cli_invocations WHERE insert_id = '${sent.insert_id}'`,
     );
     expect(stored).toEqual([
-      { repairs: ["timestamp_replaced"], client_started_at: sent.properties.startedAt, extra: "{}", started_at: toClickHouseTime(receivedAtMs) },
+      // Both timestamps were ahead: it completed at the receive time and started durationMs before.
+      {
+        repairs: ["timestamp_replaced"],
+        client_started_at: sent.properties.startedAt,
+        extra: "{}",
+        started_at: toClickHouseTime(receivedAtMs - sent.properties.durationMs),
+      },
     ]);
     const warnings = await rows<{ reason: string; entry_id: string; source: string; detail: string }>(
       `SELECT reason, entry_id, source, detail FROM flowmeter.ingestion_warnings WHERE warning_id IN ('${warning.warning_id}', '${refused.warning_id}') ORDER BY reason`,
