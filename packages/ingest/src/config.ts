@@ -51,7 +51,8 @@ export function parseIngestConfig(env: EnvSource): IngestConfig {
     maxBodyBytes: reader.int("INGEST_MAX_BODY_BYTES", 32 * 1024 * 1024, { min: 1024, max: 1024 * 1024 * 1024 }),
     bodyBytesInFlight: reader.int("INGEST_BODY_BYTES_IN_FLIGHT", 128 * 1024 * 1024, { min: 1024 * 1024, max: 64 * 1024 * 1024 * 1024 }),
     maxEntriesPerRequest: reader.int("INGEST_MAX_ENTRIES_PER_REQUEST", 10_000, { min: 1, max: 1_000_000 }),
-    maxEntryBytes: reader.int("INGEST_MAX_ENTRY_BYTES", 65_536, { min: 256, max: 1024 * 1024 * 1024 }),
+    // 16 KiB holds any entry cut to fit (repairCliInvocation): its ids, timestamps and repair record, whatever they hold.
+    maxEntryBytes: reader.int("INGEST_MAX_ENTRY_BYTES", 65_536, { min: 16_384, max: 1024 * 1024 * 1024 }),
     rateLimitEntriesPerSecond: reader.int("INGEST_RATE_LIMIT_ENTRIES_PER_SECOND", 100_000, { min: 0, max: 1_000_000_000 }),
     logLevel: reader.logLevel(),
     redis: { url: redis.url ?? DEFAULT_REDIS_URL, queuePrefix: redis.queuePrefix },
