@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger, createRedis } from "@flowmeter/platform";
 import { parseIngestConfig, startIngestServer, type IngestServer } from "@flowmeter/ingest";
-import { createClientTelemetryConsumer, createExactlyOnceState, createWorkerMetrics, parseWorkerConfig, type QueueConsumer } from "@flowmeter/worker";
+import { createExactlyOnceState, createWorkerMetrics, parseWorkerConfig, startPartitionConsumers, type PartitionConsumers } from "@flowmeter/worker";
 import * as worker from "@flowmeter/worker";
 import {
   postIngest,
@@ -28,7 +28,7 @@ describe("ingest to ClickHouse, through bad entries and a Redis outage", () => {
   const prefix = "fmtest-outage";
   let redisServer: PrivateRedis;
   let database: ScratchDatabase<worker.BlockWriter>;
-  let consumer: QueueConsumer;
+  let consumer: PartitionConsumers;
   let ingest: IngestServer;
   let workerRedis: ReturnType<typeof createRedis>;
 
@@ -39,16 +39,19 @@ describe("ingest to ClickHouse, through bad entries and a Redis outage", () => {
     workerRedis = createRedis(redisServer.url, "worker");
     workerRedis.on("error", () => {});
     const workerConfig = { ...parseWorkerConfig({ QUEUE_PREFIX: prefix }), batch: { maxRows: 5000, maxWaitMs: 100 } };
-    consumer = createClientTelemetryConsumer({
-      config: workerConfig,
-      redis: workerRedis,
-      metrics: createWorkerMetrics(),
+    consumer = startPartitionConsumers(
+      {
+        config: workerConfig,
+        redis: workerRedis,
+        metrics: createWorkerMetrics(),
+        logger,
+        clickhouse: database.clickhouse,
+        writer: database.writer,
+        ...createExactlyOnceState(workerRedis, workerConfig, logger),
+      },
+      { ...workerConfig, horizonDays: 8 },
       logger,
-      clickhouse: database.clickhouse,
-      writer: database.writer,
-      ...createExactlyOnceState(workerRedis, workerConfig, logger),
-    });
-    consumer.start();
+    );
     ingest = await startIngestServer(
       parseIngestConfig({
         INGEST_PORT: "0",

@@ -123,6 +123,8 @@ export interface RedisConfig {
   url: string | undefined;
   /** BullMQ key prefix; tests use their own so runs don't collide. */
   queuePrefix: string;
+  /** FLOWMETER_PARTITIONS: how many queues the client-telemetry stream is cut into (shared's queues.ts). */
+  partitions: number;
 }
 
 export const DEFAULT_REDIS_URL = "redis://127.0.0.1:6379";
@@ -136,6 +138,8 @@ export function readRedisConfig(reader: EnvReader): RedisConfig {
   return {
     url: reader.url("REDIS_URL", ["redis:", "rediss:"]),
     queuePrefix: reader.string("QUEUE_PREFIX", "flowmeter"),
+    // 64: shared's MAX_PARTITIONS (platform imports no contracts).
+    partitions: reader.int("FLOWMETER_PARTITIONS", 1, { min: 1, max: 64 }),
   };
 }
 

@@ -2,7 +2,7 @@
 export { browserRequestRefusal, type RequestHeaders } from "./browser-guard.js";
 export { ConfigError, DEFAULT_REDIS_URL, EnvReader, isLoopbackHost, readDataDir, readRedisConfig, type EnvSource, type RedisConfig } from "./config.js";
 export { createLogger, createRepeatThrottle, errorMessage, type LogFields, type Logger, type LogLevel } from "./logger.js";
-export { createRedis, redisAnswers, redisAnswersAt } from "./redis.js";
+export { createRedis, partitionCountProblem, redisAnswers, redisAnswersAt } from "./redis.js";
 export { MethodNotAllowedError, createErrorHandler, methodNotAllowed, notFound, serveMetrics, toErrorResponse, type ErrorResponse } from "./http-errors.js";
 export { exceedsJsonDepth } from "./json-depth.js";
 export { REDACTED, redactCredentials, redactUrl } from "./redact.js";

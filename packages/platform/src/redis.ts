@@ -41,3 +41,19 @@ export async function redisAnswersAt(url: string, timeoutMs = 1000): Promise<boo
     probe.disconnect();
   }
 }
+
+/**
+ * The client-telemetry stream's partition count is fixed for a queue prefix: the first ingest or worker to reach Redis
+ * records FLOWMETER_PARTITIONS, and a process started with another count is refused (entries would go to queues no
+ * worker reads, or one entry's copies to two partitions). Returns the problem, or undefined when the counts agree.
+ */
+export async function partitionCountProblem(connection: Redis, queuePrefix: string, partitions: number): Promise<string | undefined> {
+  const key = `${queuePrefix}:partitions`;
+  await connection.set(key, String(partitions), "NX");
+  const recorded = Number(await connection.get(key));
+  if (recorded === partitions) return undefined;
+  return (
+    `FLOWMETER_PARTITIONS=${partitions}, but the queues under QUEUE_PREFIX=${queuePrefix} are cut into ${recorded} partitions ` +
+    `(recorded in Redis at ${key}); start every ingest and worker with FLOWMETER_PARTITIONS=${recorded}, or use a new QUEUE_PREFIX`
+  );
+}

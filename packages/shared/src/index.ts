@@ -26,6 +26,11 @@ export {
 } from "./repair-entry.js";
 export {
   JOB_CATALOG,
+  MAX_PARTITIONS,
+  clientTelemetryQueue,
+  entryIdHash,
+  partitionOf,
+  partitionOfHash,
   payloadProblem,
   RETRY_DELAY_CAP_MS,
   WARNING_EXCERPT_CHARS,
@@ -33,6 +38,7 @@ export {
   warningExcerpt,
   type ClientTelemetryJob,
   type IngestionWarning,
+  type PayloadKind,
 } from "./queues.js";
 export {
   MAX_LOG_LINE_BYTES,

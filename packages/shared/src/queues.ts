@@ -2,6 +2,7 @@
  * The job catalog shared by producers (ingest, runner) and consumers (worker): queue names, payloads and
  * job options in one place, so a producer and its consumer cannot drift apart.
  */
+import { hash } from "node:crypto";
 import { Ajv } from "ajv";
 import type { JobsOptions } from "bullmq";
 import { HOST_SAMPLE_SCHEMA, RUN_EVENT_SCHEMA, RUN_POLICY_SCHEMA, STAGE_LOG_LINE_SCHEMA, STEP_HEARTBEAT_SCHEMA } from "./run-schemas.js";
@@ -122,6 +123,36 @@ export interface ClientTelemetryJob {
   warnings?: IngestionWarning[];
 }
 
+/**
+ * The client-telemetry stream is cut into FLOWMETER_PARTITIONS partitions by entry id, one queue each, so that every
+ * copy of an entry (a client's re-send, a redelivered job) goes to one partition, which one worker at a time writes
+ * (the worker's partition lease): workers write different partitions in parallel, and none needs a lock over the table.
+ * The count is fixed for a queue prefix (the worker refuses to start on another); partition 0's queue keeps the
+ * single-queue name.
+ */
+export const MAX_PARTITIONS = 64;
+
+/** The id's hash the worker's exactly-once check keys on (cli_invocation_ids.id_hash is its lowercase hex). */
+export function entryIdHash(id: string): Buffer {
+  return hash("md5", id, "buffer");
+}
+
+/** The partition of an entry whose entryIdHash() is `idHash`. */
+export function partitionOfHash(idHash: Uint8Array, partitions: number): number {
+  if (partitions === 1) return 0;
+  return new DataView(idHash.buffer, idHash.byteOffset, idHash.byteLength).getUint32(0) % partitions;
+}
+
+/** The partition of an entry with this entryId(). */
+export function partitionOf(id: string, partitions: number): number {
+  return partitions === 1 ? 0 : partitionOfHash(entryIdHash(id), partitions);
+}
+
+/** The queue of one partition of the client-telemetry stream. */
+export function clientTelemetryQueue(partition: number): string {
+  return partition === 0 ? JOB_CATALOG.clientTelemetry.queue : `${JOB_CATALOG.clientTelemetry.queue}-${partition}`;
+}
+
 /** The longest wait between two attempts of a telemetry job. */
 export const RETRY_DELAY_CAP_MS = 300_000;
 
@@ -214,11 +245,10 @@ const payloadValidators = {
   runs: payloadAjv.compile(PAYLOAD_SCHEMAS.runs),
 };
 
-type PayloadKind = keyof typeof payloadValidators;
+export type PayloadKind = keyof typeof payloadValidators;
 
-/** What is wrong with a job's payload, or undefined when it has the shape its queue carries. */
-export function payloadProblem(queue: (typeof JOB_CATALOG)[PayloadKind]["queue"], data: unknown): string | undefined {
-  const kind = (Object.keys(payloadValidators) as PayloadKind[]).find((name) => JOB_CATALOG[name].queue === queue) ?? "runs";
+/** What is wrong with a job's payload, or undefined when it has the shape jobs of `kind` (a JOB_CATALOG key) carry. */
+export function payloadProblem(kind: PayloadKind, data: unknown): string | undefined {
   const validate = payloadValidators[kind];
   if (validate(data)) return undefined;
   const [error] = validate.errors ?? [];

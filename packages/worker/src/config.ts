@@ -23,6 +23,10 @@ export interface ClickHouseConfig {
 export interface WorkerConfig {
   redisUrl: string;
   queuePrefix: string;
+  /** FLOWMETER_PARTITIONS: the client-telemetry stream's partition count, the same for ingest and every worker. */
+  partitions: number;
+  /** WORKER_PARTITIONS: the partitions this worker writes when it holds their lease (default: all). */
+  ownPartitions: number[];
   clickhouse: ClickHouseConfig;
   /** Applied by the migrations runner (migrate-main); read here too so `flowmeter start` checks it up front. */
   retention: RetentionConfig;
@@ -34,7 +38,7 @@ export interface WorkerConfig {
   concurrency: number;
   lockDurationMs: number;
   stalledIntervalMs: number;
-  /** How long a table's write lock outlives a worker that died holding it (it is renewed while held). */
+  /** How long a table's write lock, or a partition's lease, outlives a worker that died holding it (both are renewed while held). */
   writeLockTtlMs: number;
   /** Longest wait between two attempts of a job that failed (they retry for as long as they fail). */
   retryMaxDelayMs: number;
@@ -75,6 +79,8 @@ export function parseWorkerConfig(env: EnvSource): WorkerConfig {
   const config: WorkerConfig = {
     redisUrl: redis.url ?? DEFAULT_REDIS_URL,
     queuePrefix: redis.queuePrefix,
+    partitions: redis.partitions,
+    ownPartitions: readOwnPartitions(reader, redis.partitions),
     clickhouse: readClickHouseConfig(reader),
     retention: readRetentionConfig(reader),
     http: { host: reader.string("WORKER_HOST", "127.0.0.1"), port: reader.port("WORKER_METRICS_PORT", 7072) },
@@ -106,4 +112,18 @@ export function parseWorkerConfig(env: EnvSource): WorkerConfig {
     reader.problem(`WORKER_STALLED_INTERVAL_MS (${config.stalledIntervalMs}) must not exceed WORKER_LOCK_DURATION_MS (${config.lockDurationMs})`);
   }
   return reader.finish(config);
+}
+
+/** WORKER_PARTITIONS: comma-separated partition numbers, each below FLOWMETER_PARTITIONS; unset: every partition. */
+function readOwnPartitions(reader: EnvReader, partitions: number): number[] {
+  const all = Array.from({ length: partitions }, (_, partition) => partition);
+  const listed = reader.list("WORKER_PARTITIONS");
+  if (listed.length === 0) return all;
+  const own = [...new Set(listed.map(Number))].sort((a, b) => a - b);
+  const wrong = listed.filter((item) => !/^\d+$/.test(item) || Number(item) >= partitions);
+  if (wrong.length > 0)
+    reader.problem(
+      `WORKER_PARTITIONS=${listed.join(",")}: ${wrong.join(", ")} is not a partition (0 to ${partitions - 1}, FLOWMETER_PARTITIONS=${partitions})`,
+    );
+  return own;
 }

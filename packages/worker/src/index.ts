@@ -4,7 +4,8 @@ export { MigrationError, migrate, readMigrations, type Migration } from "./click
 export { parseWorkerConfig, readClickHouseConfig, type ClickHouseConfig, type WorkerConfig } from "./config.js";
 export { createExactlyOnceState } from "./consumers/insert-once.js";
 export { createBlockWriter, insertBlockThroughClient, toBlock, type Block, type BlockWriter } from "./clickhouse/block-writer.js";
-export { createClientTelemetryConsumer, type ConsumerDeps } from "./consumers/client-telemetry.consumer.js";
+export type { ConsumerDeps } from "./consumers/client-telemetry.consumer.js";
+export { startPartitionConsumers, type PartitionConsumers } from "./consumers/partition-consumers.js";
 export { createRunEventsConsumer } from "./consumers/run-events.consumer.js";
 export type { QueueConsumer } from "./consumers/queue-consumer.js";
 export { createWorkerMetrics, type WorkerMetrics } from "./metrics.js";

@@ -1,15 +1,24 @@
 #!/usr/bin/env node
 /** The worker service: consumes the queues into ClickHouse and serves /metrics. Run migrations first (migrate-main). */
 import { Queue } from "bullmq";
-import { ConfigError, createLogger, createRedis, createRepeatThrottle, errorMessage, isLoopbackHost, redactUrl } from "@flowmeter/platform";
+import {
+  ConfigError,
+  createLogger,
+  createRedis,
+  createRepeatThrottle,
+  errorMessage,
+  isLoopbackHost,
+  partitionCountProblem,
+  redactUrl,
+} from "@flowmeter/platform";
 import { JOB_CATALOG } from "@flowmeter/shared";
 import { createBlockWriter } from "./clickhouse/block-writer.js";
 import { createClickHouse, describeClickHouse } from "./clickhouse/client.js";
-import { cliInvocationsTable } from "./clickhouse/tables/cli-invocations.table.js";
 import { runEventsTable } from "./clickhouse/tables/run-events.table.js";
 import { parseWorkerConfig } from "./config.js";
-import { createClientTelemetryConsumer } from "./consumers/client-telemetry.consumer.js";
 import { createExactlyOnceState, repairRecordedBlocks } from "./consumers/insert-once.js";
+import { startPartitionConsumers, type PartitionConsumers } from "./consumers/partition-consumers.js";
+import type { QueueConsumer } from "./consumers/queue-consumer.js";
 import { createRunEventsConsumer } from "./consumers/run-events.consumer.js";
 import { armFailpoint } from "./failpoint.js";
 import { createWorkerHttpServer } from "./http/server.js";
@@ -60,15 +69,10 @@ async function main(): Promise<void> {
   const writer = await createBlockWriter(config.clickhouse, clickhouse);
   const afterInsert = await armFailpoint(config, clickhouse, logger);
   const deps = { config, redis, clickhouse, writer, ...createExactlyOnceState(redis, config, logger), metrics, logger, afterInsert };
-  // Blocks a killed worker left half-inserted are repaired now, not only at the next insert into their table.
-  for (const table of [cliInvocationsTable, runEventsTable]) {
-    await deps.lock
-      .hold(table.name, () => repairRecordedBlocks(deps, table))
-      .catch((error: unknown) =>
-        logger.warn("recorded blocks not repaired yet; the next insert into the table repairs them", { table: table.name, error: errorMessage(error) }),
-      );
-  }
-  const consumers = [createClientTelemetryConsumer(deps), createRunEventsConsumer(deps)];
+  const runEventsConsumer = createRunEventsConsumer(deps);
+  // Started once Redis answers.
+  let partitions: PartitionConsumers | undefined = undefined;
+  const consumers = (): QueueConsumer[] => [...(partitions?.held() ?? []), runEventsConsumer];
   const queryEngine = !isLoopbackHost(config.http.host)
     ? undefined
     : config.clickhouse.url === undefined
@@ -92,7 +96,7 @@ async function main(): Promise<void> {
       }
       let timer: NodeJS.Timeout | undefined;
       const sampled = await Promise.race([
-        Promise.all([...consumers.map((consumer) => consumer.sampleQueue()), sampleRunsQueue()]).then(() => true),
+        Promise.all([...consumers().map((consumer) => consumer.sampleQueue()), sampleRunsQueue()]).then(() => true),
         new Promise<boolean>((resolve) => {
           timer = setTimeout(() => resolve(false), SAMPLE_TIMEOUT_MS);
         }),
@@ -102,12 +106,14 @@ async function main(): Promise<void> {
     isHealthy: async () => redis.status === "ready" && (await clickhouse.ping()).success,
     queryEngine,
   });
+  // Listening comes first: a worker started while Redis is away answers /metrics (redis_up 0) and /healthz at once.
   server.listen(config.http.port, config.http.host);
-  for (const consumer of consumers) consumer.start();
   logger.info("worker started", {
     clickhouse: describeClickHouse(config.clickhouse),
     redis: redactUrl(config.redisUrl),
     queue_prefix: config.queuePrefix,
+    partitions: config.partitions,
+    own_partitions: config.ownPartitions.join(","),
     metrics: `http://${config.http.host}:${config.http.port}/metrics`,
     batch_max_rows: config.batch.maxRows,
     batch_max_wait_ms: config.batch.maxWaitMs,
@@ -123,7 +129,9 @@ async function main(): Promise<void> {
       logger.error("shutdown did not finish in time; exiting, unwritten jobs stay on the queue", { timeout_ms: config.shutdownTimeoutMs + SHUTDOWN_GRACE_MS });
       process.exit(1);
     }, config.shutdownTimeoutMs + SHUTDOWN_GRACE_MS).unref();
-    const left = await drainThenClose(consumers, config.shutdownTimeoutMs);
+    partitions?.stopAcquiring();
+    const left = await drainThenClose(consumers(), config.shutdownTimeoutMs);
+    await partitions?.releaseAll();
     if (left > 0) logger.warn("shutdown timeout: jobs left on the queue for the next worker", { jobs: left });
     server.close();
     await runsQueue.close();
@@ -136,6 +144,22 @@ async function main(): Promise<void> {
   };
   process.on("SIGTERM", () => void stop("SIGTERM"));
   process.on("SIGINT", () => void stop("SIGINT"));
+
+  // Everything below waits for Redis.
+  const countProblem = await partitionCountProblem(redis, config.queuePrefix, config.partitions);
+  if (stopping) return;
+  if (countProblem !== undefined) {
+    logger.error(countProblem);
+    process.exit(78);
+  }
+  // Blocks a killed worker left half-inserted into run_events are repaired now, not only at the next insert into it.
+  void deps.lock
+    .hold(runEventsTable.name, () => repairRecordedBlocks(deps, runEventsTable))
+    .catch((error: unknown) =>
+      logger.warn("recorded blocks not repaired yet; the next insert into the table repairs them", { table: runEventsTable.name, error: errorMessage(error) }),
+    );
+  partitions = startPartitionConsumers(deps, { ...config, horizonDays: config.retention.dedupHorizonDays }, logger);
+  runEventsConsumer.start();
 }
 
 main().catch((error: unknown) => {

@@ -14,7 +14,7 @@ export function createWorkerMetrics() {
   collectDefaultMetrics({ register: registry, prefix: "flowmeter_" });
   return {
     registry,
-    /** table: cli_invocations | run_events | run_telemetry | run_logs | ingestion_warnings (RawTable.label). */
+    /** table: cli_invocations | cli_invocation_ids | run_events | run_telemetry | run_logs | ingestion_warnings (RawTable.label). */
     rowsInserted: tableCounter(registry, "flowmeter_worker_rows_inserted_total", "Rows written to ClickHouse"),
     blocksReplayed: tableCounter(
       registry,
@@ -50,7 +50,20 @@ export function createWorkerMetrics() {
       counter.inc({ table: "cli_invocations" }, 0);
       return counter;
     })(),
-    /** queue: client-telemetry | run-events; reason: size | time | shutdown. */
+    /** table: cli_invocations. The rest of a batch's ids were cleared by the partition's in-memory filter (consumers/seen-ids.ts). */
+    idLookups: tableCounter(
+      registry,
+      "flowmeter_worker_id_lookups_total",
+      "Ids looked up in cli_invocation_ids because the in-memory filter could not rule out that they were stored",
+    ),
+    /** 1 for each client-telemetry partition this worker holds the lease of and writes (at most FLOWMETER_PARTITIONS, 64, series). */
+    partitionsHeld: new Gauge({
+      name: "flowmeter_worker_partition_held",
+      help: "Whether this worker holds the partition's lease and writes it (1) or not (0)",
+      labelNames: ["partition"],
+      registers: [registry],
+    }),
+    /** queue: client-telemetry (-N for partition N > 0) | run-events; reason: size | time | shutdown. */
     flushes: new Counter({ name: "flowmeter_worker_flushes_total", help: "Batch flushes by trigger", labelNames: ["queue", "reason"], registers: [registry] }),
     /** table as above; reason: in_batch (twice in one batch) | stored (already in ClickHouse). */
     duplicatesDropped: new Counter({

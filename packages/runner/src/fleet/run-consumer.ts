@@ -142,7 +142,7 @@ export class RunConsumer {
 
   private async process(job: Job<RunJob, RunJobResult>): Promise<RunJobResult> {
     const { logger, store, drivers, execution: settings } = this.options;
-    const problem = payloadProblem(JOB_CATALOG.runs.queue, job.data);
+    const problem = payloadProblem("runs", job.data);
     if (problem !== undefined) {
       logger.error("malformed runs job: moved to the failed set", { job_id: job.id, problem });
       throw new UnrecoverableError(problem);

@@ -47,7 +47,7 @@ export async function submitRun(store: RunStore, workflow: unknown, input?: unkn
     submittedAtMs: Date.now(),
   };
   // The job's shared schema also bounds the policy (RUN_POLICY_SCHEMA), the one check the API and the consumer use too.
-  const problem = payloadProblem(JOB_CATALOG.runs.queue, job);
+  const problem = payloadProblem("runs", job);
   if (problem !== undefined) throw new WorkflowValidationError([`run: ${problem}`]);
   await store.ready();
   const { records, runQueue: queue } = store;

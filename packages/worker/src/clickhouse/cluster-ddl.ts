@@ -5,7 +5,9 @@
  *    Distributed table under the original name, so the worker, the views and the dashboards keep their table names;
  *  - a materialized view reads and writes the `_local` tables: it fires on the shard a block lands on;
  *  - a plain view is unchanged, reading the Distributed tables;
- *  - an ALTER goes to the `_local` table, and its column changes to the Distributed table too.
+ *  - an ALTER goes to the `_local` table, and its column changes to the Distributed table too;
+ *  - an INSERT … SELECT (a backfill) runs once, as written: it reads and writes the Distributed tables, so each row
+ *    lands on its shard.
  * A statement outside these rules throws ClusterRenderError naming its file, so a new migration cannot silently
  * leave cluster mode behind: extend the rules, or write the migration so they cover it.
  */
@@ -95,6 +97,8 @@ export function createClusterRenderer(cluster: string): ClusterRenderer {
         case "DROP TABLE":
         case "DROP VIEW":
           return renderDrop(statement, clause, sharded);
+        case "INSERT INTO":
+          return [sql.trim()];
       }
     },
   };
@@ -334,7 +338,7 @@ class Statement {
     return this.lexemes[index];
   }
 
-  kind(): "CREATE DATABASE" | "CREATE TABLE" | "CREATE MATERIALIZED VIEW" | "CREATE VIEW" | "ALTER TABLE" | "DROP TABLE" | "DROP VIEW" {
+  kind(): "CREATE DATABASE" | "CREATE TABLE" | "CREATE MATERIALIZED VIEW" | "CREATE VIEW" | "ALTER TABLE" | "DROP TABLE" | "DROP VIEW" | "INSERT INTO" {
     const words: string[] = [];
     for (const lexeme of this.lexemes.slice(0, 5)) {
       if (lexeme.kind !== "word") break;
@@ -350,10 +354,13 @@ class Statement {
       ["ALTER TABLE", "ALTER TABLE"],
       ["DROP TABLE", "DROP TABLE"],
       ["DROP VIEW", "DROP VIEW"],
+      ["INSERT INTO", "INSERT INTO"],
     ] as const;
     const found = kinds.find(([prefix]) => head === prefix || head.startsWith(`${prefix} `));
     if (!found)
-      this.fail(`"${words.join(" ")}" statements have no cluster form here (CREATE DATABASE/TABLE/VIEW/MATERIALIZED VIEW, ALTER TABLE, DROP TABLE/VIEW)`);
+      this.fail(
+        `"${words.join(" ")}" statements have no cluster form here (CREATE DATABASE/TABLE/VIEW/MATERIALIZED VIEW, ALTER TABLE, DROP TABLE/VIEW, INSERT INTO)`,
+      );
     return found[1];
   }
 

@@ -92,6 +92,9 @@ describe("migrations on chDB", () => {
     expect(await ttlOf("cli_invocations")).toBe("");
     expect(await ttlOf("run_telemetry")).toBe("");
     expect(await ttlOf("run_logs")).toBe("toDateTime(ts) + toIntervalDay(7)");
+    expect(await ttlOf("cli_invocation_ids")).toBe("toDateTime(received_at) + toIntervalDay(8)");
+    await applyRetention(clickhouse, readRetentionConfig(new EnvReader({ FLOWMETER_DEDUP_HORIZON_DAYS: "14" })), logger);
+    expect(await ttlOf("cli_invocation_ids")).toBe("toDateTime(received_at) + toIntervalDay(14)");
   });
 
   it("refuses rollups kept shorter than raw rows", () => {

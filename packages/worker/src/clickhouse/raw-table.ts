@@ -6,7 +6,7 @@
 import type { ClickHouseClient } from "@clickhouse/client";
 
 /** Every raw table the worker writes, as its metrics label. */
-export const TABLE_LABELS = ["cli_invocations", "run_events", "run_telemetry", "run_logs", "ingestion_warnings"] as const;
+export const TABLE_LABELS = ["cli_invocations", "cli_invocation_ids", "run_events", "run_telemetry", "run_logs", "ingestion_warnings"] as const;
 
 /** A table whatever its row type: what the lookup and the journal's repair need. */
 export interface RawTableShape {

@@ -18,6 +18,11 @@ export interface RetentionConfig {
   logsDays: number;
   /** The 1-minute rollups; kept at least as long as raw rows. */
   rollupDays: number;
+  /**
+   * How long a client entry's id is remembered (cli_invocation_ids): a re-send within it is counted once, one after it
+   * is stored again (docs/operations.md). The real swamp CLI gives an entry up after 7 days.
+   */
+  dedupHorizonDays: number;
 }
 
 const TABLES: ReadonlyArray<{ table: string; column: string; keep: keyof RetentionConfig }> = [
@@ -29,6 +34,7 @@ const TABLES: ReadonlyArray<{ table: string; column: string; keep: keyof Retenti
   { table: "flowmeter.driver_stats_1m", column: "minute", keep: "rollupDays" },
   { table: "flowmeter.stage_stats_1m", column: "minute", keep: "rollupDays" },
   { table: "flowmeter.command_stats_1m", column: "minute", keep: "rollupDays" },
+  { table: "flowmeter.cli_invocation_ids", column: "received_at", keep: "dedupHorizonDays" },
 ];
 
 export function readRetentionConfig(reader: EnvReader): RetentionConfig {
@@ -37,6 +43,7 @@ export function readRetentionConfig(reader: EnvReader): RetentionConfig {
     telemetryDays: reader.int("FLOWMETER_TELEMETRY_TTL_DAYS", 30, { min: 0, max: 36_500 }),
     logsDays: reader.int("FLOWMETER_LOGS_TTL_DAYS", 30, { min: 0, max: 36_500 }),
     rollupDays: reader.int("FLOWMETER_ROLLUP_TTL_DAYS", 0, { min: 0, max: 36_500 }),
+    dedupHorizonDays: reader.int("FLOWMETER_DEDUP_HORIZON_DAYS", 8, { min: 1, max: 366 }),
   };
   if (config.rawDays > 0 && config.rollupDays > 0 && config.rollupDays < config.rawDays) {
     reader.problem(
@@ -75,5 +82,6 @@ export async function applyRetention(
     telemetry_days: retention.telemetryDays,
     logs_days: retention.logsDays,
     rollup_days: retention.rollupDays,
+    dedup_horizon_days: retention.dedupHorizonDays,
   });
 }

@@ -16,8 +16,7 @@ import * as worker from "../index.js";
 import { parseWorkerConfig } from "../config.js";
 import { createWorkerMetrics } from "../metrics.js";
 import { createExactlyOnceState } from "./insert-once.js";
-import { createClientTelemetryConsumer } from "./client-telemetry.consumer.js";
-import type { QueueConsumer } from "./queue-consumer.js";
+import { startPartitionConsumers, type PartitionConsumers } from "./partition-consumers.js";
 
 describe("ClickHouse unavailable, then back", () => {
   const prefix = testQueuePrefix("clickhouse-outage");
@@ -28,7 +27,7 @@ describe("ClickHouse unavailable, then back", () => {
   let rawTableDown = false;
   let refusedInserts = 0;
   let database: ScratchDatabase<BlockWriter>;
-  let consumer: QueueConsumer;
+  let consumer: PartitionConsumers;
   let queue: Queue<ClientTelemetryJob>;
 
   beforeAll(async () => {
@@ -48,16 +47,19 @@ describe("ClickHouse unavailable, then back", () => {
       },
       close: async () => undefined,
     };
-    consumer = createClientTelemetryConsumer({
-      config,
-      redis,
-      clickhouse,
-      writer,
-      ...createExactlyOnceState(redis, config, logger),
-      metrics: createWorkerMetrics(),
+    consumer = startPartitionConsumers(
+      {
+        config,
+        redis,
+        clickhouse,
+        writer,
+        ...createExactlyOnceState(redis, config, logger),
+        metrics: createWorkerMetrics(),
+        logger,
+      },
+      { ...config, horizonDays: 8 },
       logger,
-    });
-    consumer.start();
+    );
     queue = new Queue(JOB_CATALOG.clientTelemetry.queue, { connection: redis, prefix });
   });
 

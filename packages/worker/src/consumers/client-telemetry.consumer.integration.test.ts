@@ -16,13 +16,12 @@ import {
 } from "@flowmeter/test-utils";
 import { toClickHouseTime } from "../clickhouse/clickhouse-time.js";
 import * as worker from "../index.js";
-import { insertBlockThroughClient, toBlock } from "../clickhouse/block-writer.js";
-import { cliInvocationsTable, toRow } from "../clickhouse/tables/cli-invocations.table.js";
+import { toRow } from "../clickhouse/tables/cli-invocations.table.js";
 import { parseWorkerConfig } from "../config.js";
 import { createWorkerMetrics } from "../metrics.js";
 import { createExactlyOnceState } from "./insert-once.js";
-import { createClientTelemetryConsumer } from "./client-telemetry.consumer.js";
-import type { QueueConsumer } from "./queue-consumer.js";
+import { startPartitionConsumers, type PartitionConsumers } from "./partition-consumers.js";
+import { partitionJournal, partitionWriteOf } from "./partition-writer.js";
 
 const logger = createLogger("test", "error");
 
@@ -31,23 +30,26 @@ describe("client telemetry consumer (real Redis, chDB)", () => {
   const redis = createRedis(testRedisUrl(), "worker");
   const metrics = createWorkerMetrics();
   let database: ScratchDatabase<worker.BlockWriter>;
-  let consumer: QueueConsumer;
+  let consumer: PartitionConsumers;
   let queue: Queue<ClientTelemetryJob>;
 
   beforeAll(async () => {
     database = await openScratchDatabase("consumer", worker);
     const { clickhouse } = database;
     const config = { ...parseWorkerConfig({ QUEUE_PREFIX: prefix }), batch: { maxRows: 5000, maxWaitMs: 100 } };
-    consumer = createClientTelemetryConsumer({
-      config,
-      redis,
-      clickhouse,
-      writer: database.writer,
-      ...createExactlyOnceState(redis, config, logger),
-      metrics,
+    consumer = startPartitionConsumers(
+      {
+        config,
+        redis,
+        clickhouse,
+        writer: database.writer,
+        ...createExactlyOnceState(redis, config, logger),
+        metrics,
+        logger,
+      },
+      { ...config, horizonDays: 8 },
       logger,
-    });
-    consumer.start();
+    );
     queue = new Queue(JOB_CATALOG.clientTelemetry.queue, { connection: redis, prefix });
   });
 
@@ -222,16 +224,14 @@ describe("client telemetry consumer (real Redis, chDB)", () => {
       entry.properties.invocation.command = command;
       return entry;
     });
-    // The first delivery wrote its rows, but the worker died before acknowledging: write them directly,
-    // then deliver the same entries again as the retried job would.
-    await insertBlockThroughClient(
-      database.clickhouse,
-      toBlock(
-        cliInvocationsTable.name,
-        cliInvocationsTable.columns,
-        entries.slice(0, 30).map((entry) => toRow(entry, toClickHouseTime(Date.now()))),
-      ),
+    // The first delivery wrote its rows, but the worker died before it wrote their ids and acknowledged the jobs:
+    // what it left is its journal and the rows' block; the same entries then come back as the retried jobs.
+    const write = partitionWriteOf(
+      entries.slice(0, 30).map((entry) => toRow(entry, toClickHouseTime(Date.now()))),
+      Date.now(),
     );
+    await partitionJournal(redis, prefix, 0).record(write);
+    await database.writer.insert(write.rows);
     await enqueue(entries);
     expect(await countRaw(`command = '${command}'`)).toBe(50);
     const [rollup] = await rows<{ n: string }>(`SELECT sum(count) AS n FROM flowmeter.command_stats WHERE command = '${command}'`);
@@ -348,6 +348,7 @@ describe("client telemetry consumer (real Redis, chDB)", () => {
     await enqueue([parentEntry(), parentEntry()]);
     expect(await redis.keys(`${prefix}:lock:*`)).toEqual([]);
     expect(await redis.keys(`${prefix}:block*`)).toEqual([]);
+    expect(await redis.keys(`${prefix}:partition-journal:*`)).toEqual([]);
   });
 
   it("reports what it wrote and dropped in its metrics", async () => {
@@ -356,7 +357,7 @@ describe("client telemetry consumer (real Redis, chDB)", () => {
     expect(text).toMatch(/flowmeter_worker_duplicates_dropped_total\{table="cli_invocations",reason="stored"\} [1-9]/);
     expect(text).toMatch(/flowmeter_worker_duplicates_dropped_total\{table="cli_invocations",reason="in_batch"\} [1-9]/);
     expect(text).toMatch(/flowmeter_worker_dead_letters_total\{table="cli_invocations"\} [1-9]/);
-    await consumer.sampleQueue();
+    await Promise.all(consumer.held().map((held) => held.sampleQueue()));
     expect(await metrics.registry.getSingleMetricAsString("flowmeter_worker_queue_depth")).toContain('state="failed"');
   });
 });

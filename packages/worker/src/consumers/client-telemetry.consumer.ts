@@ -1,13 +1,15 @@
 /**
- * Consumes ingest's client-telemetry queue into flowmeter.cli_invocations (and, through materialized views, the
- * rollups), and the warnings about repaired and refused entries into flowmeter.ingestion_warnings.
+ * Consumes one partition of ingest's client-telemetry stream (its queue) into flowmeter.cli_invocations (and, through
+ * materialized views, the rollups) with the partition's writer, and the warnings about repaired and refused entries
+ * into flowmeter.ingestion_warnings.
  */
 import type { Redis } from "ioredis";
 import { errorMessage } from "@flowmeter/platform";
-import { JOB_CATALOG, entryId, warningExcerpt, type ClientTelemetryJob } from "@flowmeter/shared";
+import { entryId, warningExcerpt, type ClientTelemetryJob } from "@flowmeter/shared";
 import { toClickHouseTime } from "../clickhouse/clickhouse-time.js";
 import { isRowRefusal } from "../clickhouse/row-refusal.js";
 import { cliInvocationsTable, toRow, type CliInvocationRow } from "../clickhouse/tables/cli-invocations.table.js";
+import type { PartitionWriter } from "./partition-writer.js";
 import { ingestionWarningsTable, toRow as toWarningRow, type IngestionWarningRow } from "../clickhouse/tables/ingestion-warnings.table.js";
 import type { WorkerConfig } from "../config.js";
 import type { WorkerMetrics } from "../metrics.js";
@@ -20,10 +22,12 @@ export interface ConsumerDeps extends InsertOnceDeps {
   metrics: WorkerMetrics;
 }
 
-export function createClientTelemetryConsumer(deps: ConsumerDeps): QueueConsumer {
+/** `queue`: the partition's queue (clientTelemetryQueue()). */
+export function createClientTelemetryConsumer(deps: ConsumerDeps, queue: string, partitionWriter: PartitionWriter): QueueConsumer {
   const { config, logger } = deps;
   return createQueueConsumer<ClientTelemetryJob>({
-    queue: JOB_CATALOG.clientTelemetry.queue,
+    queue,
+    payload: "clientTelemetry",
     config,
     redis: deps.redis,
     metrics: deps.metrics,
@@ -50,7 +54,7 @@ export function createClientTelemetryConsumer(deps: ConsumerDeps): QueueConsumer
       if (warnings.length + unreadable.length > 0) await insertOnce(deps, ingestionWarningsTable, [...warnings, ...unreadable]);
       let written: number;
       try {
-        written = await insertOnce(deps, cliInvocationsTable, rows);
+        written = await partitionWriter.write(rows.map(({ row }) => row));
       } catch (error) {
         // Only a row's own fault is worth looking for row by row; anything else (ClickHouse away, overloaded) retries.
         // A batch of several jobs is retried job by job by the queue consumer; a job alone, row by row.
@@ -80,7 +84,7 @@ export function createClientTelemetryConsumer(deps: ConsumerDeps): QueueConsumer
     let written = 0;
     for (const owned of rows) {
       try {
-        written += await insertOnce(deps, cliInvocationsTable, [owned]);
+        written += await partitionWriter.write([owned.row]);
       } catch (error) {
         if (!isRowRefusal(error)) throw error;
         deadLetters.push({ jobId: owned.jobId, row: deadLetter(receivedAtMs, owned.row.insert_id, owned.row, error) });

@@ -7,7 +7,7 @@
 import { Queue, UnrecoverableError, Worker, type Job } from "bullmq";
 import type { Redis } from "ioredis";
 import { createRepeatThrottle, errorMessage, type Logger } from "@flowmeter/platform";
-import { payloadProblem, retryDelayMs } from "@flowmeter/shared";
+import { payloadProblem, retryDelayMs, type PayloadKind } from "@flowmeter/shared";
 import { BatchWriter, type FlushReason } from "../batch-writer.js";
 import type { WorkerConfig } from "../config.js";
 import type { WorkerMetrics } from "../metrics.js";
@@ -18,8 +18,10 @@ export interface QueuedJob<Data> {
 }
 
 export interface QueueConsumerOptions<Data> {
-  /** Queue name from JOB_CATALOG; also the metrics label. */
-  queue: "client-telemetry" | "run-events";
+  /** Queue name from JOB_CATALOG (clientTelemetryQueue() for a partition); also the metrics label. */
+  queue: string;
+  /** The JOB_CATALOG entry its jobs are, whose payload schema each job is checked against. */
+  payload: PayloadKind;
   config: Pick<WorkerConfig, "queuePrefix" | "batch" | "concurrency" | "lockDurationMs" | "stalledIntervalMs" | "retryMaxDelayMs">;
   redis: Redis;
   metrics: WorkerMetrics;
@@ -89,7 +91,7 @@ export function createQueueConsumer<Data>(options: QueueConsumerOptions<Data>): 
     async function processQueuedJob(job: Job<Data>) {
       const jobId = job.id ?? "";
       // A job not of the shape its queue carries (shared/queues.ts) fails at once instead of retrying.
-      const problem = payloadProblem(name, job.data);
+      const problem = payloadProblem(options.payload, job.data);
       if (problem !== undefined) {
         logger.error("malformed job moved to the failed set without retries (npx flowmeter failed)", { queue: name, job: jobId, problem });
         throw new UnrecoverableError(problem);

@@ -12,6 +12,7 @@ export function createRunEventsConsumer(deps: ConsumerDeps): QueueConsumer {
   const { config, logger } = deps;
   return createQueueConsumer<RunEventsJob>({
     queue: JOB_CATALOG.runEvents.queue,
+    payload: "runEvents",
     config,
     redis: deps.redis,
     metrics: deps.metrics,
