@@ -140,6 +140,25 @@ describe("EventPublisher", () => {
     expect(await metrics.registry.getSingleMetricAsString("flowmeter_runner_delivery_failures_total")).not.toMatch(/ 0$/);
   });
 
+  it("replays on its own once a frozen queue answers again, with nothing more emitted (issue 21 item 2)", async () => {
+    const queue = fakeQueue();
+    let frozen = true;
+    const pub = await start(queue, {
+      // A frozen Redis: the call neither resolves nor rejects while frozen (the publisher's timeout gives up on it).
+      deliver: async (batch) => {
+        while (frozen) await new Promise((resolve) => setTimeout(resolve, 10));
+        await queue.deliver(batch);
+      },
+      deliveryTimeoutMs: 50,
+    });
+    for (let seq = 0; seq < 5; seq += 1) pub.event(event(seq));
+    await pub.flush();
+    expect(pub.spooledItems).toBe(5);
+    frozen = false;
+    await waitFor(() => (pub.spooledItems === 0 ? true : undefined), { what: "the spool replayed with no further event" });
+    expect(new Set(queue.seqs())).toEqual(new Set([0, 1, 2, 3, 4])); // the timed-out first try may land too: at least once
+  });
+
   it("keeps what a partial replay did not deliver", async () => {
     const queue = fakeQueue();
     const pub = await start(queue, { maxBatchItems: 5, retryMinMs: 60_000, retryMaxMs: 60_000 });
