@@ -17,7 +17,9 @@ function post(port: number, agent: Agent, body: string): Promise<{ status: numbe
   return new Promise((resolve, reject) => {
     const req = request({ host: "127.0.0.1", port, path: "/ingest", method: "POST", agent, headers: { "content-type": "application/json" } }, (res) => {
       res.resume();
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, keepAlive: res.headers["keep-alive"], localPort: res.socket?.localPort }));
+      res.on("end", () =>
+        resolve({ status: res.statusCode ?? 0, keepAlive: res.headers["keep-alive"] as string | undefined, localPort: res.socket?.localPort }),
+      );
     });
     req.on("error", reject);
     req.end(body);
