@@ -3,7 +3,9 @@
  * ClickHouse. In the embedded default the worker is the only process that may open chDB's directory, so
  * everything else (the README's example, the bench, tests) reads through here. /query answers only when the worker
  * listens on loopback; what a statement may do is decided in src/query/query-guard.ts and its limits are set in
- * src/query/query-engine.ts. Requests a web page could make (foreign Origin or Host) are refused on every route.
+ * src/query/query-engine.ts, which runs it off this event loop (a heavy statement never delays /healthz or the
+ * inserts) and answers it at the time limit at the latest. Requests a web page could make (foreign Origin or Host)
+ * are refused on every route.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { browserRequestRefusal, errorMessage, type Logger } from "@flowmeter/platform";
