@@ -103,6 +103,7 @@ describe("ingest to ClickHouse, through bad entries and a Redis outage", () => {
     );
     expect(new Map(repaired.map((row) => [row.insert_id, row.repairs]))).toEqual(
       new Map([
+        [entries[3]?.insert_id, ["lone_surrogate"]],
         [entries[7]?.insert_id, ["timestamp_replaced"]],
         [entries[11]?.insert_id, ["truncated"]],
       ]),
@@ -110,9 +111,9 @@ describe("ingest to ClickHouse, through bad entries and a Redis outage", () => {
     const [args] = await database.rows<{ args: string[] }>(`SELECT args FROM flowmeter.cli_invocations WHERE insert_id = '${entries[3]?.insert_id}'`);
     expect(args?.args[0]).toBe("\uFFFD");
     const warnings = await database.rows<{ entry_id: string; reason: string }>(
-      `SELECT entry_id, reason FROM flowmeter.ingestion_warnings WHERE entry_id IN ('${entries[7]?.insert_id}', '${entries[11]?.insert_id}') ORDER BY reason`,
+      `SELECT entry_id, reason FROM flowmeter.ingestion_warnings WHERE entry_id IN ('${entries[3]?.insert_id}', '${entries[7]?.insert_id}', '${entries[11]?.insert_id}') ORDER BY reason`,
     );
-    expect(warnings.map((warning) => warning.reason)).toEqual(["timestamp_replaced", "truncated"]);
+    expect(warnings.map((warning) => warning.reason)).toEqual(["lone_surrogate", "timestamp_replaced", "truncated"]);
   }, 60_000);
 
   it("answers every request 202 and stores every entry once, in raw and in the rollup", async () => {

@@ -65,8 +65,10 @@ async function setup(env: Record<string, string> = {}, redisUrl = testRedisUrl()
     await closeIngestQueue(queue, redis);
     if (reachable) await deleteQueuePrefix(prefix);
   });
-  if (reachable) await queue.waitUntilReady();
-  const jobs = async (): Promise<ClientTelemetryJob[]> => (await queue.getWaiting(0, -1)).sort((a, b) => Number(a.id) - Number(b.id)).map((job) => job.data);
+  const [partition0] = queue.partitions;
+  if (reachable) await partition0?.waitUntilReady();
+  const jobs = async (): Promise<ClientTelemetryJob[]> =>
+    ((await partition0?.getWaiting(0, -1)) ?? []).sort((a, b) => Number(a.id) - Number(b.id)).map((job) => job.data);
   return { ingest, queue, jobs, entries: async () => (await jobs()).flatMap((job) => job.entries) };
 }
 
@@ -98,7 +100,7 @@ describe("POST /ingest: what the swamp CLI sends", () => {
     expect(jobs).toHaveLength(1);
     expect(jobs[0]?.entries).toEqual((JSON.parse(SWAMP_BATCH) as { events: unknown[] }).events);
     expect(typeof jobs[0]?.receivedAtMs).toBe("number");
-    const [job] = await harness.queue.getWaiting(0, -1);
+    const [job] = (await harness.queue.partitions[0]?.getWaiting(0, -1)) ?? [];
     expect(job?.name).toBe("cli_invocations");
     expect(job?.opts.attempts).toBe(JOB_CATALOG.clientTelemetry.options.attempts);
   });

@@ -72,7 +72,7 @@ export function createIngestApp({ config, queue, redis, logger, spool }: IngestA
           },
   });
   // Queue errors mirror the connection's; without a listener an EventEmitter "error" would crash the process.
-  queue.on("error", (error) => logger.debug("queue error", { error: errorMessage(error) }));
+  for (const partition of queue.partitions) partition.on("error", (error) => logger.debug("queue error", { error: errorMessage(error) }));
 
   const app = express();
   app.disable("x-powered-by");

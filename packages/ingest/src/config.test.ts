@@ -17,7 +17,7 @@ describe("parseIngestConfig", () => {
       maxEntryBytes: 65_536,
       rateLimitEntriesPerSecond: 100_000,
       logLevel: "info",
-      redis: { url: DEFAULT_REDIS_URL, queuePrefix: "flowmeter" },
+      redis: { url: DEFAULT_REDIS_URL, queuePrefix: "flowmeter", partitions: 1 },
       spoolDir: resolve(".flowmeter", "spool"),
       spoolMaxBytes: 1_073_741_824,
     });
@@ -54,7 +54,7 @@ describe("parseIngestConfig", () => {
       maxEntryBytes: 16_384,
       rateLimitEntriesPerSecond: 0,
       logLevel: "debug",
-      redis: { url: "redis://redis.internal:6380", queuePrefix: "fm" },
+      redis: { url: "redis://redis.internal:6380", queuePrefix: "fm", partitions: 1 },
     });
   });
 

@@ -24,7 +24,8 @@ export interface IngestConfig {
   /** Token bucket refill rate per API key (or remote address); burst is twice this. 0 disables rate limiting. */
   rateLimitEntriesPerSecond: number;
   logLevel: LogLevel;
-  redis: { url: string; queuePrefix: string };
+  /** `partitions`: FLOWMETER_PARTITIONS, the queues the client-telemetry stream is cut into (shared's queues.ts). */
+  redis: { url: string; queuePrefix: string; partitions: number };
   /** Where accepted entries are spooled while Redis is away: FLOWMETER_DATA_DIR/spool. */
   spoolDir: string;
   /** INGEST_SPOOL_MAX_BYTES: above it, requests get 503 instead of being spooled. */
@@ -55,7 +56,7 @@ export function parseIngestConfig(env: EnvSource): IngestConfig {
     maxEntryBytes: reader.int("INGEST_MAX_ENTRY_BYTES", 65_536, { min: 16_384, max: 1024 * 1024 * 1024 }),
     rateLimitEntriesPerSecond: reader.int("INGEST_RATE_LIMIT_ENTRIES_PER_SECOND", 100_000, { min: 0, max: 1_000_000_000 }),
     logLevel: reader.logLevel(),
-    redis: { url: redis.url ?? DEFAULT_REDIS_URL, queuePrefix: redis.queuePrefix },
+    redis: { url: redis.url ?? DEFAULT_REDIS_URL, queuePrefix: redis.queuePrefix, partitions: redis.partitions },
     spoolDir: join(readDataDir(reader), "spool"),
     spoolMaxBytes: reader.int("INGEST_SPOOL_MAX_BYTES", 1024 * 1024 * 1024, { min: 0, max: Number.MAX_SAFE_INTEGER }),
   };

@@ -20,6 +20,11 @@ const logger = createLogger("ingest", config.logLevel);
 
 try {
   const server = await startIngestServer(config, logger);
+  void server.partitionCheck.then((problem) => {
+    if (problem === undefined) return;
+    logger.error(problem);
+    process.exit(78);
+  });
   let signalled = false;
   const shutdown = (signal: NodeJS.Signals): void => {
     if (signalled) return;

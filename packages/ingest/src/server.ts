@@ -1,6 +1,6 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { SpoolFile, createRedis, errorMessage, type Logger } from "@flowmeter/platform";
+import { SpoolFile, createRedis, errorMessage, partitionCountProblem, type Logger } from "@flowmeter/platform";
 import { createIngestApp, type IngestApp } from "./app.js";
 import type { IngestConfig } from "./config.js";
 import { closeIngestQueue, createIngestQueue, type AcceptedRequest } from "./ingest/client-telemetry-queue.js";
@@ -9,6 +9,11 @@ export interface IngestServer {
   host: string;
   port: number;
   ingest: IngestApp;
+  /**
+   * Resolves, once Redis answers, with why this ingest must not produce (FLOWMETER_PARTITIONS differs from the count
+   * the queues were made with: platform's partitionCountProblem), or undefined.
+   */
+  partitionCheck: Promise<string | undefined>;
   /** Stops accepting connections, lets requests in flight finish, then closes the queue and Redis. */
   stop(): Promise<void>;
 }
@@ -44,7 +49,7 @@ export async function startIngestServer(config: IngestConfig, logger: Logger): P
     redisDown = false;
     logger.info("redis reachable again", { redis: redactUrl(config.redis.url) });
   });
-  const queue = createIngestQueue(redis, config.redis.queuePrefix);
+  const queue = createIngestQueue(redis, config.redis.queuePrefix, config.redis.partitions);
   const spool =
     config.spoolMaxBytes === 0
       ? undefined
@@ -89,11 +94,20 @@ export async function startIngestServer(config: IngestConfig, logger: Logger): P
     redis: redactUrl(config.redis.url),
   });
 
+  const partitionCheck = new Promise<string | undefined>((resolve) => {
+    const check = (): void => {
+      partitionCountProblem(redis, config.redis.queuePrefix, config.redis.partitions).then(resolve, () => redis.once("ready", check));
+    };
+    if (redis.status === "ready") check();
+    else redis.once("ready", check);
+  });
+
   let stopping: Promise<void> | undefined;
   return {
     host: address.address,
     port: address.port,
     ingest,
+    partitionCheck,
     stop() {
       stopping ??= (async () => {
         const forceClose = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);

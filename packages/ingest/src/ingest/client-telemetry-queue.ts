@@ -1,5 +1,14 @@
 import { errorMessage, redisAnswers, ReplayLoop, type Logger, type ReplayOutcome, type SpoolFile } from "@flowmeter/platform";
-import { ApiError, JOB_CATALOG, type CliInvocationEvent, type ClientTelemetryJob, type IngestionWarning } from "@flowmeter/shared";
+import {
+  ApiError,
+  JOB_CATALOG,
+  clientTelemetryQueue,
+  entryId,
+  partitionOf,
+  type CliInvocationEvent,
+  type ClientTelemetryJob,
+  type IngestionWarning,
+} from "@flowmeter/shared";
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { GroupCommit } from "./group-commit.js";
@@ -12,11 +21,19 @@ export const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
 
 const FAIL_FAST_STATUSES: ReadonlySet<string> = new Set(["reconnecting", "close", "end"]);
 
-export type ClientTelemetryQueue = Queue<ClientTelemetryJob>;
+/** The queues ingest produces to: one per partition of the client-telemetry stream (shared's queues.ts), by index. */
+export interface ClientTelemetryQueue {
+  readonly partitions: readonly Queue<ClientTelemetryJob>[];
+}
 
-/** The queue ingest produces to; `connection` should come from createRedis(url, "producer") so adds fail fast. */
-export function createIngestQueue(connection: Redis, prefix: string): ClientTelemetryQueue {
-  return new Queue<ClientTelemetryJob>(JOB_CATALOG.clientTelemetry.queue, { connection, prefix });
+/**
+ * The queues ingest produces to; `connection` should come from createRedis(url, "producer") so adds fail fast.
+ * `partitions`: FLOWMETER_PARTITIONS.
+ */
+export function createIngestQueue(connection: Redis, prefix: string, partitions = 1): ClientTelemetryQueue {
+  return {
+    partitions: Array.from({ length: partitions }, (_, partition) => new Queue<ClientTelemetryJob>(clientTelemetryQueue(partition), { connection, prefix })),
+  };
 }
 
 /**
@@ -29,8 +46,8 @@ export async function closeIngestQueue(queue: ClientTelemetryQueue, redis: Redis
   // QUIT can wait forever on a server that accepts connections but never answers.
   await settle(redis.quit(), settleMs);
   redis.disconnect();
-  await settle(queue.waitUntilReady(), settleMs);
-  await queue.close();
+  await Promise.all(queue.partitions.map((partition) => settle(partition.waitUntilReady(), settleMs)));
+  await Promise.all(queue.partitions.map((partition) => partition.close()));
 }
 
 /** Waits for `promise` to resolve or reject, or for `ms`, whichever comes first; never throws. */
@@ -60,19 +77,41 @@ function merge(items: readonly AcceptedRequest[]): IngestBatch {
   return { entries: items.flatMap((item) => item.batch.entries), warnings: items.flatMap((item) => item.batch.warnings) };
 }
 
-/** Adds the entries as jobs of at most MAX_ENTRIES_PER_JOB (the warnings ride with the first), in one round trip. */
+/**
+ * Adds the entries as jobs of at most MAX_ENTRIES_PER_JOB on their partitions' queues (the warnings ride with the
+ * first job), one round trip per queue, all at once.
+ */
 async function addJobs(queue: ClientTelemetryQueue, { entries, warnings }: IngestBatch, receivedAtMs: number): Promise<void> {
-  const { jobName, options } = JOB_CATALOG.clientTelemetry;
-  const jobs: Array<{ name: typeof jobName; data: ClientTelemetryJob; opts: typeof options }> = [];
-  for (let start = 0; start < Math.max(entries.length, warnings.length > 0 ? 1 : 0); start += MAX_ENTRIES_PER_JOB) {
-    const data: ClientTelemetryJob = { entries: entries.slice(start, start + MAX_ENTRIES_PER_JOB), receivedAtMs };
-    if (start === 0 && warnings.length > 0) data.warnings = [...warnings];
-    jobs.push({ name: jobName, data, opts: options });
+  const byPartition = new Map<number, CliInvocationEvent[]>();
+  if (queue.partitions.length === 1) byPartition.set(0, [...entries]);
+  else {
+    for (const entry of entries) {
+      const partition = partitionOf(entryId(entry), queue.partitions.length);
+      const group = byPartition.get(partition);
+      if (group === undefined) byPartition.set(partition, [entry]);
+      else group.push(entry);
+    }
   }
-  const [first] = jobs;
-  if (first === undefined) return;
-  if (jobs.length === 1) await queue.add(first.name, first.data, first.opts);
-  else await queue.addBulk(jobs);
+  if (byPartition.size === 0 && warnings.length > 0) byPartition.set(0, []);
+  const { jobName, options } = JOB_CATALOG.clientTelemetry;
+  let warningsAdded = warnings.length === 0;
+  const adds: Promise<unknown>[] = [];
+  for (const [partition, group] of byPartition) {
+    const jobs: Array<{ name: typeof jobName; data: ClientTelemetryJob; opts: typeof options }> = [];
+    for (let start = 0; start < Math.max(group.length, 1); start += MAX_ENTRIES_PER_JOB) {
+      const data: ClientTelemetryJob = { entries: group.slice(start, start + MAX_ENTRIES_PER_JOB), receivedAtMs };
+      if (!warningsAdded) {
+        data.warnings = [...warnings];
+        warningsAdded = true;
+      }
+      jobs.push({ name: jobName, data, opts: options });
+    }
+    const target = queue.partitions[partition] as Queue<ClientTelemetryJob>;
+    const [first] = jobs;
+    if (first !== undefined && jobs.length === 1) adds.push(target.add(first.name, first.data, first.opts));
+    else adds.push(target.addBulk(jobs));
+  }
+  await Promise.all(adds);
 }
 
 export type Enqueue = (batch: IngestBatch, receivedAtMs: number) => Promise<void>;

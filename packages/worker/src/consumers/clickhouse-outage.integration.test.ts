@@ -22,7 +22,7 @@ describe("ClickHouse unavailable, then back", () => {
   const prefix = testQueuePrefix("clickhouse-outage");
   const redis = createRedis(testRedisUrl(), "worker");
   const unreachable = createClient({ url: "http://127.0.0.1:1", request_timeout: 1000, log: { level: ClickHouseLogLevel.OFF } });
-  let available = false;
+  let available = true;
   /** While set, inserts into cli_invocations alone fail as a refused connection would. */
   let rawTableDown = false;
   let refusedInserts = 0;
@@ -61,6 +61,9 @@ describe("ClickHouse unavailable, then back", () => {
       logger,
     );
     queue = new Queue(JOB_CATALOG.clientTelemetry.queue, { connection: redis, prefix });
+    // ClickHouse goes away once the partition is taken over (taking over reads the stored ids).
+    await waitFor(async () => (consumer.held().length === 1 ? true : undefined), { what: "partition 0 taken over" });
+    available = false;
   });
 
   afterAll(async () => {
