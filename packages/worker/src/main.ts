@@ -10,6 +10,7 @@ import {
   isLoopbackHost,
   partitionCountProblem,
   redactUrl,
+  redisAnswers,
 } from "@flowmeter/platform";
 import { JOB_CATALOG } from "@flowmeter/shared";
 import { createBlockWriter } from "./clickhouse/block-writer.js";
@@ -103,7 +104,18 @@ async function main(): Promise<void> {
       ]).finally(() => clearTimeout(timer));
       metrics.redisUp.set(sampled ? 1 : 0);
     },
-    isHealthy: async () => redis.status === "ready" && (await clickhouse.ping()).success,
+    unhealthyBecause: async () => {
+      const problems = [];
+      if (!(await redisAnswers(redis, SAMPLE_TIMEOUT_MS))) problems.push(`Redis is not reachable (${redactUrl(config.redisUrl)}, status ${redis.status})`);
+      if (
+        !(await clickhouse.ping().then(
+          (ping) => ping.success,
+          () => false,
+        ))
+      )
+        problems.push(`ClickHouse is not reachable (${describeClickHouse(config.clickhouse)})`);
+      return problems.length === 0 ? undefined : problems.join("; ");
+    },
     queryEngine,
   });
   // Listening comes first: a worker started while Redis is away answers /metrics (redis_up 0) and /healthz at once.

@@ -56,7 +56,7 @@ describe("worker /query security", () => {
       logger: createLogger("test", "error", () => {}),
       listenHost: "127.0.0.1",
       beforeScrape: async () => {},
-      isHealthy: async () => (await database.clickhouse.ping()).success,
+      unhealthyBecause: async () => ((await database.clickhouse.ping()).success ? undefined : "ClickHouse is not reachable"),
       queryEngine,
     });
     servers.push(server);

@@ -23,7 +23,8 @@ export interface WorkerHttpDeps {
   listenHost: string;
   /** Refreshes gauges that are sampled, not pushed (queue depth and lag). */
   beforeScrape: () => Promise<void>;
-  isHealthy: () => Promise<boolean>;
+  /** What keeps the worker from working (e.g. "Redis is not reachable"), or undefined when it is healthy. */
+  unhealthyBecause: () => Promise<string | undefined>;
   /** Runs /query statements; undefined when the worker listens beyond loopback (then /query is not served). */
   queryEngine: QueryEngine | undefined;
 }
@@ -49,7 +50,7 @@ async function readBody(request: IncomingMessage): Promise<string> {
   return Buffer.concat(chunks).toString("utf8");
 }
 
-export function createWorkerHttpServer({ registry, logger, listenHost, beforeScrape, isHealthy, queryEngine }: WorkerHttpDeps): Server {
+export function createWorkerHttpServer({ registry, logger, listenHost, beforeScrape, unhealthyBecause, queryEngine }: WorkerHttpDeps): Server {
   async function route(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const refusal = browserRequestRefusal(request.headers, listenHost);
     if (refusal !== undefined) throw refusal;
@@ -60,8 +61,9 @@ export function createWorkerHttpServer({ registry, logger, listenHost, beforeScr
       return;
     }
     if (url.pathname === "/healthz" && request.method === "GET") {
-      if (await isHealthy()) send(response, 200, "application/json", JSON.stringify({ status: "ok" }));
-      else sendError(response, new ApiError("UNAVAILABLE", "Redis or ClickHouse is not reachable"));
+      const problem = await unhealthyBecause();
+      if (problem === undefined) send(response, 200, "application/json", JSON.stringify({ status: "ok" }));
+      else sendError(response, new ApiError("UNAVAILABLE", problem));
       return;
     }
     if (url.pathname === "/query" && (request.method === "GET" || request.method === "POST")) {
