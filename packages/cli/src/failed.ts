@@ -3,7 +3,7 @@
  * telemetry retries without a deadline, only a payload the worker cannot handle), and moves them back to waiting.
  */
 import { errorMessage, redactUrl } from "@flowmeter/platform";
-import { JOB_CATALOG } from "@flowmeter/shared";
+import { JOB_CATALOG, clientTelemetryQueue } from "@flowmeter/shared";
 import { Queue } from "bullmq";
 import { CliError, EXIT, parseOptions } from "./cli-error.js";
 import { parseRedisClientConfig } from "./config.js";
@@ -11,15 +11,13 @@ import { connectRedis } from "./redis-connection.js";
 
 export const FAILED_USAGE = `usage: flowmeter failed [--redrive]
 
-Lists the jobs in the failed sets of the telemetry queues (client-telemetry, run-events): how many, and the
+Lists the jobs in the failed sets of the telemetry queues (client-telemetry and its partitions, run-events): how many, and the
 newest ones with their error. --redrive moves every failed job back to waiting, for the worker to write again
 (writes are idempotent: what was already stored is not stored twice).
 
 exit codes: 0 ok, 64 usage error, 69 Redis unreachable, 78 invalid configuration
 environment: REDIS_URL, QUEUE_PREFIX, FLOWMETER_DATA_DIR (as for flowmeter run)
 `;
-
-const QUEUES = [JOB_CATALOG.clientTelemetry.queue, JOB_CATALOG.runEvents.queue] as const;
 
 export async function failed(args: readonly string[], env: NodeJS.ProcessEnv, out: NodeJS.WritableStream = process.stdout): Promise<number> {
   const { positional, help, options } = parseOptions(
@@ -36,7 +34,10 @@ export async function failed(args: readonly string[], env: NodeJS.ProcessEnv, ou
   const { redisUrl, queuePrefix: prefix } = parseRedisClientConfig(env);
   const redis = await connectRedis(redisUrl);
   try {
-    for (const name of QUEUES) {
+    // Every partition's queue of the client-telemetry stream: the count the queues were made with is kept in Redis.
+    const partitions = Number((await redis.get(`${prefix}:partitions`)) ?? "1") || 1;
+    const queues = [...Array.from({ length: partitions }, (_, partition) => clientTelemetryQueue(partition)), JOB_CATALOG.runEvents.queue];
+    for (const name of queues) {
       const queue = new Queue(name, { connection: redis, prefix });
       try {
         const count = await queue.getJobCountByTypes("failed").catch((error: unknown) => {
