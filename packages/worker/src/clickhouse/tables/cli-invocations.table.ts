@@ -164,6 +164,6 @@ export const cliInvocationsTable: RawTable<CliInvocationRow> = {
   hasViews: true,
   columns: COLUMNS,
   // insert_id alone: a re-send with another startedAt (a client clock fixed, a timestamp ingest replaced by the receive
-  // time) is the same entry. The lookup uses the insert_id_bloom index (migration 0017), not the sort key.
+  // time) is the same entry. Its writer looks ids up in cli_invocation_ids (consumers/partition-writer.ts), not here.
   identity: [{ column: "insert_id", type: "String" }],
 };
