@@ -1,5 +1,5 @@
-import { describe, expect, it } from "vitest";
-import { validateCliInvocation, type CliInvocationEvent } from "./telemetry.js";
+import { describe, expect, expectTypeOf, it } from "vitest";
+import { validateCliInvocation, type CliInvocationEvent, type InvocationStatus, type WorkflowContext } from "./telemetry.js";
 
 function entry(properties: Partial<CliInvocationEvent["properties"]> = {}): unknown {
   return {
@@ -56,5 +56,15 @@ describe("validateCliInvocation", () => {
       message: expect.stringContaining("a day ahead"),
     });
     expect(validateCliInvocation(entry({ startedAt: "2026-11-20T10:00:00+02:00" }), NOW).ok).toBe(true);
+  });
+});
+
+describe("types derived from CliInvocationEventSchema (checked by tsc)", () => {
+  it("follow the schema: required fields, optional ones, enums, and the unknown fields a client may add", () => {
+    expectTypeOf<InvocationStatus>().toEqualTypeOf<"success" | "error" | "user_error">();
+    expectTypeOf<CliInvocationEvent["properties"]["durationMs"]>().toEqualTypeOf<number>();
+    expectTypeOf<CliInvocationEvent["insert_id"]>().toEqualTypeOf<string | undefined>();
+    expectTypeOf<WorkflowContext["runId"]>().toEqualTypeOf<string>();
+    expectTypeOf<CliInvocationEvent["properties"]["invocation"]["unknownField"]>().toEqualTypeOf<unknown>();
   });
 });

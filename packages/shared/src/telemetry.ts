@@ -1,67 +1,12 @@
 /**
  * The `cli_invocation` telemetry entry as the swamp CLI sends it (docs/spec.md §2, docs/swamp-telemetry.md).
  * Optional fields may be absent (legacy clients); unknown extra fields are allowed and kept.
+ *
+ * The schema is the one definition: ingest validates every entry with it (ajv) and the TypeScript types below are
+ * derived from it (json-schema-to-ts `FromSchema`), so a field added to the schema is a field of the type.
  */
 import { Ajv, type ErrorObject } from "ajv";
-
-export interface CommandInvocation {
-  command: string;
-  subcommand?: string;
-  args?: string[];
-  optionKeys?: string[];
-  globalOptions?: string[];
-  [extra: string]: unknown;
-}
-
-export type InvocationStatus = "success" | "error" | "user_error";
-
-export interface InvocationResult {
-  status: InvocationStatus;
-  exitCode: number;
-  errorType?: string;
-  errorMessage?: string;
-  [extra: string]: unknown;
-}
-
-export interface WorkflowContext {
-  workflowName: string;
-  runId: string;
-  jobName: string;
-  stepName: string;
-  modelType?: string;
-  /** Current clients (swamp #1547 renamed `driver` to `executor`). */
-  executor?: string;
-  /** Clients of swamp PR #1349. */
-  driver?: string;
-  [extra: string]: unknown;
-}
-
-export interface CliInvocationProperties {
-  id: string;
-  invocation: CommandInvocation;
-  result: InvocationResult;
-  startedAt: string;
-  completedAt: string;
-  durationMs: number;
-  swampVersion?: string;
-  denoVersion?: string;
-  platform?: string;
-  invocationContext?: Record<string, unknown>;
-  parentInvocationId?: string;
-  workflowContext?: WorkflowContext;
-  triggerSource?: string;
-  initiatedBy?: string;
-  $repo_id?: string;
-  [extra: string]: unknown;
-}
-
-export interface CliInvocationEvent {
-  event: "cli_invocation";
-  distinct_id: string;
-  insert_id?: string;
-  properties: CliInvocationProperties;
-  [extra: string]: unknown;
-}
+import type { FromSchema } from "json-schema-to-ts";
 
 const ISO_TIMESTAMP = "^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(\\.\\d{1,9})?(Z|[+-]\\d{2}:\\d{2})$";
 const ID = { type: "string", minLength: 1, maxLength: 200 } as const;
@@ -114,6 +59,7 @@ export const CliInvocationEventSchema = {
             jobName: NAME,
             stepName: NAME,
             modelType: NAME,
+            // Current clients send `executor` (swamp #1547 renamed it); clients of swamp PR #1349 send `driver`.
             executor: NAME,
             driver: NAME,
           },
@@ -125,6 +71,14 @@ export const CliInvocationEventSchema = {
     },
   },
 } as const;
+
+/** An entry as the schema accepts it; every object also keeps the unknown fields the client sent. */
+export type CliInvocationEvent = FromSchema<typeof CliInvocationEventSchema>;
+export type CliInvocationProperties = CliInvocationEvent["properties"];
+export type CommandInvocation = CliInvocationProperties["invocation"];
+export type InvocationResult = CliInvocationProperties["result"];
+export type InvocationStatus = InvocationResult["status"];
+export type WorkflowContext = NonNullable<CliInvocationProperties["workflowContext"]>;
 
 const ajv = new Ajv({ allErrors: false, strict: true, allowUnionTypes: false });
 const validate = ajv.compile<CliInvocationEvent>(CliInvocationEventSchema);
