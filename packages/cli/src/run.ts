@@ -15,6 +15,9 @@ import { RunView } from "./run-view.js";
 const NO_RUNNER_HINT_MS = 10_000;
 /** Lines of a failed stage's output shown under it. */
 const FAILED_STAGE_LINES = 8;
+/** Of those, how many are its last stderr lines when stdout was read after them; and how far back they are looked for. */
+const FAILED_STAGE_ERROR_LINES = 3;
+const ERROR_SEARCH_LINES = 1000;
 
 export const RUN_USAGE = `usage: flowmeter run <workflow.yaml|workflow.json>
 
@@ -131,10 +134,21 @@ export async function run(args: string[], env: NodeJS.ProcessEnv, out: NodeJS.Wr
   return view.outcome === "succeeded" ? 0 : view.outcome === "failed" ? 1 : 2;
 }
 
-/** The last lines the failed attempt wrote; its lines reach Redis before its stage.failed event. */
+/**
+ * The last lines the failed attempt wrote; its lines reach Redis before its stage.failed event. Its last stderr
+ * lines are among them even when more stdout was read after them (the two pipes are read in no set order, so a
+ * final error line can be stored before the end of a long stdout).
+ */
 async function failedStageLines(store: RunStore, event: RunEventOf<"stage.failed">): Promise<string[]> {
-  const lines = await store.logs.tail(event.run_id, FAILED_STAGE_LINES, event.stage_name ?? "").catch(() => []);
-  return lines.filter((line) => line.stage_attempt === event.payload.stage_attempt).map(formatLogLine);
+  const recent = await store.logs.tail(event.run_id, ERROR_SEARCH_LINES, event.stage_name ?? "").catch(() => []);
+  const lines = recent.filter((line) => line.stage_attempt === event.payload.stage_attempt);
+  let shown = lines.slice(-FAILED_STAGE_LINES);
+  const errors = lines.filter((line) => line.stream === "stderr" && !line.line.startsWith("[flowmeter]")).slice(-FAILED_STAGE_ERROR_LINES);
+  const lastError = errors.at(-1);
+  if (lastError !== undefined && !shown.includes(lastError)) {
+    shown = [...errors, ...lines.slice(-(FAILED_STAGE_LINES - errors.length))].sort((a, b) => a.seq - b.seq);
+  }
+  return shown.map(formatLogLine);
 }
 
 function describe(event: RunEvent): string {

@@ -18,6 +18,8 @@ describe("parseRunnerConfig", () => {
       eventRetentionSeconds: 604_800,
       telemetryBufferSize: 5000,
       logBufferLines: 20_000,
+      logHeadLines: 5000,
+      logTailLines: 5000,
       leaseMs: 30_000,
       reconcileIntervalMs: 10_000,
       dataDir: "/srv/.flowmeter",

@@ -1,4 +1,5 @@
 import { resolve, join } from "node:path";
+import { DEFAULT_STAGE_OUTPUT_LIMITS } from "./execution/stage-output.js";
 import { DEFAULT_REDIS_URL, EnvReader, isLoopbackHost, readDataDir, readRedisConfig, type EnvSource, type LogLevel } from "@flowmeter/platform";
 
 export interface RunnerConfig {
@@ -27,6 +28,9 @@ export interface RunnerConfig {
   telemetryBufferSize: number;
   /** Stage log lines kept per run in Redis for the run API and `flowmeter logs` (ClickHouse keeps them all); 0 keeps none. */
   logBufferLines: number;
+  /** Lines kept of each stage attempt's output from its start, and from its end (stage-output.ts); the rest is counted. */
+  logHeadLines: number;
+  logTailLines: number;
   /** A running run's lease: its runner renews it every third of this; once it runs out, the run is failed (runner_restarted). */
   leaseMs: number;
   /** How often each runner looks for runs whose lease ran out (also once at start). */
@@ -64,6 +68,8 @@ export function parseRunnerConfig(env: EnvSource, cwd: string = process.cwd()): 
     eventRetentionSeconds: reader.int("RUNNER_EVENT_RETENTION_SECONDS", 7 * 86_400, { min: 60, max: 365 * 86_400 }),
     telemetryBufferSize: reader.int("RUNNER_TELEMETRY_BUFFER_SIZE", 5000, { min: 0, max: 1_000_000 }),
     logBufferLines: reader.int("RUNNER_LOG_BUFFER_LINES", 20_000, { min: 0, max: 1_000_000 }),
+    logHeadLines: reader.int("RUNNER_LOG_HEAD_LINES", DEFAULT_STAGE_OUTPUT_LIMITS.headLines, { min: 0, max: 1_000_000 }),
+    logTailLines: reader.int("RUNNER_LOG_TAIL_LINES", DEFAULT_STAGE_OUTPUT_LIMITS.tailLines, { min: 0, max: 100_000 }),
     leaseMs: reader.int("RUNNER_LEASE_MS", 30_000, { min: 300, max: 3_600_000 }),
     reconcileIntervalMs: reader.int("RUNNER_RECONCILE_INTERVAL_MS", 10_000, { min: 100, max: 3_600_000 }),
     dataDir,

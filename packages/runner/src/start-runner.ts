@@ -104,6 +104,7 @@ export async function startRunner(config: RunnerConfig, logger: Logger, options:
       sampleIntervalMs: config.sampleIntervalMs,
       heartbeatIntervalMs: config.heartbeatIntervalMs,
       killGraceMs: config.stageKillGraceMs,
+      outputLimits: { headLines: config.logHeadLines, tailLines: config.logTailLines },
     },
     stageRegistry,
     metrics,

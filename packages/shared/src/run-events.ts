@@ -180,7 +180,10 @@ export type TelemetrySample = HostSample | StepHeartbeat;
 
 /** A line longer than this (UTF-8 bytes) is cut there and marked `truncated`. */
 export const MAX_LOG_LINE_BYTES = 4096;
-/** Lines kept per stage attempt; past it one `stderr` line says how many more there were, and the rest are counted only. */
+/**
+ * Lines kept per stage attempt by default: the runner keeps the first RUNNER_LOG_HEAD_LINES (5000) and the last
+ * RUNNER_LOG_TAIL_LINES (5000) of each stream, one `stderr` line marking the cut (packages/runner stage-output.ts).
+ */
 export const MAX_LOG_LINES_PER_ATTEMPT = 10_000;
 
 /** One line a stage attempt wrote on stdout or stderr, without its newline. */

@@ -9,7 +9,7 @@
  * timed out may still land, and a replay may repeat it; consumers dedupe by event_id and (attempt_id, seq).
  *
  * Bounds: samples are dropped (and counted) when more than `maxBufferedSamples` wait in memory; events and log lines
- * are never dropped here (the executor bounds the lines of each stage attempt, MAX_LOG_LINES_PER_ATTEMPT). The spool file itself is not capped: `flowmeter_runner_events_spooled` shows its size.
+ * are never dropped here (the executor bounds the lines of each stage attempt: RUNNER_LOG_HEAD_LINES + RUNNER_LOG_TAIL_LINES per stream). The spool file itself is not capped: `flowmeter_runner_events_spooled` shows its size.
  */
 import { errorMessage, type Logger, type SpoolFile } from "@flowmeter/platform";
 import { type RunEvent, type RunEventsJob, type StageLogLine, type TelemetrySample } from "@flowmeter/shared";

@@ -96,14 +96,19 @@ export class RunEventSequencer {
     this.deliver(() => this.output.sample(sample));
   }
 
-  log(stage: { stage_name: string; stage_attempt: number }, stream: StageLogLine["stream"], line: string, truncated: boolean): void {
+  log(
+    stage: { stage_name: string; stage_attempt: number },
+    stream: StageLogLine["stream"],
+    line: string,
+    truncated: boolean,
+    timestampMs: number = Date.now(),
+  ): void {
     if (this.terminal) return;
-    const now = Date.now();
     const logLine: StageLogLine = {
       run_id: this.runId,
       attempt_id: this.attemptId,
       seq: this.nextLogSeq++,
-      timestamp_ms: now,
+      timestamp_ms: timestampMs,
       ...stage,
       stream,
       line: this.mask === undefined ? line : this.mask.excerpt(line, { end: truncated }),

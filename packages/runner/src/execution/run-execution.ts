@@ -30,6 +30,7 @@ import { RunEventSequencer, type RunOutput } from "./run-event-sequencer.js";
 import { SecretMask } from "./secret-mask.js";
 import { buildStageEnv, resolveSecrets, type ResolvedSecrets } from "./stage-env.js";
 import { StageProcess, type StageProcessResult } from "./stage-process.js";
+import type { StageOutputLimits } from "./stage-output.js";
 import type { StageRegistry } from "./stage-registry.js";
 
 export const DEFAULT_STAGE_CONCURRENCY = 4;
@@ -64,6 +65,8 @@ export interface RunExecutionOptions {
   stageRegistry?: StageRegistry;
   /** Within RUN_POLICY_SCHEMA's bounds (the runs job's payload check); its kill grace is given as killGraceMs. */
   policy?: RunPolicy;
+  /** Lines kept of each stage attempt's output, from its start and its end (the runner's RUNNER_LOG_HEAD_LINES/TAIL_LINES). */
+  outputLimits?: StageOutputLimits;
 }
 
 export interface RunOutcome {
@@ -340,7 +343,9 @@ export class RunExecution {
         killGraceMs: this.options.killGraceMs ?? 5000,
         ...(this.options.stageRegistry === undefined ? {} : { registry: this.options.stageRegistry }),
         label: { runId: this.options.runId, stage: stage.name },
-        onLine: (stream, line, truncated) => this.events.log({ stage_name: stage.name, stage_attempt: attempt }, stream, line, truncated),
+        onLine: (stream, line, truncated, timestampMs) =>
+          this.events.log({ stage_name: stage.name, stage_attempt: attempt }, stream, line, truncated, timestampMs),
+        ...(this.options.outputLimits === undefined ? {} : { outputLimits: this.options.outputLimits }),
       });
     } catch (error) {
       return {

@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { MAX_LOG_LINE_BYTES } from "@flowmeter/shared";
-import { StageOutput } from "./stage-output.js";
+import { StageOutput, type StageOutputLimits } from "./stage-output.js";
 
-function collect(maxLines?: number): { output: StageOutput; lines: Array<[string, string, boolean]> } {
+function collect(limits?: StageOutputLimits): { output: StageOutput; lines: Array<[string, string, boolean]> } {
   const lines: Array<[string, string, boolean]> = [];
-  const output = new StageOutput((stream, line, truncated) => lines.push([stream, line, truncated]), maxLines);
+  const output = new StageOutput((stream, line, truncated) => lines.push([stream, line, truncated]), limits);
   return { output, lines };
 }
 
@@ -37,15 +37,42 @@ describe("StageOutput", () => {
     expect(lines[1]).toEqual(["stdout", "next", false]);
   });
 
-  it("keeps at most maxLines per attempt and says how many were left out", () => {
-    const { output, lines } = collect(3);
+  it("keeps the first headLines and the last tailLines, the cut marked where it happened", () => {
+    const { output, lines } = collect({ headLines: 2, tailLines: 2 });
+    output.write("stdout", Buffer.from("1\n2\n3\n"));
+    output.write("stderr", Buffer.from("FATAL the real error\n")); // read before the rest of stdout
+    output.write("stdout", Buffer.from("44\n5\n6\n"));
+    output.end();
+    expect(lines).toEqual([
+      ["stdout", "1", false],
+      ["stdout", "2", false],
+      ["stderr", "[flowmeter] … 2 lines, 3 bytes left out … (a stage attempt keeps its first 2 lines and the last 2 of each stream)", false],
+      ["stderr", "FATAL the real error", false],
+      ["stdout", "5", false],
+      ["stdout", "6", false],
+    ]);
+  });
+
+  it("emits the tail lines with the time each was read, and nothing extra when nothing was left out", () => {
+    const seen: Array<[string, number | undefined]> = [];
+    const output = new StageOutput((_stream, line, _truncated, timestampMs) => seen.push([line, timestampMs]), { headLines: 1, tailLines: 5 });
+    const before = Date.now();
+    output.write("stdout", Buffer.from("a\nb\nc\n"));
+    output.end();
+    expect(seen.map(([line]) => line)).toEqual(["a", "b", "c"]);
+    expect(seen[0]?.[1]).toBeUndefined();
+    expect(seen[1]?.[1]).toBeGreaterThanOrEqual(before);
+  });
+
+  it("with no tail, keeps only the head and counts the rest", () => {
+    const { output, lines } = collect({ headLines: 3, tailLines: 0 });
     output.write("stdout", Buffer.from("1\n2\n3\n4\n55\n"));
     output.end();
     expect(lines).toEqual([
       ["stdout", "1", false],
       ["stdout", "2", false],
       ["stdout", "3", false],
-      ["stderr", "[flowmeter] 2 more lines (3 bytes) not kept: a stage attempt keeps 3 lines", false],
+      ["stderr", "[flowmeter] … 2 lines, 3 bytes left out … (a stage attempt keeps its first 3 lines and the last 0 of each stream)", false],
     ]);
   });
 });

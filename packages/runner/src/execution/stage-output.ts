@@ -2,13 +2,26 @@
  * Cuts a stage attempt's stdout and stderr into lines for its log (docs/spec.md §6, run_logs). Bounds, so a stage
  * printing without end costs the runner, Redis and ClickHouse a known amount:
  * - a line is cut at MAX_LOG_LINE_BYTES (marked `truncated`; the rest of it, up to its newline, is not kept);
- * - an attempt keeps MAX_LOG_LINES_PER_ATTEMPT lines over both streams; past that lines are only counted, and
- *   `end()` adds one stderr line saying how many were left out.
+ * - an attempt keeps its first `headLines` lines over both streams (emitted as they are read), then a rolling
+ *   window of the last `tailLines` lines of each stream (emitted when the attempt ends, interleaved in the order they
+ *   were read, each with the time it was read). Per stream, because the two pipes are read in no set order: a
+ *   stage's final stderr line may be read before the last 64 KiB of its stdout, and must not be pushed out by them.
+ *   Between head and tail one stderr line marks the cut: "[flowmeter] … K lines, B bytes left out …" (B without
+ *   newlines). The error a failing stage prints last is therefore always kept.
  * A trailing "\r" is dropped (CRLF output), and the last line is kept even without a final newline.
  */
-import { MAX_LOG_LINE_BYTES, MAX_LOG_LINES_PER_ATTEMPT, type StageLogLine } from "@flowmeter/shared";
+import { MAX_LOG_LINE_BYTES, type StageLogLine } from "@flowmeter/shared";
 
-export type EmitLine = (stream: StageLogLine["stream"], line: string, truncated: boolean) => void;
+export type EmitLine = (stream: StageLogLine["stream"], line: string, truncated: boolean, timestampMs?: number) => void;
+
+export interface StageOutputLimits {
+  /** Lines kept from the start of the attempt. */
+  headLines: number;
+  /** Lines kept from the end of each stream (held in memory until the attempt ends: at most 2 × tailLines × MAX_LOG_LINE_BYTES). */
+  tailLines: number;
+}
+
+export const DEFAULT_STAGE_OUTPUT_LIMITS: StageOutputLimits = { headLines: 5000, tailLines: 5000 };
 
 const NEWLINE = 0x0a;
 
@@ -55,47 +68,94 @@ function utf8Prefix(bytes: Buffer, max: number): string {
   return bytes.subarray(0, end).toString("utf8");
 }
 
+interface HeldLine {
+  stream: StageLogLine["stream"];
+  text: string;
+  truncated: boolean;
+  /** Bytes the stage wrote for it, without the newline (what the cut counts when it drops out of the tail). */
+  bytes: number;
+  timestampMs: number;
+  /** Read order over both streams, to emit the two tails interleaved as they were read. */
+  order: number;
+}
+
+/** The last `capacity` lines of one stream. */
+class TailWindow {
+  private readonly lines: HeldLine[] = [];
+  private start = 0;
+
+  constructor(private readonly capacity: number) {}
+
+  /** Holds `line`; returns the line it pushed out, if any. */
+  push(line: HeldLine): HeldLine | undefined {
+    if (this.capacity === 0) return line;
+    if (this.lines.length < this.capacity) {
+      this.lines.push(line);
+      return undefined;
+    }
+    const out = this.lines[this.start];
+    this.lines[this.start] = line;
+    this.start = (this.start + 1) % this.lines.length;
+    return out;
+  }
+
+  drain(): HeldLine[] {
+    const lines = [...this.lines.slice(this.start), ...this.lines.slice(0, this.start)];
+    this.lines.length = 0;
+    this.start = 0;
+    return lines;
+  }
+}
+
 export class StageOutput {
-  private kept = 0;
+  private headKept = 0;
+  private readOrder = 0;
+  private readonly tails: Record<StageLogLine["stream"], TailWindow>;
   private leftOutLines = 0;
   private leftOutBytes = 0;
   private readonly splitters: Record<StageLogLine["stream"], LineSplitter>;
 
   constructor(
     private readonly emit: EmitLine,
-    private readonly maxLines = MAX_LOG_LINES_PER_ATTEMPT,
+    private readonly limits: StageOutputLimits = DEFAULT_STAGE_OUTPUT_LIMITS,
   ) {
     this.splitters = { stdout: this.splitter("stdout"), stderr: this.splitter("stderr") };
+    this.tails = { stdout: new TailWindow(limits.tailLines), stderr: new TailWindow(limits.tailLines) };
   }
 
   write(stream: StageLogLine["stream"], chunk: Buffer): void {
     this.splitters[stream].push(chunk);
   }
 
-  /** Emits what is left of unfinished lines, and the left-out count if any. */
+  /** Emits what is left of unfinished lines, then the cut (if lines were left out) and the held tails. */
   end(): void {
     this.splitters.stdout.end();
     this.splitters.stderr.end();
     if (this.leftOutLines > 0) {
       this.emit(
         "stderr",
-        `[flowmeter] ${this.leftOutLines} more lines (${this.leftOutBytes} bytes) not kept: a stage attempt keeps ${this.maxLines} lines`,
+        `[flowmeter] … ${this.leftOutLines} lines, ${this.leftOutBytes} bytes left out … (a stage attempt keeps its first ${this.limits.headLines} lines and the last ${this.limits.tailLines} of each stream)`,
         false,
       );
     }
+    const held = [...this.tails.stdout.drain(), ...this.tails.stderr.drain()].sort((a, b) => a.order - b.order);
+    for (const line of held) this.emit(line.stream, line.text, line.truncated, line.timestampMs);
   }
 
   private splitter(stream: StageLogLine["stream"]): LineSplitter {
     return new LineSplitter((bytes, truncated) => {
-      if (this.kept >= this.maxLines) {
-        this.leftOutLines += 1;
-        this.leftOutBytes += bytes.length;
-        return;
-      }
-      this.kept += 1;
       let text = utf8Prefix(bytes, MAX_LOG_LINE_BYTES);
       if (!truncated && text.endsWith("\r")) text = text.slice(0, -1);
-      this.emit(stream, text, truncated);
+      if (this.headKept < this.limits.headLines) {
+        this.headKept += 1;
+        this.emit(stream, text, truncated);
+        return;
+      }
+      const out = this.tails[stream].push({ stream, text, truncated, bytes: bytes.length, timestampMs: Date.now(), order: this.readOrder++ });
+      if (out !== undefined) {
+        this.leftOutLines += 1;
+        this.leftOutBytes += out.bytes;
+      }
     });
   }
 }

@@ -11,7 +11,7 @@ import { spawn } from "node:child_process";
 import { constants } from "node:os";
 import type { DriverCommand } from "../drivers/driver.js";
 import type { StageCgroup } from "./stage-cgroup.js";
-import { StageOutput, type EmitLine } from "./stage-output.js";
+import { StageOutput, type EmitLine, type StageOutputLimits } from "./stage-output.js";
 import { TrackedStage, type StageRegistry } from "./stage-registry.js";
 
 const STDERR_TAIL_BYTES = 1024;
@@ -30,8 +30,10 @@ export interface StageProcessOptions {
   registry?: StageRegistry;
   /** Names the stage in its record. */
   label: { runId: string; stage: string };
-  /** Receives each line of output, as it is read. */
+  /** Receives each line of output: the head as it is read, the tail when the attempt ends (stage-output.ts). */
   onLine?: EmitLine;
+  /** Lines kept from the start and the end of the attempt's output (default DEFAULT_STAGE_OUTPUT_LIMITS). */
+  outputLimits?: StageOutputLimits;
 }
 
 export interface StageProcessResult {
@@ -85,7 +87,7 @@ export class StageProcess {
     this.pid = child.pid ?? null;
     if (this.pid === null) cgroup?.remove();
     this.tracked = this.pid === null ? undefined : new TrackedStage(options.registry, { ...options.label, processGroup: this.pid }, cgroup);
-    this.lines = options.onLine === undefined ? undefined : new StageOutput(options.onLine);
+    this.lines = options.onLine === undefined ? undefined : new StageOutput(options.onLine, options.outputLimits);
     child.stdout.on("data", (chunk: Buffer) => {
       this.stdoutBytes += chunk.length;
       this.lines?.write("stdout", chunk);

@@ -14,6 +14,7 @@ import { createRedis, errorMessage, uuidV7, type Logger } from "@flowmeter/platf
 import { JOB_CATALOG, payloadProblem, type RunJob, type RunPolicy } from "@flowmeter/shared";
 import type { DriverRegistry } from "../drivers/driver-registry.js";
 import { RunEventSequencer, type RunOutput } from "../execution/run-event-sequencer.js";
+import type { StageOutputLimits } from "../execution/stage-output.js";
 import { RunExecution, type RunOutcome } from "../execution/run-execution.js";
 import type { StageRegistry } from "../execution/stage-registry.js";
 import type { RunnerMetrics } from "../metrics.js";
@@ -39,7 +40,14 @@ export interface RunConsumerOptions {
   /** Lease on the runs it executes; also BullMQ's lock duration and stall-check interval for the runs queue. */
   leaseMs: number;
   /** Passed to every RunExecution. */
-  execution: { stageConcurrency: number; sampleIntervalMs: number; heartbeatIntervalMs: number; killGraceMs: number; cwd?: string };
+  execution: {
+    stageConcurrency: number;
+    sampleIntervalMs: number;
+    heartbeatIntervalMs: number;
+    killGraceMs: number;
+    cwd?: string;
+    outputLimits?: StageOutputLimits;
+  };
   metrics?: RunnerMetrics;
   logger: Logger;
   /** Where live stages are recorded for the next runner on this host. */
@@ -201,6 +209,7 @@ export class RunConsumer {
       ...(policy === undefined ? {} : { policy }),
       firstSeq,
       ...(settings.cwd === undefined ? {} : { cwd: settings.cwd }),
+      ...(settings.outputLimits === undefined ? {} : { outputLimits: settings.outputLimits }),
       ...(this.options.metrics === undefined ? {} : { metrics: this.options.metrics }),
       ...(this.options.stageRegistry === undefined ? {} : { stageRegistry: this.options.stageRegistry }),
     });

@@ -8,7 +8,6 @@
 import {
   ERROR_CODES,
   HOST_SAMPLE_SCHEMA,
-  MAX_LOG_LINES_PER_ATTEMPT,
   RUN_EVENT_TYPES,
   RUN_EVENT_V2_NAMES,
   RUN_FAILED_REASONS,
@@ -461,7 +460,7 @@ export const OPENAPI_DOCUMENT = {
         operationId: "getRunLogs",
         summary:
           `Stage output, line by line, as the runner reads it (the newest RUNNER_LOG_BUFFER_LINES of the run; ClickHouse keeps all in run_logs). ` +
-          `A stage attempt keeps ${MAX_LOG_LINES_PER_ATTEMPT} lines; past that one stderr line says how many were left out.`,
+          `A stage attempt keeps its first RUNNER_LOG_HEAD_LINES lines and the last RUNNER_LOG_TAIL_LINES of each stream; one stderr line marks the cut ("… K lines, B bytes left out …").`,
         parameters: [
           {
             name: "from_seq",
