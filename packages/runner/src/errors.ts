@@ -49,3 +49,13 @@ export class WorkflowFileError extends Error {
     super(message);
   }
 }
+
+/** A run id submitted again with another workflow, input, concurrency or policy than the run it names (409 RUN_ID_CONFLICT). */
+export class RunIdConflictError extends Error {
+  override readonly name = "RunIdConflictError";
+  readonly retryable = false;
+
+  constructor(readonly runId: string) {
+    super(`run ${runId} exists with another request (workflow, input, concurrency or policy); resend the same request, or use a new run_id`);
+  }
+}

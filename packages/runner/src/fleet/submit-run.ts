@@ -1,15 +1,17 @@
+import { createHash } from "node:crypto";
 import { uuidV7 } from "@flowmeter/platform";
 import { JOB_CATALOG, isTerminalRunEvent, payloadProblem, type RunJob, type RunPolicy, type RunState } from "@flowmeter/shared";
 import { BUILT_IN_DRIVER_NAMES } from "../drivers/driver-registry.js";
 import { isValidRunId } from "../store/run-records.js";
 import type { RunStore } from "../store/run-store.js";
-import { WorkflowValidationError } from "../errors.js";
+import { RunIdConflictError, WorkflowValidationError } from "../errors.js";
 import { validateRunConcurrency, validateWorkflow } from "../workflow/validate-workflow.js";
 
 export interface SubmitRunOptions {
   /**
-   * Default: a new UUID v7. Idempotency key: submitting a run id that exists starts nothing and answers the existing
-   * run. 1-128 letters, digits, "_", "." or "-".
+   * Default: a new UUID v7. Idempotency key: submitting a run id that exists with the same request (workflow, input,
+   * concurrency, policy) starts nothing and answers the existing run; with another request it throws
+   * RunIdConflictError. 1-128 letters, digits, "_", "." or "-".
    */
   runId?: string;
   /** Stages at once for this run; overrides the workflow's `concurrency`. */
@@ -53,7 +55,8 @@ export async function submitRun(store: RunStore, workflow: unknown, input?: unkn
   const { records, runQueue: queue } = store;
   const jobOptions = { ...JOB_CATALOG.runs.options, jobId: runId };
   const attemptId = uuidV7();
-  const created = await records.create(runId, attemptId, valid.name, options.policy);
+  const created = await records.create(runId, attemptId, valid.name, options.policy, requestHash(job));
+  if (created === "conflict") throw new RunIdConflictError(runId);
 
   if (created === "ended") {
     // No record any more, but the run's terminal event is stored: it ended, and cannot start again.
@@ -80,4 +83,22 @@ export async function submitRun(store: RunStore, workflow: unknown, input?: unkn
     throw error;
   }
   return { run_id: runId, attempt_id: attemptId, state: "queued", created: true };
+}
+
+/** JSON with object keys sorted at every level, so two requests that differ only in key order are the same. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (value !== null && typeof value === "object") {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, field]) => field !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([key, field]) => `${JSON.stringify(key)}:${canonicalJson(field)}`).join(",")}}`;
+  }
+  return JSON.stringify(value) ?? "null";
+}
+
+/** What a run was asked to be (its validated workflow, input, concurrency, policy), as a SHA-256 over canonical JSON. */
+export function requestHash(job: RunJob): string {
+  const { workflow, input, concurrency, policy } = job;
+  return createHash("sha256").update(canonicalJson({ workflow, input, concurrency, policy })).digest("hex");
 }

@@ -365,7 +365,9 @@ export const OPENAPI_DOCUMENT = {
           "201": { description: "Created and queued; any runner of the deployment executes it", content: json(ref("CreateRunResponse")) },
           "200": { description: "A run with this run_id is active: it is answered, nothing new is started", content: json(ref("CreateRunResponse")) },
           "400": { $ref: "#/components/responses/BadRequest" },
-          "409": errorResponse("ALREADY_TERMINAL: a run with this run_id already ended"),
+          "409": errorResponse(
+            "ALREADY_TERMINAL: a run with this run_id already ended; RUN_ID_CONFLICT: this run_id names a run made with another workflow, input, concurrency or policy",
+          ),
           "413": errorResponse("PAYLOAD_TOO_LARGE"),
           "415": { $ref: "#/components/responses/UnsupportedMediaType" },
           ...RUN_ERRORS,

@@ -337,7 +337,7 @@ describe("run API (real Redis, real runner)", () => {
     }
   });
 
-  it("is idempotent by run_id: the same run_id twice starts one run (200 the second time); once ended, 409 ALREADY_TERMINAL", async () => {
+  it("is idempotent by run_id: the same request twice starts one run (200 the second time), another request is 409 RUN_ID_CONFLICT; once ended, 409 ALREADY_TERMINAL", async () => {
     const runId = `idem-${Date.now()}`;
     const body = { workflow: sleepy("idem", 0.4), run_id: runId };
     const first = await call(runner.url, "post", "/v1/runs", "/v1/runs", { json: body });
@@ -346,6 +346,16 @@ describe("run API (real Redis, real runner)", () => {
     expect(second.status).toBe(200);
     expect(second.body).toMatchObject({ run_id: runId, attempt_id: first.body.attempt_id });
     expect(["queued", "running"]).toContain(second.body.state);
+    // The same request with its keys in another order is the same request; another workflow is a conflict.
+    const reordered = await call(other, "post", "/v1/runs", "/v1/runs", {
+      json: { run_id: runId, workflow: { stages: body.workflow.stages, name: body.workflow.name } },
+    });
+    expect(reordered.status).toBe(200);
+    const conflict = await call(runner.url, "post", "/v1/runs", "/v1/runs", { json: { workflow: sleepy("idem", 0.5), run_id: runId } });
+    expect(conflict.status).toBe(409);
+    expect(conflict.body).toMatchObject({ code: "RUN_ID_CONFLICT", retryable: false });
+    const otherInput = await call(runner.url, "post", "/v1/runs", "/v1/runs", { json: { ...body, input: { changed: true } } });
+    expect(otherInput.body).toMatchObject({ code: "RUN_ID_CONFLICT" });
     await waitForState(runner.url, runId, ["succeeded"]);
     const events = await allEvents(runner.url, runId);
     expect(events.filter((event) => event.event_type === "run.started")).toHaveLength(1);

@@ -19,7 +19,7 @@ import {
   type RunTelemetryResponse,
 } from "@flowmeter/shared";
 import { Router, type NextFunction, type Request, type Response } from "express";
-import { UnknownEventCursorError, WorkflowFileError, WorkflowValidationError } from "../errors.js";
+import { RunIdConflictError, UnknownEventCursorError, WorkflowFileError, WorkflowValidationError } from "../errors.js";
 import { cancelRun } from "../fleet/cancel-run.js";
 import { submitRun } from "../fleet/submit-run.js";
 import { decodeListCursor, encodeListCursor, isValidRunId, toRunView, type RunListFilter, type RunRecord } from "../store/run-records.js";
@@ -124,6 +124,7 @@ export function createRunRoutes(options: RunApiOptions): Router {
           throw new ApiError("INVALID_SPEC", `invalid workflow${source}: ${error.problems.join("; ")}`);
         }
         if (error instanceof WorkflowFileError) throw new ApiError("INVALID_PARAMS", error.message);
+        if (error instanceof RunIdConflictError) throw new ApiError("RUN_ID_CONFLICT", error.message);
         throw error;
       }
       const answer: CreateRunResponse = { run_id: created.run_id, attempt_id: created.attempt_id, state: created.state };

@@ -168,12 +168,16 @@ export class RunRecords {
    * Creates a queued record unless the run exists. `exists`: a record is there (read it with get); `ended`: no record
    * but the run's terminal event is stored (its record was dropped), so it cannot start again.
    */
-  async create(runId: string, attemptId: string, workflow: string, policy?: RunPolicy): Promise<"created" | "exists" | "ended"> {
+  /**
+   * Creates a queued record. `requestHash` fingerprints what was asked for (submit-run.ts): an existing record made
+   * with another one answers "conflict"; records without one (older runners) never conflict.
+   */
+  async create(runId: string, attemptId: string, workflow: string, policy?: RunPolicy, requestHash = ""): Promise<"created" | "exists" | "conflict" | "ended"> {
     return (await RUN_SCRIPTS.create.run(
       this.redis,
       [this.recordKey(runId), runIndexKey(this.limits.prefix, "active"), runKey(this.limits.prefix, runId, "terminal")],
-      [runId, attemptId, workflow, policy === undefined ? "" : JSON.stringify(policy)],
-    )) as "created" | "exists" | "ended";
+      [runId, attemptId, workflow, policy === undefined ? "" : JSON.stringify(policy), requestHash],
+    )) as "created" | "exists" | "conflict" | "ended";
   }
 
   /** Removes a record `create` made, while it is still queued with this attempt (its job could not be queued). */

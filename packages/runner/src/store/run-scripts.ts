@@ -91,13 +91,21 @@ if last ~= tonumber(ARGV[6]) then return {'changed', state} end
 append_events(KEYS, ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV, 7)
 return {'ended_now'}`;
 
-/** KEYS: record, run-index:active, terminal. ARGV: run_id, attempt_id, workflow, policy JSON ('' for none). */
+/**
+ * KEYS: record, run-index:active, terminal. ARGV: run_id, attempt_id, workflow, policy JSON ('' for none), request
+ * hash ('' for none). An existing record whose stored request hash differs from a given one: 'conflict'.
+ */
 const CREATE = `${PRELUDE}
-if redis.call('EXISTS', KEYS[1]) == 1 then return 'exists' end
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  local stored = redis.call('HGET', KEYS[1], 'request_hash')
+  if stored and ARGV[5] ~= '' and stored ~= ARGV[5] then return 'conflict' end
+  return 'exists'
+end
 if redis.call('EXISTS', KEYS[3]) == 1 then return 'ended' end
 local now = now_ms()
 redis.call('HSET', KEYS[1], 'run_id', ARGV[1], 'attempt_id', ARGV[2], 'workflow', ARGV[3], 'state', 'queued', 'created_at_ms', ms(now))
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'policy', ARGV[4]) end
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'request_hash', ARGV[5]) end
 redis.call('ZADD', KEYS[2], 0, member(now, ARGV[1]))
 return 'created'`;
 
