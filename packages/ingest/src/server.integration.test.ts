@@ -68,7 +68,7 @@ describe("startIngestServer", () => {
     expect(res.status).toBe(202);
     expect(JSON.parse(res.body)).toEqual({ accepted: 1, rejected: [] });
     const waiting = await reader.getWaiting(0, -1);
-    expect(waiting.map((job) => job.data.entries)).toEqual([[entry]]);
+    expect(waiting.map((job) => job.data.ids)).toEqual([[entry.insert_id]]);
 
     await server.stop();
     await expect(postJson(server.port, "{}")).rejects.toThrow(/ECONNREFUSED/);
@@ -109,13 +109,10 @@ describe("startIngestServer", () => {
       quiet,
     );
     cleanups.push(() => back.stop());
-    await waitFor(async () => ((await reader.getWaiting(0, -1)).flatMap((job) => job.data.entries).length === 3 ? true : undefined), {
+    await waitFor(async () => ((await reader.getWaiting(0, -1)).flatMap((job) => job.data.ids ?? []).length === 3 ? true : undefined), {
       what: "the spooled entries on the queue",
     });
-    const queued = (await reader.getWaiting(0, -1))
-      .flatMap((job) => job.data.entries)
-      .map((entry) => entry.insert_id)
-      .sort();
+    const queued = (await reader.getWaiting(0, -1)).flatMap((job) => job.data.ids ?? []).sort();
     expect(queued).toEqual(entries.map((entry) => entry.insert_id).sort());
     expect(await back.ingest.metrics.registry.getSingleMetricAsString("flowmeter_ingest_spooled_requests")).toContain("flowmeter_ingest_spooled_requests 0");
   });

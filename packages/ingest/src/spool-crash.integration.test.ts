@@ -53,7 +53,7 @@ describe("ingest killed while spooling", () => {
     await exited;
 
     children.push(await startIngest({ ...env, REDIS_URL: testRedisUrl() }));
-    const onQueue = async (): Promise<string[]> => (await queue.getWaiting(0, -1)).flatMap((job) => job.data.entries.map((entry) => entry.insert_id ?? ""));
+    const onQueue = async (): Promise<string[]> => (await queue.getWaiting(0, -1)).flatMap((job) => job.data.ids ?? []);
     await waitFor(async () => ((await onQueue()).length >= entries.length ? true : undefined), { what: "the spooled entries on the queue" });
     expect((await onQueue()).sort()).toEqual(entries.map((entry) => entry.insert_id).sort());
   });

@@ -132,7 +132,7 @@ describe("spool on a full disk while Redis is away", () => {
     try {
       await waitFor(
         async () => {
-          const onQueue = new Set((await reader.getWaiting(0, -1)).flatMap((job) => job.data.entries.map((entry) => entry.insert_id ?? "")));
+          const onQueue = new Set((await reader.getWaiting(0, -1)).flatMap((job) => job.data.ids ?? []));
           return answered.every((id) => onQueue.has(id)) ? true : undefined;
         },
         { what: "every entry answered 202 on the queue" },

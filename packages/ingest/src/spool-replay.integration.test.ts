@@ -37,8 +37,7 @@ describe("spool replay after a Redis failure, with no further traffic", () => {
     data.remove();
   });
 
-  const idsOnQueue = async (): Promise<Set<string>> =>
-    new Set((await reader.getWaiting(0, -1)).flatMap((job) => job.data.entries.map((entry) => entry.insert_id ?? "")));
+  const idsOnQueue = async (): Promise<Set<string>> => new Set((await reader.getWaiting(0, -1)).flatMap((job) => job.data.ids ?? []));
   const spoolFiles = (): string[] => readdirSync(`${data.path}/spool`);
 
   /** Posts `count` entries, one request each, and checks every answer was 202 within the real client's 2 s. */

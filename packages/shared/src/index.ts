@@ -13,6 +13,7 @@ export {
   type ValidationResult,
   type WorkflowContext,
 } from "./telemetry.js";
+export { CLI_INVOCATION_COLUMNS, isoToClickHouseTime, rowLine, toCliInvocationRow, toClickHouseTime, type CliInvocationRow } from "./cli-invocation-row.js";
 export {
   REPAIR_REASONS,
   REPAIRS_KEY,

@@ -116,7 +116,15 @@ function* objectItems(object: object): Iterator<[string, unknown]> {
 
 /** One accepted ingest request (or several, group-committed): valid entries, so the worker can batch many requests per insert. */
 export interface ClientTelemetryJob {
-  entries: CliInvocationEvent[];
+  /**
+   * The entries' rows as ingest serialized them once: JSONCompactEachRow lines (rowLine(), values in
+   * CLI_INVOCATION_COLUMNS order) joined by "\n", which the worker concatenates into its insert without parsing.
+   */
+  rows?: string;
+  /** insert_id of each line of `rows`, in order. */
+  ids?: string[];
+  /** The entries themselves: jobs of older ingests (and their spools) carry these instead of rows. */
+  entries?: CliInvocationEvent[];
   /** When ingest accepted the request (ms since epoch); the worker's queue-lag metric and the bench use it. */
   receivedAtMs: number;
   /** Repaired and refused entries of the requests in this job (absent in jobs of older ingests). */
@@ -208,8 +216,11 @@ export const JOB_CATALOG = {
 const PAYLOAD_SCHEMAS = {
   clientTelemetry: {
     type: "object",
-    required: ["entries", "receivedAtMs"],
+    required: ["receivedAtMs"],
+    dependentRequired: { rows: ["ids"] },
     properties: {
+      rows: { type: "string" },
+      ids: { type: "array", items: { type: "string" } },
       entries: { type: "array", items: { type: "object" } },
       receivedAtMs: { type: "number" },
       warnings: { type: "array", items: { type: "object", required: ["warning_id", "received_at_ms", "reason"] } },

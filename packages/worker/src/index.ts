@@ -9,6 +9,6 @@ export { startPartitionConsumers, type PartitionConsumers } from "./consumers/pa
 export { createRunEventsConsumer } from "./consumers/run-events.consumer.js";
 export type { QueueConsumer } from "./consumers/queue-consumer.js";
 export { createWorkerMetrics, type WorkerMetrics } from "./metrics.js";
-export { toClickHouseTime } from "./clickhouse/clickhouse-time.js";
-export { COLUMNS as CLI_INVOCATION_COLUMNS, toRow } from "./clickhouse/tables/cli-invocations.table.js";
+export { toClickHouseTime } from "@flowmeter/shared";
+export { CLI_INVOCATION_COLUMNS, toCliInvocationRow as toRow } from "@flowmeter/shared";
 export type { RunEventRow } from "./clickhouse/tables/run-events.table.js";

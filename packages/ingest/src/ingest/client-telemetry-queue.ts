@@ -5,6 +5,8 @@ import {
   clientTelemetryQueue,
   entryId,
   partitionOf,
+  rowLine,
+  toClickHouseTime,
   type CliInvocationEvent,
   type ClientTelemetryJob,
   type IngestionWarning,
@@ -77,35 +79,57 @@ function merge(items: readonly AcceptedRequest[]): IngestBatch {
   return { entries: items.flatMap((item) => item.batch.entries), warnings: items.flatMap((item) => item.batch.warnings) };
 }
 
+/** A partition's share of a batch: each entry's row serialized once (rowLine), its id, or the entry itself. */
+interface PartitionRows {
+  lines: string[];
+  ids: string[];
+  /** Entries whose row could not be built: they travel as entries, for the worker to dead-letter. */
+  entries: CliInvocationEvent[];
+}
+
 /**
  * Adds the entries as jobs of at most MAX_ENTRIES_PER_JOB on their partitions' queues (the warnings ride with the
- * first job), one round trip per queue, all at once.
+ * first job), one round trip per queue, all at once. Each entry goes as its row, serialized here once as the
+ * JSONCompactEachRow line the worker inserts (shared's rowLine): the worker concatenates lines, it parses nothing.
  */
 async function addJobs(queue: ClientTelemetryQueue, { entries, warnings }: IngestBatch, receivedAtMs: number): Promise<void> {
-  const byPartition = new Map<number, CliInvocationEvent[]>();
-  if (queue.partitions.length === 1) byPartition.set(0, [...entries]);
-  else {
-    for (const entry of entries) {
-      const partition = partitionOf(entryId(entry), queue.partitions.length);
-      const group = byPartition.get(partition);
-      if (group === undefined) byPartition.set(partition, [entry]);
-      else group.push(entry);
+  const receivedAt = toClickHouseTime(receivedAtMs);
+  const byPartition = new Map<number, PartitionRows>();
+  const partitions = queue.partitions.length;
+  for (const entry of entries) {
+    const id = entryId(entry);
+    const partition = partitionOf(id, partitions);
+    let rows = byPartition.get(partition);
+    if (rows === undefined) {
+      rows = { lines: [], ids: [], entries: [] };
+      byPartition.set(partition, rows);
+    }
+    try {
+      rows.lines.push(rowLine(entry, receivedAt));
+      rows.ids.push(id);
+    } catch {
+      rows.entries.push(entry);
     }
   }
-  if (byPartition.size === 0 && warnings.length > 0) byPartition.set(0, []);
+  if (byPartition.size === 0 && warnings.length > 0) byPartition.set(0, { lines: [], ids: [], entries: [] });
   const { jobName, options } = JOB_CATALOG.clientTelemetry;
   let warningsAdded = warnings.length === 0;
   const adds: Promise<unknown>[] = [];
-  for (const [partition, group] of byPartition) {
+  for (const [partition, rows] of byPartition) {
     const jobs: Array<{ name: typeof jobName; data: ClientTelemetryJob; opts: typeof options }> = [];
-    for (let start = 0; start < Math.max(group.length, 1); start += MAX_ENTRIES_PER_JOB) {
-      const data: ClientTelemetryJob = { entries: group.slice(start, start + MAX_ENTRIES_PER_JOB), receivedAtMs };
+    for (let start = 0; start < Math.max(rows.lines.length, 1); start += MAX_ENTRIES_PER_JOB) {
+      const data: ClientTelemetryJob = {
+        rows: rows.lines.slice(start, start + MAX_ENTRIES_PER_JOB).join("\n"),
+        ids: rows.ids.slice(start, start + MAX_ENTRIES_PER_JOB),
+        receivedAtMs,
+      };
       if (!warningsAdded) {
         data.warnings = [...warnings];
         warningsAdded = true;
       }
       jobs.push({ name: jobName, data, opts: options });
     }
+    if (rows.entries.length > 0) jobs.push({ name: jobName, data: { entries: rows.entries, receivedAtMs }, opts: options });
     const target = queue.partitions[partition] as Queue<ClientTelemetryJob>;
     const [first] = jobs;
     if (first !== undefined && jobs.length === 1) adds.push(target.add(first.name, first.data, first.opts));

@@ -40,6 +40,13 @@ export function toBlock<Row extends object>(table: string, columns: readonly (ke
   return { table, columns, body, token, rows: rows.length };
 }
 
+/** A block of rows already serialized as JSONCompactEachRow lines (one per row, values in `columns` order). */
+export function blockOfLines(table: string, columns: readonly string[], lines: readonly string[]): Block {
+  const body = Buffer.from(lines.join("\n"));
+  const token = createHash("sha256").update(table).update(body).digest("hex");
+  return { table, columns, body, token, rows: lines.length };
+}
+
 /** `cluster`: CLICKHOUSE_CLUSTER, when the table is a Distributed one over a cluster's replicas. */
 export async function insertBlockThroughClient(client: ClickHouseClient, block: Block, { cluster }: { cluster?: string | undefined } = {}): Promise<void> {
   if (block.rows === 0) return;

@@ -8,6 +8,7 @@
  *    the cluster settings run for real;
  *  - each replicated table is created as rendered against an in-process test Keeper (engine, path macros, settings).
  */
+import { toClickHouseTime, CLI_INVOCATION_COLUMNS, toCliInvocationRow } from "@flowmeter/shared";
 import { cpSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -20,8 +21,7 @@ import { readSettings } from "./consistency-settings.js";
 import { MigrationError, migrate, readMigrations } from "./migrate.js";
 import { applyRetention } from "./retention.js";
 import { findStoredIdentities, identityOf, readBackRows } from "./raw-table.js";
-import { COLUMNS, cliInvocationsTable, toRow } from "./tables/cli-invocations.table.js";
-import { toClickHouseTime } from "./clickhouse-time.js";
+import { cliInvocationsTable } from "./tables/cli-invocations.table.js";
 
 const CLUSTER = "flowmeter";
 const logger = createLogger("test", "error");
@@ -130,7 +130,7 @@ describe("the cluster form of the schema, in chDB", () => {
     }
     expect([tables.get("driver_stats"), tables.get("stage_stats"), tables.get("command_stats")]).toEqual(["View", "View", "View"]);
     const described = await rows<{ name: string }>("DESCRIBE TABLE flowmeter.cli_invocations");
-    expect(described.map((column) => column.name)).toEqual([...COLUMNS]);
+    expect(described.map((column) => column.name)).toEqual([...CLI_INVOCATION_COLUMNS]);
   });
 
   it("a block inserted again through the Distributed table, as a retry or a repair, is counted once in the rollups", async () => {
@@ -141,12 +141,12 @@ describe("the cluster form of the schema, in chDB", () => {
     const block = toBlock(
       cliInvocationsTable.name,
       cliInvocationsTable.columns,
-      entries.map((entry) => toRow(entry, receivedAt)),
+      entries.map((entry) => toCliInvocationRow(entry, receivedAt)),
     );
     await insertBlockThroughClient(clickhouse, block, { cluster: CLUSTER });
     await insertBlockThroughClient(clickhouse, block, { cluster: CLUSTER });
 
-    const stored = entries.map((entry) => toRow(entry, receivedAt));
+    const stored = entries.map((entry) => toCliInvocationRow(entry, receivedAt));
     const identities = await findStoredIdentities(clickhouse, cliInvocationsTable, stored);
     expect(identities).toEqual(new Set(stored.map((row) => identityOf(cliInvocationsTable, row))));
     const body = await readBackRows(clickhouse, cliInvocationsTable, [...identities]);

@@ -9,7 +9,7 @@ import { createClickHouse } from "./client.js";
 import { insertBlockThroughClient, toBlock } from "./block-writer.js";
 import { MigrationError, migrate } from "./migrate.js";
 import { applyRetention, readRetentionConfig } from "./retention.js";
-import { COLUMNS } from "./tables/cli-invocations.table.js";
+import { CLI_INVOCATION_COLUMNS } from "@flowmeter/shared";
 
 const logger = createLogger("test", "error");
 const migrationsDir = parseWorkerConfig({}).clickhouse.migrationsDir;
@@ -41,7 +41,7 @@ describe("migrations on chDB", () => {
 
   it("cli_invocations COLUMNS match DESCRIBE TABLE", async () => {
     const described = await rows<{ name: string }>("DESCRIBE TABLE flowmeter.cli_invocations");
-    expect(described.map((column) => column.name)).toEqual([...COLUMNS]);
+    expect(described.map((column) => column.name)).toEqual([...CLI_INVOCATION_COLUMNS]);
   });
 
   it("refuses an applied file that changed, and a new file numbered below the highest applied", async () => {

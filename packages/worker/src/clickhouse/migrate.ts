@@ -4,6 +4,7 @@
  * On a cluster (CLICKHOUSE_CLUSTER) each file runs as its cluster form (cluster-ddl.ts), one or more ON CLUSTER
  * statements, all idempotent, and is recorded once they all succeeded; the ledger itself is rendered the same way.
  */
+import { toClickHouseTime } from "@flowmeter/shared";
 import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -12,7 +13,6 @@ import type { Logger } from "@flowmeter/platform";
 import { insertBlockThroughClient, toBlock } from "./block-writer.js";
 import { createClusterRenderer } from "./cluster-ddl.js";
 import { ClusterRenderError } from "./cluster-names.js";
-import { toClickHouseTime } from "./clickhouse-time.js";
 
 export class MigrationError extends Error {
   override readonly name = "MigrationError";

@@ -2,7 +2,15 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Queue } from "bullmq";
 import { createLogger, createRedis, uuidV7 } from "@flowmeter/platform";
-import { JOB_CATALOG, repairCliInvocation, type CliInvocationEvent, type ClientTelemetryJob, type IngestionWarning } from "@flowmeter/shared";
+import {
+  JOB_CATALOG,
+  repairCliInvocation,
+  type CliInvocationEvent,
+  type ClientTelemetryJob,
+  type IngestionWarning,
+  toClickHouseTime,
+  rowLine,
+} from "@flowmeter/shared";
 import {
   childEntry,
   deleteQueuePrefix,
@@ -14,9 +22,7 @@ import {
   testRedisUrl,
   waitFor,
 } from "@flowmeter/test-utils";
-import { toClickHouseTime } from "../clickhouse/clickhouse-time.js";
 import * as worker from "../index.js";
-import { toRow } from "../clickhouse/tables/cli-invocations.table.js";
 import { parseWorkerConfig } from "../config.js";
 import { createWorkerMetrics } from "../metrics.js";
 import { createExactlyOnceState } from "./insert-once.js";
@@ -227,7 +233,7 @@ describe("client telemetry consumer (real Redis, chDB)", () => {
     // The first delivery wrote its rows, but the worker died before it wrote their ids and acknowledged the jobs:
     // what it left is its journal and the rows' block; the same entries then come back as the retried jobs.
     const write = partitionWriteOf(
-      entries.slice(0, 30).map((entry) => toRow(entry, toClickHouseTime(Date.now()))),
+      entries.slice(0, 30).map((entry) => ({ insertId: entry.insert_id ?? "", line: rowLine(entry, toClickHouseTime(Date.now())) })),
       Date.now(),
     );
     await partitionJournal(redis, prefix, 0).record(write);

@@ -5,11 +5,18 @@
  */
 import type { Redis } from "ioredis";
 import { errorMessage } from "@flowmeter/platform";
-import { entryId, warningExcerpt, type ClientTelemetryJob } from "@flowmeter/shared";
-import { toClickHouseTime } from "../clickhouse/clickhouse-time.js";
+import {
+  CLI_INVOCATION_COLUMNS,
+  entryId,
+  rowLine,
+  toClickHouseTime,
+  warningExcerpt,
+  type CliInvocationEvent,
+  type ClientTelemetryJob,
+} from "@flowmeter/shared";
 import { isRowRefusal } from "../clickhouse/row-refusal.js";
-import { cliInvocationsTable, toRow, type CliInvocationRow } from "../clickhouse/tables/cli-invocations.table.js";
-import type { PartitionWriter } from "./partition-writer.js";
+import { cliInvocationsTable } from "../clickhouse/tables/cli-invocations.table.js";
+import type { PartitionWriter, RowLine } from "./partition-writer.js";
 import { ingestionWarningsTable, toRow as toWarningRow, type IngestionWarningRow } from "../clickhouse/tables/ingestion-warnings.table.js";
 import type { WorkerConfig } from "../config.js";
 import type { WorkerMetrics } from "../metrics.js";
@@ -32,18 +39,27 @@ export function createClientTelemetryConsumer(deps: ConsumerDeps, queue: string,
     redis: deps.redis,
     metrics: deps.metrics,
     logger,
-    rowsOf: (data) => data.entries.length,
+    rowsOf: (data) => data.ids?.length ?? data.entries?.length ?? 0,
+    check: (data) =>
+      data.rows !== undefined && rowLinesOf(data.rows).length !== (data.ids?.length ?? -1)
+        ? "clientTelemetry payload: rows and ids differ in count"
+        : undefined,
     producedAtMs: (data) => data.receivedAtMs,
     async flush(jobs, reason) {
       const startedAt = performance.now();
-      const rows: OwnedRow<CliInvocationRow>[] = [];
+      const rows: OwnedRow<RowLine>[] = [];
       const warnings: OwnedRow<IngestionWarningRow>[] = [];
       const unreadable: OwnedRow<IngestionWarningRow>[] = [];
       for (const { jobId, data } of jobs) {
+        // Ingest serialized each entry's row once (rowLine); jobs of older ingests carry the entries.
+        if (data.rows !== undefined) {
+          const ids = data.ids ?? [];
+          rowLinesOf(data.rows).forEach((line, index) => rows.push({ jobId, row: { insertId: ids[index] ?? "", line } }));
+        }
         const receivedAt = toClickHouseTime(data.receivedAtMs);
-        for (const event of data.entries) {
+        for (const event of data.entries ?? []) {
           try {
-            rows.push({ jobId, row: toRow(event, receivedAt) });
+            rows.push({ jobId, row: { insertId: entryId(event), line: rowLine(event, receivedAt) } });
           } catch (error) {
             unreadable.push({ jobId, row: deadLetter(data.receivedAtMs, entryIdOf(event), event, error) });
           }
@@ -78,7 +94,7 @@ export function createClientTelemetryConsumer(deps: ConsumerDeps, queue: string,
    * A row is set aside only when ClickHouse refuses it for what it holds (isRowRefusal); any other error is not a
    * row's trouble: it is thrown and the job retried.
    */
-  async function writeRowsAlone(receivedAtMs: number, rows: OwnedRow<CliInvocationRow>[], batchError: unknown): Promise<number> {
+  async function writeRowsAlone(receivedAtMs: number, rows: OwnedRow<RowLine>[], batchError: unknown): Promise<number> {
     logger.warn("a job ClickHouse refused; writing its rows one by one", { rows: rows.length, error: errorMessage(batchError) });
     const deadLetters: OwnedRow<IngestionWarningRow>[] = [];
     let written = 0;
@@ -87,7 +103,7 @@ export function createClientTelemetryConsumer(deps: ConsumerDeps, queue: string,
         written += await partitionWriter.write([owned.row]);
       } catch (error) {
         if (!isRowRefusal(error)) throw error;
-        deadLetters.push({ jobId: owned.jobId, row: deadLetter(receivedAtMs, owned.row.insert_id, owned.row, error) });
+        deadLetters.push({ jobId: owned.jobId, row: deadLetter(receivedAtMs, owned.row.insertId, rowOf(owned.row.line), error) });
       }
     }
     if (deadLetters.length > 0) {
@@ -102,7 +118,22 @@ export function createClientTelemetryConsumer(deps: ConsumerDeps, queue: string,
   }
 }
 
-function entryIdOf(event: ClientTelemetryJob["entries"][number]): string {
+/** The lines of a job's `rows` (none for an empty string). */
+function rowLinesOf(rows: string): string[] {
+  return rows === "" ? [] : rows.split("\n");
+}
+
+/** A row line's values by column, for a dead letter's excerpt. */
+function rowOf(line: string): unknown {
+  try {
+    const values = JSON.parse(line) as unknown[];
+    return Object.fromEntries(CLI_INVOCATION_COLUMNS.map((column, index) => [column, values[index]]));
+  } catch {
+    return line;
+  }
+}
+
+function entryIdOf(event: CliInvocationEvent): string {
   try {
     return entryId(event);
   } catch {

@@ -18,9 +18,9 @@ import type { ClickHouseClient } from "@clickhouse/client";
 import type { Redis } from "ioredis";
 import { errorMessage, type Logger } from "@flowmeter/platform";
 import { entryIdHash, partitionOfHash } from "@flowmeter/shared";
-import { toBlock, type Block, type BlockWriter } from "../clickhouse/block-writer.js";
+import { blockOfLines, toBlock, type Block, type BlockWriter } from "../clickhouse/block-writer.js";
 import { cliInvocationIdsTable } from "../clickhouse/tables/cli-invocation-ids.table.js";
-import { cliInvocationsTable, type CliInvocationRow } from "../clickhouse/tables/cli-invocations.table.js";
+import { cliInvocationsTable } from "../clickhouse/tables/cli-invocations.table.js";
 import type { WorkerMetrics } from "../metrics.js";
 import type { PartitionLease } from "./partition-lease.js";
 import { SeenIds } from "./seen-ids.js";
@@ -40,10 +40,16 @@ export interface PartitionWriterDeps {
   afterInsert?: (() => void) | undefined;
 }
 
+/** An entry's row as ingest serialized it: its JSONCompactEachRow line (shared's rowLine) and its insert_id. */
+export interface RowLine {
+  insertId: string;
+  line: string;
+}
+
 export interface PartitionWriter {
   readonly partition: number;
   /** Returns the number of rows written. Throws when ClickHouse or Redis fails, or the lease is lost; the jobs then retry. */
-  write(rows: readonly CliInvocationRow[]): Promise<number>;
+  write(rows: readonly RowLine[]): Promise<number>;
 }
 
 /** A write's two blocks: the rows, then their ids. */
@@ -53,14 +59,19 @@ export interface PartitionWrite {
 }
 
 /** The blocks writing `rows` (already known to be new) at `nowMs` inserts; `hashes`: their entryIdHash(), when known. */
-export function partitionWriteOf(rows: readonly CliInvocationRow[], nowMs: number, hashes?: readonly Buffer[]): PartitionWrite {
+export function partitionWriteOf(rows: readonly RowLine[], nowMs: number, hashes?: readonly Buffer[]): PartitionWrite {
   const receivedAt = clickHouseSeconds(nowMs);
   return {
-    rows: toBlock(cliInvocationsTable.name, cliInvocationsTable.columns, rows),
+    // The lines are the rows' bytes as ingest wrote them: the block is their concatenation, nothing is parsed here.
+    rows: blockOfLines(
+      cliInvocationsTable.name,
+      cliInvocationsTable.columns,
+      rows.map(({ line }) => line),
+    ),
     ids: toBlock(
       cliInvocationIdsTable.name,
       cliInvocationIdsTable.columns,
-      rows.map((row, index) => ({ id_hash: (hashes?.[index] ?? entryIdHash(row.insert_id)).toString("hex"), received_at: receivedAt })),
+      rows.map((row, index) => ({ id_hash: (hashes?.[index] ?? entryIdHash(row.insertId)).toString("hex"), received_at: receivedAt })),
     ),
   };
 }
@@ -163,8 +174,8 @@ export async function openPartitionWriter(deps: PartitionWriterDeps, lease: Part
     partition,
     async write(rows) {
       const startedAt = performance.now();
-      const unique = new Map<string, CliInvocationRow>();
-      for (const row of rows) if (!unique.has(row.insert_id)) unique.set(row.insert_id, row);
+      const unique = new Map<string, RowLine>();
+      for (const row of rows) if (!unique.has(row.insertId)) unique.set(row.insertId, row);
       metrics.duplicatesDropped.inc({ table: cliInvocationsTable.label, reason: "in_batch" }, rows.length - unique.size);
       if (unique.size === 0) return 0;
       try {
@@ -172,7 +183,7 @@ export async function openPartitionWriter(deps: PartitionWriterDeps, lease: Part
         await repair();
         const nowMs = Date.now();
         seen.expire(nowMs);
-        const hashes = [...unique.values()].map((row) => ({ row, hash: entryIdHash(row.insert_id) }));
+        const hashes = [...unique.values()].map((row) => ({ row, hash: entryIdHash(row.insertId) }));
         const candidates = hashes.filter(({ hash }) => seen.mayContain(hash)).map(({ hash }) => hash.toString("hex"));
         const stored = await storedAmong(candidates);
         const fresh = stored.size === 0 ? hashes : hashes.filter(({ hash }) => !stored.has(hash.toString("hex")));

@@ -27,6 +27,8 @@ export interface QueueConsumerOptions<Data> {
   metrics: WorkerMetrics;
   logger: Logger;
   rowsOf: (data: Data) => number;
+  /** A problem the payload schema cannot express (undefined: none); such a job fails at once, as a malformed one. */
+  check?: (data: Data) => string | undefined;
   /** When the oldest record of a job was produced, for the queue-lag gauge. */
   producedAtMs: (data: Data) => number;
   flush: (jobs: QueuedJob<Data>[], reason: FlushReason) => Promise<void>;
@@ -91,7 +93,7 @@ export function createQueueConsumer<Data>(options: QueueConsumerOptions<Data>): 
     async function processQueuedJob(job: Job<Data>) {
       const jobId = job.id ?? "";
       // A job not of the shape its queue carries (shared/queues.ts) fails at once instead of retrying.
-      const problem = payloadProblem(options.payload, job.data);
+      const problem = payloadProblem(options.payload, job.data) ?? options.check?.(job.data);
       if (problem !== undefined) {
         logger.error("malformed job moved to the failed set without retries (npx flowmeter failed)", { queue: name, job: jobId, problem });
         throw new UnrecoverableError(problem);

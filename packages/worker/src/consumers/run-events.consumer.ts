@@ -1,6 +1,5 @@
 /** Consumes the runner's run-events queue into flowmeter.run_events, flowmeter.run_telemetry and flowmeter.run_logs. */
-import { JOB_CATALOG, type RunEventsJob } from "@flowmeter/shared";
-import { toClickHouseTime } from "../clickhouse/clickhouse-time.js";
+import { JOB_CATALOG, type RunEventsJob, toClickHouseTime } from "@flowmeter/shared";
 import { runEventsTable, toRow as toEventRow, type RunEventRow } from "../clickhouse/tables/run-events.table.js";
 import { runLogsTable, toRow as toLogRow, type RunLogRow } from "../clickhouse/tables/run-logs.table.js";
 import { runTelemetryTable, toRow as toSampleRow, type RunTelemetryRow } from "../clickhouse/tables/run-telemetry.table.js";

@@ -1,6 +1,6 @@
 /** flowmeter.ingestion_warnings: one row per repaired or refused client entry (migration 0016). */
+import { toClickHouseTime } from "@flowmeter/shared";
 import type { IngestionWarning } from "@flowmeter/shared";
-import { toClickHouseTime } from "../clickhouse-time.js";
 import type { RawTable } from "../raw-table.js";
 
 export interface IngestionWarningRow {

@@ -1,6 +1,6 @@
 /** flowmeter.run_events: one row per runner lifecycle event (migration 0011). */
+import { toClickHouseTime } from "@flowmeter/shared";
 import type { RunEvent } from "@flowmeter/shared";
-import { toClickHouseTime } from "../clickhouse-time.js";
 import type { RawTable } from "../raw-table.js";
 
 export interface RunEventRow {

@@ -1,6 +1,6 @@
 /** flowmeter.run_logs: the lines stages wrote (migration 0022), one row per (attempt_id, seq). */
+import { toClickHouseTime } from "@flowmeter/shared";
 import type { StageLogLine } from "@flowmeter/shared";
-import { toClickHouseTime } from "../clickhouse-time.js";
 import type { RawTable } from "../raw-table.js";
 
 export interface RunLogRow {

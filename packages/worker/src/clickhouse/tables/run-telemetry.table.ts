@@ -1,6 +1,6 @@
 /** flowmeter.run_telemetry: host samples and step heartbeats (migration 0012). Cumulative counters stored as sent. */
+import { toClickHouseTime } from "@flowmeter/shared";
 import type { TelemetrySample } from "@flowmeter/shared";
-import { toClickHouseTime } from "../clickhouse-time.js";
 import type { RawTable } from "../raw-table.js";
 
 export interface RunTelemetryRow {
