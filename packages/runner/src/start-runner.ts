@@ -49,7 +49,8 @@ export async function startRunner(config: RunnerConfig, logger: Logger, options:
   const drivers = options.drivers ?? new DriverRegistry();
   const metrics = createRunnerMetrics(drivers.names());
   // Stages a runner on this host left running when it died are killed before this one takes work.
-  const stageRegistry = new StageRegistry(join(config.dataDir, "stages"), logger);
+  const runnerId = newRunnerId();
+  const stageRegistry = new StageRegistry(join(config.dataDir, "stages"), logger, { runnerId });
   stageRegistry.killOrphans();
   const producer = createRedis(config.redis.url, "producer");
   let redisDown = false;
@@ -63,7 +64,6 @@ export async function startRunner(config: RunnerConfig, logger: Logger, options:
     redisDown = false;
     logger.info("redis reachable again");
   });
-  const runnerId = newRunnerId();
   const publish = (events: readonly RunEvent[]): void => {
     for (const event of events) publisher.event(event);
   };
@@ -89,6 +89,7 @@ export async function startRunner(config: RunnerConfig, logger: Logger, options:
     metrics,
     ownLeases: (): LeaseKeeper => consumer.leases,
     leaseMs: config.leaseMs,
+    localRunners: stageRegistry,
   });
   const consumer: RunConsumer = new RunConsumer({
     redisUrl: config.redis.url,
@@ -152,6 +153,7 @@ export async function startRunner(config: RunnerConfig, logger: Logger, options:
       consumer.leases.stop();
       await store.close();
       producer.disconnect();
+      stageRegistry.close(); // stopped, not dead: its runs ended (or wait for their lease, if their end is spooled)
       metrics.up.set(0);
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -31,6 +31,8 @@ interface KnownProcess {
 
 interface StageRecord {
   runner: KnownProcess;
+  /** The run records' `runner_id` of that runner (absent in records of older runners). */
+  runnerId?: string;
   runId: string;
   stage: string;
   processGroup: number;
@@ -39,20 +41,24 @@ interface StageRecord {
   cgroup?: string;
 }
 
-function killKnown(process_: KnownProcess, signal: NodeJS.Signals): void {
-  if (startTimeOf(process_.pid) !== process_.startTime) return;
+/** True when the process was there to signal. */
+function killKnown(process_: KnownProcess, signal: NodeJS.Signals): boolean {
+  if (startTimeOf(process_.pid) !== process_.startTime) return false;
   try {
     process.kill(process_.pid, signal);
+    return true;
   } catch {
-    // gone meanwhile
+    return false; // gone meanwhile
   }
 }
 
-function killGroup(group: number, signal: NodeJS.Signals): void {
+/** True when the group had a process to signal. */
+function killGroup(group: number, signal: NodeJS.Signals): boolean {
   try {
     process.kill(-group, signal);
+    return true;
   } catch {
-    // ESRCH: the group is gone
+    return false; // ESRCH: the group is gone
   }
 }
 
@@ -102,19 +108,87 @@ export class TrackedStage {
   }
 }
 
-/** The records of the live stages of the runners on this host (`dir`, one file per stage). */
+/** A runner on this host, as `runners/<runner_id>.json` records it while it lives. */
+interface RunnerRecord extends KnownProcess {
+  runnerId: string;
+}
+
+/** Runners of this host found dead, and when their stages' processes were killed (`<run_id>\0<stage>` → ms). */
+export interface DeadRunners {
+  runnerIds: ReadonlySet<string>;
+  stageKilledAtMs: ReadonlyMap<string, number>;
+}
+
+/**
+ * The records of the live stages of the runners on this host (`dir`, one file per stage), and of the runners
+ * themselves (`dir/runners/<runner_id>.json`): a runner whose pid and start time no longer match is dead for certain, so
+ * its runs can be ended at once instead of when their lease runs out.
+ */
 export class StageRegistry {
   private readonly runner: KnownProcess;
   private readonly cgroups: StageCgroups | undefined;
+  private readonly runnerId: string | undefined;
+  /** When killOrphans killed the stages of dead runners, until their runs are ended. */
+  private readonly killedAtMs = new Map<string, number>();
 
   constructor(
     private readonly dir: string,
     private readonly logger: Logger,
-    options: { cgroups?: boolean } = {},
+    options: { cgroups?: boolean; runnerId?: string } = {},
   ) {
     mkdirSync(dir, { recursive: true });
     this.runner = { pid: process.pid, startTime: startTimeOf(process.pid) ?? "" };
     this.cgroups = options.cgroups === false ? undefined : detectStageCgroups();
+    this.runnerId = options.runnerId;
+    if (this.runnerId !== undefined) {
+      const record: RunnerRecord = { ...this.runner, runnerId: this.runnerId };
+      mkdirSync(join(dir, "runners"), { recursive: true });
+      writeFileSync(join(dir, "runners", `${this.runnerId}.json`), JSON.stringify(record));
+    }
+  }
+
+  /** This runner stopped cleanly: nothing of it is left to end. */
+  close(): void {
+    if (this.runnerId !== undefined) rmSync(join(this.dir, "runners", `${this.runnerId}.json`), { force: true });
+  }
+
+  /**
+   * Kills what dead runners of this host left running (killOrphans) and names those runners. Their records stay
+   * until `forget`, which the reconciler calls once none of their runs is active any more.
+   */
+  deadRunners(): DeadRunners {
+    this.killOrphans();
+    const runnerIds = new Set<string>();
+    for (const name of this.runnerFiles()) {
+      try {
+        const record = JSON.parse(readFileSync(join(this.dir, "runners", name), "utf8")) as RunnerRecord;
+        if (startTimeOf(record.pid) !== record.startTime) runnerIds.add(record.runnerId);
+      } catch {
+        rmSync(join(this.dir, "runners", name), { force: true });
+      }
+    }
+    return { runnerIds, stageKilledAtMs: this.killedAtMs };
+  }
+
+  private runnerFiles(): string[] {
+    try {
+      return readdirSync(join(this.dir, "runners")).filter((file) => file.endsWith(".json"));
+    } catch {
+      return []; // no runner recorded itself here yet
+    }
+  }
+
+  /** Drops the record of a dead runner whose runs have all ended, and what was kept of its stages. */
+  forget(runnerId: string, runIds: readonly string[]): void {
+    for (const name of this.runnerFiles()) {
+      try {
+        const record = JSON.parse(readFileSync(join(this.dir, "runners", name), "utf8")) as RunnerRecord;
+        if (record.runnerId === runnerId && startTimeOf(record.pid) !== record.startTime) rmSync(join(this.dir, "runners", name), { force: true });
+      } catch {
+        // removed meanwhile
+      }
+    }
+    for (const key of this.killedAtMs.keys()) if (runIds.some((runId) => key.startsWith(`${runId}\0`))) this.killedAtMs.delete(key);
   }
 
   /** How stages are contained here: "cgroup" (v2, one per stage attempt) or "process-group" (plus tree scans). */
@@ -135,7 +209,7 @@ export class StageRegistry {
   write(record: Omit<StageRecord, "runner">): void {
     const path = join(this.dir, `${record.processGroup}.json`);
     try {
-      writeFileSync(`${path}.tmp`, JSON.stringify({ ...record, runner: this.runner }));
+      writeFileSync(`${path}.tmp`, JSON.stringify({ ...record, runner: this.runner, ...(this.runnerId === undefined ? {} : { runnerId: this.runnerId }) }));
       renameSync(`${path}.tmp`, path);
     } catch (error) {
       this.logger.warn("could not record a stage's processes", { path, error: error instanceof Error ? error.message : String(error) });
@@ -160,10 +234,14 @@ export class StageRegistry {
         continue;
       }
       if (startTimeOf(record.runner.pid) === record.runner.startTime) continue; // its runner is alive
-      if (record.cgroup !== undefined) new StageCgroup(record.cgroup).remove();
-      killGroup(record.processGroup, "SIGKILL");
-      for (const known of record.processes) killKnown(known, "SIGKILL");
+      const cgroup = record.cgroup === undefined ? undefined : new StageCgroup(record.cgroup);
+      const cgroupHeld = (cgroup?.pids().length ?? 0) > 0;
+      cgroup?.remove();
+      const groupHeld = killGroup(record.processGroup, "SIGKILL");
+      const knownHeld = record.processes.map((known) => killKnown(known, "SIGKILL")).some(Boolean);
       rmSync(path, { force: true });
+      // A stage still running when its runner died ran until now; one already gone, until an unknown earlier time.
+      if (cgroupHeld || groupHeld || knownHeld) this.killedAtMs.set(`${record.runId}\0${record.stage}`, Date.now());
       killed += 1;
       this.logger.warn("killed the processes of a stage whose runner is gone", {
         run_id: record.runId,

@@ -154,3 +154,66 @@ describe("runner killed mid-run, another started", () => {
     expect((await read<{ events: RunEvent[] }>(`/v1/runs/${runId}/events`)).events).toEqual(events);
   });
 });
+
+/**
+ * Failover time with the default lease (30 s): a runner killed with SIGKILL while a stage runs; the next runner on the
+ * host finds it dead (its pid is gone), kills its stage and ends its run at once, without waiting for the lease, and
+ * the stage.failed reports how long the stage really ran (until the next runner killed it).
+ */
+describe("runner killed mid-run, the next one on the host ends its run at once", () => {
+  const data = tempDir("failover");
+  const prefix = testQueuePrefix("failover");
+  const redis = createRedis(testRedisUrl(), "worker");
+  const store = new RunStore(redis, { prefix });
+  const settings = { REDIS_URL: testRedisUrl(), QUEUE_PREFIX: prefix, FLOWMETER_DATA_DIR: data.path, LOG_LEVEL: "error" };
+  let child: ChildProcess | undefined;
+  let second: RunningRunner | undefined;
+
+  afterAll(async () => {
+    child?.kill("SIGKILL");
+    await second?.stop();
+    await store.close();
+    redis.disconnect();
+    await deleteQueuePrefix(prefix);
+    data.remove();
+  });
+
+  it("ends the run within 5 s of the next runner's start, with the stage's real duration", async () => {
+    const port = await freePort();
+    const first = `http://127.0.0.1:${port}`;
+    child = spawn(process.execPath, [`${dist}main.js`], {
+      env: { ...process.env, ...settings, RUNNER_PORT: String(port) },
+      stdio: ["ignore", "inherit", "inherit"],
+    });
+    await waitFor(async () => ((await fetch(`${first}/v1/health`).catch(() => undefined))?.ok === true ? true : undefined), { what: "the first runner" });
+    const created = await fetch(`${first}/v1/runs`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ workflow: { name: "long", stages: [{ name: "long", driver: "shell", run: "echo started; sleep 60" }] } }),
+    });
+    const { run_id: runId } = (await created.json()) as { run_id: string };
+    await waitFor(async () => ((await store.logs.read(runId, 0, 10)).items.length > 0 ? true : undefined), { what: "the stage running" });
+    const stageStartedMs = Date.parse((await store.events.read(runId, {}, 100)).find((event) => event.event_type === "stage.started")?.timestamp ?? "");
+
+    child.kill("SIGKILL");
+    await new Promise((resolve) => child?.once("exit", resolve));
+    await new Promise((resolve) => setTimeout(resolve, 1000)); // the stage goes on alone for a while
+    const secondStartMs = Date.now();
+    second = await startRunner(parseRunnerConfig({ ...settings, RUNNER_PORT: "0" }), quiet);
+    const secondStartedMs = Date.now(); // it killed the orphaned stage before it started
+    await waitFor(async () => ((await store.records.get(runId))?.state === "failed" ? true : undefined), { what: "the run ended", timeoutMs: 60_000 });
+    const endedAfterMs = Date.now() - secondStartMs;
+    const events = await store.events.read(runId, {}, 100);
+    const stageFailed = events.find((event) => event.event_type === "stage.failed");
+    console.log(
+      `failover: run ended ${endedAfterMs} ms after the next runner started; stage.failed duration_ms ${JSON.stringify(stageFailed?.payload)}, stage killed ${secondStartedMs - stageStartedMs} ms after it started at the latest`,
+    );
+    expect(endedAfterMs).toBeLessThan(5000);
+    expect(events.at(-1)).toMatchObject({ event_type: "run.failed", payload: { reason: "runner_restarted" } });
+    expect(stageFailed).toMatchObject({ stage_name: "long", payload: { exit_code: -1 } });
+    // The stage ran from its start until the next runner killed it, while starting.
+    const durationMs = (stageFailed?.payload as { duration_ms: number }).duration_ms;
+    expect(durationMs).toBeGreaterThanOrEqual(secondStartMs - stageStartedMs - 50);
+    expect(durationMs).toBeLessThanOrEqual(secondStartedMs - stageStartedMs + 50);
+  }, 90_000);
+});

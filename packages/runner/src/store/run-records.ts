@@ -15,6 +15,7 @@ import {
   type ApiVersion,
   type RunEvent,
   type RunEventType,
+  type RunEventTypeV2,
   type RunPolicy,
   type RunState,
   type RunView,
@@ -103,9 +104,10 @@ function iso(ms: number | undefined): string | null {
   return ms === undefined ? null : new Date(ms).toISOString();
 }
 
-/** The event type as an API version names it. */
-export function eventTypeFor(type: string, version: ApiVersion): string {
-  return version === "v2" ? (RUN_EVENT_V2_NAMES[type as RunEventType] ?? type) : type;
+/** The event type as an API version names it (a stored type is one of RUN_EVENT_TYPES). */
+export function eventTypeFor(type: string, version: ApiVersion): RunEventType | RunEventTypeV2 {
+  const stored = type as RunEventType;
+  return version === "v2" ? (RUN_EVENT_V2_NAMES[stored] ?? stored) : stored;
 }
 
 /** The API body of a record. */
@@ -223,11 +225,12 @@ export class RunRecords {
   /**
    * Ends a run that no runner is executing by storing `events` (seq numbers following `expectedLastSeq`, the last
    * one terminal), only while it is in `expectedState`, its last stored seq is `expectedLastSeq`, and (when
-   * `requireExpiredLease`) its lease ran out. `changed`/`live`: nothing was written; the caller may look again.
+   * `requireExpiredLease`) its lease ran out, or (with `requireRunner`, for a runner known dead) it is still that
+   * runner's. `changed`/`live`: nothing was written; the caller may look again.
    */
   async end(
     runId: string,
-    expected: { state: "queued" | "running"; lastSeq: number; requireExpiredLease: boolean },
+    expected: { state: "queued" | "running"; lastSeq: number; requireExpiredLease: boolean; requireRunner?: string },
     events: readonly RunEvent[],
   ): Promise<EndRunResult> {
     const [status] = (await RUN_SCRIPTS.endRun.run(this.redis, eventScriptKeys(this.limits.prefix, runId), [
@@ -235,7 +238,7 @@ export class RunRecords {
       this.limits.maxEventsPerRun,
       this.limits.retentionSeconds,
       expected.state,
-      expected.requireExpiredLease ? "1" : "0",
+      expected.requireRunner !== undefined ? `runner:${expected.requireRunner}` : expected.requireExpiredLease ? "1" : "0",
       expected.lastSeq,
       ...events.flatMap(eventScriptArgs),
     ])) as [EndRunResult];

@@ -77,13 +77,15 @@ return append_events(KEYS, ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV, 4)`;
  * Ends a run on behalf of a process that is not executing it (reconciler, API cancel of a queued run), only if the
  * run is still in `expected_state`, its lease ran out (when asked), and its last stored seq is still the one the
  * caller built its events after. KEYS: as APPEND. ARGV: run_id, maxlen, retention, expected_state,
- * require_expired_lease ('1'|'0'), expected_last_seq, tuples…
+ * require_expired_lease ('1'|'0', or 'runner:<runner_id>': the run must still be that runner's, lease or not: a
+ * runner known dead), expected_last_seq, tuples…
  */
 const END_RUN = `${PRELUDE}
 if redis.call('EXISTS', KEYS[6]) == 1 then return {'ended'} end
 local state = redis.call('HGET', KEYS[3], 'state')
 if state ~= ARGV[4] then return {'changed', state or ''} end
 if ARGV[5] == '1' and (tonumber(redis.call('HGET', KEYS[3], 'lease_expires_at_ms')) or 0) >= now_ms() then return {'live'} end
+if string.sub(ARGV[5], 1, 7) == 'runner:' and redis.call('HGET', KEYS[3], 'runner_id') ~= string.sub(ARGV[5], 8) then return {'changed', state} end
 local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 local last = -1
 if #top > 0 then last = tonumber(string.match(top[1][1], '^(%d+)')) - 1 end
