@@ -1,3 +1,5 @@
+import type { SchemaType } from "./schema-type.js";
+
 /** Error codes of the HTTP APIs (docs/spec.md §5). The same `{code, message, retryable}` shape serves ingest and the run API. */
 export const ERROR_CODES = [
   "INVALID_SPEC",
@@ -13,11 +15,14 @@ export const ERROR_CODES = [
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
-export interface ApiErrorBody {
-  code: ErrorCode;
-  message: string;
-  retryable: boolean;
-}
+/** Every error answer of both APIs: its schema (the run API's OpenAPI document serves it) and its type. */
+export const API_ERROR_SCHEMA = {
+  type: "object",
+  additionalProperties: false,
+  required: ["code", "message", "retryable"],
+  properties: { code: { type: "string", enum: ERROR_CODES }, message: { type: "string" }, retryable: { type: "boolean" } },
+} as const;
+export type ApiErrorBody = SchemaType<typeof API_ERROR_SCHEMA>;
 
 const HTTP_STATUS: Record<ErrorCode, number> = {
   INVALID_SPEC: 400,

@@ -1,12 +1,21 @@
 /**
  * The runner's wire contract as JSON Schemas (ajv, draft 2020-12 compatible): the run event envelope, telemetry
- * samples, stage log lines and the run policy of run-events.ts. The worker checks every `run-events` job against
- * them (queues.ts, payloadProblem), and the runner's OpenAPI document serves them as its schemas, so producers,
- * consumers and the API describe one shape.
+ * samples, stage log lines and the run policy, and their TypeScript types, derived from the schemas (SchemaType).
+ * The worker checks every `run-events` job against them (queues.ts, payloadProblem), and the runner's OpenAPI
+ * document serves them as its schemas, so producers, consumers and the API describe one shape.
  */
-import { MAX_LOG_LINE_BYTES, RUN_EVENT_V2_NAMES, RUN_EVENT_TYPES, RUN_POLICY_LIMITS, type RunPolicy } from "./run-events.js";
+import {
+  MAX_LOG_LINE_BYTES,
+  NAME_PATTERN,
+  RUN_EVENT_V2_NAMES,
+  RUN_EVENT_TYPES,
+  RUN_POLICY_LIMITS,
+  type RunEventPayloads,
+  type RunEventType,
+} from "./run-events.js";
+import type { SchemaType } from "./schema-type.js";
 
-const nullable = (type: string) => ({ type: [type, "null"] });
+const nullable = <T extends string>(type: T) => ({ type: [type, "null"] }) as const;
 
 export const RUN_EVENT_SCHEMA = {
   type: "object",
@@ -122,22 +131,144 @@ export const STAGE_LOG_LINE_SCHEMA = {
   },
 } as const;
 
-const POLICY_DESCRIPTIONS: Record<keyof RunPolicy, string> = {
-  run_timeout_secs:
-    "From when a runner starts the run: past it, running stages are stopped (stage.failed, timed_out), the others skipped, and the run fails with terminal_reason run_timed_out.",
-  stage_timeout_secs: "Timeout of each attempt of a stage without its own timeout_secs.",
-  stage_retries: "Retries of a stage without its own retries.",
-  kill_grace_secs: "SIGTERM to SIGKILL delay when a stage is stopped; default the runner's RUNNER_STAGE_KILL_GRACE_MS.",
-};
+const ENV_NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_]*$";
+
+export const STAGE_DEFINITION_SCHEMA = {
+  type: "object",
+  additionalProperties: false,
+  required: ["name", "driver", "run"],
+  properties: {
+    name: { type: "string", pattern: NAME_PATTERN },
+    driver: { type: "string", description: "shell (sh -c run) or node (a JS file or inline script)" },
+    run: { type: "string", minLength: 1 },
+    depends_on: { type: "array", items: { type: "string" } },
+    retries: { type: "integer", minimum: 0, maximum: 100, description: "Extra attempts after the first failure." },
+    timeout_secs: { type: "number", exclusiveMinimum: 0 },
+    allow_failure: { type: "boolean", description: "A failure does not fail the run, and dependents still run." },
+    env: { type: "object", additionalProperties: { type: "string" } },
+  },
+} as const;
+
+export const WORKFLOW_SCHEMA = {
+  type: "object",
+  additionalProperties: false,
+  required: ["name", "stages"],
+  properties: {
+    name: { type: "string", pattern: NAME_PATTERN },
+    concurrency: { type: "integer", minimum: 1, maximum: 1000, description: "Most stages running at once in one run of this workflow." },
+    secrets: {
+      type: "object",
+      description:
+        "Variables every stage gets, read on the runner executing the run: {env: NAME} from the runner's environment (never flowmeter's configuration: RUNNER_*, REDIS_URL, QUEUE_PREFIX, …) or {file: path}. Their values are masked (***) in log lines and events.",
+      propertyNames: { pattern: ENV_NAME_PATTERN },
+      additionalProperties: {
+        oneOf: [
+          { type: "object", additionalProperties: false, required: ["env"], properties: { env: { type: "string", pattern: ENV_NAME_PATTERN } } },
+          { type: "object", additionalProperties: false, required: ["file"], properties: { file: { type: "string", minLength: 1 } } },
+        ],
+      },
+    },
+    stages: { type: "array", minItems: 1, items: STAGE_DEFINITION_SCHEMA },
+  },
+} as const;
+
+/** One RunPolicy field: an integer within RUN_POLICY_LIMITS. */
+const policyField = (key: keyof typeof RUN_POLICY_LIMITS, description: string) =>
+  ({ type: "integer", minimum: RUN_POLICY_LIMITS[key].min, maximum: RUN_POLICY_LIMITS[key].max, description }) as const;
 
 export const RUN_POLICY_SCHEMA = {
   type: "object",
   additionalProperties: false,
   description: "How the run executes: a limit for the whole run and defaults for stages that set none (as void-box's run policy).",
-  properties: Object.fromEntries(
-    (Object.keys(RUN_POLICY_LIMITS) as Array<keyof RunPolicy>).map((key) => [
-      key,
-      { type: "integer", minimum: RUN_POLICY_LIMITS[key].min, maximum: RUN_POLICY_LIMITS[key].max, description: POLICY_DESCRIPTIONS[key] },
-    ]),
-  ),
+  properties: {
+    run_timeout_secs: policyField(
+      "run_timeout_secs",
+      "From when a runner starts the run: past it, running stages are stopped (stage.failed, timed_out), the others skipped, and the run fails with terminal_reason run_timed_out.",
+    ),
+    stage_timeout_secs: policyField("stage_timeout_secs", "Timeout of each attempt of a stage without its own timeout_secs."),
+    stage_retries: policyField("stage_retries", "Retries of a stage without its own retries."),
+    kill_grace_secs: policyField("kill_grace_secs", "SIGTERM to SIGKILL delay when a stage is stopped; default the runner's RUNNER_STAGE_KILL_GRACE_MS."),
+  },
 } as const;
+
+// ---------------------------------------------------------------------------------------------------------
+// Types derived from the schemas (field docs: docs/spec.md §3, §4, §6)
+// ---------------------------------------------------------------------------------------------------------
+
+/**
+ * How one run executes, chosen when it is submitted (`policy` in POST /v1/runs), as void-box threads a run policy
+ * through its runtime: a limit for the whole run and defaults for stages that set none. Every field is optional.
+ */
+export type RunPolicy = SchemaType<typeof RUN_POLICY_SCHEMA>;
+
+/** One host sample per run per interval (default 1 s); `seq` is 1-based per run attempt, shared with heartbeats. */
+export type HostSample = SchemaType<typeof HOST_SAMPLE_SCHEMA>;
+/**
+ * Host metrics of a run. Cumulative counters (io_*) are stored as sent; roll them up with deltas or max, never sums.
+ * cpu_percent: 100 = one core fully busy over the sample interval; may exceed 100 on several cores.
+ */
+export type HostMetrics = HostSample["host"];
+/** One heartbeat per running stage per interval (default 30 s); (attempt_id, seq) is the dedup key. */
+export type StepHeartbeat = SchemaType<typeof STEP_HEARTBEAT_SCHEMA>;
+/**
+ * A running stage's liveness (seed 002). Byte counts are cumulative for the attempt; deltas are since the previous
+ * heartbeat. output_state: active, output grew since the previous heartbeat; quiet, no growth, fewer than N
+ * heartbeats; stagnant, no growth for N or more.
+ */
+export type HeartbeatMetrics = StepHeartbeat["heartbeat"];
+export type OutputState = HeartbeatMetrics["output_state"];
+export type TelemetrySample = HostSample | StepHeartbeat;
+
+/** One line a stage attempt wrote on stdout or stderr, without its newline; (attempt_id, seq) is the dedup key. */
+export type StageLogLine = SchemaType<typeof STAGE_LOG_LINE_SCHEMA>;
+
+type RunEventEnvelope = SchemaType<typeof RUN_EVENT_SCHEMA>;
+export type RunEventLevel = RunEventEnvelope["level"];
+
+/**
+ * The envelope of one event of type T (docs/spec.md §3, as in void-box): the schema's fields, with the event type,
+ * its v2 name and its payload (RunEventPayloads) narrowed to T. `event_id` is a UUID v7, the resume cursor of
+ * `GET /v1/runs/{id}/events?from_event_id=` and the dedup key downstream; a run re-delivered after a runner crash
+ * gets a new `attempt_id` and continues `seq` (0-based, strictly increasing per run); `group_id` is `g<level>`.
+ */
+export type RunEventOf<T extends RunEventType> = Omit<RunEventEnvelope, "event_type" | "event_type_v2" | "payload"> & {
+  event_type: T;
+  event_type_v2: (typeof RUN_EVENT_V2_NAMES)[T];
+  payload: RunEventPayloads[T];
+};
+
+/** Any run event, discriminated by `event_type`. */
+export type RunEvent = { [T in RunEventType]: RunEventOf<T> }[RunEventType];
+
+/** A workflow (docs/spec.md §6a), as POST /v1/runs takes it inline and the runner reads it from a file. */
+export type WorkflowDefinition = SchemaType<typeof WORKFLOW_SCHEMA>;
+/** One stage; `driver` is one registered in the runner (validate-workflow.ts checks it). */
+export type StageDefinition = WorkflowDefinition["stages"][number];
+/**
+ * Where a workflow secret's value comes from, on the runner executing the run: a variable of the runner's own
+ * environment (never one of flowmeter's configuration), or a file (relative paths from the runner's working
+ * directory). The value itself is never part of the workflow.
+ */
+export type WorkflowSecret = NonNullable<WorkflowDefinition["secrets"]>[string];
+
+/** A job of the `run-events` queue: everything one publisher flush carried, from any number of runs. */
+export interface RunEventsJob {
+  events: RunEvent[];
+  samples: TelemetrySample[];
+  /** Absent in jobs of runners older than stage logs. */
+  logs?: StageLogLine[];
+  /** When the batch was handed to the queue (ms since epoch); a replayed spool batch carries its replay time. */
+  producedAtMs: number;
+}
+
+/** A job of the `runs` queue: one submitted run, executed by whichever runner takes it. */
+export interface RunJob {
+  run_id: string;
+  workflow: WorkflowDefinition;
+  /** Handed to every stage as JSON in FLOWMETER_INPUT. */
+  input?: unknown;
+  /** Overrides the workflow's `concurrency` for this run. */
+  concurrency?: number;
+  policy?: RunPolicy;
+  submittedAtMs: number;
+}

@@ -4,6 +4,5 @@ export const LIST_LIMIT = { default: 50, max: 500 } as const;
 export const EVENTS_LIMIT = { default: 1000, max: 10_000 } as const;
 export const TELEMETRY_LIMIT = { default: 1000, max: 10_000 } as const;
 export const LOGS_LIMIT = { default: 1000, max: 10_000 } as const;
-export const MAX_CANCEL_REASON_CHARS = 1000;
 /** Arrays and objects in a request body nest at most this deep (the body is level 1); deeper is 400, checked before parsing. */
 export const MAX_BODY_NESTING_DEPTH = 64;

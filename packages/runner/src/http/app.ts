@@ -6,19 +6,10 @@
 import { browserRequestRefusal, createErrorHandler, methodNotAllowed, notFound, serveMetrics, type Logger } from "@flowmeter/platform";
 import express, { type Express, type Request, type Response } from "express";
 import type { RunnerMetrics } from "../metrics.js";
-import { OPENAPI_DOCUMENT } from "./openapi.js";
+import { OPENAPI_DOCUMENT, type RunnerHealth } from "./openapi.js";
 import { createRunRoutes, type RunApiOptions } from "./run-routes.js";
 
-export interface RunnerHealth {
-  /** ok: events reach the queue; degraded: the queue is unreachable and events are being spooled locally. */
-  status: "ok" | "degraded";
-  /** This process in run records (a run's runner_id). */
-  runner_id: string;
-  active_runs: number;
-  spooled_items: number;
-  /** The producer connection's state (ready, connecting, reconnecting, …). */
-  redis: string;
-}
+export type { RunnerHealth };
 
 export interface RunnerAppOptions {
   metrics: RunnerMetrics;

@@ -1,39 +1,59 @@
 /**
  * The runner's HTTP API as OpenAPI 3.1, served at `GET /v1/openapi.json`: the one description of it. The routes
- * validate every request's query and body with these schemas (api-validation.ts); the schemas are JSON Schema
- * 2020-12 and mirror the types in @flowmeter/shared (run-api.ts, run-events.ts), with bounds from api-limits.ts and
- * shared constants. run-api.integration.test.ts checks every documented operation's real answers (status and body)
- * against this document with ajv, and every answer it receives against the status list here.
+ * validate every request's query and body with it (api-validation.ts). Its component schemas are the shared
+ * contract's own schema objects (@flowmeter/shared run-api.ts, run-schemas.ts, errors.ts), whose TypeScript types
+ * are derived from them, so this file holds no shapes of its own but the health answer's; it adds the operations,
+ * parameters and responses, with bounds from api-limits.ts. run-api.integration.test.ts checks every documented
+ * operation's real answers (status and body) against this document with ajv, and every answer it receives against
+ * the status list here.
  */
 import {
-  ERROR_CODES,
+  API_ERROR_SCHEMA,
+  CANCEL_RUN_REQUEST_SCHEMA,
+  CREATE_RUN_REQUEST_SCHEMA,
+  CREATE_RUN_RESPONSE_SCHEMA,
+  EVENT_TYPE_SCHEMA,
   HOST_SAMPLE_SCHEMA,
-  RUN_EVENT_TYPES,
-  RUN_EVENT_V2_NAMES,
-  RUN_FAILED_REASONS,
-  RUN_EVENT_SCHEMA,
+  RUN_EVENT_VIEW_SCHEMA,
+  RUN_EVENTS_PAGE_SCHEMA,
+  RUN_LIST_SCHEMA,
+  RUN_LOGS_SCHEMA,
   RUN_POLICY_SCHEMA,
-  RUN_STATES,
+  RUN_STAGES_SCHEMA,
+  RUN_STATE_SCHEMA,
+  RUN_TELEMETRY_SCHEMA,
+  RUN_VIEW_SCHEMA,
+  STAGE_DEFINITION_SCHEMA,
   STAGE_LOG_LINE_SCHEMA,
-  STAGE_STATUSES,
+  STAGE_VIEW_SCHEMA,
   STEP_HEARTBEAT_SCHEMA,
+  WORKFLOW_SCHEMA,
+  type SchemaType,
 } from "@flowmeter/shared";
-import {
-  EVENTS_LIMIT,
-  LIST_LIMIT,
-  LOGS_LIMIT,
-  MAX_BODY_NESTING_DEPTH,
-  MAX_CANCEL_REASON_CHARS,
-  MAX_REQUEST_BODY_BYTES,
-  TELEMETRY_LIMIT,
-} from "./api-limits.js";
+import { EVENTS_LIMIT, LIST_LIMIT, LOGS_LIMIT, MAX_BODY_NESTING_DEPTH, MAX_REQUEST_BODY_BYTES, TELEMETRY_LIMIT } from "./api-limits.js";
 
 const json = (schema: object) => ({ "application/json": { schema } });
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const errorResponse = (description: string) => ({ description, content: json(ref("Error")) });
-const nullable = (type: string, extra: object = {}) => ({ type: [type, "null"], ...extra });
-const dateTime = { type: "string", format: "date-time" };
-const nullableDateTime = { type: ["string", "null"], format: "date-time" };
+
+/** `GET /v1/health`: this runner process, not a run, so its schema lives with the runner. */
+export const HEALTH_SCHEMA = {
+  type: "object",
+  additionalProperties: false,
+  required: ["status", "runner_id", "active_runs", "spooled_items", "redis"],
+  properties: {
+    status: {
+      type: "string",
+      enum: ["ok", "degraded"],
+      description: "ok: events reach the queue; degraded: the queue is unreachable and events are being spooled locally.",
+    },
+    runner_id: { type: "string", description: "This process in run records (a run's runner_id)." },
+    active_runs: { type: "integer", minimum: 0 },
+    spooled_items: { type: "integer", minimum: 0 },
+    redis: { type: "string", description: "The producer connection's state (ready, connecting, reconnecting, …)." },
+  },
+} as const;
+export type RunnerHealth = SchemaType<typeof HEALTH_SCHEMA>;
 
 /** Answers every run route may give besides its own. */
 const RUN_ERRORS = {
@@ -86,223 +106,26 @@ export const OPENAPI_DOCUMENT = {
     },
     schemas: {
       RunPolicy: RUN_POLICY_SCHEMA,
-      RunEvent: {
-        ...RUN_EVENT_SCHEMA,
-        properties: {
-          ...RUN_EVENT_SCHEMA.properties,
-          timestamp: dateTime,
-          event_type: { ...ref("EventType"), description: "Dotted name; the PascalCase one with api_version=v2." },
-        },
-      },
+      RunEvent: RUN_EVENT_VIEW_SCHEMA,
       HostSample: HOST_SAMPLE_SCHEMA,
       StepHeartbeat: STEP_HEARTBEAT_SCHEMA,
       StageLogLine: STAGE_LOG_LINE_SCHEMA,
-      Error: {
-        type: "object",
-        additionalProperties: false,
-        required: ["code", "message", "retryable"],
-        properties: { code: { type: "string", enum: [...ERROR_CODES] }, message: { type: "string" }, retryable: { type: "boolean" } },
-      },
-      RunState: { type: "string", enum: [...RUN_STATES] },
-      Run: {
-        type: "object",
-        additionalProperties: false,
-        required: [
-          "run_id",
-          "attempt_id",
-          "state",
-          "workflow",
-          "created_at",
-          "started_at",
-          "ended_at",
-          "runner_id",
-          "heartbeat_at",
-          "lease_expires_at",
-          "terminal_reason",
-          "error",
-          "cancel_reason",
-          "policy",
-          "last_event",
-        ],
-        properties: {
-          run_id: { type: "string" },
-          attempt_id: { type: "string", description: "The run's one execution attempt (runs are never re-run)." },
-          state: ref("RunState"),
-          workflow: { type: "string" },
-          created_at: dateTime,
-          started_at: nullableDateTime,
-          ended_at: nullableDateTime,
-          runner_id: nullable("string", { description: "The runner process that took the run." }),
-          heartbeat_at: { ...nullableDateTime, description: "Last lease renewal by that runner." },
-          lease_expires_at: { ...nullableDateTime, description: "Past this, a running run is failed with terminal_reason runner_restarted." },
-          terminal_reason: {
-            type: ["string", "null"],
-            enum: ["succeeded", "cancelled", "failed", ...RUN_FAILED_REASONS, null],
-          },
-          error: nullable("string"),
-          cancel_reason: nullable("string"),
-          policy: { oneOf: [{ type: "null" }, ref("RunPolicy")], description: "The policy the run was submitted with." },
-          last_event: {
-            oneOf: [
-              { type: "null" },
-              {
-                type: "object",
-                additionalProperties: false,
-                required: ["event_id", "seq", "event_type"],
-                properties: { event_id: { type: "string" }, seq: { type: "integer", minimum: 0 }, event_type: ref("EventType") },
-              },
-            ],
-          },
-        },
-      },
-      RunList: {
-        type: "object",
-        additionalProperties: false,
-        required: ["runs", "next_cursor"],
-        properties: {
-          runs: { type: "array", items: ref("Run") },
-          next_cursor: nullable("string", { description: "Pass as cursor for the next page; null on the last page." }),
-        },
-      },
-      Stage: {
-        type: "object",
-        additionalProperties: false,
-        required: ["name", "driver", "run"],
-        properties: {
-          name: { type: "string", pattern: "^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$" },
-          driver: { type: "string", description: "shell (sh -c run) or node (a JS file or inline script)" },
-          run: { type: "string", minLength: 1 },
-          depends_on: { type: "array", items: { type: "string" } },
-          retries: { type: "integer", minimum: 0, maximum: 100 },
-          timeout_secs: { type: "number", exclusiveMinimum: 0 },
-          allow_failure: { type: "boolean" },
-          env: { type: "object", additionalProperties: { type: "string" } },
-        },
-      },
-      Workflow: {
-        type: "object",
-        additionalProperties: false,
-        required: ["name", "stages"],
-        properties: {
-          name: { type: "string", pattern: "^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$" },
-          concurrency: { type: "integer", minimum: 1, maximum: 1000 },
-          secrets: {
-            type: "object",
-            description:
-              "Variables every stage gets, read on the runner executing the run: {env: NAME} from the runner's environment (never flowmeter's configuration: RUNNER_*, REDIS_URL, QUEUE_PREFIX, …) or {file: path}. Their values are masked (***) in log lines and events.",
-            propertyNames: { pattern: "^[A-Za-z_][A-Za-z0-9_]*$" },
-            additionalProperties: {
-              oneOf: [
-                {
-                  type: "object",
-                  additionalProperties: false,
-                  required: ["env"],
-                  properties: { env: { type: "string", pattern: "^[A-Za-z_][A-Za-z0-9_]*$" } },
-                },
-                { type: "object", additionalProperties: false, required: ["file"], properties: { file: { type: "string", minLength: 1 } } },
-              ],
-            },
-          },
-          stages: { type: "array", minItems: 1, items: ref("Stage") },
-        },
-      },
-      CreateRunRequest: {
-        type: "object",
-        additionalProperties: false,
-        oneOf: [{ required: ["workflow"] }, { required: ["file"] }],
-        properties: {
-          workflow: ref("Workflow"),
-          file: {
-            type: "string",
-            minLength: 1,
-            description: "A YAML or JSON workflow file under the runner's RUNNER_WORKFLOWS_DIR; paths leaving it are refused.",
-          },
-          input: { description: "Any JSON; every stage gets it in FLOWMETER_INPUT." },
-          run_id: { type: "string", pattern: "^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", description: "Idempotency key; default a new UUID v7." },
-          concurrency: { type: "integer", minimum: 1, maximum: 1000 },
-          policy: ref("RunPolicy"),
-        },
-      },
-      CreateRunResponse: {
-        type: "object",
-        additionalProperties: false,
-        required: ["run_id", "attempt_id", "state"],
-        properties: { run_id: { type: "string" }, attempt_id: { type: "string" }, state: ref("RunState") },
-      },
-      CancelRunRequest: {
-        type: "object",
-        additionalProperties: false,
-        properties: { reason: { type: "string", minLength: 1, maxLength: MAX_CANCEL_REASON_CHARS, pattern: "\\S", description: "Not blank." } },
-      },
-      EventType: { type: "string", enum: [...RUN_EVENT_TYPES, ...Object.values(RUN_EVENT_V2_NAMES)] },
-      RunEventsPage: {
-        type: "object",
-        additionalProperties: false,
-        required: ["run_id", "events", "next_from_event_id", "has_more"],
-        properties: {
-          run_id: { type: "string" },
-          events: { type: "array", items: ref("RunEvent") },
-          next_from_event_id: nullable("string", { description: "Pass as from_event_id to read on; null when the run has no events yet." }),
-          has_more: { type: "boolean" },
-        },
-      },
-      StageView: {
-        type: "object",
-        additionalProperties: false,
-        required: ["stage_name", "group_id", "depends_on", "driver", "status", "stage_attempt", "started_at", "completed_at", "duration_ms", "exit_code"],
-        properties: {
-          stage_name: { type: "string" },
-          group_id: nullable("string"),
-          depends_on: { type: "array", items: { type: "string" } },
-          driver: nullable("string"),
-          status: { type: "string", enum: [...STAGE_STATUSES] },
-          stage_attempt: { type: "integer", minimum: 0 },
-          started_at: nullableDateTime,
-          completed_at: nullableDateTime,
-          duration_ms: nullable("integer", { minimum: 0 }),
-          exit_code: nullable("integer"),
-        },
-      },
-      RunStages: {
-        type: "object",
-        additionalProperties: false,
-        required: ["run_id", "attempt_id", "state", "stages"],
-        properties: { run_id: { type: "string" }, attempt_id: { type: "string" }, state: ref("RunState"), stages: { type: "array", items: ref("StageView") } },
-      },
-      RunTelemetry: {
-        type: "object",
-        additionalProperties: false,
-        required: ["run_id", "attempt_id", "next_seq", "samples"],
-        properties: {
-          run_id: { type: "string" },
-          attempt_id: { type: "string" },
-          next_seq: { type: "integer", minimum: 0, description: "Pass as from_seq to read on." },
-          samples: { type: "array", items: { oneOf: [ref("HostSample"), ref("StepHeartbeat")] } },
-        },
-      },
-      RunLogs: {
-        type: "object",
-        additionalProperties: false,
-        required: ["run_id", "attempt_id", "next_seq", "lines"],
-        properties: {
-          run_id: { type: "string" },
-          attempt_id: { type: "string" },
-          next_seq: { type: "integer", minimum: 0, description: "Pass as from_seq to read on (also to follow a running stage)." },
-          lines: { type: "array", items: ref("StageLogLine") },
-        },
-      },
-      Health: {
-        type: "object",
-        additionalProperties: false,
-        required: ["status", "runner_id", "active_runs", "spooled_items", "redis"],
-        properties: {
-          status: { type: "string", enum: ["ok", "degraded"] },
-          runner_id: { type: "string" },
-          active_runs: { type: "integer", minimum: 0 },
-          spooled_items: { type: "integer", minimum: 0 },
-          redis: { type: "string" },
-        },
-      },
+      Error: API_ERROR_SCHEMA,
+      RunState: RUN_STATE_SCHEMA,
+      Run: RUN_VIEW_SCHEMA,
+      RunList: RUN_LIST_SCHEMA,
+      Stage: STAGE_DEFINITION_SCHEMA,
+      Workflow: WORKFLOW_SCHEMA,
+      CreateRunRequest: CREATE_RUN_REQUEST_SCHEMA,
+      CreateRunResponse: CREATE_RUN_RESPONSE_SCHEMA,
+      CancelRunRequest: CANCEL_RUN_REQUEST_SCHEMA,
+      EventType: EVENT_TYPE_SCHEMA,
+      RunEventsPage: RUN_EVENTS_PAGE_SCHEMA,
+      StageView: STAGE_VIEW_SCHEMA,
+      RunStages: RUN_STAGES_SCHEMA,
+      RunTelemetry: RUN_TELEMETRY_SCHEMA,
+      RunLogs: RUN_LOGS_SCHEMA,
+      Health: HEALTH_SCHEMA,
     },
   },
   paths: {
