@@ -5,6 +5,7 @@
  */
 import { CliInvocationEventSchema, entryDriver, entryId, type CliInvocationEvent } from "./telemetry.js";
 import { REPAIRS_KEY, type EntryRepairs } from "./repair-entry.js";
+import { columnNames, type ColumnTypes, type RowOf } from "./clickhouse-columns.js";
 
 /** ClickHouse DateTime64 text ('2026-05-09 12:00:01.000'), always UTC. */
 export function toClickHouseTime(epochMs: number): string {
@@ -20,83 +21,54 @@ export function isoToClickHouseTime(iso: string): string {
   return toClickHouseTime(Number.isFinite(epochMs) ? epochMs : 0);
 }
 
-export const CLI_INVOCATION_COLUMNS = [
-  "insert_id",
-  "entry_id",
-  "distinct_id",
-  "received_at",
-  "started_at",
-  "completed_at",
-  "duration_ms",
-  "command",
-  "subcommand",
-  "args",
-  "option_keys",
-  "global_options",
-  "status",
-  "exit_code",
-  "error_type",
-  "error_message",
-  "swamp_version",
-  "deno_version",
-  "platform",
-  "repo_id",
-  "is_child",
-  "parent_invocation_id",
-  "workflow_name",
-  "run_id",
-  "job_name",
-  "step_name",
-  "model_type",
-  "driver",
-  "trigger_source",
-  "initiated_by",
-  "invocation_context",
-  "extra",
-  "repairs",
-  "client_started_at",
-  "client_completed_at",
-] as const satisfies readonly (keyof CliInvocationRow)[];
-
-export interface CliInvocationRow {
-  insert_id: string;
-  entry_id: string;
-  distinct_id: string;
-  received_at: string;
-  started_at: string;
-  completed_at: string;
-  duration_ms: number;
-  command: string;
-  subcommand: string;
-  args: string[];
-  option_keys: string[];
-  global_options: string[];
-  status: string;
-  exit_code: number;
-  error_type: string;
-  error_message: string;
-  swamp_version: string;
-  deno_version: string;
-  platform: string;
-  repo_id: string;
-  is_child: boolean;
-  parent_invocation_id: string;
-  workflow_name: string;
-  run_id: string;
-  job_name: string;
-  step_name: string;
-  model_type: string;
-  driver: string;
-  trigger_source: string;
-  initiated_by: string;
-  invocation_context: string;
-  extra: string;
+/**
+ * The table's columns, in its order, with their ClickHouse types (migration 0001 and the ones after it): the one list
+ * of them. The row type follows from it, and the worker's registry (packages/worker/src/clickhouse/raw-tables.ts)
+ * takes it as the table's columns.
+ */
+export const CLI_INVOCATION_COLUMN_TYPES = {
+  insert_id: "String",
+  entry_id: "String",
+  distinct_id: "String",
+  received_at: "DateTime64(3, 'UTC')",
+  started_at: "DateTime64(3, 'UTC')",
+  completed_at: "DateTime64(3, 'UTC')",
+  duration_ms: "Float64",
+  command: "LowCardinality(String)",
+  subcommand: "LowCardinality(String)",
+  args: "Array(String)",
+  option_keys: "Array(String)",
+  global_options: "Array(String)",
+  status: "LowCardinality(String)",
+  exit_code: "Int32",
+  error_type: "LowCardinality(String)",
+  error_message: "String",
+  swamp_version: "LowCardinality(String)",
+  deno_version: "LowCardinality(String)",
+  platform: "LowCardinality(String)",
+  repo_id: "String",
+  is_child: "Bool",
+  parent_invocation_id: "String",
+  workflow_name: "String",
+  run_id: "String",
+  job_name: "String",
+  step_name: "String",
+  model_type: "LowCardinality(String)",
+  driver: "LowCardinality(String)",
+  trigger_source: "LowCardinality(String)",
+  initiated_by: "String",
+  invocation_context: "String",
+  extra: "String",
   /** RepairReasons ingest applied (migration 0015). */
-  repairs: string[];
+  repairs: "Array(LowCardinality(String))",
   /** The client's own timestamps when ingest replaced them. */
-  client_started_at: string;
-  client_completed_at: string;
-}
+  client_started_at: "String",
+  client_completed_at: "String",
+} as const satisfies ColumnTypes;
+
+export const CLI_INVOCATION_COLUMNS = columnNames(CLI_INVOCATION_COLUMN_TYPES);
+
+export type CliInvocationRow = RowOf<typeof CLI_INVOCATION_COLUMN_TYPES>;
 
 interface SchemaNode {
   properties?: Record<string, object>;

@@ -13,7 +13,16 @@ export {
   type ValidationResult,
   type WorkflowContext,
 } from "./telemetry.js";
-export { CLI_INVOCATION_COLUMNS, isoToClickHouseTime, rowLine, toCliInvocationRow, toClickHouseTime, type CliInvocationRow } from "./cli-invocation-row.js";
+export {
+  CLI_INVOCATION_COLUMN_TYPES,
+  CLI_INVOCATION_COLUMNS,
+  isoToClickHouseTime,
+  rowLine,
+  toCliInvocationRow,
+  toClickHouseTime,
+  type CliInvocationRow,
+} from "./cli-invocation-row.js";
+export { columnNames, type ColumnTypes, type RowOf, type ValueOf } from "./clickhouse-columns.js";
 export {
   REPAIR_REASONS,
   REPAIRS_KEY,

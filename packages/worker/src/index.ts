@@ -11,4 +11,4 @@ export type { QueueConsumer } from "./consumers/queue-consumer.js";
 export { createWorkerMetrics, type WorkerMetrics } from "./metrics.js";
 export { toClickHouseTime } from "@flowmeter/shared";
 export { CLI_INVOCATION_COLUMNS, toCliInvocationRow as toRow } from "@flowmeter/shared";
-export type { RunEventRow } from "./clickhouse/tables/run-events.table.js";
+export type { RunEventRow } from "./clickhouse/raw-tables.js";

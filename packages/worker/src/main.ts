@@ -15,7 +15,7 @@ import {
 import { JOB_CATALOG } from "@flowmeter/shared";
 import { createBlockWriter } from "./clickhouse/block-writer.js";
 import { createClickHouse, describeClickHouse } from "./clickhouse/client.js";
-import { runEventsTable } from "./clickhouse/tables/run-events.table.js";
+import { RAW_TABLES } from "./clickhouse/raw-tables.js";
 import { parseWorkerConfig } from "./config.js";
 import { createExactlyOnceState, repairRecordedBlocks } from "./consumers/insert-once.js";
 import { startPartitionConsumers, type PartitionConsumers } from "./consumers/partition-consumers.js";
@@ -164,12 +164,15 @@ async function main(): Promise<void> {
     logger.error(countProblem);
     process.exit(78);
   }
-  // Blocks a killed worker left half-inserted into run_events are repaired now, not only at the next insert into it.
-  void deps.lock
-    .hold(runEventsTable.name, () => repairRecordedBlocks(deps, runEventsTable))
-    .catch((error: unknown) =>
-      logger.warn("recorded blocks not repaired yet; the next insert into the table repairs them", { table: runEventsTable.name, error: errorMessage(error) }),
-    );
+  // Blocks a killed worker left half-inserted into a table views read are repaired now, not only at the next insert
+  // into it (the client-telemetry partitions repair their own journal when they are taken over).
+  for (const table of RAW_TABLES.filter(({ readByViews, writtenBy }) => readByViews && writtenBy === "insert-once")) {
+    void deps.lock
+      .hold(table.name, () => repairRecordedBlocks(deps, table))
+      .catch((error: unknown) =>
+        logger.warn("recorded blocks not repaired yet; the next insert into the table repairs them", { table: table.name, error: errorMessage(error) }),
+      );
+  }
   partitions = startPartitionConsumers(deps, { ...config, horizonDays: config.retention.dedupHorizonDays }, logger);
   runEventsConsumer.start();
 }

@@ -1,11 +1,11 @@
 /** Every worker metric, in one place. Labels are closed sets; ids never become labels. */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
-import { TABLE_LABELS } from "./clickhouse/raw-table.js";
+import { RAW_TABLES, cliInvocationsTable } from "./clickhouse/raw-tables.js";
 
 /** A counter by table with every table's series from the start: increase() ignores a series' first sample. */
 function tableCounter(registry: Registry, name: string, help: string): Counter<"table"> {
   const counter = new Counter({ name, help, labelNames: ["table"], registers: [registry] });
-  for (const table of TABLE_LABELS) counter.inc({ table }, 0);
+  for (const { label } of RAW_TABLES) counter.inc({ table: label }, 0);
   return counter;
 }
 
@@ -14,7 +14,7 @@ export function createWorkerMetrics() {
   collectDefaultMetrics({ register: registry, prefix: "flowmeter_" });
   return {
     registry,
-    /** table: cli_invocations | cli_invocation_ids | run_events | run_telemetry | run_logs | ingestion_warnings (RawTable.label). */
+    /** table: a raw table's label, its name without `flowmeter.` (the registry, clickhouse/raw-tables.ts: RAW_TABLES). */
     rowsInserted: tableCounter(registry, "flowmeter_worker_rows_inserted_total", "Rows written to ClickHouse"),
     blocksReplayed: tableCounter(
       registry,
@@ -47,7 +47,7 @@ export function createWorkerMetrics() {
         labelNames: ["table"],
         registers: [registry],
       });
-      counter.inc({ table: "cli_invocations" }, 0);
+      counter.inc({ table: cliInvocationsTable.label }, 0);
       return counter;
     })(),
     /** table: cli_invocations. The rest of a batch's ids were cleared by the partition's in-memory filter (consumers/seen-ids.ts). */

@@ -21,7 +21,7 @@ import { readSettings } from "./consistency-settings.js";
 import { MigrationError, migrate, readMigrations } from "./migrate.js";
 import { applyRetention } from "./retention.js";
 import { findStoredIdentities, identityOf, readBackRows } from "./raw-table.js";
-import { cliInvocationsTable } from "./tables/cli-invocations.table.js";
+import { cliInvocationsTable } from "./raw-tables.js";
 
 const CLUSTER = "flowmeter";
 const logger = createLogger("test", "error");

@@ -13,6 +13,7 @@
  */
 import { RETRY_MAX_DELAY_MS_LIMIT } from "../config.js";
 import { ClusterRenderError, localTable, onCluster } from "./cluster-names.js";
+import { rawTableNamed } from "./raw-tables.js";
 
 const DATABASE = "flowmeter";
 
@@ -24,18 +25,6 @@ const DATABASE = "flowmeter";
  * single-node one (10000).
  */
 export const REPLICATED_DEDUPLICATION_WINDOW_SECONDS = (7 * RETRY_MAX_DELAY_MS_LIMIT) / 1000;
-
-/**
- * Which shard a row of a raw table goes to. A row's shard must follow from its identity (consumers/insert-once.ts),
- * so a block inserted again sends each row to the shard that stored it first, where the token or lookup finds it.
- * Tables not named here are sharded by their sorting key, which is deterministic too.
- */
-const SHARDING_KEYS: Readonly<Record<string, string>> = {
-  cli_invocations: "cityHash64(insert_id)",
-  run_events: "cityHash64(run_id)",
-  run_telemetry: "cityHash64(attempt_id)",
-  ingestion_warnings: "cityHash64(warning_id)",
-};
 
 const MERGE_TREE_ENGINE = /^(Replacing|Summing|Aggregating|Collapsing|VersionedCollapsing|Graphite|Coalescing)?MergeTree$/;
 
@@ -135,7 +124,8 @@ function renderTable(statement: Statement, cluster: string, clause: string, shar
     `${statement.sql.slice(0, statement.nameStart)}${DATABASE}.${local} ${clause}${statement.sql.slice(statement.nameEnd, engine.start)}` +
     `ENGINE = ${replicatedEngine}${clauses}\nSETTINGS ${replicatedSettings(statement, settings).join(", ")}`;
 
-  const shardingKey = SHARDING_KEYS[name] ?? sortingKeyHash(statement, engineEnd.index + 1);
+  // A raw table's comes from the registry (it follows the row's identity); any other table is sharded by its sorting key.
+  const shardingKey = rawTableNamed(name)?.shardingKey ?? sortingKeyHash(statement, engineEnd.index + 1);
   const distributedStatement =
     `${statement.sql.slice(0, statement.nameStart)}${DATABASE}.${name} ${clause} AS ${DATABASE}.${local}\n` +
     `ENGINE = Distributed('${cluster}', ${DATABASE}, ${local}, ${shardingKey})`;
@@ -171,7 +161,7 @@ function replicatedSettings(statement: Statement, settings: Lexeme | undefined):
 function sortingKeyHash(statement: Statement, from: number): string {
   const order = statement.topLevelWord("ORDER", from);
   const by = order === undefined ? undefined : statement.next(order.index + 1);
-  if (!order || !by?.isWord("BY")) statement.fail("CREATE TABLE without ORDER BY: give the table a sharding key in cluster-ddl.ts SHARDING_KEYS");
+  if (!order || !by?.isWord("BY")) statement.fail("CREATE TABLE without ORDER BY: give the table a sharding key in the registry (raw-tables.ts)");
   let end = statement.lexemes.length;
   for (let index = by.index + 1; index < statement.lexemes.length; index += 1) {
     const lexeme = statement.lexemes[index];
@@ -186,7 +176,7 @@ function sortingKeyHash(statement: Statement, from: number): string {
   const wholeTuple = first.is("(") && statement.closing(first.index).index === end - 1;
   const parts = wholeTuple ? statement.splitTopLevel(first.index + 1, end - 1).map((part) => part.text) : [statement.sql.slice(first.start, last.end)];
   const columns = parts.filter((part) => !/^tuple\s*\(\s*\)$/i.test(part));
-  if (columns.length === 0) statement.fail("ORDER BY tuple() gives no sharding key: add one for the table in cluster-ddl.ts SHARDING_KEYS");
+  if (columns.length === 0) statement.fail("ORDER BY tuple() gives no sharding key: add one for the table in the registry (raw-tables.ts)");
   return `cityHash64(${columns.join(", ")})`;
 }
 

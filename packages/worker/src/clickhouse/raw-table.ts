@@ -1,28 +1,98 @@
 /**
- * What the worker needs to know of a raw table to write it exactly once: its columns, and the columns that identify
- * a row (the last is the record's id; a time before it, where the table is ordered by (time, id), makes the lookup of
- * stored rows follow the sort key; cli_invocations uses its id alone with a bloom filter index instead).
+ * What a raw table is to the worker: its definition (defineRawTable), written once in the registry (raw-tables.ts),
+ * and what writing it exactly once needs: the columns that identify a row (the last is the record's id; a time
+ * before it, where the table is ordered by (time, id), makes the lookup of stored rows follow the sort key;
+ * cli_invocations uses its id alone, looked up in cli_invocation_ids).
  */
 import type { ClickHouseClient } from "@clickhouse/client";
+import { columnNames, type ColumnTypes, type RowOf } from "@flowmeter/shared";
 
-/** Every raw table the worker writes, as its metrics label. */
-export const TABLE_LABELS = ["cli_invocations", "cli_invocation_ids", "run_events", "run_telemetry", "run_logs", "ingestion_warnings"] as const;
+/** How long each table keeps its rows, in days (FLOWMETER_*_TTL_DAYS, retention.ts); 0 keeps them forever. */
+export interface RetentionConfig {
+  /** Raw client entries, runner events and ingestion warnings. 0: keep forever. */
+  rawDays: number;
+  /** run_telemetry: one row per second per running stage. */
+  telemetryDays: number;
+  /** run_logs: every line stages wrote. */
+  logsDays: number;
+  /** The 1-minute rollups; kept at least as long as raw rows. */
+  rollupDays: number;
+  /**
+   * How long a client entry's id is remembered (cli_invocation_ids): a re-send within it is counted once, one after it
+   * is stored again (docs/operations.md). The real swamp CLI gives an entry up after 7 days.
+   */
+  dedupHorizonDays: number;
+}
 
-/** A table whatever its row type: what the lookup and the journal's repair need. */
+/** Which setting a table's rows are kept for, counted from which of its time columns. */
+export interface Retention<Column extends string = string> {
+  keep: keyof RetentionConfig;
+  column: Column;
+}
+
+/**
+ * A raw table, written once. Its Row type is derived from `columns` (shared's RowOf), so `toRow` must fill every
+ * column and nothing else.
+ */
+export interface RawTableDefinition<Columns extends ColumnTypes, Source extends unknown[]> {
+  /** Fully qualified; the part after `flowmeter.` is its metrics label. */
+  name: `flowmeter.${string}`;
+  /** Every column, in table order, with its ClickHouse type as DESCRIBE TABLE prints it. */
+  columns: Columns;
+  /** The columns that identify a row: a record stored twice has the same values in them. */
+  identity: readonly (keyof Columns & string)[];
+  /**
+   * On a cluster, which shard a row goes to (cluster-ddl.ts). It must follow from the row's identity, so a block
+   * inserted again sends each row to the shard that stored it first, where the token or lookup finds it.
+   */
+  shardingKey: string;
+  retention: Retention<keyof Columns & string>;
+  /**
+   * Materialized views read the table: a cut-short insert must be repaired (the rows re-inserted with their token) or
+   * the views miss rows. The registry test checks it against the engine's own dependencies.
+   */
+  readByViews: boolean;
+  /**
+   * Who writes it: insert-once.ts (through the table lock and the block journal, repaired at start-up when views read
+   * it) or partition-writer.ts (by partition lease, with the partition's own journal).
+   */
+  writtenBy: "insert-once" | "partition-writer";
+  /** The one mapping from what the queue carries to the table's row. */
+  toRow: (...source: Source) => RowOf<Columns>;
+}
+
+/** A table whatever its row type: what the lookup, the journal's repair, retention, cluster DDL and metrics need. */
 export interface RawTableShape {
   /** Fully qualified, e.g. flowmeter.cli_invocations. */
   name: string;
   /** The table's name as a metrics label. */
-  label: (typeof TABLE_LABELS)[number];
+  label: string;
   columns: readonly string[];
+  columnTypes: ColumnTypes;
   identity: readonly { column: string; type: string }[];
-  /** Materialized views read the table: its inserts go through the block journal (consumers/block-journal.ts). */
-  hasViews: boolean;
+  shardingKey: string;
+  retention: Retention;
+  readByViews: boolean;
+  writtenBy: "insert-once" | "partition-writer";
 }
 
-export interface RawTable<Row extends object> extends RawTableShape {
+export interface RawTable<Row extends object, Source extends unknown[] = never[]> extends RawTableShape {
   columns: readonly (keyof Row & string)[];
   identity: readonly { column: keyof Row & string; type: string }[];
+  toRow: (...source: Source) => Row;
+}
+
+export function defineRawTable<const Columns extends ColumnTypes, Source extends unknown[]>(
+  definition: RawTableDefinition<Columns, Source>,
+): RawTable<RowOf<Columns>, Source> {
+  const { columns } = definition;
+  return {
+    ...definition,
+    label: definition.name.slice("flowmeter.".length),
+    columns: columnNames(columns),
+    columnTypes: columns,
+    identity: definition.identity.map((column) => ({ column, type: columns[column] as string })),
+  };
 }
 
 /** A row's identity as one printable string: its identity columns' values as ClickHouse prints them, in a JSON array. */

@@ -3,39 +3,15 @@
  * numbered migrations, as `ALTER TABLE … MODIFY TTL` (or `REMOVE TTL` for 0, keep forever). Changing the setting and
  * running the migrations again changes the TTL; rows past it go at the next merges (the change is not materialized
  * on old parts at once, which would rewrite the table). On a cluster the TTL belongs to the replicated `_local` tables
- * (cluster-ddl.ts), on every node.
+ * (cluster-ddl.ts), on every node. Which setting and column each table uses is in the registry (raw-tables.ts).
  */
 import type { ClickHouseClient } from "@clickhouse/client";
 import type { EnvReader, Logger } from "@flowmeter/platform";
 import { localTable, onCluster } from "./cluster-names.js";
+import type { RetentionConfig } from "./raw-table.js";
+import { RETAINED_TABLES } from "./raw-tables.js";
 
-export interface RetentionConfig {
-  /** Raw client entries, runner events and ingestion warnings. 0: keep forever. */
-  rawDays: number;
-  /** run_telemetry: one row per second per running stage. */
-  telemetryDays: number;
-  /** run_logs: every line stages wrote. */
-  logsDays: number;
-  /** The 1-minute rollups; kept at least as long as raw rows. */
-  rollupDays: number;
-  /**
-   * How long a client entry's id is remembered (cli_invocation_ids): a re-send within it is counted once, one after it
-   * is stored again (docs/operations.md). The real swamp CLI gives an entry up after 7 days.
-   */
-  dedupHorizonDays: number;
-}
-
-const TABLES: ReadonlyArray<{ table: string; column: string; keep: keyof RetentionConfig }> = [
-  { table: "flowmeter.cli_invocations", column: "started_at", keep: "rawDays" },
-  { table: "flowmeter.run_events", column: "ts", keep: "rawDays" },
-  { table: "flowmeter.ingestion_warnings", column: "received_at", keep: "rawDays" },
-  { table: "flowmeter.run_telemetry", column: "ts", keep: "telemetryDays" },
-  { table: "flowmeter.run_logs", column: "ts", keep: "logsDays" },
-  { table: "flowmeter.driver_stats_1m", column: "minute", keep: "rollupDays" },
-  { table: "flowmeter.stage_stats_1m", column: "minute", keep: "rollupDays" },
-  { table: "flowmeter.command_stats_1m", column: "minute", keep: "rollupDays" },
-  { table: "flowmeter.cli_invocation_ids", column: "received_at", keep: "dedupHorizonDays" },
-];
+export type { RetentionConfig } from "./raw-table.js";
 
 export function readRetentionConfig(reader: EnvReader): RetentionConfig {
   const config: RetentionConfig = {
@@ -65,7 +41,7 @@ export async function applyRetention(
     format: "JSONEachRow",
   });
   const engines = new Map((await result.json<{ table: string; engine_full: string }>()).map((row) => [row.table, row.engine_full]));
-  for (const { table: name, column, keep } of TABLES) {
+  for (const { name, retention: { column, keep } } of RETAINED_TABLES) {
     const table = cluster === undefined ? name : localTable(name);
     const target = cluster === undefined ? table : `${table} ${onCluster(cluster)}`;
     const days = retention[keep];

@@ -15,9 +15,8 @@ import {
   type ClientTelemetryJob,
 } from "@flowmeter/shared";
 import { isRowRefusal } from "../clickhouse/row-refusal.js";
-import { cliInvocationsTable } from "../clickhouse/tables/cli-invocations.table.js";
+import { cliInvocationsTable, ingestionWarningsTable, type IngestionWarningRow } from "../clickhouse/raw-tables.js";
 import type { PartitionWriter, RowLine } from "./partition-writer.js";
-import { ingestionWarningsTable, toRow as toWarningRow, type IngestionWarningRow } from "../clickhouse/tables/ingestion-warnings.table.js";
 import type { WorkerConfig } from "../config.js";
 import type { WorkerMetrics } from "../metrics.js";
 import { insertOnce, type InsertOnceDeps, type OwnedRow } from "./insert-once.js";
@@ -64,7 +63,7 @@ export function createClientTelemetryConsumer(deps: ConsumerDeps, queue: string,
             unreadable.push({ jobId, row: deadLetter(data.receivedAtMs, entryIdOf(event), event, error) });
           }
         }
-        for (const warning of data.warnings ?? []) warnings.push({ jobId, row: toWarningRow(warning) });
+        for (const warning of data.warnings ?? []) warnings.push({ jobId, row: ingestionWarningsTable.toRow(warning) });
       }
       const [single] = jobs;
       if (warnings.length + unreadable.length > 0) await insertOnce(deps, ingestionWarningsTable, [...warnings, ...unreadable]);

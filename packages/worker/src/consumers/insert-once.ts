@@ -65,7 +65,7 @@ function refusedWhileParsing(error: unknown): boolean {
 /** `identities`: identityOf() of each row of the block, in its order. */
 async function insertBlock(deps: InsertOnceDeps, table: RawTableShape, block: Block, identities: readonly string[]): Promise<void> {
   if (block.rows === 0) return;
-  if (!table.hasViews) {
+  if (!table.readByViews) {
     await deps.writer.insert(block);
     deps.afterInsert?.();
     return;
@@ -90,7 +90,7 @@ export async function repairRecordedBlocks(
   deps: Pick<InsertOnceDeps, "clickhouse" | "writer" | "journal" | "metrics" | "logger">,
   table: RawTableShape,
 ): Promise<number> {
-  if (!table.hasViews) return 0;
+  if (!table.readByViews) return 0;
   const blocks = await deps.journal.pending(table.name);
   for (const recorded of blocks) {
     const body = await readBackRows(deps.clickhouse, table, recorded.identities);

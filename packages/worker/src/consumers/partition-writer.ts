@@ -19,8 +19,7 @@ import type { Redis } from "ioredis";
 import { errorMessage, type Logger } from "@flowmeter/platform";
 import { entryIdHash, partitionOfHash } from "@flowmeter/shared";
 import { blockOfLines, toBlock, type Block, type BlockWriter } from "../clickhouse/block-writer.js";
-import { cliInvocationIdsTable } from "../clickhouse/tables/cli-invocation-ids.table.js";
-import { cliInvocationsTable } from "../clickhouse/tables/cli-invocations.table.js";
+import { cliInvocationIdsTable, cliInvocationsTable } from "../clickhouse/raw-tables.js";
 import type { WorkerMetrics } from "../metrics.js";
 import type { PartitionLease } from "./partition-lease.js";
 import { SeenIds } from "./seen-ids.js";
@@ -71,7 +70,7 @@ export function partitionWriteOf(rows: readonly RowLine[], nowMs: number, hashes
     ids: toBlock(
       cliInvocationIdsTable.name,
       cliInvocationIdsTable.columns,
-      rows.map((row, index) => ({ id_hash: (hashes?.[index] ?? entryIdHash(row.insertId)).toString("hex"), received_at: receivedAt })),
+      rows.map((row, index) => cliInvocationIdsTable.toRow(hashes?.[index] ?? entryIdHash(row.insertId), receivedAt)),
     ),
   };
 }

@@ -1,8 +1,13 @@
 /** Consumes the runner's run-events queue into flowmeter.run_events, flowmeter.run_telemetry and flowmeter.run_logs. */
 import { JOB_CATALOG, type RunEventsJob, toClickHouseTime } from "@flowmeter/shared";
-import { runEventsTable, toRow as toEventRow, type RunEventRow } from "../clickhouse/tables/run-events.table.js";
-import { runLogsTable, toRow as toLogRow, type RunLogRow } from "../clickhouse/tables/run-logs.table.js";
-import { runTelemetryTable, toRow as toSampleRow, type RunTelemetryRow } from "../clickhouse/tables/run-telemetry.table.js";
+import {
+  runEventsTable,
+  runLogsTable,
+  runTelemetryTable,
+  type RunEventRow,
+  type RunLogRow,
+  type RunTelemetryRow,
+} from "../clickhouse/raw-tables.js";
 import type { ConsumerDeps } from "./client-telemetry.consumer.js";
 import { insertOnce, type OwnedRow } from "./insert-once.js";
 import { createQueueConsumer, type QueueConsumer } from "./queue-consumer.js";
@@ -25,9 +30,9 @@ export function createRunEventsConsumer(deps: ConsumerDeps): QueueConsumer {
       const logs: OwnedRow<RunLogRow>[] = [];
       for (const { jobId, data } of jobs) {
         const receivedAt = toClickHouseTime(Date.now());
-        for (const event of data.events) events.push({ jobId, row: toEventRow(event, receivedAt) });
-        for (const sample of data.samples) samples.push({ jobId, row: toSampleRow(sample, receivedAt) });
-        for (const line of data.logs ?? []) logs.push({ jobId, row: toLogRow(line, receivedAt) });
+        for (const event of data.events) events.push({ jobId, row: runEventsTable.toRow(event, receivedAt) });
+        for (const sample of data.samples) samples.push({ jobId, row: runTelemetryTable.toRow(sample, receivedAt) });
+        for (const line of data.logs ?? []) logs.push({ jobId, row: runLogsTable.toRow(line, receivedAt) });
       }
       const writtenEvents = await insertOnce(deps, runEventsTable, events);
       const writtenSamples = await insertOnce(deps, runTelemetryTable, samples);
