@@ -1,7 +1,8 @@
 /**
  * What a stage wrote, end to end: runner → Redis (the logs API, `flowmeter run`'s failure excerpt, `flowmeter logs`)
  * and run-events queue → worker → ClickHouse run_logs. A long stage keeps its head and its tail, so the error it
- * printed last is never the line dropped.
+ * printed last is never the line dropped. Control characters and bytes that are not UTF-8 are kept exactly, and
+ * `flowmeter logs` shows them escaped unless --raw.
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -12,15 +13,16 @@ import { parseRunnerConfig, startRunner, type RunningRunner } from "@flowmeter/r
 import { createRunEventsConsumer, createExactlyOnceState, createWorkerMetrics, parseWorkerConfig, type QueueConsumer } from "@flowmeter/worker";
 import * as worker from "@flowmeter/worker";
 import { deleteQueuePrefix, tempDir, testQueuePrefix, testRedisUrl, waitFor, openScratchDatabase, type ScratchDatabase } from "@flowmeter/test-utils";
+import { logs } from "./logs.js";
 import { run } from "./run.js";
 
 const logger = createLogger("test", "error");
 
-/** A stream `flowmeter run` and `flowmeter logs` write to, kept as text (not a terminal). */
-function captured(): { out: NodeJS.WriteStream; text: () => string } {
-  const chunks: string[] = [];
-  const out = { isTTY: false, write: (chunk: string) => chunks.push(chunk) > 0 } as unknown as NodeJS.WriteStream;
-  return { out, text: () => chunks.join("") };
+/** A stream `flowmeter run` and `flowmeter logs` write to, kept as bytes (not a terminal). */
+function captured(): { out: NodeJS.WriteStream; text: () => string; bytes: () => Buffer } {
+  const chunks: Buffer[] = [];
+  const out = { isTTY: false, write: (chunk: string | Buffer) => chunks.push(Buffer.from(chunk)) > 0 } as unknown as NodeJS.WriteStream;
+  return { out, text: () => Buffer.concat(chunks).toString("utf8"), bytes: () => Buffer.concat(chunks) };
 }
 
 describe("stage output end to end", () => {
@@ -105,5 +107,35 @@ describe("stage output end to end", () => {
     );
     const error = lines.find((line) => line.line === "FATAL the real error");
     expect(stored.filter((row) => row.line === "FATAL the real error")).toEqual([{ seq: error?.seq, stream: "stderr", line: "FATAL the real error" }]);
+  });
+
+  it("keeps control characters and bytes that are not UTF-8 exactly, marks the latter, and flowmeter logs escapes them unless --raw", async () => {
+    const script = String.raw`printf 'red \033[31mX\033[0m nul \000 end\n'; printf 'bad \377\376 ok \\x41\n'`; // one stream: the order of two pipes' reads is not set
+    const { runId, exitCode } = await runWorkflow("control-bytes", script);
+    expect(exitCode).toBe(0);
+    const colour = "red \x1b[31mX\x1b[0m nul \0 end";
+    const lines = await apiLines(runId);
+    expect(lines.map(({ stream, line, invalid_utf8 }) => ({ stream, line, invalid_utf8 }))).toEqual([
+      { stream: "stdout", line: colour, invalid_utf8: undefined },
+      { stream: "stdout", line: "bad \\xff\\xfe ok \\\\x41", invalid_utf8: true },
+    ]);
+
+    const shown = captured();
+    expect(await logs([runId], env, shown.out)).toBe(0);
+    expect(shown.text()).toBe("main: red \\x1b[31mX\\x1b[0m nul \\x00 end\nmain: bad \\xff\\xfe ok \\\\x41\n");
+    expect(shown.bytes().some((byte) => byte < 0x20 && byte !== 0x0a && byte !== 0x09)).toBe(false);
+
+    const raw = captured();
+    expect(await logs([runId, "--raw"], env, raw.out)).toBe(0);
+    expect(raw.bytes()).toEqual(Buffer.concat([Buffer.from(`main: ${colour}\nmain: bad `), Buffer.from([0xff, 0xfe]), Buffer.from(" ok \\x41\n")]));
+
+    const stored = await waitFor(
+      async () => {
+        const found = await database.rows<{ line: string }>(`SELECT line FROM flowmeter.run_logs WHERE run_id = '${runId}' ORDER BY seq`);
+        return found.length === 2 ? found : undefined;
+      },
+      { what: "both lines in run_logs" },
+    );
+    expect(stored.map((row) => row.line)).toEqual([colour, "bad \\xff\\xfe ok \\\\x41"]);
   });
 });

@@ -1,6 +1,7 @@
 // What other packages use of the runner: the CLI (start, run, logs), the bench and the operations tests.
 export { parseRunnerConfig, type RunnerConfig } from "./config.js";
 export { RunIdConflictError, WorkflowValidationError } from "./errors.js";
+export { lineBytes } from "./execution/log-text.js";
 export { createRunnerMetrics } from "./metrics.js";
 export { loadWorkflowFile } from "./workflow/load-workflow-file.js";
 export { BUILT_IN_DRIVER_NAMES } from "./drivers/driver-registry.js";

@@ -128,6 +128,11 @@ export const STAGE_LOG_LINE_SCHEMA = {
     stream: { type: "string", enum: ["stdout", "stderr"] },
     line: { type: "string", description: `Without its newline; cut at ${MAX_LOG_LINE_BYTES} bytes.` },
     truncated: { type: "boolean", description: "The line was longer and was cut." },
+    invalid_utf8: {
+      type: "boolean",
+      description:
+        "Set (true) when the bytes were not valid UTF-8: `line` then writes each byte that is not as \\xNN and each backslash doubled, so the exact bytes can be read back.",
+    },
   },
 } as const;
 

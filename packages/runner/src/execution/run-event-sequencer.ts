@@ -12,7 +12,14 @@ import {
   type StageLogLine,
   type TelemetrySample,
 } from "@flowmeter/shared";
+import { storedLogText } from "./log-text.js";
 import type { SecretMask } from "./secret-mask.js";
+
+/** A line's stored text, marked when it was not UTF-8 (log-text.ts); masked before, so a secret is found in its bytes as written. */
+function logText(text: string): { line: string; invalid_utf8?: boolean } {
+  const { line, invalidUtf8 } = storedLogText(text);
+  return invalidUtf8 ? { line, invalid_utf8: true } : { line };
+}
 
 /** Where a run's events and samples go: the EventPublisher in production, an array in tests. Must not block or throw. */
 export interface RunOutput {
@@ -111,7 +118,7 @@ export class RunEventSequencer {
       timestamp_ms: timestampMs,
       ...stage,
       stream,
-      line: this.mask === undefined ? line : this.mask.excerpt(line, { end: truncated }),
+      ...logText(this.mask === undefined ? line : this.mask.excerpt(line, { end: truncated })),
       truncated,
     };
     this.deliver(() => this.output.log(logLine));

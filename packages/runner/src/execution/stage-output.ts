@@ -8,9 +8,11 @@
  *   stage's final stderr line may be read before the last 64 KiB of its stdout, and must not be pushed out by them.
  *   Between head and tail one stderr line marks the cut: "[flowmeter] … K lines, B bytes left out …" (B without
  *   newlines). The error a failing stage prints last is therefore always kept.
- * A trailing "\r" is dropped (CRLF output), and the last line is kept even without a final newline.
+ * A trailing "\r" is dropped (CRLF output), and the last line is kept even without a final newline. Bytes that are not
+ * UTF-8 are kept as lone surrogates (log-text.ts), escaped and marked when the line is stored.
  */
 import { MAX_LOG_LINE_BYTES, type StageLogLine } from "@flowmeter/shared";
+import { decodeOutputBytes } from "./log-text.js";
 
 export type EmitLine = (stream: StageLogLine["stream"], line: string, truncated: boolean, timestampMs?: number) => void;
 
@@ -60,12 +62,12 @@ class LineSplitter {
   }
 }
 
-/** Cuts a buffer at `max` bytes without splitting a UTF-8 character. */
+/** Cuts a buffer at `max` bytes without splitting a UTF-8 character; bytes that are not UTF-8 are kept (log-text.ts). */
 function utf8Prefix(bytes: Buffer, max: number): string {
-  if (bytes.length <= max) return bytes.toString("utf8");
+  if (bytes.length <= max) return decodeOutputBytes(bytes);
   let end = max;
-  while (end > 0 && ((bytes[end] ?? 0) & 0xc0) === 0x80) end -= 1; // back off continuation bytes
-  return bytes.subarray(0, end).toString("utf8");
+  while (end > max - 4 && end > 0 && ((bytes[end] ?? 0) & 0xc0) === 0x80) end -= 1; // back off continuation bytes
+  return decodeOutputBytes(bytes.subarray(0, end));
 }
 
 interface HeldLine {
