@@ -15,13 +15,15 @@ export type ValueOf<Type extends string> = Type extends `Nullable(${infer Inner}
     ? ValueOf<Inner>
     : Type extends `Array(${infer Inner})`
       ? ValueOf<Inner>[]
-      : Type extends "Bool"
-        ? boolean
-        : Type extends `${"UInt" | "Int"}${8 | 16 | 32 | 64}` | "Float32" | "Float64"
-          ? number
-          : Type extends "String" | `FixedString(${number})` | "Date" | `DateTime${string}` | "UUID"
-            ? string
-            : never;
+      : Type extends `Map(${string}, ${infer Value})`
+        ? Record<string, ValueOf<Value>>
+        : Type extends "Bool"
+          ? boolean
+          : Type extends `${"UInt" | "Int"}${8 | 16 | 32 | 64}` | "Float32" | "Float64"
+            ? number
+            : Type extends "String" | `FixedString(${number})` | "Date" | `DateTime${string}` | "UUID"
+              ? string
+              : never;
 
 /** One row of a table with these columns. */
 export type RowOf<Columns extends ColumnTypes> = { -readonly [Name in keyof Columns & string]: ValueOf<Columns[Name]> };
