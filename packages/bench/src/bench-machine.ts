@@ -47,3 +47,13 @@ export function startExpressHelloWorld(port: number): ChildProcess {
     app.listen(${port}, "127.0.0.1");`;
   return spawn(process.execPath, ["-e", script], { stdio: "inherit" });
 }
+
+/** A process's resident memory now (VmRSS), in bytes. */
+export function rssBytes(pid: number | undefined): number {
+  try {
+    const match = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return match ? Number(match[1]) * 1024 : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
+}

@@ -6,7 +6,11 @@
  * - offered load stepped up (BENCH_STEP_START, +BENCH_STEP_INCREMENT entries/s, BENCH_STEP_SECONDS each) until the
  *   queue no longer drains within 2 s of a step's end: the highest step that drained is the sustainable rate;
  * - steady at 80 % of that rate (freshness), and the same while /query runs heavy scans back to back;
- * - optionally a soak at that rate (BENCH_SOAK_SECONDS) for the services' peak RSS.
+ * - optionally a soak at that rate (BENCH_SOAK_SECONDS) for the services' peak RSS;
+ * - the large table (issue #22, bench-prefill.ts): the worker stopped, BENCH_PREFILL_ROWS rows written into its chDB
+ *   directory by the engine's own INSERT … SELECT (ids within the dedup horizon too, as migration 0024 fills them),
+ *   the worker restarted (its takeover timed from its "partition taken over" line), then the batched and steady
+ *   phases again, printed beside their empty-table figures.
  * After each phase it checks that rows visible equal entries acknowledged and that every rollup equals a GROUP BY
  * over the raw table. It prints entries/s acknowledged (202) and visible, freshness p50/p95 (202 → the entry's
  * command visible in command_stats), inserts per table per second, CPU per entry by process, the engine's ceiling
@@ -15,20 +19,24 @@
  *
  * Knobs: BENCH_SECONDS (per phase, default 15), BENCH_CONCURRENCY (requests in flight, default 16), BENCH_BATCH_SIZE
  * (default 100), BENCH_STEADY_ENTRIES_PER_SECOND (skip the search, use this rate), BENCH_RUNNER_STAGES (default 400),
- * BENCH_RUNNER_FLOOD_RUNS (default 40), BENCH_CPU_PROFILE_DIR (write V8 CPU profiles of ingest and the worker there).
+ * BENCH_RUNNER_FLOOD_RUNS (default 40), BENCH_CPU_PROFILE_DIR (write V8 CPU profiles of ingest and the worker there),
+ * BENCH_PREFILL_ROWS (default 100,000,000; 0 skips the large table), BENCH_PREFILL_MERGE_WAIT_SECONDS (default 300: how
+ * long the prefill waits for the engine's merges of its parts before the worker is restarted).
  */
-import { spawn, spawnSync } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { Agent, request as httpRequest } from "node:http";
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
+import { createInterface } from "node:readline";
 import { Redis } from "ioredis";
 import { EnvReader, createLogger } from "@flowmeter/platform";
 import { type CliInvocationEvent } from "@flowmeter/shared";
 import { childEntry, deleteQueuePrefix, freePort, openScratchDatabase, parentEntry, tempDir } from "@flowmeter/test-utils";
 import * as workerPackage from "@flowmeter/worker";
-import { cpuSeconds, machineDescription, peakRssBytes, startExpressHelloWorld } from "./bench-machine.js";
+import { cpuSeconds, machineDescription, peakRssBytes, rssBytes, startExpressHelloWorld } from "./bench-machine.js";
+import { PREFILL_PREFIX, parseTakeover, prefill, type PrefillResult, type Takeover } from "./bench-prefill.js";
 import { chooseRedis } from "flowmeter/redis-server";
 import { SERVICE_ENTRY_POINTS } from "flowmeter/services";
 import { waitHealthy as answersHealthy } from "flowmeter/wait-healthy";
@@ -40,7 +48,8 @@ Starts a private pipeline (its own chDB directory, queue prefix and ports) and p
 runner's event rate; exits 1 if a phase was not exact. Environment: BENCH_SECONDS (15 per phase), BENCH_CONCURRENCY
 (16), BENCH_BATCH_SIZE (100), BENCH_STEADY_ENTRIES_PER_SECOND (unset: searched), BENCH_STEP_START (5000),
 BENCH_STEP_INCREMENT (5000), BENCH_STEP_SECONDS (8), BENCH_SOAK_SECONDS (0), BENCH_RUNNER_STAGES (400),
-BENCH_RUNNER_FLOOD_RUNS (40), BENCH_CPU_PROFILE_DIR, REDIS_URL, LOG_LEVEL (warn, for the services).
+BENCH_RUNNER_FLOOD_RUNS (40), BENCH_PREFILL_ROWS (100000000; 0: no large-table phase), BENCH_PREFILL_MERGE_WAIT_SECONDS
+(300), BENCH_CPU_PROFILE_DIR, REDIS_URL, LOG_LEVEL (warn, for the services).
 `;
 
 /** Entry ids in a template are this prefix plus a 3-digit entry index; each request swaps in ids of its own. */
@@ -66,21 +75,113 @@ interface PhaseResult {
   cpuMicrosPerEntry: { ingest: number; worker: number; redis: number };
 }
 
-/** Each rollup of cli_invocations beside the same GROUP BY over the raw table. */
-const ROLLUP_CHECKS = [
-  [
-    "SELECT minute, command, subcommand, status, sum(entries) FROM flowmeter.command_stats_1m GROUP BY ALL HAVING sum(entries) > 0 ORDER BY ALL",
-    "SELECT toStartOfMinute(completed_at), command, subcommand, status, count() FROM flowmeter.cli_invocations FINAL GROUP BY ALL ORDER BY ALL",
-  ],
-  [
-    "SELECT minute, driver, status, sum(entries) FROM flowmeter.driver_stats_1m WHERE source = 'client' GROUP BY ALL HAVING sum(entries) > 0 ORDER BY ALL",
-    "SELECT toStartOfMinute(completed_at), driver, status, count() FROM flowmeter.cli_invocations FINAL WHERE is_child GROUP BY ALL ORDER BY ALL",
-  ],
-  [
-    "SELECT minute, workflow, stage, driver, status, sum(entries) FROM flowmeter.stage_stats_1m WHERE workflow != '' GROUP BY ALL HAVING sum(entries) > 0 ORDER BY ALL",
-    "SELECT toStartOfMinute(completed_at), workflow_name, step_name, driver, status, count() FROM flowmeter.cli_invocations FINAL WHERE is_child GROUP BY ALL ORDER BY ALL",
-  ],
-] as const;
+const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
+type LogLevel = (typeof LOG_LEVELS)[number];
+
+interface RunningWorker {
+  child: ChildProcess;
+  spawnedAt: number;
+  /** The worker's "partition taken over" lines so far, with when each came. */
+  takeovers: (Takeover & { sinceSpawnMs: number })[];
+}
+
+/** A worker's takeover of its partitions, summed over them. */
+interface TakeoverFigures {
+  storedIdsInHorizon: number;
+  filterBytes: number;
+  /** The slowest partition's rebuild of its filter (the line's ms). */
+  rebuildMs: number;
+  /** From spawning the worker to its last takeover line. */
+  sinceSpawnMs: number;
+  /** The worker's resident memory once it took over. */
+  rssBytes: number;
+}
+
+interface LargeTable {
+  prefill: PrefillResult;
+  emptyTakeover: TakeoverFigures;
+  takeover: TakeoverFigures;
+  emptyWorkerPeakRss: number;
+  /** Each phase on the empty table beside the same phase on the prefilled one. */
+  pairs: [empty: PhaseResult, prefilled: PhaseResult][];
+}
+
+/** 100000000 → "100M", 2500000 → "2.5M", 50000 → "50k". */
+function compactCount(count: number): string {
+  if (count >= 1e9) return `${Number((count / 1e9).toFixed(1))}G`;
+  if (count >= 1e6) return `${Number((count / 1e6).toFixed(1))}M`;
+  if (count >= 1e3) return `${Number((count / 1e3).toFixed(1))}k`;
+  return String(count);
+}
+
+/** The large-table section of the report: the prefill, the takeover, and each phase empty beside prefilled. */
+function largeTableLines(large: LargeTable, horizonDays: number): string[] {
+  const format = (value: number) => (Number.isFinite(value) ? Math.round(value).toLocaleString("en-US") : "n/a");
+  const megabytes = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
+  const { prefill: filled, takeover, emptyTakeover } = large;
+  const perMillion = takeover.storedIdsInHorizon === 0 ? Number.NaN : takeover.rebuildMs / (takeover.storedIdsInHorizon / 1e6);
+  const lines = [
+    "",
+    `large table: ${format(filled.rows)} rows prefilled by INSERT … SELECT FROM numbers() in ${format(filled.seconds)} s ` +
+      `(${format(filled.rows / filled.seconds)} rows/s, rollups through their views); ${format(filled.ids)} of them received within ` +
+      `${horizonDays} days, their ids into cli_invocation_ids in ${filled.idsSeconds.toFixed(1)} s (migration 0024's statement)`,
+    `  merges ${filled.mergesSettled ? "settled" : "still running"} ${format(filled.mergeSeconds)} s after the prefill; cli_invocations: ` +
+      `${format(filled.activeParts)} active parts; flowmeter on disk: ${format(filled.bytesOnDisk / 1048576)} MiB`,
+    `takeover (worker restarted on the prefilled table): ${format(takeover.storedIdsInHorizon)} ids in the horizon, filter ` +
+      `${megabytes(takeover.filterBytes)} (${(takeover.filterBytes / Math.max(1, takeover.storedIdsInHorizon)).toFixed(2)} bytes per id), rebuilt in ` +
+      `${format(takeover.rebuildMs)} ms (${format(perMillion)} ms per million ids); ${format(takeover.sinceSpawnMs)} ms from spawn; ` +
+      `worker RSS then ${format(takeover.rssBytes / 1048576)} MiB`,
+    `  on the empty table: ${format(emptyTakeover.storedIdsInHorizon)} ids, filter ${megabytes(emptyTakeover.filterBytes)}, ` +
+      `${format(emptyTakeover.rebuildMs)} ms, ${format(emptyTakeover.sinceSpawnMs)} ms from spawn, RSS ${format(emptyTakeover.rssBytes / 1048576)} MiB`,
+    "",
+    `${"empty vs prefilled".padEnd(44)}     empty  prefilled  prefilled/empty`,
+  ];
+  for (const [empty, prefilled] of large.pairs) {
+    const figures: [string, (result: PhaseResult) => number][] = [
+      ["visible entries/s", (result) => result.visiblePerSecond],
+      ["acked entries/s", (result) => result.ackedPerSecond],
+      ["freshness p50 ms", (result) => result.freshnessP50Ms],
+      ["freshness p95 ms", (result) => result.freshnessP95Ms],
+      ["drain ms", (result) => result.drainMs],
+      ["CPU µs/entry ingest", (result) => result.cpuMicrosPerEntry.ingest],
+      ["CPU µs/entry worker", (result) => result.cpuMicrosPerEntry.worker],
+      ["CPU µs/entry redis", (result) => result.cpuMicrosPerEntry.redis],
+    ];
+    for (const [label, figure] of figures) {
+      const ratio = figure(prefilled) / figure(empty);
+      lines.push(
+        `${`${empty.name}  ${label}`.padEnd(44)} ${format(figure(empty)).padStart(9)} ${format(figure(prefilled)).padStart(10)} ` +
+          `${(Number.isFinite(ratio) ? ratio.toFixed(2) : "n/a").padStart(16)}`,
+      );
+    }
+  }
+  return lines;
+}
+
+/**
+ * Each rollup of cli_invocations beside the same GROUP BY over the raw table, over the bench's own entries: those
+ * started since `since` (ClickHouse time text of a whole minute before the bench began; it only spares the reads of a
+ * prefilled table) whose command, driver or workflow is not the prefill's.
+ */
+function rollupChecks(since: string): [rollup: string, raw: string][] {
+  const own = (column: string) => `NOT startsWith(${column}, '${PREFILL_PREFIX}')`;
+  const rollupSince = `minute >= '${since}'`;
+  const rawSince = `started_at >= '${since}'`;
+  return [
+    [
+      `SELECT minute, command, subcommand, status, sum(entries) FROM flowmeter.command_stats_1m WHERE ${rollupSince} AND ${own("command")} GROUP BY ALL HAVING sum(entries) > 0 ORDER BY ALL`,
+      `SELECT toStartOfMinute(completed_at), command, subcommand, status, count() FROM flowmeter.cli_invocations FINAL WHERE ${rawSince} AND ${own("command")} GROUP BY ALL ORDER BY ALL`,
+    ],
+    [
+      `SELECT minute, driver, status, sum(entries) FROM flowmeter.driver_stats_1m WHERE source = 'client' AND ${rollupSince} AND ${own("driver")} GROUP BY ALL HAVING sum(entries) > 0 ORDER BY ALL`,
+      `SELECT toStartOfMinute(completed_at), driver, status, count() FROM flowmeter.cli_invocations FINAL WHERE is_child AND ${rawSince} AND ${own("driver")} GROUP BY ALL ORDER BY ALL`,
+    ],
+    [
+      `SELECT minute, workflow, stage, driver, status, sum(entries) FROM flowmeter.stage_stats_1m WHERE workflow != '' AND ${rollupSince} AND ${own("workflow")} GROUP BY ALL HAVING sum(entries) > 0 ORDER BY ALL`,
+      `SELECT toStartOfMinute(completed_at), workflow_name, step_name, driver, status, count() FROM flowmeter.cli_invocations FINAL WHERE is_child AND ${rawSince} AND ${own("workflow_name")} GROUP BY ALL ORDER BY ALL`,
+    ],
+  ];
+}
 
 /** A drained step: everything acknowledged is visible this soon after the step's last request. */
 const DRAINED_WITHIN_MS = 2000;
@@ -161,7 +262,15 @@ export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
   const stepSeconds = reader.int("BENCH_STEP_SECONDS", 8, { min: 1, max: 600 });
   const soakSeconds = reader.int("BENCH_SOAK_SECONDS", 0, { min: 0, max: 86_400 });
   const profileDir = reader.optionalString("BENCH_CPU_PROFILE_DIR");
+  const prefillRows = reader.int("BENCH_PREFILL_ROWS", 100_000_000, { min: 0, max: 10_000_000_000 });
+  const prefillMergeWaitSeconds = reader.int("BENCH_PREFILL_MERGE_WAIT_SECONDS", 300, { min: 0, max: 86_400 });
+  // The worker's own knobs, with its defaults: the ids the prefill writes and the takeover lines to wait for follow them.
+  const horizonDays = reader.int("FLOWMETER_DEDUP_HORIZON_DAYS", 8, { min: 1, max: 366 });
+  const partitions = reader.int("FLOWMETER_PARTITIONS", 1, { min: 1, max: 64 });
+  const serviceLogLevel = reader.oneOf("LOG_LEVEL", LOG_LEVELS, "warn");
   reader.finish(undefined);
+  // A whole minute before the bench's first entry: the exactness checks read the bench's own entries from here on.
+  const since = new Date(Math.floor(Date.now() / 60_000) * 60_000 - 60_000).toISOString().slice(0, 19).replace("T", " ");
   const logger = createLogger("bench", "info");
   const nodeFlags = profileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${profileDir}`];
 
@@ -184,17 +293,59 @@ export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
     INGEST_PORT: String(ingestPort),
     WORKER_METRICS_PORT: String(workerPort),
     INGEST_RATE_LIMIT_ENTRIES_PER_SECOND: "0",
-    LOG_LEVEL: env["LOG_LEVEL"] ?? "warn",
+    LOG_LEVEL: serviceLogLevel,
   };
   const migrated = spawnSync(process.execPath, [SERVICE_ENTRY_POINTS.migrate()], { env: serviceEnv, stdio: "inherit" });
   if (migrated.status !== 0) return 1;
-  const [worker, ingest] = (["worker", "ingest"] as const).map((name) =>
-    spawn(process.execPath, [...nodeFlags, SERVICE_ENTRY_POINTS[name]()], { env: serviceEnv, stdio: "inherit" }),
-  );
-  const services = [worker, ingest].filter((service) => service !== undefined);
+  /**
+   * The worker logs at info at least, so that its "partition taken over" lines (partition-writer.ts) are read here;
+   * every other line is passed on at the services' LOG_LEVEL.
+   */
+  function startWorker(): RunningWorker {
+    const workerLogLevel = LOG_LEVELS.indexOf(serviceLogLevel) < LOG_LEVELS.indexOf("info") ? serviceLogLevel : "info";
+    const child = spawn(process.execPath, [...nodeFlags, SERVICE_ENTRY_POINTS.worker()], {
+      env: { ...serviceEnv, LOG_LEVEL: workerLogLevel },
+      stdio: ["ignore", "inherit", "pipe"],
+    });
+    const running: RunningWorker = { child, spawnedAt: performance.now(), takeovers: [] };
+    createInterface({ input: child.stderr }).on("line", (line) => {
+      const takeover = parseTakeover(line);
+      if (takeover !== undefined) running.takeovers.push({ ...takeover, sinceSpawnMs: performance.now() - running.spawnedAt });
+      const level = LOG_LEVELS.indexOf(line.split(" ")[1] as LogLevel);
+      if (level === -1 || level >= LOG_LEVELS.indexOf(serviceLogLevel)) process.stderr.write(`${line}\n`);
+    });
+    return running;
+  }
+  /** Resolves with the worker's takeover once it has taken over every partition and answers /healthz. */
+  async function takenOver(running: RunningWorker): Promise<TakeoverFigures> {
+    const deadline = performance.now() + 3_600_000;
+    while (running.takeovers.length < partitions) {
+      if (running.child.exitCode !== null || running.child.signalCode !== null) throw new Error("the worker exited before it took its partitions over");
+      if (performance.now() > deadline) throw new Error("the worker took an hour without taking its partitions over");
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await waitHealthy([`${workerUrl}/healthz`], 60_000, "the worker to become healthy");
+    return {
+      storedIdsInHorizon: running.takeovers.reduce((sum, takeover) => sum + takeover.storedIdsInHorizon, 0),
+      filterBytes: running.takeovers.reduce((sum, takeover) => sum + takeover.filterBytes, 0),
+      rebuildMs: Math.max(...running.takeovers.map((takeover) => takeover.ms)),
+      sinceSpawnMs: Math.max(...running.takeovers.map((takeover) => takeover.sinceSpawnMs)),
+      rssBytes: rssBytes(running.child.pid),
+    };
+  }
+  async function stop(service: ChildProcess): Promise<void> {
+    if (service.exitCode !== null || service.signalCode !== null) return;
+    const exited = new Promise((resolve) => service.once("exit", resolve));
+    service.kill("SIGTERM");
+    await exited;
+  }
+
+  let worker = startWorker();
+  const ingest = spawn(process.execPath, [...nodeFlags, SERVICE_ENTRY_POINTS.ingest()], { env: serviceEnv, stdio: "inherit" });
   const ingestUrl = `http://127.0.0.1:${ingestPort}`;
   const workerUrl = `http://127.0.0.1:${workerPort}`;
   await waitHealthy([`${ingestUrl}/healthz`, `${workerUrl}/healthz`], 60_000, "ingest and the worker to become healthy");
+  const emptyTakeover = await takenOver(worker);
 
   const query = async (sql: string): Promise<string> => {
     for (;;) {
@@ -211,15 +362,21 @@ export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
     // The histogram has no series before its first insert.
     return Number(/^flowmeter_worker_insert_duration_seconds_count\{table="cli_invocations"\} (\d+)/m.exec(text)?.[1] ?? 0);
   };
-  const cpu = () => ({ ingest: cpuSeconds(ingest?.pid), worker: cpuSeconds(worker?.pid), redis: cpuSeconds(redisPid) });
+  const cpu = () => ({ ingest: cpuSeconds(ingest.pid), worker: cpuSeconds(worker.child.pid), redis: cpuSeconds(redisPid) });
   let acknowledged = 0;
   const exact = async (): Promise<boolean> => {
-    const [rows, unique] = (await query("SELECT count(), uniqExact(insert_id) FROM flowmeter.cli_invocations")).split("\t").map(Number);
+    const [rows, unique] = (
+      await query(
+        `SELECT count(), uniqExact(insert_id) FROM flowmeter.cli_invocations WHERE started_at >= '${since}' AND NOT startsWith(command, '${PREFILL_PREFIX}')`,
+      )
+    )
+      .split("\t")
+      .map(Number);
     if (rows !== acknowledged || unique !== acknowledged) {
       logger.error("rows visible differ from entries acknowledged", { visible: rows, unique, acknowledged });
       return false;
     }
-    for (const [rollup, raw] of ROLLUP_CHECKS) {
+    for (const [rollup, raw] of rollupChecks(since)) {
       if ((await query(rollup)) !== (await query(raw))) {
         logger.error("a rollup differs from GROUP BY over the raw table", { rollup });
         return false;
@@ -364,6 +521,7 @@ export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
   let soak: { seconds: number } | undefined;
   let runner: RunnerBenchResult;
   let peakRss = { ingest: Number.NaN, worker: Number.NaN };
+  let largeTable: LargeTable | undefined;
   try {
     results.push(await runPhase(`batched-${batchSize}`, batchSize, seconds));
     results.push(await runPhase("single", 1, seconds));
@@ -388,6 +546,46 @@ export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
       results.push(await runPhase(`soak-${steadyRate}/s`, batchSize, soakSeconds, steadyRate));
       soak = { seconds: soakSeconds };
     }
+    if (prefillRows > 0) {
+      // One process per chDB directory: the worker lets go of it (draining what it holds) while the bench prefills it.
+      const emptyWorkerPeakRss = peakRssBytes(worker.child.pid);
+      await stop(worker.child);
+      const database = await workerPackage.createClickHouse({ url: undefined, dataDir: `${data.path}/clickhouse` });
+      let filled: PrefillResult;
+      try {
+        filled = await prefill(database, {
+          rows: prefillRows,
+          horizonDays,
+          mergeWaitSeconds: prefillMergeWaitSeconds,
+          nowMs: Date.now(),
+          progress: (line) => logger.info(line),
+        });
+      } finally {
+        await database.close();
+      }
+      worker = startWorker();
+      const takeover = await takenOver(worker);
+      logger.info("worker took the prefilled table over", {
+        stored_ids_in_horizon: takeover.storedIdsInHorizon,
+        filter_bytes: takeover.filterBytes,
+        rebuild_ms: takeover.rebuildMs,
+        since_spawn_ms: Math.round(takeover.sinceSpawnMs),
+      });
+      const suffix = ` +${compactCount(prefillRows)}`;
+      const batchedPrefilled = await runPhase(`batched-${batchSize}${suffix}`, batchSize, seconds);
+      const steadyPrefilled = await runPhase(`steady-${steadyRate}/s${suffix}`, batchSize, seconds, steadyRate);
+      results.push(batchedPrefilled, steadyPrefilled);
+      largeTable = {
+        prefill: filled,
+        emptyTakeover,
+        takeover,
+        emptyWorkerPeakRss,
+        pairs: [
+          [results[0], batchedPrefilled],
+          [results[2], steadyPrefilled],
+        ].filter((pair): pair is [PhaseResult, PhaseResult] => pair[0] !== undefined),
+      };
+    }
     runner = await benchRunner({
       redisUrl: redis.url,
       prefix,
@@ -399,11 +597,9 @@ export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
     });
   } finally {
     agent.destroy();
-    peakRss = { ingest: peakRssBytes(ingest?.pid), worker: peakRssBytes(worker?.pid) };
-    for (const service of services.reverse()) {
-      service.kill("SIGTERM");
-      await new Promise((resolve) => service.once("exit", resolve));
-    }
+    peakRss = { ingest: peakRssBytes(ingest.pid), worker: peakRssBytes(worker.child.pid) };
+    await stop(ingest);
+    await stop(worker.child);
   }
 
   // The worker has let go of its directory: read the parts it left, then measure the ceiling in a fresh one.
@@ -465,7 +661,7 @@ export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
   const percent = (part: number, whole: number) => `${((part / whole) * 100).toFixed(1)} %`;
   const row = (result: PhaseResult) =>
     [
-      result.name.padEnd(19),
+      result.name.padEnd(21),
       format(result.ackedPerSecond).padStart(8),
       format(result.visiblePerSecond).padStart(8),
       `${format(result.drainMs)} ms`.padStart(10),
@@ -484,8 +680,8 @@ export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
     `flowmeter bench: ${machineDescription(chdbVersion, redisVersion)}`,
     `${seconds} s per phase, ${concurrency} requests in flight, ${batchSize} entries per batched request, embedded chDB, Redis ${redis.url}`,
     "",
-    "phase                  acked  visible      drain   fresh p50   fresh p95  ins/s CH  CPU µs/entry   exact  errors",
-    "                   entries/s entries/s                                              ingest/worker/redis",
+    "phase                    acked  visible      drain   fresh p50   fresh p95  ins/s CH  CPU µs/entry   exact  errors",
+    "                     entries/s entries/s                                              ingest/worker/redis",
     ...results.slice(0, 2).map(row),
     ...steps.map(row),
     ...results.slice(2).map(row),
@@ -495,7 +691,8 @@ export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
     `ceiling, client: the same rows through @clickhouse/client over chdb/connection: ${format(clientCeilingPerSecond)} rows/s`,
     `one entry per request: ingest ${format(single?.ackedPerSecond ?? Number.NaN)} requests/s, a bare express 5 hello-world ${format(expressPerSecond)} requests/s (${percent(single?.ackedPerSecond ?? Number.NaN, expressPerSecond)})`,
     `ClickHouse: at most ${maxParts} active parts in a partition of any flowmeter table after the run`,
-    `peak RSS: ingest ${mib(peakRss.ingest)}, worker ${mib(peakRss.worker)}${soak === undefined ? " (no soak: BENCH_SOAK_SECONDS=0)" : ` (after a ${soak.seconds} s soak)`}`,
+    `peak RSS: ingest ${mib(peakRss.ingest)}, worker ${largeTable === undefined ? mib(peakRss.worker) : `${mib(largeTable.emptyWorkerPeakRss)} (empty table), ${mib(peakRss.worker)} (restarted on the prefilled table)`}${soak === undefined ? " (no soak: BENCH_SOAK_SECONDS=0)" : ` (after a ${soak.seconds} s soak)`}`,
+    ...(largeTable === undefined ? ["", "large table: skipped (BENCH_PREFILL_ROWS=0)"] : largeTableLines(largeTable, horizonDays)),
     "",
     `runner (startRunner): ${runner.stages} short stages (sh -c true, 8 at a time) in ${runner.runSeconds.toFixed(1)} s, ${runner.events} events`,
     `  event emission on the stage path: ${runner.emitMicrosPerStage.toFixed(1)} µs per stage`,
@@ -506,7 +703,7 @@ export async function bench(env: NodeJS.ProcessEnv): Promise<number> {
     "targets (issue #10, 2 cores):",
     `  batched >= 50,000 entries/s visible and >= 50 % of the engine ceiling: ${format(batched?.visiblePerSecond ?? Number.NaN)} (${percent(batched?.visiblePerSecond ?? Number.NaN, ceilingPerSecond)})`,
     `  one entry per request >= 40 % of express hello-world requests/s: ${percent(single?.ackedPerSecond ?? Number.NaN, expressPerSecond)}`,
-    `  freshness p95 <= 2,000 ms at 80 % of the sustainable rate: ${format(steady?.freshnessP95Ms ?? Number.NaN)} ms`,
+    `  freshness p95 <= 2,000 ms at 80 % of the sustainable rate: ${format(steady?.freshnessP95Ms ?? Number.NaN)} ms${largeTable?.pairs[1] === undefined ? "" : `; ${format(largeTable.pairs[1][1].freshnessP95Ms)} ms on the prefilled table`}`,
     `  runner events >= 5,000 events/s visible: ${format(runner.flood.visiblePerSecond)} (delivery path), ${format(runner.visiblePerSecond)} (real stages)`,
     `  <= 2 inserts per table per second: max ${Math.max(...[...results, ...steps].map((result) => result.insertsPerSecond)).toFixed(2)} into cli_invocations`,
     `  every phase exact (visible = acknowledged, rollups = GROUP BY raw): ${[...results, ...steps].every((result) => result.exact) ? "yes" : "NO"}`,
