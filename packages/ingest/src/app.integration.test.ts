@@ -13,7 +13,7 @@ import { childEntry, deleteQueuePrefix, legacyEntry, parentEntry, testQueuePrefi
 import type { Redis } from "ioredis";
 import request, { type Response } from "supertest";
 import { afterEach, describe, expect, it } from "vitest";
-import { createIngestApp, type IngestApp } from "./app.js";
+import { clientVersionOf, createIngestApp, type IngestApp } from "./app.js";
 import { parseIngestConfig } from "./config.js";
 import { closeIngestQueue, createIngestQueue, ENQUEUE_TIMEOUT_MS, type ClientTelemetryQueue } from "./ingest/client-telemetry-queue.js";
 
@@ -135,6 +135,21 @@ describe("POST /ingest: what the swamp CLI sends", () => {
     const [job] = (await harness.queue.partitions[0]?.getWaiting(0, -1)) ?? [];
     expect(job?.name).toBe("cli_invocations");
     expect(job?.opts.attempts).toBe(JOB_CATALOG.clientTelemetry.options.attempts);
+  });
+
+  it("records the version of the sender from its User-Agent in each row's client_version", async () => {
+    const harness = await setup();
+    expect((await post(harness, SWAMP_BATCH, { "user-agent": "swamp-cli/20260610.080000.0" })).status).toBe(202);
+    expect((await post(harness, parentEntry(), { "user-agent": "curl/8.5.0" })).status).toBe(202);
+    const rows = await harness.entries();
+    expect(rows.map((stored) => stored.client_version)).toEqual(["20260610.080000.0", "20260610.080000.0", ""]);
+    // The rest of each row is the entry's, as sent: the version travels beside it, not in its extra fields.
+    const sent = (JSON.parse(SWAMP_BATCH) as { events: CliInvocationEvent[] }).events.map(row);
+    expect(rows.slice(0, 2)).toEqual(sent.map((expected) => ({ ...expected, client_version: "20260610.080000.0" })));
+    expect(clientVersionOf("swamp-cli/20260609.232501.0")).toBe("20260609.232501.0");
+    expect(clientVersionOf("swamp-cli/1.2.3 (linux)")).toBe("1.2.3");
+    expect(clientVersionOf("swamp-cli/")).toBe("");
+    expect(clientVersionOf(undefined)).toBe("");
   });
 
   it("accepts a bare single event", async () => {

@@ -8,7 +8,7 @@ import {
   serveMetrics,
   type Logger,
 } from "@flowmeter/platform";
-import { ApiError } from "@flowmeter/shared";
+import { ApiError, REPAIRS_KEY, type CliInvocationEvent, type EntryRepairs } from "@flowmeter/shared";
 import type { IncomingMessage, RequestListener, ServerResponse } from "node:http";
 import express, { type NextFunction, type Request, type Response } from "express";
 import type { Redis } from "ioredis";
@@ -96,7 +96,7 @@ export function createIngestApp({ config, queue, redis, logger, spool }: IngestA
   const errorHandler = createErrorHandler(logger);
 
   /** The work of POST /ingest once the caller is authenticated and the body read: the 202 answer, or throws. */
-  async function ingest(body: unknown, contentType: string | undefined, client: string, source: string): Promise<IngestAnswer> {
+  async function ingest(body: unknown, contentType: string | undefined, client: string, source: string, clientVersion: string): Promise<IngestAnswer> {
     const receivedAtMs = Date.now();
     if (Buffer.isBuffer(body)) metrics.requestBodyBytes.observe(body.length);
     const { entries, invalidUtf8Excerpt, mayHaveLoneSurrogates } = parseBody(Buffer.isBuffer(body) ? body : undefined, contentType);
@@ -111,6 +111,7 @@ export function createIngestApp({ config, queue, redis, logger, spool }: IngestA
       });
     }
     const checked = checkEntries(entries, { maxEntryBytes: config.maxEntryBytes, receivedAtMs, source, invalidUtf8Excerpt, mayHaveLoneSurrogates });
+    if (clientVersion !== "") for (const entry of checked.unique) stampClientVersion(entry, clientVersion);
     if (checked.unique.length > 0 || checked.warnings.length > 0) {
       const stopTimer = metrics.enqueueDuration.startTimer();
       const enqueue = enqueuer.enqueue({ entries: checked.unique, warnings: checked.warnings }, receivedAtMs);
@@ -160,7 +161,13 @@ export function createIngestApp({ config, queue, redis, logger, spool }: IngestA
           fail(error);
           return;
         }
-        ingest((req as IncomingMessage & { body?: unknown }).body, req.headers["content-type"], client, req.socket.remoteAddress ?? "")
+        ingest(
+          (req as IncomingMessage & { body?: unknown }).body,
+          req.headers["content-type"],
+          client,
+          req.socket.remoteAddress ?? "",
+          clientVersionOf(req.headers["user-agent"]),
+        )
           .then((answer) => sendJson(res, 202, answer))
           .catch(fail);
       });
@@ -247,4 +254,15 @@ function errorResponseOf(res: ServerResponse) {
       return { json: (body: unknown) => sendJson(res, status, body) };
     },
   };
+}
+
+/** The sender's version from its User-Agent, `swamp-cli/<VERSION>` (docs/swamp-telemetry.md §2); "" for any other sender. */
+export function clientVersionOf(userAgent: string | undefined): string {
+  return /^swamp-cli\/([0-9A-Za-z.+-]{1,64})(?:[\s;]|$)/.exec(userAgent ?? "")?.[1] ?? "";
+}
+
+/** Records the sender's version in the entry's `$flowmeter` record, which becomes its row's client_version. */
+function stampClientVersion(entry: CliInvocationEvent, clientVersion: string): void {
+  const added = entry[REPAIRS_KEY] as EntryRepairs | undefined;
+  entry[REPAIRS_KEY] = { ...(added ?? { repairs: [] }), clientVersion } satisfies EntryRepairs;
 }

@@ -64,6 +64,11 @@ export const CLI_INVOCATION_COLUMN_TYPES = {
   /** The client's own timestamps when ingest replaced them. */
   client_started_at: "String",
   client_completed_at: "String",
+  /**
+   * The version of the sender that delivered the entry (its User-Agent, migration 0040): an entry queued by one swamp
+   * version and sent after an upgrade has the old swamp_version and the new client_version; '' when not sent.
+   */
+  client_version: "LowCardinality(String)",
 } as const satisfies ColumnTypes;
 
 export const CLI_INVOCATION_COLUMNS = columnNames(CLI_INVOCATION_COLUMN_TYPES);
@@ -136,6 +141,7 @@ export function toCliInvocationRow(event: CliInvocationEvent, receivedAt: string
     repairs: repairs?.repairs ?? [],
     client_started_at: repairs?.clientStartedAt ?? "",
     client_completed_at: repairs?.clientCompletedAt ?? "",
+    client_version: repairs?.clientVersion ?? "",
   };
 }
 

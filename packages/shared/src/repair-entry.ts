@@ -31,12 +31,14 @@ export interface Repair {
   detail: string;
 }
 
-/** What ingest adds to a repaired entry, under the reserved envelope key `$flowmeter` (a client's own is dropped). */
+/** What ingest adds to an entry, under the reserved envelope key `$flowmeter` (a client's own is dropped). */
 export interface EntryRepairs {
   repairs: RepairReason[];
   /** The client's startedAt / completedAt, as sent, when they were replaced. */
   clientStartedAt?: string;
   clientCompletedAt?: string;
+  /** The version of the sender that delivered the entry, from its User-Agent (`swamp-cli/<VERSION>`). */
+  clientVersion?: string;
 }
 
 export const REPAIRS_KEY = "$flowmeter";
