@@ -3,7 +3,7 @@
  * telemetry retries without a deadline, only a payload the worker cannot handle), and moves them back to waiting.
  */
 import { errorMessage, redactUrl } from "@flowmeter/platform";
-import { JOB_CATALOG, clientTelemetryQueue } from "@flowmeter/shared";
+import { partitionCountKey, queuesConsumedBy } from "@flowmeter/shared";
 import { Queue } from "bullmq";
 import { CliError, EXIT, parseOptions } from "./cli-error.js";
 import { parseRedisClientConfig } from "./config.js";
@@ -34,9 +34,9 @@ export async function failed(args: readonly string[], env: NodeJS.ProcessEnv, ou
   const { redisUrl, queuePrefix: prefix } = parseRedisClientConfig(env);
   const redis = await connectRedis(redisUrl);
   try {
-    // Every partition's queue of the client-telemetry stream: the count the queues were made with is kept in Redis.
-    const partitions = Number((await redis.get(`${prefix}:partitions`)) ?? "1") || 1;
-    const queues = [...Array.from({ length: partitions }, (_, partition) => clientTelemetryQueue(partition)), JOB_CATALOG.runEvents.queue];
+    // Every queue the worker consumes (JOB_CATALOG), each partition's: the count the queues were made with is kept in Redis.
+    const partitions = Number((await redis.get(partitionCountKey(prefix))) ?? "1") || 1;
+    const queues = queuesConsumedBy("worker", partitions);
     for (const name of queues) {
       const queue = new Queue(name, { connection: redis, prefix });
       try {

@@ -1,3 +1,4 @@
+import { partitionCountKey } from "@flowmeter/shared";
 import { Redis, type RedisOptions } from "ioredis";
 
 /**
@@ -48,7 +49,7 @@ export async function redisAnswersAt(url: string, timeoutMs = 1000): Promise<boo
  * worker reads, or one entry's copies to two partitions). Returns the problem, or undefined when the counts agree.
  */
 export async function partitionCountProblem(connection: Redis, queuePrefix: string, partitions: number): Promise<string | undefined> {
-  const key = `${queuePrefix}:partitions`;
+  const key = partitionCountKey(queuePrefix);
   await connection.set(key, String(partitions), "NX");
   const recorded = Number(await connection.get(key));
   if (recorded === partitions) return undefined;

@@ -36,19 +36,27 @@ export {
 } from "./repair-entry.js";
 export {
   JOB_CATALOG,
+  JOB_KINDS,
   MAX_PARTITIONS,
   clientTelemetryQueue,
   entryIdHash,
+  kindOfQueue,
+  partitionCountKey,
   partitionOf,
   partitionOfHash,
   payloadProblem,
+  queueOf,
+  queuesConsumedBy,
   RETRY_DELAY_CAP_MS,
   WARNING_EXCERPT_CHARS,
   retryDelayMs,
   warningExcerpt,
   type ClientTelemetryJob,
   type IngestionWarning,
-  type PayloadKind,
+  type JobKind,
+  type JobPayload,
+  type PartitionedJobKind,
+  type WorkerJobKind,
 } from "./queues.js";
 export {
   MAX_LOG_LINE_BYTES,

@@ -1,5 +1,19 @@
-import { describe, expect, it } from "vitest";
-import { WARNING_EXCERPT_CHARS, warningExcerpt } from "./queues.js";
+import { describe, expect, expectTypeOf, it } from "vitest";
+import {
+  JOB_CATALOG,
+  JOB_KINDS,
+  WARNING_EXCERPT_CHARS,
+  kindOfQueue,
+  payloadProblem,
+  queueOf,
+  queuesConsumedBy,
+  warningExcerpt,
+  type JobKind,
+  type JobPayload,
+  type PartitionedJobKind,
+  type WorkerJobKind,
+} from "./queues.js";
+import type { RunEventsJob, RunJob } from "./run-schemas.js";
 
 function nested(depth: number, makeObject: boolean): unknown {
   let value: unknown = 1;
@@ -49,5 +63,44 @@ describe("warningExcerpt", () => {
     const cyclic: Record<string, unknown> = { a: 1 };
     cyclic["self"] = cyclic;
     expect(warningExcerpt(cyclic).startsWith('{"a":1,"self":{"a":1,"self":')).toBe(true);
+  });
+});
+
+describe("the job catalog", () => {
+  it("types each kind's payload from its entry, and says who consumes which kind", () => {
+    expectTypeOf<JobPayload<"runs">>().toEqualTypeOf<RunJob>();
+    expectTypeOf<JobPayload<"runEvents">>().toEqualTypeOf<RunEventsJob>();
+    expectTypeOf<"clientTelemetry" | "runEvents">().toExtend<WorkerJobKind>();
+    expectTypeOf<"runs">().not.toExtend<WorkerJobKind>();
+    expectTypeOf<PartitionedJobKind>().toEqualTypeOf<"clientTelemetry">();
+    const run: JobPayload<"runs"> = { run_id: "r1", workflow: { name: "w", stages: [] }, submittedAtMs: 1 };
+    // @ts-expect-error a run is not a run-events payload
+    const events: JobPayload<"runEvents"> = run;
+    expect(events).toBe(run);
+  });
+
+  it("checks a payload against its own kind's schema only, and refuses a kind the catalog does not have", () => {
+    expect(payloadProblem("runs", { run_id: "r1", workflow: {}, submittedAtMs: 1 })).toBeUndefined();
+    expect(payloadProblem("runEvents", { run_id: "r1", workflow: {}, submittedAtMs: 1 })).toBe("runEvents payload must have required property 'events'");
+    expect(payloadProblem("clientTelemetry", { rows: "[]", receivedAtMs: 1 })).toBe(
+      "clientTelemetry payload must have property ids when property rows is present",
+    );
+    expect(payloadProblem("run-events" as JobKind, { events: [], samples: [], producedAtMs: 1 })).toBe(
+      `run-events is not a job kind of the catalog (${JOB_KINDS.join(", ")})`,
+    );
+  });
+
+  it("names every queue, partitions included, and knows the kind of each and of no other", () => {
+    const workerQueues = queuesConsumedBy("worker", 3);
+    expect(workerQueues.slice(0, 3)).toEqual(["client-telemetry", "client-telemetry-1", "client-telemetry-2"]);
+    expect(workerQueues.filter((queue) => queue === "run-events")).toHaveLength(1);
+    expect(workerQueues).not.toContain("runs");
+    expect(queuesConsumedBy("runner", 3)).toEqual(["runs"]);
+    expect(queueOf("clientTelemetry", 2)).toBe("client-telemetry-2");
+    expect(kindOfQueue("client-telemetry")).toBe("clientTelemetry");
+    expect(kindOfQueue("client-telemetry-63")).toBe("clientTelemetry");
+    expect(kindOfQueue(JOB_CATALOG.runEvents.queue)).toBe("runEvents");
+    for (const unknown of ["client-telemetry-64", "client-telemetry-01", "run-events-1", "runs-2", "telemetry", ""])
+      expect(kindOfQueue(unknown)).toBeUndefined();
   });
 });

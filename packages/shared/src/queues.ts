@@ -1,11 +1,23 @@
 /**
- * The job catalog shared by producers (ingest, runner) and consumers (worker): queue names, payloads and
- * job options in one place, so a producer and its consumer cannot drift apart.
+ * The job catalog shared by producers (ingest, runner) and consumers (worker, runner): each job kind with its queue,
+ * job options, payload schema and payload type in one entry, so a producer and its consumer cannot drift apart: the
+ * worker has a handler typed by each kind it consumes (a kind without one does not compile), and a job is checked
+ * against its kind's schema before it is read.
  */
 import { hash } from "node:crypto";
 import { Ajv } from "ajv";
 import type { JobsOptions } from "bullmq";
-import { HOST_SAMPLE_SCHEMA, RUN_EVENT_SCHEMA, RUN_POLICY_SCHEMA, STAGE_LOG_LINE_SCHEMA, STEP_HEARTBEAT_SCHEMA } from "./run-schemas.js";
+import type { JSONSchema } from "json-schema-to-ts";
+import {
+  HOST_SAMPLE_SCHEMA,
+  RUN_EVENT_SCHEMA,
+  RUN_POLICY_SCHEMA,
+  STAGE_LOG_LINE_SCHEMA,
+  STEP_HEARTBEAT_SCHEMA,
+  type RunEventsJob,
+  type RunJob,
+} from "./run-schemas.js";
+import type { SchemaType } from "./schema-type.js";
 import type { CliInvocationEvent } from "./telemetry.js";
 
 /** One repaired or refused entry, a row of flowmeter.ingestion_warnings (written by the worker with the entries). */
@@ -140,6 +152,11 @@ export interface ClientTelemetryJob {
  */
 export const MAX_PARTITIONS = 64;
 
+/** The Redis key holding the partition count the queues under `queuePrefix` were made with (platform's partitionCountProblem). */
+export function partitionCountKey(queuePrefix: string): string {
+  return `${queuePrefix}:partitions`;
+}
+
 /** The id's hash the worker's exactly-once check keys on (cli_invocation_ids.id_hash is its lowercase hex). */
 export function entryIdHash(id: string): Buffer {
   return hash("md5", id, "buffer");
@@ -154,11 +171,6 @@ export function partitionOfHash(idHash: Uint8Array, partitions: number): number 
 /** The partition of an entry with this entryId(). */
 export function partitionOf(id: string, partitions: number): number {
   return partitions === 1 ? 0 : partitionOfHash(entryIdHash(id), partitions);
-}
-
-/** The queue of one partition of the client-telemetry stream. */
-export function clientTelemetryQueue(partition: number): string {
-  return partition === 0 ? JOB_CATALOG.clientTelemetry.queue : `${JOB_CATALOG.clientTelemetry.queue}-${partition}`;
 }
 
 /** The longest wait between two attempts of a telemetry job. */
@@ -186,81 +198,154 @@ const DURABLE_JOB_OPTIONS: JobsOptions = {
   removeOnFail: false,
 };
 
+/** What every JOB_CATALOG entry says about its queue. */
+interface JobDefinition {
+  /** The queue's name (a partitioned kind: partition 0's; queueOf() names the others). */
+  queue: string;
+  jobName: string;
+  options: JobsOptions;
+  /**
+   * The shape of the payload, checked by the consumer before it reads a job (payloadProblem) and by submitRun before
+   * it queues a run: a job of another shape (a producer's bug, a hand-written job) can never be processed, so it goes
+   * straight to the failed set, where `flowmeter failed` shows it, instead of retrying for years. The entries
+   * themselves are checked by ingest (CliInvocationEventSchema), the events and samples by the runner that builds
+   * them, a run's workflow by validateWorkflow.
+   */
+  schema: JSONSchema & object;
+  /** Who consumes the queue: the worker (into ClickHouse; `flowmeter failed` lists and re-drives these) or a runner. */
+  consumer: "worker" | "runner";
+  /** One queue per partition of the stream (FLOWMETER_PARTITIONS), not one queue. */
+  partitioned: boolean;
+}
+
+/** Type-only: the TypeScript payload a catalog entry's jobs carry (no such property exists at run time). */
+declare const PAYLOAD: unique symbol;
+
+/**
+ * A catalog entry whose jobs carry `Payload`. It compiles only when every `Payload` has the schema's shape (as far
+ * as SchemaType can tell: the fields the schema names, with their types), so the type and the schema cannot drift.
+ */
+function defineJob<Payload>() {
+  return <const Definition extends JobDefinition>(
+    definition: Definition & (Payload extends SchemaType<Definition["schema"]> ? unknown : { payloadDoesNotMatchSchema: SchemaType<Definition["schema"]> }),
+  ): Definition & { readonly [PAYLOAD]?: Payload } => definition;
+}
+
 export const JOB_CATALOG = {
-  clientTelemetry: {
+  clientTelemetry: defineJob<ClientTelemetryJob>()({
     queue: "client-telemetry",
     jobName: "cli_invocations",
     options: DURABLE_JOB_OPTIONS,
-  },
+    consumer: "worker",
+    partitioned: true,
+    schema: {
+      type: "object",
+      required: ["receivedAtMs"],
+      // draft-07 (ajv's default): its `dependentRequired` would be ignored
+      dependencies: { rows: ["ids"] },
+      properties: {
+        rows: { type: "string" },
+        ids: { type: "array", items: { type: "string" } },
+        entries: { type: "array", items: { type: "object" } },
+        receivedAtMs: { type: "number" },
+        warnings: { type: "array", items: { type: "object", required: ["warning_id", "received_at_ms", "reason"] } },
+      },
+    },
+  }),
   /** Runner lifecycle events and telemetry samples, many per job (one job per publisher flush). Consumers dedupe by event_id / (attempt_id, seq). */
-  runEvents: {
+  runEvents: defineJob<RunEventsJob>()({
     queue: "run-events",
     jobName: "run_events",
     options: DURABLE_JOB_OPTIONS,
-  },
+    consumer: "worker",
+    partitioned: false,
+    schema: {
+      type: "object",
+      required: ["events", "samples", "producedAtMs"],
+      properties: {
+        events: { type: "array", items: RUN_EVENT_SCHEMA },
+        samples: { type: "array", items: { oneOf: [HOST_SAMPLE_SCHEMA, STEP_HEARTBEAT_SCHEMA] } },
+        logs: { type: "array", items: STAGE_LOG_LINE_SCHEMA },
+        producedAtMs: { type: "number" },
+      },
+    },
+  }),
   /** Submitted runs; a runner's RunConsumer executes each. A failed run is a result, not a job failure, so no retries. Job id = run_id. */
-  runs: {
+  runs: defineJob<RunJob>()({
     queue: "runs",
     jobName: "run",
-    options: { attempts: 1, removeOnComplete: { age: 86_400, count: 10_000 }, removeOnFail: { age: 7 * 86_400 } } satisfies JobsOptions,
-  },
+    options: { attempts: 1, removeOnComplete: { age: 86_400, count: 10_000 }, removeOnFail: { age: 7 * 86_400 } },
+    consumer: "runner",
+    partitioned: false,
+    schema: {
+      type: "object",
+      required: ["run_id", "workflow", "submittedAtMs"],
+      properties: {
+        run_id: { type: "string", minLength: 1 },
+        workflow: { type: "object" },
+        concurrency: { type: "integer" },
+        policy: RUN_POLICY_SCHEMA,
+        submittedAtMs: { type: "number" },
+      },
+    },
+  }),
 } as const;
 
-/**
- * The shape of each queue's payload, checked by its consumer before it reads a job (the worker for telemetry, the
- * runner's RunConsumer for runs) and by submitRun before it queues one: a job of another shape (a producer's bug, a
- * hand-written job) can never be processed, so it goes straight to the failed set, where `flowmeter failed` shows
- * it, instead of retrying for years. The entries themselves are checked by ingest (CliInvocationEventSchema), the
- * events and samples by the runner that builds them, a run's workflow by validateWorkflow.
- */
-const PAYLOAD_SCHEMAS = {
-  clientTelemetry: {
-    type: "object",
-    required: ["receivedAtMs"],
-    dependentRequired: { rows: ["ids"] },
-    properties: {
-      rows: { type: "string" },
-      ids: { type: "array", items: { type: "string" } },
-      entries: { type: "array", items: { type: "object" } },
-      receivedAtMs: { type: "number" },
-      warnings: { type: "array", items: { type: "object", required: ["warning_id", "received_at_ms", "reason"] } },
-    },
-  },
-  runEvents: {
-    type: "object",
-    required: ["events", "samples", "producedAtMs"],
-    properties: {
-      events: { type: "array", items: RUN_EVENT_SCHEMA },
-      samples: { type: "array", items: { oneOf: [HOST_SAMPLE_SCHEMA, STEP_HEARTBEAT_SCHEMA] } },
-      logs: { type: "array", items: STAGE_LOG_LINE_SCHEMA },
-      producedAtMs: { type: "number" },
-    },
-  },
-  runs: {
-    type: "object",
-    required: ["run_id", "workflow", "submittedAtMs"],
-    properties: {
-      run_id: { type: "string", minLength: 1 },
-      workflow: { type: "object" },
-      concurrency: { type: "integer" },
-      policy: RUN_POLICY_SCHEMA,
-      submittedAtMs: { type: "number" },
-    },
-  },
-} as const;
+type JobCatalog = typeof JOB_CATALOG;
+/** A JOB_CATALOG key: the kind of a job, which says its queue, options, payload schema and payload type. */
+export type JobKind = keyof JobCatalog;
+/** The payload of a job of this kind. */
+export type JobPayload<Kind extends JobKind> = NonNullable<JobCatalog[Kind][typeof PAYLOAD]>;
+/** The kinds the worker consumes: it must have a handler for each (consumers/worker-handlers.ts). */
+export type WorkerJobKind = { [Kind in JobKind]: JobCatalog[Kind]["consumer"] extends "worker" ? Kind : never }[JobKind];
+/** Those of them with one queue per partition. */
+export type PartitionedJobKind = { [Kind in JobKind]: JobCatalog[Kind]["partitioned"] extends true ? Kind : never }[JobKind];
+
+export const JOB_KINDS = Object.keys(JOB_CATALOG) as JobKind[];
+
+function isJobKind(kind: unknown): kind is JobKind {
+  return typeof kind === "string" && Object.hasOwn(JOB_CATALOG, kind);
+}
+
+/** The queue of a job kind; for a partitioned kind, that of `partition` (partition 0's keeps the single-queue name). */
+export function queueOf(kind: JobKind, partition = 0): string {
+  const { queue } = JOB_CATALOG[kind];
+  return partition === 0 ? queue : `${queue}-${partition}`;
+}
+
+/** The queue of one partition of the client-telemetry stream. */
+export function clientTelemetryQueue(partition: number): string {
+  return queueOf("clientTelemetry", partition);
+}
+
+/** Every queue of the kinds `consumer` consumes, the partitioned ones for `partitions` partitions. */
+export function queuesConsumedBy(consumer: JobDefinition["consumer"], partitions: number): string[] {
+  return JOB_KINDS.filter((kind) => JOB_CATALOG[kind].consumer === consumer).flatMap((kind) =>
+    JOB_CATALOG[kind].partitioned ? Array.from({ length: partitions }, (_, partition) => queueOf(kind, partition)) : [queueOf(kind)],
+  );
+}
+
+/** The kind of the jobs of a queue named `queue` (a partition's queue included), or undefined for a queue not in the catalog. */
+export function kindOfQueue(queue: string): JobKind | undefined {
+  for (const kind of JOB_KINDS) {
+    const { queue: name, partitioned } = JOB_CATALOG[kind];
+    if (queue === name) return kind;
+    const partition = partitioned && queue.startsWith(`${name}-`) ? queue.slice(name.length + 1) : "";
+    if (/^[1-9][0-9]*$/.test(partition) && Number(partition) < MAX_PARTITIONS) return kind;
+  }
+  return undefined;
+}
 
 const payloadAjv = new Ajv({ allErrors: false, strict: false });
-const payloadValidators = {
-  clientTelemetry: payloadAjv.compile(PAYLOAD_SCHEMAS.clientTelemetry),
-  runEvents: payloadAjv.compile(PAYLOAD_SCHEMAS.runEvents),
-  runs: payloadAjv.compile(PAYLOAD_SCHEMAS.runs),
-};
+const payloadValidators = new Map(JOB_KINDS.map((kind) => [kind, payloadAjv.compile(JOB_CATALOG[kind].schema)]));
 
-export type PayloadKind = keyof typeof payloadValidators;
-
-/** What is wrong with a job's payload, or undefined when it has the shape jobs of `kind` (a JOB_CATALOG key) carry. */
-export function payloadProblem(kind: PayloadKind, data: unknown): string | undefined {
-  const validate = payloadValidators[kind];
+/**
+ * What is wrong with a job's payload, or undefined when it has the shape jobs of `kind` (a JOB_CATALOG key) carry.
+ * A kind the catalog does not have (a caller's cast) is refused, never checked against another kind's schema.
+ */
+export function payloadProblem(kind: JobKind, data: unknown): string | undefined {
+  const validate = isJobKind(kind) ? payloadValidators.get(kind) : undefined;
+  if (validate === undefined) return `${String(kind)} is not a job kind of the catalog (${JOB_KINDS.join(", ")})`;
   if (validate(data)) return undefined;
   const [error] = validate.errors ?? [];
   return `${kind} payload${error?.instancePath ?? ""} ${error?.message ?? "is malformed"}`;

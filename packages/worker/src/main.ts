@@ -20,7 +20,7 @@ import { parseWorkerConfig } from "./config.js";
 import { createExactlyOnceState, repairRecordedBlocks } from "./consumers/insert-once.js";
 import { startPartitionConsumers, type PartitionConsumers } from "./consumers/partition-consumers.js";
 import type { QueueConsumer } from "./consumers/queue-consumer.js";
-import { createRunEventsConsumer } from "./consumers/run-events.consumer.js";
+import { createRunEventsConsumer } from "./consumers/worker-handlers.js";
 import { armFailpoint } from "./failpoint.js";
 import { createWorkerHttpServer } from "./http/server.js";
 import { createEmbeddedQueryEngine, createServerQueryEngine } from "./query/query-engine.js";

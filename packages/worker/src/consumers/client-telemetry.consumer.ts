@@ -5,22 +5,14 @@
  */
 import type { Redis } from "ioredis";
 import { errorMessage } from "@flowmeter/platform";
-import {
-  CLI_INVOCATION_COLUMNS,
-  entryId,
-  rowLine,
-  toClickHouseTime,
-  warningExcerpt,
-  type CliInvocationEvent,
-  type ClientTelemetryJob,
-} from "@flowmeter/shared";
+import { CLI_INVOCATION_COLUMNS, entryId, rowLine, toClickHouseTime, warningExcerpt, type CliInvocationEvent } from "@flowmeter/shared";
 import { isRowRefusal } from "../clickhouse/row-refusal.js";
 import { cliInvocationsTable, ingestionWarningsTable, type IngestionWarningRow } from "../clickhouse/raw-tables.js";
 import type { PartitionWriter, RowLine } from "./partition-writer.js";
 import type { WorkerConfig } from "../config.js";
 import type { WorkerMetrics } from "../metrics.js";
 import { insertOnce, type InsertOnceDeps, type OwnedRow } from "./insert-once.js";
-import { createQueueConsumer, type QueueConsumer } from "./queue-consumer.js";
+import type { JobHandler } from "./queue-consumer.js";
 
 export interface ConsumerDeps extends InsertOnceDeps {
   config: Pick<WorkerConfig, "queuePrefix" | "batch" | "concurrency" | "lockDurationMs" | "stalledIntervalMs" | "retryMaxDelayMs">;
@@ -28,16 +20,10 @@ export interface ConsumerDeps extends InsertOnceDeps {
   metrics: WorkerMetrics;
 }
 
-/** `queue`: the partition's queue (clientTelemetryQueue()). */
-export function createClientTelemetryConsumer(deps: ConsumerDeps, queue: string, partitionWriter: PartitionWriter): QueueConsumer {
-  const { config, logger } = deps;
-  return createQueueConsumer<ClientTelemetryJob>({
-    queue,
-    payload: "clientTelemetry",
-    config,
-    redis: deps.redis,
-    metrics: deps.metrics,
-    logger,
+/** The handler of one partition's jobs, written with the partition's writer. */
+export function clientTelemetryHandler(deps: ConsumerDeps, partitionWriter: PartitionWriter): JobHandler<"clientTelemetry"> {
+  const { logger } = deps;
+  return {
     rowsOf: (data) => data.ids?.length ?? data.entries?.length ?? 0,
     check: (data) =>
       data.rows !== undefined && rowLinesOf(data.rows).length !== (data.ids?.length ?? -1)
@@ -85,7 +71,7 @@ export function createClientTelemetryConsumer(deps: ConsumerDeps, queue: string,
         ms: Math.round(performance.now() - startedAt),
       });
     },
-  });
+  };
 
   /**
    * The rows of one refused job, each on its own: a row ClickHouse refuses alone goes to ingestion_warnings as a

@@ -5,12 +5,13 @@
  * standby: one writes it, the other takes over within WORKER_WRITE_LOCK_TTL_MS of its death.
  */
 import { errorMessage, type Logger } from "@flowmeter/platform";
-import { clientTelemetryQueue } from "@flowmeter/shared";
+import { queueOf } from "@flowmeter/shared";
 import type { WorkerConfig } from "../config.js";
-import { createClientTelemetryConsumer, type ConsumerDeps } from "./client-telemetry.consumer.js";
+import type { ConsumerDeps } from "./client-telemetry.consumer.js";
 import { tryAcquirePartitionLease, type PartitionLease } from "./partition-lease.js";
 import { openPartitionWriter, type PartitionWriterDeps } from "./partition-writer.js";
-import type { QueueConsumer } from "./queue-consumer.js";
+import { createQueueConsumer, type QueueConsumer } from "./queue-consumer.js";
+import { WORKER_HANDLERS } from "./worker-handlers.js";
 
 /** How often a worker asks for a lease another worker holds (or that Redis could not give). */
 const ACQUIRE_POLL_MS = 1_000;
@@ -55,7 +56,10 @@ export function startPartitionConsumers(
           await lease.release();
           return;
         }
-        const consumer = createClientTelemetryConsumer(deps, clientTelemetryQueue(partition), writer);
+        const consumer = createQueueConsumer("clientTelemetry", WORKER_HANDLERS.clientTelemetry(deps, writer), {
+          ...deps,
+          queue: queueOf("clientTelemetry", partition),
+        });
         held.set(partition, { lease, consumer });
         deps.metrics.partitionsHeld.set({ partition: String(partition) }, 1);
         consumer.start();

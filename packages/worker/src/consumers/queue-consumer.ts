@@ -7,7 +7,7 @@
 import { Queue, UnrecoverableError, Worker, type Job } from "bullmq";
 import type { Redis } from "ioredis";
 import { createRepeatThrottle, errorMessage, type Logger } from "@flowmeter/platform";
-import { payloadProblem, retryDelayMs, type PayloadKind } from "@flowmeter/shared";
+import { JOB_CATALOG, kindOfQueue, payloadProblem, queueOf, retryDelayMs, type JobPayload, type WorkerJobKind } from "@flowmeter/shared";
 import { BatchWriter, type FlushReason } from "../batch-writer.js";
 import type { WorkerConfig } from "../config.js";
 import type { WorkerMetrics } from "../metrics.js";
@@ -17,21 +17,23 @@ export interface QueuedJob<Data> {
   data: Data;
 }
 
-export interface QueueConsumerOptions<Data> {
-  /** Queue name from JOB_CATALOG (clientTelemetryQueue() for a partition); also the metrics label. */
-  queue: string;
-  /** The JOB_CATALOG entry its jobs are, whose payload schema each job is checked against. */
-  payload: PayloadKind;
+/** What the worker does with the jobs of one kind: its payload type is the kind's (JOB_CATALOG), so a handler for another payload does not compile. */
+export interface JobHandler<Kind extends WorkerJobKind> {
+  rowsOf: (data: JobPayload<Kind>) => number;
+  /** A problem the payload schema cannot express (undefined: none); such a job fails at once, as a malformed one. */
+  check?: (data: JobPayload<Kind>) => string | undefined;
+  /** When the oldest record of a job was produced, for the queue-lag gauge. */
+  producedAtMs: (data: JobPayload<Kind>) => number;
+  flush: (jobs: QueuedJob<JobPayload<Kind>>[], reason: FlushReason) => Promise<void>;
+}
+
+export interface QueueConsumerOptions {
+  /** The kind's queue when absent; a partition's queue (queueOf(kind, partition)) otherwise. Also the metrics label. */
+  queue?: string;
   config: Pick<WorkerConfig, "queuePrefix" | "batch" | "concurrency" | "lockDurationMs" | "stalledIntervalMs" | "retryMaxDelayMs">;
   redis: Redis;
   metrics: WorkerMetrics;
   logger: Logger;
-  rowsOf: (data: Data) => number;
-  /** A problem the payload schema cannot express (undefined: none); such a job fails at once, as a malformed one. */
-  check?: (data: Data) => string | undefined;
-  /** When the oldest record of a job was produced, for the queue-lag gauge. */
-  producedAtMs: (data: Data) => number;
-  flush: (jobs: QueuedJob<Data>[], reason: FlushReason) => Promise<void>;
 }
 
 export interface QueueConsumer {
@@ -50,15 +52,21 @@ const DELAYED_SAMPLE = 50;
 /** After this many jobs in a row fail on their own too, the rest of the batch fails without trying (ClickHouse is down). */
 const ISOLATION_GIVE_UP_AFTER = 3;
 
-export function createQueueConsumer<Data>(options: QueueConsumerOptions<Data>): QueueConsumer {
-  const { queue: name, config, redis, metrics, logger } = options;
+/**
+ * The consumer of one queue of jobs of `kind`, each checked against the kind's payload schema before `handler` reads
+ * it. A queue that is not one of the kind's in the catalog is refused.
+ */
+export function createQueueConsumer<Kind extends WorkerJobKind>(kind: Kind, handler: JobHandler<Kind>, options: QueueConsumerOptions): QueueConsumer {
+  type Data = JobPayload<Kind>;
+  const { queue: name = queueOf(kind), config, redis, metrics, logger } = options;
+  if (kindOfQueue(name) !== kind) throw new Error(`${name} is not a queue of ${kind} jobs (JOB_CATALOG: ${JOB_CATALOG[kind].queue})`);
   /** Jobs whose rows failed when written on their own, by job id; their processors throw. */
   const failedAlone = new Map<string, unknown>();
 
   async function flushIsolatingFailures(jobs: QueuedJob<Data>[], reason: FlushReason): Promise<void> {
     metrics.flushes.inc({ queue: name, reason });
     try {
-      await options.flush(jobs, reason);
+      await handler.flush(jobs, reason);
       return;
     } catch (error) {
       if (jobs.length === 1) throw error;
@@ -70,7 +78,7 @@ export function createQueueConsumer<Data>(options: QueueConsumerOptions<Data>): 
           continue;
         }
         try {
-          await options.flush([job], reason);
+          await handler.flush([job], reason);
           failuresInARow = 0;
         } catch (jobError) {
           failedAlone.set(job.jobId, jobError);
@@ -84,7 +92,7 @@ export function createQueueConsumer<Data>(options: QueueConsumerOptions<Data>): 
     name,
     maxRows: config.batch.maxRows,
     maxWaitMs: config.batch.maxWaitMs,
-    rowsOf: (job) => options.rowsOf(job.data),
+    rowsOf: (job) => handler.rowsOf(job.data),
     flush: flushIsolatingFailures,
   });
 
@@ -93,7 +101,7 @@ export function createQueueConsumer<Data>(options: QueueConsumerOptions<Data>): 
     async function processQueuedJob(job: Job<Data>) {
       const jobId = job.id ?? "";
       // A job not of the shape its queue carries (shared/queues.ts) fails at once instead of retrying.
-      const problem = payloadProblem(options.payload, job.data) ?? options.check?.(job.data);
+      const problem = payloadProblem(kind, job.data) ?? handler.check?.(job.data);
       if (problem !== undefined) {
         logger.error("malformed job moved to the failed set without retries (npx flowmeter failed)", { queue: name, job: jobId, problem });
         throw new UnrecoverableError(problem);
@@ -143,7 +151,7 @@ export function createQueueConsumer<Data>(options: QueueConsumerOptions<Data>): 
       // Delayed jobs are ordered by when they run next, not by age; a job retried longest waits longest, so look at
       // both ends of the set.
       const delayed = [...(await queue.getJobs(["delayed"], 0, DELAYED_SAMPLE - 1, true)), ...(await queue.getJobs(["delayed"], 0, DELAYED_SAMPLE - 1, false))];
-      const produced = [oldestActive, oldestWaiting, ...delayed].filter((job) => job !== undefined).map((job) => options.producedAtMs(job.data as Data));
+      const produced = [oldestActive, oldestWaiting, ...delayed].filter((job) => job !== undefined).map((job) => handler.producedAtMs(job.data as Data));
       metrics.queueLag.set({ queue: name }, produced.length === 0 ? 0 : Math.max(0, (Date.now() - Math.min(...produced)) / 1000));
     },
     async close(): Promise<void> {

@@ -9,7 +9,7 @@ import { parseWorkerConfig } from "../config.js";
 import { createWorkerMetrics } from "../metrics.js";
 import type { QueueConsumer } from "./queue-consumer.js";
 import { createExactlyOnceState } from "./insert-once.js";
-import { createRunEventsConsumer } from "./run-events.consumer.js";
+import { createRunEventsConsumer } from "./worker-handlers.js";
 
 const logger = createLogger("test", "error");
 

@@ -1,26 +1,13 @@
 /** Consumes the runner's run-events queue into flowmeter.run_events, flowmeter.run_telemetry and flowmeter.run_logs. */
-import { JOB_CATALOG, type RunEventsJob, toClickHouseTime } from "@flowmeter/shared";
-import {
-  runEventsTable,
-  runLogsTable,
-  runTelemetryTable,
-  type RunEventRow,
-  type RunLogRow,
-  type RunTelemetryRow,
-} from "../clickhouse/raw-tables.js";
+import { JOB_CATALOG, toClickHouseTime } from "@flowmeter/shared";
+import { runEventsTable, runLogsTable, runTelemetryTable, type RunEventRow, type RunLogRow, type RunTelemetryRow } from "../clickhouse/raw-tables.js";
 import type { ConsumerDeps } from "./client-telemetry.consumer.js";
 import { insertOnce, type OwnedRow } from "./insert-once.js";
-import { createQueueConsumer, type QueueConsumer } from "./queue-consumer.js";
+import type { JobHandler } from "./queue-consumer.js";
 
-export function createRunEventsConsumer(deps: ConsumerDeps): QueueConsumer {
-  const { config, logger } = deps;
-  return createQueueConsumer<RunEventsJob>({
-    queue: JOB_CATALOG.runEvents.queue,
-    payload: "runEvents",
-    config,
-    redis: deps.redis,
-    metrics: deps.metrics,
-    logger,
+export function runEventsHandler(deps: ConsumerDeps): JobHandler<"runEvents"> {
+  const { logger } = deps;
+  return {
     rowsOf: (data) => data.events.length + data.samples.length + (data.logs ?? []).length,
     producedAtMs: (data) => data.producedAtMs,
     async flush(jobs, reason) {
@@ -47,5 +34,5 @@ export function createRunEventsConsumer(deps: ConsumerDeps): QueueConsumer {
         ms: Math.round(performance.now() - startedAt),
       });
     },
-  });
+  };
 }
