@@ -28,6 +28,7 @@ import {
   insertBlockThroughClient,
   toBlock,
   migrate,
+  ROLLUP_TABLES,
   toClickHouseTime,
   toRow,
   type RunEventRow,
@@ -137,6 +138,7 @@ const EXPECTED_COLUMNS: Record<string, Record<string, string[]>> = {
     "Invocations per minute, by command": ["time", "command_line", "per_minute"],
     "Error rate, by command": ["time", "command", "error_rate", "user_error_rate"],
     "p90 duration, by command": ["time", "command_line", "p90_ms"],
+    "Errors per minute, by command and error type": ["time", "command_error", "per_minute"],
     "Commands over the selected range": [
       "command",
       "subcommand",
@@ -761,9 +763,9 @@ describe("Grafana dashboards: ClickHouse queries on chDB", () => {
   });
 
   it("seeding filled every rollup through the materialized views", async () => {
-    for (const view of ["driver_stats", "stage_stats", "command_stats"]) {
-      const result = await run(`SELECT count() AS n FROM flowmeter.${view}`);
-      expect(Number(result.data[0]?.["n"]), view).toBeGreaterThan(0);
+    for (const { name } of ROLLUP_TABLES) {
+      const result = await run(`SELECT count() AS n FROM ${name}`);
+      expect(Number(result.data[0]?.["n"]), name).toBeGreaterThan(0);
     }
     const sources = await run("SELECT DISTINCT source FROM flowmeter.driver_stats ORDER BY source");
     expect(sources.data.map((row) => row["source"])).toEqual(["client", "runner"]);

@@ -275,6 +275,7 @@ export const ROLLUP_TABLES: readonly { name: `flowmeter.${string}`; retention: R
   { name: "flowmeter.driver_stats_1m", retention: { keep: "rollupDays", column: "minute" } },
   { name: "flowmeter.stage_stats_1m", retention: { keep: "rollupDays", column: "minute" } },
   { name: "flowmeter.command_stats_1m", retention: { keep: "rollupDays", column: "minute" } },
+  { name: "flowmeter.command_errors_1m", retention: { keep: "rollupDays", column: "minute" } },
 ];
 
 /** Tables kept forever whatever the settings: the migrations' ledger. */
