@@ -30,5 +30,5 @@ export type RowOf<Columns extends ColumnTypes> = { -readonly [Name in keyof Colu
 
 /** The column names, in table order. */
 export function columnNames<Columns extends ColumnTypes>(columns: Columns): readonly (keyof Columns & string)[] {
-  return Object.keys(columns) as (keyof Columns & string)[];
+  return Object.keys(columns);
 }
