@@ -52,6 +52,7 @@ export {
   retryDelayMs,
   warningExcerpt,
   type ClientTelemetryJob,
+  type OtelJob,
   type IngestionWarning,
   type JobKind,
   type JobPayload,
@@ -139,3 +140,12 @@ export {
   type WorkflowSecret,
 } from "./run-schemas.js";
 export type { SchemaType } from "./schema-type.js";
+export {
+  OTEL_LOG_COLUMN_TYPES,
+  OTEL_LOG_COLUMNS,
+  OTEL_SPAN_COLUMN_TYPES,
+  OTEL_SPAN_COLUMNS,
+  type OtelAttributes,
+  type OtelLogRow,
+  type OtelSpanRow,
+} from "./otel-rows.js";

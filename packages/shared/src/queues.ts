@@ -17,6 +17,7 @@ import {
   type RunEventsJob,
   type RunJob,
 } from "./run-schemas.js";
+import type { OtelLogRow, OtelSpanRow } from "./otel-rows.js";
 import type { SchemaType } from "./schema-type.js";
 import type { CliInvocationEvent } from "./telemetry.js";
 
@@ -144,6 +145,17 @@ export interface ClientTelemetryJob {
 }
 
 /**
+ * OTLP records ingest received (POST /v1/logs, /v1/traces) as rows of otel_logs and otel_traces (otel-rows.ts), each
+ * with its RecordId, by which the worker writes it once.
+ */
+export interface OtelJob {
+  logs?: OtelLogRow[];
+  spans?: OtelSpanRow[];
+  /** When ingest accepted the request (ms since epoch): the worker's queue-lag metric. */
+  receivedAtMs: number;
+}
+
+/**
  * The client-telemetry stream is cut into FLOWMETER_PARTITIONS partitions by entry id, one queue each, so that every
  * copy of an entry (a client's re-send, a redelivered job) goes to one partition, which one worker at a time writes
  * (the worker's partition lease): workers write different partitions in parallel, and none needs a lock over the table.
@@ -267,6 +279,23 @@ export const JOB_CATALOG = {
         samples: { type: "array", items: { oneOf: [HOST_SAMPLE_SCHEMA, STEP_HEARTBEAT_SCHEMA] } },
         logs: { type: "array", items: STAGE_LOG_LINE_SCHEMA },
         producedAtMs: { type: "number" },
+      },
+    },
+  }),
+  /** OTLP logs and spans from ingest's /v1/logs and /v1/traces, many per job; the worker writes each record once by RecordId. */
+  otel: defineJob<OtelJob>()({
+    queue: "otel",
+    jobName: "otel_records",
+    options: DURABLE_JOB_OPTIONS,
+    consumer: "worker",
+    partitioned: false,
+    schema: {
+      type: "object",
+      required: ["receivedAtMs"],
+      properties: {
+        logs: { type: "array", items: { type: "object", required: ["Timestamp", "TimestampTime", "ServiceName", "RecordId"] } },
+        spans: { type: "array", items: { type: "object", required: ["Timestamp", "SpanName", "ServiceName", "RecordId"] } },
+        receivedAtMs: { type: "number" },
       },
     },
   }),

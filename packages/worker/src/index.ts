@@ -6,7 +6,7 @@ export { createExactlyOnceState } from "./consumers/insert-once.js";
 export { createBlockWriter, insertBlockThroughClient, toBlock, type Block, type BlockWriter } from "./clickhouse/block-writer.js";
 export type { ConsumerDeps } from "./consumers/client-telemetry.consumer.js";
 export { startPartitionConsumers, type PartitionConsumers } from "./consumers/partition-consumers.js";
-export { createRunEventsConsumer } from "./consumers/worker-handlers.js";
+export { createOtelConsumer, createRunEventsConsumer } from "./consumers/worker-handlers.js";
 export type { QueueConsumer } from "./consumers/queue-consumer.js";
 export { createWorkerMetrics, type WorkerMetrics } from "./metrics.js";
 export { toClickHouseTime } from "@flowmeter/shared";

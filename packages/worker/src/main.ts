@@ -20,7 +20,7 @@ import { parseWorkerConfig } from "./config.js";
 import { createExactlyOnceState, repairRecordedBlocks } from "./consumers/insert-once.js";
 import { startPartitionConsumers, type PartitionConsumers } from "./consumers/partition-consumers.js";
 import type { QueueConsumer } from "./consumers/queue-consumer.js";
-import { createRunEventsConsumer } from "./consumers/worker-handlers.js";
+import { createOtelConsumer, createRunEventsConsumer } from "./consumers/worker-handlers.js";
 import { armFailpoint } from "./failpoint.js";
 import { createWorkerHttpServer } from "./http/server.js";
 import { createEmbeddedQueryEngine, createServerQueryEngine } from "./query/query-engine.js";
@@ -71,9 +71,10 @@ async function main(): Promise<void> {
   const afterInsert = await armFailpoint(config, clickhouse, logger);
   const deps = { config, redis, clickhouse, writer, ...createExactlyOnceState(redis, config, logger), metrics, logger, afterInsert };
   const runEventsConsumer = createRunEventsConsumer(deps);
+  const otelConsumer = createOtelConsumer(deps);
   // Started once Redis answers.
   let partitions: PartitionConsumers | undefined = undefined;
-  const consumers = (): QueueConsumer[] => [...(partitions?.held() ?? []), runEventsConsumer];
+  const consumers = (): QueueConsumer[] => [...(partitions?.held() ?? []), runEventsConsumer, otelConsumer];
   const queryEngine = !isLoopbackHost(config.http.host)
     ? undefined
     : config.clickhouse.url === undefined
@@ -175,6 +176,7 @@ async function main(): Promise<void> {
   }
   partitions = startPartitionConsumers(deps, { ...config, horizonDays: config.retention.dedupHorizonDays }, logger);
   runEventsConsumer.start();
+  otelConsumer.start();
 }
 
 main().catch((error: unknown) => {

@@ -159,7 +159,9 @@ describe("the cluster form of the schema, in chDB", () => {
   });
 
   it("sets the TTLs on the _local tables", async () => {
-    await applyRetention(cluster, { rawDays: 90, telemetryDays: 30, logsDays: 30, rollupDays: 400, dedupHorizonDays: 8 }, logger, { cluster: CLUSTER });
+    await applyRetention(cluster, { rawDays: 90, telemetryDays: 30, logsDays: 30, rollupDays: 400, dedupHorizonDays: 8, otelDays: 30 }, logger, {
+      cluster: CLUSTER,
+    });
     expect(
       sent.filter((statement) => statement.includes("TTL")).every((statement) => /^ALTER TABLE flowmeter\.\w+_local ON CLUSTER 'flowmeter' /.test(statement)),
     ).toBe(true);

@@ -22,6 +22,8 @@ export interface RetentionConfig {
    * is stored again (docs/operations.md). The real swamp CLI gives an entry up after 7 days.
    */
   dedupHorizonDays: number;
+  /** The OpenTelemetry tables (otel_logs, otel_traces and its trace-id lookup, otel_metrics_*). */
+  otelDays: number;
 }
 
 /** Which setting a table's rows are kept for, counted from which of its time columns. */

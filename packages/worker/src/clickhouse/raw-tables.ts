@@ -8,6 +8,7 @@
 import { CLI_INVOCATION_COLUMN_TYPES, toCliInvocationRow, toClickHouseTime, type RowOf } from "@flowmeter/shared";
 import type { IngestionWarning, RunEvent, StageLogLine, TelemetrySample } from "@flowmeter/shared";
 import { defineRawTable, type RawTableShape, type Retention } from "./raw-table.js";
+import { OTEL_METRIC_TABLES, OTEL_VIEW_TARGETS, otelLogsTable, otelTracesTable } from "./tables/otel-tables.js";
 
 /** flowmeter.cli_invocations: one row per accepted cli_invocation entry (migration 0001; columns and mapping in shared). */
 export const cliInvocationsTable = defineRawTable({
@@ -265,6 +266,8 @@ export const RAW_TABLES: readonly RawTableShape[] = [
   runTelemetryTable,
   runLogsTable,
   ingestionWarningsTable,
+  otelLogsTable,
+  otelTracesTable,
 ];
 
 /**
@@ -275,6 +278,7 @@ export const ROLLUP_TABLES: readonly { name: `flowmeter.${string}`; retention: R
   { name: "flowmeter.driver_stats_1m", retention: { keep: "rollupDays", column: "minute" } },
   { name: "flowmeter.stage_stats_1m", retention: { keep: "rollupDays", column: "minute" } },
   { name: "flowmeter.command_stats_1m", retention: { keep: "rollupDays", column: "minute" } },
+  ...OTEL_VIEW_TARGETS,
   { name: "flowmeter.command_errors_1m", retention: { keep: "rollupDays", column: "minute" } },
 ];
 
@@ -282,7 +286,7 @@ export const ROLLUP_TABLES: readonly { name: `flowmeter.${string}`; retention: R
 export const RETENTION_EXEMPT: readonly string[] = ["flowmeter.schema_migrations"];
 
 /** Every table with a retention setting: the raw tables, then the rollups. */
-export const RETAINED_TABLES: readonly { name: string; retention: Retention }[] = [...RAW_TABLES, ...ROLLUP_TABLES];
+export const RETAINED_TABLES: readonly { name: string; retention: Retention }[] = [...RAW_TABLES, ...ROLLUP_TABLES, ...OTEL_METRIC_TABLES];
 
 /** The raw table with this unqualified name (`run_events`), if it is one. */
 export function rawTableNamed(name: string): RawTableShape | undefined {

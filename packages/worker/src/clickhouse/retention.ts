@@ -20,6 +20,7 @@ export function readRetentionConfig(reader: EnvReader): RetentionConfig {
     logsDays: reader.int("FLOWMETER_LOGS_TTL_DAYS", 30, { min: 0, max: 36_500 }),
     rollupDays: reader.int("FLOWMETER_ROLLUP_TTL_DAYS", 0, { min: 0, max: 36_500 }),
     dedupHorizonDays: reader.int("FLOWMETER_DEDUP_HORIZON_DAYS", 8, { min: 1, max: 366 }),
+    otelDays: reader.int("FLOWMETER_OTEL_TTL_DAYS", 30, { min: 0, max: 36_500 }),
   };
   if (config.rawDays > 0 && config.rollupDays > 0 && config.rollupDays < config.rawDays) {
     reader.problem(
@@ -41,7 +42,10 @@ export async function applyRetention(
     format: "JSONEachRow",
   });
   const engines = new Map((await result.json<{ table: string; engine_full: string }>()).map((row) => [row.table, row.engine_full]));
-  for (const { name, retention: { column, keep } } of RETAINED_TABLES) {
+  for (const {
+    name,
+    retention: { column, keep },
+  } of RETAINED_TABLES) {
     const table = cluster === undefined ? name : localTable(name);
     const target = cluster === undefined ? table : `${table} ${onCluster(cluster)}`;
     const days = retention[keep];
@@ -59,5 +63,6 @@ export async function applyRetention(
     logs_days: retention.logsDays,
     rollup_days: retention.rollupDays,
     dedup_horizon_days: retention.dedupHorizonDays,
+    otel_days: retention.otelDays,
   });
 }
