@@ -11,7 +11,9 @@ import {
 import { ApiError, REPAIRS_KEY, type CliInvocationEvent, type EntryRepairs } from "@flowmeter/shared";
 import type { IncomingMessage, RequestListener, ServerResponse } from "node:http";
 import express, { type NextFunction, type Request, type Response } from "express";
+import type { Queue } from "bullmq";
 import type { Redis } from "ioredis";
+import type { OtelJob } from "@flowmeter/shared";
 import type { IngestConfig } from "./config.js";
 import { createAuthenticate } from "./ingest/authenticate.js";
 import { checkEntries, type EntryRejection } from "./ingest/check-entries.js";
@@ -20,12 +22,14 @@ import { ByteBudget } from "./ingest/byte-budget.js";
 import { contentTypeRefusal, parseBody } from "./ingest/parse-body.js";
 import { createRateLimiter } from "./ingest/rate-limiter.js";
 import { createIngestMetrics, METRIC_ROUTES, type IngestMetrics } from "./metrics.js";
+import { createOtlpReceiver, OTLP_PATHS, type OtlpPath } from "./otlp/otlp-receiver.js";
 
 export interface IngestAppOptions {
   config: Pick<
     IngestConfig,
     "host" | "bodyBytesInFlight" | "apiKeys" | "maxBodyBytes" | "maxEntriesPerRequest" | "maxEntryBytes" | "rateLimitEntriesPerSecond"
-  >;
+  > &
+    Partial<Pick<IngestConfig, "otlpMaxBodyBytes" | "otlpMaxQueuedJobs">>;
   /** Queue from createIngestQueue(); the caller owns it and closes it. */
   queue: ClientTelemetryQueue;
   /** The queue's connection, used for the fast "disconnected" check and /healthz; the caller owns it. */
@@ -33,6 +37,8 @@ export interface IngestAppOptions {
   logger: Logger;
   /** Where accepted entries go while Redis is away; without one, such requests are answered 503. */
   spool?: Omit<IngestSpool, "onChange" | "onWriteFailed" | "onLinesDropped" | "logger">;
+  /** The otel queue (otlp-receiver.ts createOtlpQueue) for POST /v1/logs and /v1/traces; without it they answer 404. */
+  otlpQueue?: Queue<OtelJob>;
 }
 
 export interface IngestApp {
@@ -50,7 +56,7 @@ export interface IngestApp {
 
 const HEALTH_PING_TIMEOUT_MS = 1000;
 
-export function createIngestApp({ config, queue, redis, logger, spool }: IngestAppOptions): IngestApp {
+export function createIngestApp({ config, queue, redis, logger, spool, otlpQueue }: IngestAppOptions): IngestApp {
   const metrics = createIngestMetrics();
   const authenticate = createAuthenticate(config.apiKeys);
   const rateLimiter = createRateLimiter({ ratePerSecond: config.rateLimitEntriesPerSecond });
@@ -71,6 +77,19 @@ export function createIngestApp({ config, queue, redis, logger, spool }: IngestA
             onLinesDropped: (lines) => metrics.spoolLinesDropped.inc(lines),
           },
   });
+  const otlp =
+    otlpQueue === undefined
+      ? undefined
+      : createOtlpReceiver({
+          queue: otlpQueue,
+          redis,
+          host: config.host,
+          maxBodyBytes: config.otlpMaxBodyBytes ?? 20 * 1024 * 1024,
+          maxQueuedJobs: config.otlpMaxQueuedJobs ?? 10_000,
+          authenticate,
+          metrics,
+          logger,
+        });
   // Queue errors mirror the connection's; without a listener an EventEmitter "error" would crash the process.
   for (const partition of queue.partitions) partition.on("error", (error) => logger.debug("queue error", { error: errorMessage(error) }));
 
@@ -192,7 +211,9 @@ export function createIngestApp({ config, queue, redis, logger, spool }: IngestA
   app.use(errorHandler);
 
   function serve(req: IncomingMessage, res: ServerResponse): void {
-    if (req.method === "POST" && pathnameOf(req.url) === "/ingest") serveIngest(req, res);
+    const path = req.method === "POST" ? pathnameOf(req.url) : "";
+    if (path === "/ingest") serveIngest(req, res);
+    else if (otlp !== undefined && Object.hasOwn(OTLP_PATHS, path)) otlp.serve(req, res, path as OtlpPath);
     else app(req, res);
   }
 
@@ -202,6 +223,7 @@ export function createIngestApp({ config, queue, redis, logger, spool }: IngestA
     open: () => enqueuer.open(),
     async close() {
       await Promise.allSettled([...inFlight]);
+      await otlp?.close();
       await enqueuer.close();
       metrics.registry.clear();
     },

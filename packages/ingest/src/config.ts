@@ -30,6 +30,10 @@ export interface IngestConfig {
   spoolDir: string;
   /** INGEST_SPOOL_MAX_BYTES: above it, requests get 503 instead of being spooled. */
   spoolMaxBytes: number;
+  /** INGEST_OTLP_MAX_BODY_BYTES: limit on an OTLP export's body after decompression (413 above it). */
+  otlpMaxBodyBytes: number;
+  /** INGEST_OTLP_MAX_QUEUED_JOBS: above this many jobs waiting on the otel queue, OTLP exports are answered 429. */
+  otlpMaxQueuedJobs: number;
 }
 
 export const LOOPBACK_HOST = "127.0.0.1";
@@ -59,6 +63,9 @@ export function parseIngestConfig(env: EnvSource): IngestConfig {
     redis: { url: redis.url ?? DEFAULT_REDIS_URL, queuePrefix: redis.queuePrefix, partitions: redis.partitions },
     spoolDir: join(readDataDir(reader), "spool"),
     spoolMaxBytes: reader.int("INGEST_SPOOL_MAX_BYTES", 1024 * 1024 * 1024, { min: 0, max: Number.MAX_SAFE_INTEGER }),
+    // The OTLP specification's recommended limit: 20 MiB after decompression.
+    otlpMaxBodyBytes: reader.int("INGEST_OTLP_MAX_BODY_BYTES", 20 * 1024 * 1024, { min: 1024, max: 1024 * 1024 * 1024 }),
+    otlpMaxQueuedJobs: reader.int("INGEST_OTLP_MAX_QUEUED_JOBS", 10_000, { min: 1, max: 100_000_000 }),
   };
   return reader.finish(config);
 }

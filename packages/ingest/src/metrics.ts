@@ -3,11 +3,11 @@ import { REPAIR_REASONS } from "@flowmeter/shared";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
 /** Values of the `route` label; any other path is counted as "other". */
-export const METRIC_ROUTES = ["/ingest", "/healthz", "/metrics"] as const;
+export const METRIC_ROUTES = ["/ingest", "/v1/logs", "/v1/traces", "/healthz", "/metrics"] as const;
 
 export interface IngestMetrics {
   registry: Registry;
-  /** route: /ingest | /healthz | /metrics | other. status: the HTTP status sent (200, 202, 400, 401, 404, 405, 413, 415, 429, 500, 503). */
+  /** route: /ingest | /v1/logs | /v1/traces | /healthz | /metrics | other. status: the HTTP status sent (200, 202, 400, 401, 404, 405, 413, 415, 429, 500, 503). */
   requests: Counter<"route" | "status">;
   entriesAccepted: Counter;
   /**
@@ -30,6 +30,8 @@ export interface IngestMetrics {
   spoolWriteFailedRequests: Counter<"reason">;
   /** Spool lines dropped at replay because they were cut short: requests never answered 202 (a failed write, a crash). */
   spoolLinesDropped: Counter;
+  /** OTLP records (log records, spans) by signal (logs | traces) and outcome (accepted | rejected: counted in partial_success). */
+  otlpRecords: Counter<"signal" | "outcome">;
 }
 
 /** A counter by `reason` with every known reason's series from the start, so increase() sees the first one after a restart. */
@@ -92,6 +94,12 @@ export function createIngestMetrics(): IngestMetrics {
     spoolLinesDropped: new Counter({
       name: "flowmeter_ingest_spool_lines_dropped_total",
       help: "Spool lines dropped at replay because they were cut short (their requests were never answered 202)",
+      registers: [registry],
+    }),
+    otlpRecords: new Counter({
+      name: "flowmeter_ingest_otlp_records_total",
+      help: "OTLP log records and spans received, by signal and outcome (rejected: counted in partial_success)",
+      labelNames: ["signal", "outcome"],
       registers: [registry],
     }),
     requestBodyBytes: new Histogram({

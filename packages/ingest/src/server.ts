@@ -4,6 +4,7 @@ import { SpoolFile, createRedis, errorMessage, partitionCountProblem, type Logge
 import { createIngestApp, type IngestApp } from "./app.js";
 import type { IngestConfig } from "./config.js";
 import { closeIngestQueue, createIngestQueue, type AcceptedRequest } from "./ingest/client-telemetry-queue.js";
+import { createOtlpQueue } from "./otlp/otlp-receiver.js";
 
 export interface IngestServer {
   host: string;
@@ -54,7 +55,8 @@ export async function startIngestServer(config: IngestConfig, logger: Logger): P
     config.spoolMaxBytes === 0
       ? undefined
       : { file: new SpoolFile<AcceptedRequest>(config.spoolDir, logger, { owner: "ingest", fsync: true }), maxBytes: config.spoolMaxBytes };
-  const ingest = createIngestApp({ config, queue, redis, logger, spool });
+  const otlpQueue = createOtlpQueue(redis, config.redis.queuePrefix);
+  const ingest = createIngestApp({ config, queue, redis, logger, spool, otlpQueue });
   const server = createServer(ingest.app);
   server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
   // Above the keep-alive timeout, as proxies advise, so the two never race on a reused connection.
@@ -63,6 +65,9 @@ export async function startIngestServer(config: IngestConfig, logger: Logger): P
   const closeConnections = async (): Promise<void> => {
     await ingest.close();
     await closeIngestQueue(queue, redis);
+    // As closeIngestQueue does for its queues: the queue's connection setup settles before close() drops its listeners.
+    await Promise.race([otlpQueue.waitUntilReady().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 500).unref())]);
+    await otlpQueue.close();
   };
 
   try {
