@@ -4,7 +4,7 @@
  * the JSONCompactEachRow line the worker inserts: rowLine) and by the worker (jobs of older ingests).
  */
 import { CliInvocationEventSchema, entryDriver, entryId, type CliInvocationEvent } from "./telemetry.js";
-import { REPAIRS_KEY, type EntryRepairs } from "./repair-entry.js";
+import { REPAIRS_KEY, type EntryRepairs } from "./entry-repairs.js";
 import { columnNames, type ColumnTypes, type RowOf } from "./clickhouse-columns.js";
 
 /** ClickHouse DateTime64 text ('2026-05-09 12:00:01.000'), always UTC. */

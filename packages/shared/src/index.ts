@@ -2,6 +2,8 @@
 export { API_ERROR_SCHEMA, ApiError, ERROR_CODES, type ApiErrorBody, type ErrorCode } from "./errors.js";
 export {
   CliInvocationEventSchema,
+  TIMESTAMP_MAX_AGE_MS,
+  TIMESTAMP_MAX_AHEAD_MS,
   entryDriver,
   entryId,
   validateCliInvocation,
@@ -23,17 +25,7 @@ export {
   type CliInvocationRow,
 } from "./cli-invocation-row.js";
 export { columnNames, type ColumnTypes, type RowOf, type ValueOf } from "./clickhouse-columns.js";
-export {
-  REPAIR_REASONS,
-  REPAIRS_KEY,
-  cutWhole,
-  repairCliInvocation,
-  type EntryRepairs,
-  type Repair,
-  type RepairOptions,
-  type RepairReason,
-  type RepairResult,
-} from "./repair-entry.js";
+export { REPAIR_REASONS, REPAIRS_KEY, type EntryRepairs, type RepairReason } from "./entry-repairs.js";
 export {
   JOB_CATALOG,
   JOB_KINDS,

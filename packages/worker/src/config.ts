@@ -1,8 +1,5 @@
 import { fileURLToPath } from "node:url";
 import { resolve } from "node:path";
-import type { QueryLimits } from "./query/query-engine.js";
-import { CLUSTER_NAME } from "./clickhouse/cluster-names.js";
-import { readRetentionConfig, type RetentionConfig } from "./clickhouse/retention.js";
 import { DEFAULT_REDIS_URL, EnvReader, readDataDir, readRedisConfig, type EnvSource, type LogLevel } from "@flowmeter/platform";
 
 export interface ClickHouseConfig {
@@ -48,12 +45,67 @@ export interface WorkerConfig {
   logLevel: LogLevel;
 }
 
+/** Limits of every /query statement (query/query-engine.ts applies them). */
+export interface QueryLimits {
+  /** max_execution_time, in seconds, and the wall-clock limit of a statement. */
+  timeoutSeconds: number;
+  /** max_memory_usage of one query. */
+  maxMemoryBytes: number;
+  /** max_result_rows. */
+  maxResultRows: number;
+  /** Bytes of formatted output one answer may have. */
+  maxResultBytes: number;
+  /** Queries run at once; more are answered 429. */
+  concurrency: number;
+  /** max_threads of one query: what a query may take of the cores the inserts need. */
+  maxThreads: number;
+}
+
 const FAILPOINTS = ["none", "kill-after-insert", "kill-after-raw-part"] as const;
+
+/** A `remote_servers` cluster name the DDL can quote as it is (clickhouse/cluster-names.ts). */
+export const CLUSTER_NAME = /^[A-Za-z0-9_]+$/;
 
 /** The longest WORKER_RETRY_MAX_DELAY_MS allowed; a cluster's deduplication window is sized from it (cluster-ddl.ts). */
 export const RETRY_MAX_DELAY_MS_LIMIT = 86_400_000;
 
 const DEFAULT_MIGRATIONS_DIR = resolve(fileURLToPath(new URL(".", import.meta.url)), "../../../infra/clickhouse/migrations");
+
+/** How long each table keeps its rows, in days (FLOWMETER_*_TTL_DAYS; clickhouse/retention.ts applies them); 0 keeps them forever. */
+export interface RetentionConfig {
+  /** Raw client entries, runner events and ingestion warnings. 0: keep forever. */
+  rawDays: number;
+  /** run_telemetry: one row per second per running stage. */
+  telemetryDays: number;
+  /** run_logs: every line stages wrote. */
+  logsDays: number;
+  /** The 1-minute rollups; kept at least as long as raw rows. */
+  rollupDays: number;
+  /**
+   * How long a client entry's id is remembered (cli_invocation_ids): a re-send within it is counted once, one after it
+   * is stored again (docs/operations.md). The real swamp CLI gives an entry up after 7 days.
+   */
+  dedupHorizonDays: number;
+  /** The OpenTelemetry tables (otel_logs, otel_traces and its trace-id lookup, otel_metrics_*). */
+  otelDays: number;
+}
+
+export function readRetentionConfig(reader: EnvReader): RetentionConfig {
+  const config: RetentionConfig = {
+    rawDays: reader.int("FLOWMETER_RAW_TTL_DAYS", 0, { min: 0, max: 36_500 }),
+    telemetryDays: reader.int("FLOWMETER_TELEMETRY_TTL_DAYS", 30, { min: 0, max: 36_500 }),
+    logsDays: reader.int("FLOWMETER_LOGS_TTL_DAYS", 30, { min: 0, max: 36_500 }),
+    rollupDays: reader.int("FLOWMETER_ROLLUP_TTL_DAYS", 0, { min: 0, max: 36_500 }),
+    dedupHorizonDays: reader.int("FLOWMETER_DEDUP_HORIZON_DAYS", 8, { min: 1, max: 366 }),
+    otelDays: reader.int("FLOWMETER_OTEL_TTL_DAYS", 30, { min: 0, max: 36_500 }),
+  };
+  if (config.rawDays > 0 && config.rollupDays > 0 && config.rollupDays < config.rawDays) {
+    reader.problem(
+      `FLOWMETER_ROLLUP_TTL_DAYS (${config.rollupDays}) must be 0 (forever) or at least FLOWMETER_RAW_TTL_DAYS (${config.rawDays}): rollups outlive the rows they sum`,
+    );
+  }
+  return config;
+}
 
 export function readClickHouseConfig(reader: EnvReader): ClickHouseConfig {
   const dataDir = readDataDir(reader);

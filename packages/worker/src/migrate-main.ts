@@ -10,8 +10,8 @@
 import { ConfigError, EnvReader, createLogger, errorMessage } from "@flowmeter/platform";
 import { createClickHouse, describeClickHouse } from "./clickhouse/client.js";
 import { MigrationError, migrate } from "./clickhouse/migrate.js";
-import { applyRetention, readRetentionConfig } from "./clickhouse/retention.js";
-import { readClickHouseConfig } from "./config.js";
+import { applyRetention } from "./clickhouse/retention.js";
+import { readClickHouseConfig, readRetentionConfig } from "./config.js";
 
 async function main(): Promise<void> {
   const reader = new EnvReader(process.env);

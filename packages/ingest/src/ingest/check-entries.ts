@@ -5,7 +5,8 @@
  */
 import { UnreadableLine } from "./parse-body.js";
 import { uuidV7 } from "@flowmeter/platform";
-import { cutWhole, entryId, repairCliInvocation, warningExcerpt, type CliInvocationEvent, type IngestionWarning, type Repair } from "@flowmeter/shared";
+import { entryId, warningExcerpt, type CliInvocationEvent, type IngestionWarning } from "@flowmeter/shared";
+import { cutWhole, repairCliInvocation, type Repair } from "./repair-entry.js";
 
 export const MAX_ENTRY_DEPTH = 32;
 

@@ -1,11 +1,9 @@
 /** How the cluster form of the schema (cluster-ddl.ts) names a cluster and a table's replicated part. */
+import { CLUSTER_NAME } from "../config.js";
 
 export class ClusterRenderError extends Error {
   override readonly name = "ClusterRenderError";
 }
-
-/** A `remote_servers` cluster name the DDL can quote as it is. */
-export const CLUSTER_NAME = /^[A-Za-z0-9_]+$/;
 
 /** `ON CLUSTER '<cluster>'`. */
 export function onCluster(cluster: string): string {

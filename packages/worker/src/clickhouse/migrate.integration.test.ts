@@ -4,11 +4,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ClickHouseClient } from "@clickhouse/client";
 import { EnvReader, createLogger } from "@flowmeter/platform";
 import { tempDir } from "@flowmeter/test-utils";
-import { parseWorkerConfig } from "../config.js";
+import { parseWorkerConfig, readRetentionConfig } from "../config.js";
 import { createClickHouse } from "./client.js";
 import { insertBlockThroughClient, toBlock } from "./block-writer.js";
 import { MigrationError, migrate } from "./migrate.js";
-import { applyRetention, readRetentionConfig } from "./retention.js";
+import { applyRetention } from "./retention.js";
 import { CLI_INVOCATION_COLUMNS } from "@flowmeter/shared";
 
 const logger = createLogger("test", "error");

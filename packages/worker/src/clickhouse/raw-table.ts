@@ -6,25 +6,7 @@
  */
 import type { ClickHouseClient } from "@clickhouse/client";
 import { columnNames, type ColumnTypes, type RowOf } from "@flowmeter/shared";
-
-/** How long each table keeps its rows, in days (FLOWMETER_*_TTL_DAYS, retention.ts); 0 keeps them forever. */
-export interface RetentionConfig {
-  /** Raw client entries, runner events and ingestion warnings. 0: keep forever. */
-  rawDays: number;
-  /** run_telemetry: one row per second per running stage. */
-  telemetryDays: number;
-  /** run_logs: every line stages wrote. */
-  logsDays: number;
-  /** The 1-minute rollups; kept at least as long as raw rows. */
-  rollupDays: number;
-  /**
-   * How long a client entry's id is remembered (cli_invocation_ids): a re-send within it is counted once, one after it
-   * is stored again (docs/operations.md). The real swamp CLI gives an entry up after 7 days.
-   */
-  dedupHorizonDays: number;
-  /** The OpenTelemetry tables (otel_logs, otel_traces and its trace-id lookup, otel_metrics_*). */
-  otelDays: number;
-}
+import type { RetentionConfig } from "../config.js";
 
 /** Which setting a table's rows are kept for, counted from which of its time columns. */
 export interface Retention<Column extends string = string> {

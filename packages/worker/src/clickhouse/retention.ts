@@ -6,29 +6,10 @@
  * (cluster-ddl.ts), on every node. Which setting and column each table uses is in the registry (raw-tables.ts).
  */
 import type { ClickHouseClient } from "@clickhouse/client";
-import type { EnvReader, Logger } from "@flowmeter/platform";
+import type { Logger } from "@flowmeter/platform";
 import { localTable, onCluster } from "./cluster-names.js";
-import type { RetentionConfig } from "./raw-table.js";
+import type { RetentionConfig } from "../config.js";
 import { RETAINED_TABLES } from "./raw-tables.js";
-
-export type { RetentionConfig } from "./raw-table.js";
-
-export function readRetentionConfig(reader: EnvReader): RetentionConfig {
-  const config: RetentionConfig = {
-    rawDays: reader.int("FLOWMETER_RAW_TTL_DAYS", 0, { min: 0, max: 36_500 }),
-    telemetryDays: reader.int("FLOWMETER_TELEMETRY_TTL_DAYS", 30, { min: 0, max: 36_500 }),
-    logsDays: reader.int("FLOWMETER_LOGS_TTL_DAYS", 30, { min: 0, max: 36_500 }),
-    rollupDays: reader.int("FLOWMETER_ROLLUP_TTL_DAYS", 0, { min: 0, max: 36_500 }),
-    dedupHorizonDays: reader.int("FLOWMETER_DEDUP_HORIZON_DAYS", 8, { min: 1, max: 366 }),
-    otelDays: reader.int("FLOWMETER_OTEL_TTL_DAYS", 30, { min: 0, max: 36_500 }),
-  };
-  if (config.rawDays > 0 && config.rollupDays > 0 && config.rollupDays < config.rawDays) {
-    reader.problem(
-      `FLOWMETER_ROLLUP_TTL_DAYS (${config.rollupDays}) must be 0 (forever) or at least FLOWMETER_RAW_TTL_DAYS (${config.rawDays}): rollups outlive the rows they sum`,
-    );
-  }
-  return config;
-}
 
 /** Sets each table's TTL to its configured retention. `cluster`: CLICKHOUSE_CLUSTER. */
 export async function applyRetention(

@@ -4,7 +4,7 @@ import { Queue } from "bullmq";
 import { createLogger, createRedis, uuidV7 } from "@flowmeter/platform";
 import {
   JOB_CATALOG,
-  repairCliInvocation,
+  REPAIRS_KEY,
   type CliInvocationEvent,
   type ClientTelemetryJob,
   type IngestionWarning,
@@ -83,8 +83,18 @@ describe("client telemetry consumer (real Redis, chDB)", () => {
   it("stores a repaired entry with its repairs and the client's time, and its warnings once, also when delivered twice", async () => {
     const sent = parentEntry({ startedAt: new Date(Date.now() + 2 * 86_400_000) });
     const receivedAtMs = Date.now();
-    const repaired = repairCliInvocation(sent, { receivedAtMs, maxEntryBytes: 65_536 });
-    if (!repaired.ok) throw new Error(repaired.message);
+    // The entry as ingest's repair leaves it: both timestamps ahead, so it completed at the receive time, the client's kept.
+    const repaired = {
+      event: {
+        ...sent,
+        properties: {
+          ...sent.properties,
+          startedAt: new Date(receivedAtMs - sent.properties.durationMs).toISOString(),
+          completedAt: new Date(receivedAtMs).toISOString(),
+        },
+        [REPAIRS_KEY]: { repairs: ["timestamp_replaced"], clientStartedAt: sent.properties.startedAt, clientCompletedAt: sent.properties.completedAt },
+      } satisfies CliInvocationEvent,
+    };
     const warning: IngestionWarning = {
       warning_id: uuidV7(),
       received_at_ms: receivedAtMs,
@@ -92,7 +102,7 @@ describe("client telemetry consumer (real Redis, chDB)", () => {
       entry_id: sent.insert_id ?? "",
       distinct_id: sent.distinct_id,
       source: "127.0.0.1",
-      detail: repaired.repairs.map((repair) => repair.detail).join("; "),
+      detail: "properties.startedAt and properties.completedAt lie ahead of the receive time: replaced",
       excerpt: JSON.stringify(sent).slice(0, 1024),
     };
     const refused: IngestionWarning = {

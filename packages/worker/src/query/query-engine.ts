@@ -18,22 +18,10 @@ import { errorMessage } from "@flowmeter/platform";
 import { ApiError } from "@flowmeter/shared";
 import type { Session } from "chdb";
 import { loadChdb } from "../clickhouse/load-chdb.js";
+import type { QueryLimits } from "../config.js";
 import { checkQueryAst, checkQueryTokens, foreignDatabaseSet, lexSql, parseExplainAst, QUERY_DATABASE } from "./query-guard.js";
 
-export interface QueryLimits {
-  /** max_execution_time, in seconds, and the wall-clock limit of a statement. */
-  timeoutSeconds: number;
-  /** max_memory_usage of one query. */
-  maxMemoryBytes: number;
-  /** max_result_rows. */
-  maxResultRows: number;
-  /** Bytes of formatted output one answer may have. */
-  maxResultBytes: number;
-  /** Queries run at once; more are answered 429. */
-  concurrency: number;
-  /** max_threads of one query: what a query may take of the cores the inserts need. */
-  maxThreads: number;
-}
+export type { QueryLimits };
 
 /** One connection to ClickHouse held for one statement. Each call refuses to start once `signal` has fired. */
 export interface QueryReader {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { REPAIRS_KEY, repairCliInvocation } from "./repair-entry.js";
+import { REPAIRS_KEY } from "@flowmeter/shared";
+import { repairCliInvocation } from "./repair-entry.js";
 
 const NOW = Date.parse("2026-11-23T00:00:00.000Z");
 

@@ -9,39 +9,22 @@
  */
 import { createHash } from "node:crypto";
 import { Ajv, type ErrorObject } from "ajv";
-import { CliInvocationEventSchema, TIMESTAMP_MAX_AGE_MS, TIMESTAMP_MAX_AHEAD_MS, validateCliInvocation, type CliInvocationEvent } from "./telemetry.js";
-
-/** Why an entry was changed; one row per reason in ingestion_warnings. */
-export const REPAIR_REASONS = [
-  "truncated",
-  "timestamp_replaced",
-  "id_derived",
-  "field_converted",
-  "field_defaulted",
-  "field_dropped",
-  "entry_truncated",
-  "invalid_utf8",
-  "lone_surrogate",
-] as const;
-export type RepairReason = (typeof REPAIR_REASONS)[number];
+import {
+  CliInvocationEventSchema,
+  REPAIRS_KEY,
+  TIMESTAMP_MAX_AGE_MS,
+  TIMESTAMP_MAX_AHEAD_MS,
+  validateCliInvocation,
+  type CliInvocationEvent,
+  type EntryRepairs,
+  type RepairReason,
+} from "@flowmeter/shared";
 
 export interface Repair {
   reason: RepairReason;
   /** Which field, and what was done: `properties.result.errorMessage cut from 1048576 to 4096 characters`. */
   detail: string;
 }
-
-/** What ingest adds to an entry, under the reserved envelope key `$flowmeter` (a client's own is dropped). */
-export interface EntryRepairs {
-  repairs: RepairReason[];
-  /** The client's startedAt / completedAt, as sent, when they were replaced. */
-  clientStartedAt?: string;
-  clientCompletedAt?: string;
-  /** The version of the sender that delivered the entry, from its User-Agent (`swamp-cli/<VERSION>`). */
-  clientVersion?: string;
-}
-
-export const REPAIRS_KEY = "$flowmeter";
 
 export type RepairResult = { ok: true; event: CliInvocationEvent; repairs: Repair[] } | { ok: false; message: string };
 
