@@ -87,7 +87,10 @@ export function createClusterRenderer(cluster: string): ClusterRenderer {
         case "DROP VIEW":
           return renderDrop(statement, clause, sharded);
         case "INSERT INTO":
-          return [sql.trim()];
+          if (!statement.lexemes.some((lexeme) => lexeme.isWord("SELECT"))) {
+            statement.fail("only INSERT … SELECT (a backfill) has a cluster form here: it runs once, through the Distributed tables");
+          }
+          return [statement.sql];
       }
     },
   };
