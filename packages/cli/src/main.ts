@@ -5,6 +5,7 @@ import { CliError, EXIT } from "./cli-error.js";
 import { FAILED_USAGE, failed } from "./failed.js";
 import { LOGS_USAGE, logs } from "./logs.js";
 import { QUERY_USAGE, query } from "./query.js";
+import { RERUN_USAGE, rerun } from "./rerun.js";
 import { RUN_USAGE, run } from "./run.js";
 import { SERVICE_ENTRY_POINTS } from "./services.js";
 import { START_USAGE, start } from "./start.js";
@@ -14,6 +15,8 @@ const USAGE = `usage: flowmeter <command> [options]
 commands:
   start              run migrations, then ingest, worker and runner on the embedded default (what \`npm start\` does)
   run <file>         submit a workflow run and follow it live
+  rerun <run_id> [--failed-only]
+                     run an ended run again (or only its stages that did not succeed) as a new run, and follow it
   logs <run_id> [stage] [--follow]
                      print what a run's stages wrote, line by line
   query "<SQL>"      run a read-only query through the worker's /query
@@ -36,6 +39,7 @@ Runs the ${name} service alone, configured by environment variables: see package
 const COMMAND_USAGE: Record<string, string> = {
   start: START_USAGE,
   run: RUN_USAGE,
+  rerun: RERUN_USAGE,
   logs: LOGS_USAGE,
   query: QUERY_USAGE,
   failed: FAILED_USAGE,
@@ -69,7 +73,7 @@ async function main(argv: string[]): Promise<number> {
   if (command === "help" || command === "--help" || command === "-h") return help(rest);
   const usage = COMMAND_USAGE[command];
   if (usage === undefined) throw new CliError(`unknown command '${command}'\n${USAGE}`, EXIT.usage);
-  if (wantsHelp(rest) && command !== "query" && command !== "run" && command !== "failed") {
+  if (wantsHelp(rest) && command !== "query" && command !== "run" && command !== "rerun" && command !== "failed") {
     process.stdout.write(usage);
     return EXIT.ok;
   }
@@ -78,6 +82,8 @@ async function main(argv: string[]): Promise<number> {
       return start(process.env);
     case "run":
       return run(rest, process.env);
+    case "rerun":
+      return rerun(rest, process.env);
     case "logs":
       return logs(rest, process.env);
     case "query":

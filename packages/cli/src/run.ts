@@ -64,7 +64,20 @@ export async function run(args: string[], env: NodeJS.ProcessEnv, out: NodeJS.Wr
     );
   }
   out.write(`run ${runId} of workflow ${workflow.name} submitted (${workflow.stages.length} ${workflow.stages.length === 1 ? "stage" : "stages"})\n`);
+  return followSubmittedRun(store, { redisUrl, queuePrefix }, runId, out);
+}
 
+/**
+ * Follows a run just submitted (flowmeter run, flowmeter rerun) until it ends: a live view of its stages, Ctrl-C
+ * cancels it (twice: stops following). Closes `store` and its connection. Answers the exit code of its outcome.
+ */
+export async function followSubmittedRun(
+  store: RunStore,
+  { redisUrl, queuePrefix }: { redisUrl: string; queuePrefix: string },
+  runId: string,
+  out: NodeJS.WriteStream,
+): Promise<number> {
+  const { redis } = store;
   const view = new RunView();
   const live = out.isTTY === true;
   let drawn = 0;

@@ -59,3 +59,19 @@ export class RunIdConflictError extends Error {
     super(`run ${runId} exists with another request (workflow, input, concurrency or policy); resend the same request, or use a new run_id`);
   }
 }
+
+/**
+ * A run that cannot be re-run (rerun-run.ts): `unknown` (no such run), `active` (not ended yet), `nothing_failed`
+ * (only failed stages asked for, and none failed), `request_gone` (what it was submitted with is no longer kept).
+ */
+export class RerunRefusedError extends Error {
+  override readonly name = "RerunRefusedError";
+  readonly retryable = false;
+
+  constructor(
+    readonly reason: "unknown" | "active" | "nothing_failed" | "request_gone",
+    message: string,
+  ) {
+    super(message);
+  }
+}

@@ -68,11 +68,12 @@ export const RUN_VIEW_SCHEMA = {
     "error",
     "cancel_reason",
     "policy",
+    "rerun_of",
     "last_event",
   ],
   properties: {
     run_id: { type: "string" },
-    attempt_id: { type: "string", description: "The run's one execution attempt (runs are never re-run)." },
+    attempt_id: { type: "string", description: "The run's one execution attempt (a re-run is a new run, with rerun_of)." },
     state: RUN_STATE_SCHEMA,
     workflow: { type: "string" },
     created_at: DATE_TIME,
@@ -85,6 +86,7 @@ export const RUN_VIEW_SCHEMA = {
     error: { ...nullable("string"), description: "run.failed error, or null." },
     cancel_reason: { ...nullable("string"), description: "Set once a cancel was asked for (the first reason wins)." },
     policy: { oneOf: [{ type: "null" }, RUN_POLICY_SCHEMA], description: "The policy the run was submitted with." },
+    rerun_of: { ...nullable("string"), description: "The run this one re-runs (POST /v1/runs/{run_id}/rerun), or null." },
     last_event: {
       description: "The latest stored event; event_type is PascalCase with api_version=v2.",
       oneOf: [

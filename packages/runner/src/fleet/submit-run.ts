@@ -20,6 +20,8 @@ export interface SubmitRunOptions {
   policy?: RunPolicy;
   /** Driver names to validate against; default: the built-in drivers. */
   drivers?: readonly string[];
+  /** The run this one re-runs (rerun-run.ts); its record and view say so (`rerun_of`). */
+  rerunOf?: string;
 }
 
 export interface SubmittedRun {
@@ -55,7 +57,10 @@ export async function submitRun(store: RunStore, workflow: unknown, input?: unkn
   const { records, runQueue: queue } = store;
   const jobOptions = { ...JOB_CATALOG.runs.options, jobId: runId };
   const attemptId = uuidV7();
-  const created = await records.create(runId, attemptId, valid.name, options.policy, requestHash(job));
+  const created = await records.create(runId, attemptId, valid.name, options.policy, requestHash(job), {
+    ...(options.rerunOf === undefined ? {} : { rerunOf: options.rerunOf }),
+    request: { workflow: valid, input, concurrency: options.concurrency, policy: options.policy },
+  });
   if (created === "conflict") throw new RunIdConflictError(runId);
 
   if (created === "ended") {

@@ -155,6 +155,10 @@ export function operation(path: keyof typeof OPENAPI_DOCUMENT.paths, method: "ge
         if (!/^-?\d{1,15}$/.test(value))
           throw new ApiError("INVALID_PARAMS", `${parameter.name} must be an integer, not ${JSON.stringify(value.slice(0, 50))}`);
         query[parameter.name] = Number(value);
+      } else if (parameter.schema["type"] === "boolean") {
+        if (value !== "true" && value !== "false")
+          throw new ApiError("INVALID_PARAMS", `${parameter.name} must be true or false, not ${JSON.stringify(value.slice(0, 50))}`);
+        query[parameter.name] = value === "true";
       } else query[parameter.name] = value;
     }
     check(validateQuery, query);

@@ -326,6 +326,35 @@ export const OPENAPI_DOCUMENT = {
         },
       },
     },
+    "/v1/runs/{run_id}/rerun": {
+      parameters: [{ $ref: "#/components/parameters/RunId" }],
+      post: {
+        operationId: "rerunRun",
+        summary:
+          "Re-run an ended run as a new run (a new run_id, rerun_of naming this one) with what it was submitted with: workflow, input, concurrency, policy. " +
+          "Not idempotent: each call starts a run. The old run is not changed.",
+        parameters: [
+          {
+            name: "failed_only",
+            in: "query",
+            required: false,
+            schema: { type: "boolean", default: false },
+            description:
+              "Only the stages that did not succeed (failed, skipped, not started); those that succeeded are left out, and dependencies on them count as met.",
+          },
+          { $ref: "#/components/parameters/ApiVersion" },
+        ],
+        responses: {
+          "201": { description: "The new run, queued (Location: /v1/runs/{new run_id})", content: json(ref("Run")) },
+          "400": { $ref: "#/components/responses/BadRequest" },
+          "404": { $ref: "#/components/responses/NotFound" },
+          "409": errorResponse(
+            "INVALID_PARAMS: the run has not ended yet, or failed_only and every stage succeeded, or what it was submitted with is no longer kept (a run made by an older runner)",
+          ),
+          ...RUN_ERRORS,
+        },
+      },
+    },
   },
   security: [{ bearer: [] }],
 };

@@ -13,7 +13,7 @@ import { Queue } from "bullmq";
 import type { Express } from "express";
 import type { Redis } from "ioredis";
 import { createLogger, createRedis } from "@flowmeter/platform";
-import { JOB_CATALOG, isTerminalRunEvent, type RunEvent, type RunEventsJob, type RunView, type StageLogLine } from "@flowmeter/shared";
+import { JOB_CATALOG, isTerminalRunEvent, type RunEvent, type RunEventsJob, type RunView, type StageLogLine, type StageView } from "@flowmeter/shared";
 import { deleteQueuePrefix, tempDir, testQueuePrefix, testRedisUrl, waitFor } from "@flowmeter/test-utils";
 import { parseRunnerConfig } from "../config.js";
 import { RunReconciler } from "../fleet/run-reconciler.js";
@@ -564,6 +564,7 @@ describe("run API (real Redis, real runner)", () => {
       ["get", "/v1/runs/{run_id}/stages", "/v1/runs/no-such-run/stages"],
       ["get", "/v1/runs/{run_id}/telemetry", "/v1/runs/no-such-run/telemetry"],
       ["post", "/v1/runs/{run_id}/cancel", "/v1/runs/no-such-run/cancel"],
+      ["post", "/v1/runs/{run_id}/rerun", "/v1/runs/no-such-run/rerun"],
       ["get", "/v1/runs/{run_id}", "/v1/runs/not%3Avalid"],
     ] as Array<[Method, string, string]>) {
       const res = await call(runner.url, method, template, path);
@@ -791,6 +792,68 @@ describe("run API (real Redis, real runner)", () => {
     expect(document).toEqual(JSON.parse(JSON.stringify(OPENAPI_DOCUMENT)));
   });
 
+  it("re-runs an ended run as a new run linked to it: all its stages, or with failed_only only those that did not succeed", async () => {
+    const marker = join(dir.path, "rerun-marker");
+    const created = await call(runner.url, "post", "/v1/runs", "/v1/runs", {
+      json: {
+        workflow: {
+          name: "flaky",
+          stages: [
+            { name: "build", driver: "shell", run: "echo built" },
+            // Fails until the marker exists: the first run fails here, a re-run after the "fix" succeeds.
+            { name: "test", driver: "shell", run: `test -e ${marker} || { echo "no marker" >&2; exit 3; }`, depends_on: ["build"] },
+            { name: "deploy", driver: "shell", run: "echo deployed", depends_on: ["test"] },
+          ],
+        },
+        input: { n: 1 },
+        concurrency: 2,
+      },
+    });
+    const oldRunId = created.body.run_id as string;
+    expect((await waitForState(runner.url, oldRunId, ["succeeded", "failed", "cancelled"])).state).toBe("failed");
+    writeFileSync(marker, "");
+
+    const failedOnly = await call(runner.url, "post", "/v1/runs/{run_id}/rerun", `/v1/runs/${oldRunId}/rerun?failed_only=true`);
+    expect(failedOnly.status).toBe(201);
+    const rerunId = failedOnly.body.run_id as string;
+    expect(rerunId).not.toBe(oldRunId);
+    expect(failedOnly.headers["location"]).toBe(`/v1/runs/${rerunId}`);
+    expect(failedOnly.body).toMatchObject({ state: "queued", workflow: "flaky", rerun_of: oldRunId });
+    expect((await waitForState(runner.url, rerunId, ["succeeded", "failed", "cancelled"])).state).toBe("succeeded");
+    const stages = (await call(runner.url, "get", "/v1/runs/{run_id}/stages", `/v1/runs/${rerunId}/stages`)).body.stages as StageView[];
+    expect(stages.map((stage) => [stage.stage_name, stage.status, stage.depends_on])).toEqual([
+      ["test", "succeeded", []],
+      ["deploy", "succeeded", ["test"]],
+    ]);
+    // The old run is unchanged; the new one says what it re-runs.
+    expect(await getRun(runner.url, oldRunId)).toMatchObject({ state: "failed", rerun_of: null });
+    expect(await getRun(runner.url, rerunId)).toMatchObject({ rerun_of: oldRunId });
+
+    // All stages, with the same input and concurrency.
+    const all = await call(runner.url, "post", "/v1/runs/{run_id}/rerun", `/v1/runs/${oldRunId}/rerun?api_version=v2`);
+    expect(all.status).toBe(201);
+    const allId = all.body.run_id as string;
+    expect((await waitForState(runner.url, allId, ["succeeded", "failed", "cancelled"])).state).toBe("succeeded");
+    const allStages = (await call(runner.url, "get", "/v1/runs/{run_id}/stages", `/v1/runs/${allId}/stages`)).body.stages as StageView[];
+    expect(allStages.map((stage) => stage.stage_name)).toEqual(["build", "test", "deploy"]);
+
+    // Nothing failed: failed_only has nothing to run.
+    const nothing = await call(runner.url, "post", "/v1/runs/{run_id}/rerun", `/v1/runs/${allId}/rerun?failed_only=true`);
+    expect([nothing.status, nothing.body.code, nothing.body.message]).toEqual([
+      409,
+      "INVALID_PARAMS",
+      `every stage of run ${allId} succeeded; nothing to re-run with failed_only`,
+    ]);
+    const bad = await call(runner.url, "post", "/v1/runs/{run_id}/rerun", `/v1/runs/${allId}/rerun?failed_only=yes`);
+    expect([bad.status, bad.body.message]).toEqual([400, 'failed_only must be true or false, not "yes"']);
+
+    // A run still queued (no runner serves the idle prefix) cannot be re-run yet.
+    const queued = await call(idle, "post", "/v1/runs", "/v1/runs", { json: { workflow: sleepy("queued-rerun", 1) } });
+    const active = await call(idle, "post", "/v1/runs/{run_id}/rerun", `/v1/runs/${queued.body.run_id as string}/rerun`);
+    expect([active.status, active.body.code]).toEqual([409, "INVALID_PARAMS"]);
+    expect(active.body.message).toContain("is still queued");
+  });
+
   it("saw every documented status of every operation, each body valid against the document", () => {
     const documented: string[] = [];
     for (const [template, operations] of Object.entries(OPENAPI_DOCUMENT.paths as Record<string, Record<string, { responses?: Record<string, unknown> }>>)) {
@@ -804,7 +867,7 @@ describe("run API (real Redis, real runner)", () => {
 
   it("keeps a run's keys bounded: events and samples expire, terminal records expire with them", async () => {
     const redis = connections[0] as Redis;
-    for (const suffix of ["events", "event-ids", "record", "terminal", "samples"] as const) {
+    for (const suffix of ["events", "event-ids", "record", "terminal", "samples", "request"] as const) {
       const ttl = await redis.ttl(runKey(prefix, finishedRunId, suffix));
       if (suffix === "samples" && ttl === -2) continue; // a short run may have taken no sample
       expect([suffix, ttl > 0 && ttl <= 604_800]).toEqual([suffix, true]);

@@ -19,8 +19,9 @@ import {
   type RunTelemetryResponse,
 } from "@flowmeter/shared";
 import { Router, type NextFunction, type Request, type Response } from "express";
-import { RunIdConflictError, UnknownEventCursorError, WorkflowFileError, WorkflowValidationError } from "../errors.js";
+import { RerunRefusedError, RunIdConflictError, UnknownEventCursorError, WorkflowFileError, WorkflowValidationError } from "../errors.js";
 import { cancelRun } from "../fleet/cancel-run.js";
+import { rerunRun } from "../fleet/rerun-run.js";
 import { submitRun } from "../fleet/submit-run.js";
 import { decodeListCursor, encodeListCursor, isValidRunId, toRunView, type RunListFilter, type RunRecord } from "../store/run-records.js";
 import type { RunStore } from "../store/run-store.js";
@@ -52,6 +53,7 @@ const REQUESTS = {
   getTelemetry: operation("/v1/runs/{run_id}/telemetry", "get"),
   getLogs: operation("/v1/runs/{run_id}/logs", "get"),
   cancel: operation("/v1/runs/{run_id}/cancel", "post"),
+  rerun: operation("/v1/runs/{run_id}/rerun", "post"),
 };
 
 /** The run id path parameter, as a string (express 5 may give arrays for repeated wildcard params; ours are plain). */
@@ -218,6 +220,31 @@ export function createRunRoutes(options: RunApiOptions): Router {
       await cancelRun(store, record.run_id, reason ?? "cancelled through the run API");
       const now = (await records.get(record.run_id)) ?? record;
       res.status(isTerminalRunState(now.state) ? 200 : 202).json(toRunView(now, version));
+    })
+    .all(methodNotAllowed("POST"));
+
+  router
+    .route("/v1/runs/:runId/rerun")
+    .post(async function rerun(req: Request, res: Response) {
+      const { query } = REQUESTS.rerun(req);
+      const version = query["api_version"] as ApiVersion;
+      const old = await loadRun(runIdParam(req));
+      let created;
+      try {
+        created = await rerunRun(store, old.run_id, { failedOnly: query["failed_only"] as boolean, drivers });
+      } catch (error) {
+        if (error instanceof RerunRefusedError) {
+          if (error.reason === "unknown") throw new ApiError("NOT_FOUND", error.message);
+          // The request is well formed, but the run's state refuses it: 409, as for a create conflicting with a run.
+          throw new ApiError("INVALID_PARAMS", error.message, { status: 409 });
+        }
+        if (error instanceof WorkflowValidationError)
+          throw new ApiError("INVALID_SPEC", `the run's workflow is not valid here any more: ${error.problems.join("; ")}`);
+        throw error;
+      }
+      const record = await records.get(created.run_id);
+      if (record === undefined) throw new Error(`run ${created.run_id} was created but its record is gone`);
+      res.status(201).location(`/v1/runs/${created.run_id}`).json(toRunView(record, version));
     })
     .all(methodNotAllowed("POST"));
 

@@ -9,11 +9,13 @@
  * - `terminal`: the id of the run's terminal event, once stored;
  * - `cancel`: the reason, once a cancel was asked for (run-store.ts);
  * - `samples`: stream of telemetry samples, entry id `<seq>-0` (run-stream.ts);
- * - `logs`: stream of stage output lines, entry id `<seq>-0` (run-stream.ts).
+ * - `logs`: stream of stage output lines, entry id `<seq>-0` (run-stream.ts);
+ * - `request`: what the run was submitted with (workflow, input, concurrency, policy), JSON, to re-run it; it expires
+ *   with the record.
  * Per prefix: `run-index:active` and `run-index:terminal` (sorted sets listing runs; not `runs:…`, which BullMQ's
  * runs queue owns) and the pub/sub channel `runner:cancel`.
  */
-export type RunKeySuffix = "events" | "event-ids" | "terminal" | "cancel" | "record" | "samples" | "logs";
+export type RunKeySuffix = "events" | "event-ids" | "terminal" | "cancel" | "record" | "samples" | "logs" | "request";
 
 export const DEFAULT_EVENT_RETENTION_SECONDS = 7 * 86_400;
 export const DEFAULT_MAX_EVENTS_PER_RUN = 10_000;

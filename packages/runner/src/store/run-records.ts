@@ -44,6 +44,16 @@ export interface RunRecord {
   last_seq?: number;
   last_event_id?: string;
   last_event_type?: string;
+  /** The run this one re-runs (POST /v1/runs/{id}/rerun). */
+  rerun_of?: string;
+}
+
+/** What a run was submitted with, kept to re-run it (run-keys.ts `request`). */
+export interface RunRequest {
+  workflow: unknown;
+  input?: unknown;
+  concurrency?: number;
+  policy?: RunPolicy;
 }
 
 export type ClaimResult =
@@ -89,7 +99,7 @@ function parseRecord(hash: Record<string, string>): RunRecord | undefined {
     const value = toNumber(hash[key]);
     if (value !== undefined) record[key] = value;
   }
-  for (const key of ["runner_id", "error", "cancel_reason", "last_event_id", "last_event_type"] as const) {
+  for (const key of ["runner_id", "error", "cancel_reason", "last_event_id", "last_event_type", "rerun_of"] as const) {
     const value = hash[key];
     if (value !== undefined && value !== "") record[key] = value;
   }
@@ -127,6 +137,7 @@ export function toRunView(record: RunRecord, version: ApiVersion): RunView {
     error: record.error ?? null,
     cancel_reason: record.cancel_reason ?? null,
     policy: record.policy ?? null,
+    rerun_of: record.rerun_of ?? null,
     last_event:
       record.last_event_id === undefined || record.last_seq === undefined
         ? null
@@ -168,18 +179,39 @@ export class RunRecords {
 
   /**
    * Creates a queued record unless the run exists. `exists`: a record is there (read it with get); `ended`: no record
-   * but the run's terminal event is stored (its record was dropped), so it cannot start again.
+   * but the run's terminal event is stored (its record was dropped), so it cannot start again. `requestHash`
+   * fingerprints what was asked for (submit-run.ts): an existing record made with another one answers "conflict";
+   * records without one (older runners) never conflict. `request` is kept (see `request`) as long as the record.
    */
-  /**
-   * Creates a queued record. `requestHash` fingerprints what was asked for (submit-run.ts): an existing record made
-   * with another one answers "conflict"; records without one (older runners) never conflict.
-   */
-  async create(runId: string, attemptId: string, workflow: string, policy?: RunPolicy, requestHash = ""): Promise<"created" | "exists" | "conflict" | "ended"> {
+  async create(
+    runId: string,
+    attemptId: string,
+    workflow: string,
+    policy?: RunPolicy,
+    requestHash = "",
+    extra: { rerunOf?: string; request?: RunRequest } = {},
+  ): Promise<"created" | "exists" | "conflict" | "ended"> {
+    const { prefix, retentionSeconds } = this.limits;
     return (await RUN_SCRIPTS.create.run(
       this.redis,
-      [this.recordKey(runId), runIndexKey(this.limits.prefix, "active"), runKey(this.limits.prefix, runId, "terminal")],
-      [runId, attemptId, workflow, policy === undefined ? "" : JSON.stringify(policy), requestHash],
+      [this.recordKey(runId), runIndexKey(prefix, "active"), runKey(prefix, runId, "terminal"), runKey(prefix, runId, "request")],
+      [
+        runId,
+        attemptId,
+        workflow,
+        policy === undefined ? "" : JSON.stringify(policy),
+        requestHash,
+        extra.rerunOf ?? "",
+        extra.request === undefined ? "" : JSON.stringify(extra.request),
+        retentionSeconds,
+      ],
     )) as "created" | "exists" | "conflict" | "ended";
+  }
+
+  /** What the run was submitted with; undefined for runs created without it (by older runners) or past its retention. */
+  async request(runId: string): Promise<RunRequest | undefined> {
+    const text = await this.redis.get(runKey(this.limits.prefix, runId, "request"));
+    return text === null ? undefined : (JSON.parse(text) as RunRequest);
   }
 
   /** Removes a record `create` made, while it is still queued with this attempt (its job could not be queued). */

@@ -34,6 +34,9 @@ local function finish_record(record, active, terminal, run_id, state, reason, de
   redis.call('ZADD', terminal, 0, member(ended_ms, run_id))
   redis.call('ZREMRANGEBYLEX', terminal, '-', '(' .. string.format('%013d', math.max(0, tonumber(ended_ms) - retention * 1000)) .. ':')
   redis.call('EXPIRE', record, retention)
+  -- The run's request (run-keys.ts) lives as long as its record: its key is the record's with another suffix.
+  local request = string.sub(record, 1, #record - #'record') .. 'request'
+  if redis.call('EXISTS', request) == 1 then redis.call('EXPIRE', request, retention) end
 end
 
 -- k: events, event-ids, record, run-index:active, run-index:terminal, terminal marker.
@@ -94,8 +97,9 @@ append_events(KEYS, ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV, 7)
 return {'ended_now'}`;
 
 /**
- * KEYS: record, run-index:active, terminal. ARGV: run_id, attempt_id, workflow, policy JSON ('' for none), request
- * hash ('' for none). An existing record whose stored request hash differs from a given one: 'conflict'.
+ * KEYS: record, run-index:active, terminal, request. ARGV: run_id, attempt_id, workflow, policy JSON ('' for none), request
+ * hash ('' for none), rerun_of ('' for none), request JSON ('' for none), retention seconds. An existing record whose
+ * stored request hash differs from a given one: 'conflict'.
  */
 const CREATE = `${PRELUDE}
 if redis.call('EXISTS', KEYS[1]) == 1 then
@@ -108,6 +112,8 @@ local now = now_ms()
 redis.call('HSET', KEYS[1], 'run_id', ARGV[1], 'attempt_id', ARGV[2], 'workflow', ARGV[3], 'state', 'queued', 'created_at_ms', ms(now))
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'policy', ARGV[4]) end
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'request_hash', ARGV[5]) end
+if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'rerun_of', ARGV[6]) end
+if ARGV[7] ~= '' then redis.call('SET', KEYS[4], ARGV[7], 'EX', tonumber(ARGV[8])) end
 redis.call('ZADD', KEYS[2], 0, member(now, ARGV[1]))
 return 'created'`;
 
