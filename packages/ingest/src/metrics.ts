@@ -30,7 +30,7 @@ export interface IngestMetrics {
   spoolWriteFailedRequests: Counter<"reason">;
   /** Spool lines dropped at replay because they were cut short: requests never answered 202 (a failed write, a crash). */
   spoolLinesDropped: Counter;
-  /** OTLP records (log records, spans) by signal (logs | traces) and outcome (accepted | rejected: counted in partial_success). */
+  /** OTLP records (log records, spans, data points) by signal (logs | traces | metrics) and outcome (accepted | rejected: counted in partial_success). */
   otlpRecords: Counter<"signal" | "outcome">;
 }
 
@@ -98,7 +98,7 @@ export function createIngestMetrics(): IngestMetrics {
     }),
     otlpRecords: new Counter({
       name: "flowmeter_ingest_otlp_records_total",
-      help: "OTLP log records and spans received, by signal and outcome (rejected: counted in partial_success)",
+      help: "OTLP log records, spans and metric data points received, by signal and outcome (rejected: counted in partial_success)",
       labelNames: ["signal", "outcome"],
       registers: [registry],
     }),

@@ -137,7 +137,13 @@ export {
   OTEL_LOG_COLUMNS,
   OTEL_SPAN_COLUMN_TYPES,
   OTEL_SPAN_COLUMNS,
+  OTEL_METRIC_GAUGE_COLUMN_TYPES,
+  OTEL_METRIC_HISTOGRAM_COLUMN_TYPES,
+  OTEL_METRIC_SUM_COLUMN_TYPES,
   type OtelAttributes,
   type OtelLogRow,
+  type OtelMetricGaugeRow,
+  type OtelMetricHistogramRow,
+  type OtelMetricSumRow,
   type OtelSpanRow,
 } from "./otel-rows.js";

@@ -69,3 +69,68 @@ export const OTEL_SPAN_COLUMN_TYPES = {
 
 export type OtelSpanRow = RowOf<typeof OTEL_SPAN_COLUMN_TYPES>;
 export const OTEL_SPAN_COLUMNS = columnNames(OTEL_SPAN_COLUMN_TYPES);
+
+/** The columns every metrics table starts with (migrations 0029-0031: the exporter's metrics_*_table.sql). */
+const OTEL_METRIC_COMMON_COLUMN_TYPES = {
+  ResourceAttributes: ATTRIBUTES,
+  ResourceSchemaUrl: "String",
+  ScopeName: "String",
+  ScopeVersion: "String",
+  ScopeAttributes: ATTRIBUTES,
+  ScopeDroppedAttrCount: "UInt32",
+  ScopeSchemaUrl: "String",
+  ServiceName: "LowCardinality(String)",
+  MetricName: "String",
+  MetricDescription: "String",
+  MetricUnit: "String",
+  Attributes: ATTRIBUTES,
+  StartTimeUnix: NANOS,
+  TimeUnix: NANOS,
+} as const;
+
+const OTEL_EXEMPLAR_COLUMN_TYPES = {
+  "Exemplars.FilteredAttributes": `Array(${ATTRIBUTES})`,
+  "Exemplars.TimeUnix": `Array(${NANOS})`,
+  "Exemplars.Value": "Array(Float64)",
+  "Exemplars.SpanId": "Array(String)",
+  "Exemplars.TraceId": "Array(String)",
+} as const;
+
+/** otel_metrics_gauge (migration 0030). */
+export const OTEL_METRIC_GAUGE_COLUMN_TYPES = {
+  ...OTEL_METRIC_COMMON_COLUMN_TYPES,
+  Value: "Float64",
+  Flags: "UInt32",
+  ...OTEL_EXEMPLAR_COLUMN_TYPES,
+  RecordId: "String",
+} as const;
+
+/** otel_metrics_sum (migration 0029). AggregationTemporality: 1 delta, 2 cumulative (OTLP's enum). */
+export const OTEL_METRIC_SUM_COLUMN_TYPES = {
+  ...OTEL_METRIC_COMMON_COLUMN_TYPES,
+  Value: "Float64",
+  Flags: "UInt32",
+  ...OTEL_EXEMPLAR_COLUMN_TYPES,
+  AggregationTemporality: "Int32",
+  IsMonotonic: "Bool",
+  RecordId: "String",
+} as const;
+
+/** otel_metrics_histogram (migration 0031). */
+export const OTEL_METRIC_HISTOGRAM_COLUMN_TYPES = {
+  ...OTEL_METRIC_COMMON_COLUMN_TYPES,
+  Count: "UInt64",
+  Sum: "Float64",
+  BucketCounts: "Array(UInt64)",
+  ExplicitBounds: "Array(Float64)",
+  ...OTEL_EXEMPLAR_COLUMN_TYPES,
+  Flags: "UInt32",
+  Min: "Float64",
+  Max: "Float64",
+  AggregationTemporality: "Int32",
+  RecordId: "String",
+} as const;
+
+export type OtelMetricGaugeRow = RowOf<typeof OTEL_METRIC_GAUGE_COLUMN_TYPES>;
+export type OtelMetricSumRow = RowOf<typeof OTEL_METRIC_SUM_COLUMN_TYPES>;
+export type OtelMetricHistogramRow = RowOf<typeof OTEL_METRIC_HISTOGRAM_COLUMN_TYPES>;

@@ -17,7 +17,7 @@ import {
   type RunEventsJob,
   type RunJob,
 } from "./run-schemas.js";
-import type { OtelLogRow, OtelSpanRow } from "./otel-rows.js";
+import type { OtelLogRow, OtelMetricGaugeRow, OtelMetricHistogramRow, OtelMetricSumRow, OtelSpanRow } from "./otel-rows.js";
 import type { SchemaType } from "./schema-type.js";
 import type { CliInvocationEvent } from "./telemetry.js";
 
@@ -145,12 +145,15 @@ export interface ClientTelemetryJob {
 }
 
 /**
- * OTLP records ingest received (POST /v1/logs, /v1/traces) as rows of otel_logs and otel_traces (otel-rows.ts), each
- * with its RecordId, by which the worker writes it once.
+ * OTLP records ingest received (POST /v1/logs, /v1/traces, /v1/metrics) as rows of otel_logs, otel_traces and
+ * otel_metrics_sum, _gauge and _histogram (otel-rows.ts), each with its RecordId, by which the worker writes it once.
  */
 export interface OtelJob {
   logs?: OtelLogRow[];
   spans?: OtelSpanRow[];
+  metricSums?: OtelMetricSumRow[];
+  metricGauges?: OtelMetricGaugeRow[];
+  metricHistograms?: OtelMetricHistogramRow[];
   /** When ingest accepted the request (ms since epoch): the worker's queue-lag metric. */
   receivedAtMs: number;
 }
@@ -243,6 +246,9 @@ function defineJob<Payload>() {
   ): Definition & { readonly [PAYLOAD]?: Payload } => definition;
 }
 
+/** A metric data point row of the otel job (otel_metrics_sum, _gauge, _histogram). */
+const METRIC_POINT_SCHEMA = { type: "object", required: ["TimeUnix", "MetricName", "ServiceName", "RecordId"] } as const;
+
 export const JOB_CATALOG = {
   clientTelemetry: defineJob<ClientTelemetryJob>()({
     queue: "client-telemetry",
@@ -282,7 +288,7 @@ export const JOB_CATALOG = {
       },
     },
   }),
-  /** OTLP logs and spans from ingest's /v1/logs and /v1/traces, many per job; the worker writes each record once by RecordId. */
+  /** OTLP logs, spans and metric data points from ingest's /v1/logs, /v1/traces and /v1/metrics, many per job; the worker writes each record once by RecordId. */
   otel: defineJob<OtelJob>()({
     queue: "otel",
     jobName: "otel_records",
@@ -295,6 +301,9 @@ export const JOB_CATALOG = {
       properties: {
         logs: { type: "array", items: { type: "object", required: ["Timestamp", "TimestampTime", "ServiceName", "RecordId"] } },
         spans: { type: "array", items: { type: "object", required: ["Timestamp", "SpanName", "ServiceName", "RecordId"] } },
+        metricSums: { type: "array", items: METRIC_POINT_SCHEMA },
+        metricGauges: { type: "array", items: METRIC_POINT_SCHEMA },
+        metricHistograms: { type: "array", items: METRIC_POINT_SCHEMA },
         receivedAtMs: { type: "number" },
       },
     },

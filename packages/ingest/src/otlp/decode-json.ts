@@ -4,8 +4,8 @@
  * are ignored; a field of the wrong type reads as absent. A body that is not a JSON object throws OtlpDecodeError.
  */
 import type { OtelAttributes } from "@flowmeter/shared";
-import type { OtlpLogRecord, OtlpResource, OtlpScope, OtlpScopeBatch, OtlpSpan, RawValue } from "./otlp-model.js";
-import { valueText } from "./otlp-model.js";
+import type { OtlpLogRecord, OtlpMetric, OtlpMetricPoint, OtlpResource, OtlpScope, OtlpScopeBatch, OtlpSpan, RawValue } from "./otlp-model.js";
+import { emptyMetricPoint, valueText } from "./otlp-model.js";
 import { OtlpDecodeError } from "./protobuf-reader.js";
 
 type Json = Record<string, unknown>;
@@ -16,6 +16,10 @@ export function decodeLogsJson(body: Buffer): OtlpScopeBatch<OtlpLogRecord>[] {
 
 export function decodeTracesJson(body: Buffer): OtlpScopeBatch<OtlpSpan>[] {
   return decodeRequest(body, "resourceSpans", "scopeSpans", "spans", span);
+}
+
+export function decodeMetricsJson(body: Buffer): OtlpScopeBatch<OtlpMetric>[] {
+  return decodeRequest(body, "resourceMetrics", "scopeMetrics", "metrics", metric);
 }
 
 function decodeRequest<Record>(
@@ -91,6 +95,52 @@ function span(json: Json): OtlpSpan {
     statusCode: Number(int64(status.code)),
     statusMessage: text(status.message),
   };
+}
+
+function metric(json: Json): OtlpMetric {
+  const result: OtlpMetric = {
+    name: text(json.name),
+    description: text(json.description),
+    unit: text(json.unit),
+    kind: "other",
+    aggregationTemporality: 0,
+    isMonotonic: false,
+    points: [],
+    otherPoints: 0,
+  };
+  const data = [json.gauge, json.sum, json.histogram].find(isObject);
+  if (data === undefined) {
+    for (const other of [json.exponentialHistogram, json.summary]) if (isObject(other)) result.otherPoints += objects(other.dataPoints).length;
+    return result;
+  }
+  result.kind = data === json.gauge ? "gauge" : data === json.sum ? "sum" : "histogram";
+  result.aggregationTemporality = Number(int64(data.aggregationTemporality));
+  result.isMonotonic = data.isMonotonic === true;
+  result.points = objects(data.dataPoints).map((point) => metricPoint(point));
+  return result;
+}
+
+function metricPoint(json: Json): OtlpMetricPoint {
+  const point = emptyMetricPoint();
+  point.attributes = attributes(json.attributes);
+  point.startTimeUnixNano = int64(json.startTimeUnixNano);
+  point.timeUnixNano = int64(json.timeUnixNano);
+  point.flags = Number(BigInt.asUintN(32, int64(json.flags)));
+  point.value = json.asDouble !== undefined ? double(json.asDouble) : Number(int64(json.asInt));
+  point.count = Number(int64(json.count));
+  point.sum = double(json.sum);
+  point.bucketCounts = Array.isArray(json.bucketCounts) ? json.bucketCounts.map((count) => Number(int64(count))) : [];
+  point.explicitBounds = Array.isArray(json.explicitBounds) ? json.explicitBounds.map(double) : [];
+  point.min = double(json.min);
+  point.max = double(json.max);
+  return point;
+}
+
+/** A double sent as a number or as "NaN", "Infinity", "-Infinity" or decimal text; 0 when absent. */
+function double(value: unknown): number {
+  if (typeof value === "number") return value;
+  if (typeof value === "string" && value !== "") return Number(value);
+  return 0;
 }
 
 function isObject(value: unknown): value is Json {

@@ -1,9 +1,22 @@
 /**
  * OTLP/HTTP protobuf requests (opentelemetry-proto: collector/logs/v1 ExportLogsServiceRequest, collector/trace/v1
- * ExportTraceServiceRequest) read into otlp-model.ts, field numbers as in the .proto files; unknown fields skipped.
+ * ExportTraceServiceRequest, collector/metrics/v1 ExportMetricsServiceRequest) read into otlp-model.ts, field numbers as in the .proto files; unknown fields skipped.
  */
 import type { OtelAttributes } from "@flowmeter/shared";
-import { idHex, valueText, type OtlpLogRecord, type OtlpResource, type OtlpScope, type OtlpScopeBatch, type OtlpSpan, type RawValue } from "./otlp-model.js";
+import {
+  emptyMetricPoint,
+  idHex,
+  valueText,
+  type OtlpLogRecord,
+  type OtlpMetric,
+  type OtlpMetricKind,
+  type OtlpMetricPoint,
+  type OtlpResource,
+  type OtlpScope,
+  type OtlpScopeBatch,
+  type OtlpSpan,
+  type RawValue,
+} from "./otlp-model.js";
 import { OtlpDecodeError, ProtobufReader, WIRE_FIXED32, WIRE_FIXED64, WIRE_LENGTH_DELIMITED, WIRE_VARINT } from "./protobuf-reader.js";
 
 export function decodeLogsRequest(body: Uint8Array): OtlpScopeBatch<OtlpLogRecord>[] {
@@ -12,6 +25,10 @@ export function decodeLogsRequest(body: Uint8Array): OtlpScopeBatch<OtlpLogRecor
 
 export function decodeTracesRequest(body: Uint8Array): OtlpScopeBatch<OtlpSpan>[] {
   return decodeRequest(body, span);
+}
+
+export function decodeMetricsRequest(body: Uint8Array): OtlpScopeBatch<OtlpMetric>[] {
+  return decodeRequest(body, metric);
 }
 
 /**
@@ -248,6 +265,90 @@ function status(reader: ProtobufReader): { statusCode: number; statusMessage: st
     else reader.skip(wire);
   }
   return result;
+}
+
+/** Metric's data oneof: field number → kind (exponential_histogram 10 and summary 11 are not stored). */
+const METRIC_DATA_FIELDS: Record<number, OtlpMetricKind> = { 5: "gauge", 7: "sum", 9: "histogram", 10: "other", 11: "other" };
+
+/**
+ * Metric { string name = 1; string description = 2; string unit = 3; oneof data { Gauge gauge = 5; Sum sum = 7;
+ * Histogram histogram = 9; ExponentialHistogram exponential_histogram = 10; Summary summary = 11 } }; Gauge, Sum and
+ * Histogram { repeated *DataPoint data_points = 1; AggregationTemporality aggregation_temporality = 2; bool
+ * is_monotonic = 3 (Sum) }.
+ */
+function metric(reader: ProtobufReader): OtlpMetric {
+  const result: OtlpMetric = { name: "", description: "", unit: "", kind: "other", aggregationTemporality: 0, isMonotonic: false, points: [], otherPoints: 0 };
+  while (!reader.atEnd()) {
+    const { field, wire } = reader.tag();
+    if (field === 1 && wire === WIRE_LENGTH_DELIMITED) result.name = reader.string();
+    else if (field === 2 && wire === WIRE_LENGTH_DELIMITED) result.description = reader.string();
+    else if (field === 3 && wire === WIRE_LENGTH_DELIMITED) result.unit = reader.string();
+    else if (METRIC_DATA_FIELDS[field] !== undefined && wire === WIRE_LENGTH_DELIMITED) {
+      result.kind = METRIC_DATA_FIELDS[field];
+      const data = reader.message();
+      while (!data.atEnd()) {
+        const inner = data.tag();
+        if (inner.field === 1 && inner.wire === WIRE_LENGTH_DELIMITED) {
+          if (result.kind === "other") {
+            data.skip(inner.wire);
+            result.otherPoints += 1;
+          } else result.points.push(result.kind === "histogram" ? histogramPoint(data.message()) : numberPoint(data.message()));
+        } else if (inner.field === 2 && inner.wire === WIRE_VARINT) result.aggregationTemporality = data.varint();
+        else if (inner.field === 3 && inner.wire === WIRE_VARINT) result.isMonotonic = data.varint() !== 0;
+        else data.skip(inner.wire);
+      }
+    } else reader.skip(wire);
+  }
+  return result;
+}
+
+/**
+ * NumberDataPoint { fixed64 start_time_unix_nano = 2; fixed64 time_unix_nano = 3; double as_double = 4; sfixed64
+ * as_int = 6; repeated KeyValue attributes = 7; uint32 flags = 8 }; exemplars (5) are not stored.
+ */
+function numberPoint(reader: ProtobufReader): OtlpMetricPoint {
+  const point = emptyMetricPoint();
+  while (!reader.atEnd()) {
+    const { field, wire } = reader.tag();
+    if (field === 2 && wire === WIRE_FIXED64) point.startTimeUnixNano = reader.fixed64();
+    else if (field === 3 && wire === WIRE_FIXED64) point.timeUnixNano = reader.fixed64();
+    else if (field === 4 && wire === WIRE_FIXED64) point.value = reader.double();
+    else if (field === 6 && wire === WIRE_FIXED64) point.value = Number(BigInt.asIntN(64, reader.fixed64()));
+    else if (field === 7 && wire === WIRE_LENGTH_DELIMITED) addAttribute(point.attributes, reader.message());
+    else if (field === 8 && wire === WIRE_VARINT) point.flags = reader.varint();
+    else reader.skip(wire);
+  }
+  return point;
+}
+
+/**
+ * HistogramDataPoint { fixed64 start_time_unix_nano = 2; fixed64 time_unix_nano = 3; fixed64 count = 4; double sum
+ * = 5; repeated fixed64 bucket_counts = 6; repeated double explicit_bounds = 7; repeated KeyValue attributes = 9;
+ * uint32 flags = 10; double min = 11; double max = 12 }; repeated fields packed or not; exemplars (8) not stored.
+ */
+function histogramPoint(reader: ProtobufReader): OtlpMetricPoint {
+  const point = emptyMetricPoint();
+  while (!reader.atEnd()) {
+    const { field, wire } = reader.tag();
+    if (field === 2 && wire === WIRE_FIXED64) point.startTimeUnixNano = reader.fixed64();
+    else if (field === 3 && wire === WIRE_FIXED64) point.timeUnixNano = reader.fixed64();
+    else if (field === 4 && wire === WIRE_FIXED64) point.count = Number(reader.fixed64());
+    else if (field === 5 && wire === WIRE_FIXED64) point.sum = reader.double();
+    else if (field === 6 && wire === WIRE_FIXED64) point.bucketCounts.push(Number(reader.fixed64()));
+    else if (field === 6 && wire === WIRE_LENGTH_DELIMITED) {
+      const packed = reader.message();
+      while (!packed.atEnd()) point.bucketCounts.push(Number(packed.fixed64()));
+    } else if (field === 7 && wire === WIRE_FIXED64) point.explicitBounds.push(reader.double());
+    else if (field === 7 && wire === WIRE_LENGTH_DELIMITED) {
+      const packed = reader.message();
+      while (!packed.atEnd()) point.explicitBounds.push(packed.double());
+    } else if (field === 9 && wire === WIRE_LENGTH_DELIMITED) addAttribute(point.attributes, reader.message());
+    else if (field === 10 && wire === WIRE_VARINT) point.flags = reader.varint();
+    else if (field === 11 && wire === WIRE_FIXED64) point.min = reader.double();
+    else if (field === 12 && wire === WIRE_FIXED64) point.max = reader.double();
+    else reader.skip(wire);
+  }
+  return point;
 }
 
 export { OtlpDecodeError };

@@ -4,8 +4,8 @@
  * kind and status as words), each with its RecordId (record-id.ts). Records that cannot be stored are counted and
  * described instead: an id of the wrong length, a time past what the tables hold.
  */
-import type { OtelLogRow, OtelSpanRow } from "@flowmeter/shared";
-import type { OtlpLogRecord, OtlpScopeBatch, OtlpSpan } from "./otlp-model.js";
+import type { OtelLogRow, OtelMetricGaugeRow, OtelMetricHistogramRow, OtelMetricSumRow, OtelSpanRow } from "@flowmeter/shared";
+import type { OtlpLogRecord, OtlpMetric, OtlpMetricPoint, OtlpScopeBatch, OtlpSpan } from "./otlp-model.js";
 import { recordId } from "./record-id.js";
 
 export interface MappedRows<Row> {
@@ -127,4 +127,100 @@ export function spanRows(batches: readonly OtlpScopeBatch<OtlpSpan>[]): MappedRo
     }
   }
   return mapped;
+}
+
+/** The rows of otel_metrics_sum, _gauge and _histogram of one metrics export. */
+export interface MetricRows {
+  sums: OtelMetricSumRow[];
+  gauges: OtelMetricGaugeRow[];
+  histograms: OtelMetricHistogramRow[];
+}
+
+const NO_EXEMPLARS = {
+  "Exemplars.FilteredAttributes": [],
+  "Exemplars.TimeUnix": [],
+  "Exemplars.Value": [],
+  "Exemplars.SpanId": [],
+  "Exemplars.TraceId": [],
+};
+
+/**
+ * Data points as rows of the metrics tables, the exporter's way (one row per data point, the metric's name, unit and
+ * description on each). Refused: data points of exponential histograms and summaries (not stored yet), values that
+ * are not finite (NaN, ±Infinity: JSON rows cannot carry them), times past 2106-02-07. Exemplars are not stored.
+ */
+export function metricRows(batches: readonly OtlpScopeBatch<OtlpMetric>[]): MappedRows<unknown> & MetricRows {
+  const mapped: MappedRows<unknown> & MetricRows = { rows: [], rejected: 0, firstProblem: undefined, sums: [], gauges: [], histograms: [] };
+  const reject = (problem: string, count = 1): void => {
+    mapped.rejected += count;
+    mapped.firstProblem ??= problem;
+  };
+  for (const { resource, scope, records } of batches) {
+    const serviceName = resource.attributes["service.name"] ?? "";
+    for (const metric of records) {
+      if (metric.otherPoints > 0) reject("exponential histogram and summary data points are not stored", metric.otherPoints);
+      for (const point of metric.points) {
+        const start = nanosText(point.startTimeUnixNano);
+        const time = nanosText(point.timeUnixNano);
+        if (start === undefined || time === undefined) {
+          reject("a data point's time is past 2106-02-07, the latest the tables hold");
+          continue;
+        }
+        if (!finitePoint(point)) {
+          reject("a data point's value, sum, minimum, maximum or bound is not a finite number");
+          continue;
+        }
+        const common = {
+          ResourceAttributes: resource.attributes,
+          ResourceSchemaUrl: resource.schemaUrl,
+          ScopeName: scope.name,
+          ScopeVersion: scope.version,
+          ScopeAttributes: scope.attributes,
+          ScopeDroppedAttrCount: 0,
+          ScopeSchemaUrl: scope.schemaUrl,
+          ServiceName: serviceName,
+          MetricName: metric.name,
+          MetricDescription: metric.description,
+          MetricUnit: metric.unit,
+          Attributes: point.attributes,
+          StartTimeUnix: start,
+          TimeUnix: time,
+        };
+        if (metric.kind === "gauge") {
+          const row: Omit<OtelMetricGaugeRow, "RecordId"> = { ...common, Value: point.value, Flags: point.flags, ...NO_EXEMPLARS };
+          mapped.gauges.push({ ...row, RecordId: recordId(row) });
+        } else if (metric.kind === "sum") {
+          const row: Omit<OtelMetricSumRow, "RecordId"> = {
+            ...common,
+            Value: point.value,
+            Flags: point.flags,
+            ...NO_EXEMPLARS,
+            AggregationTemporality: metric.aggregationTemporality,
+            IsMonotonic: metric.isMonotonic,
+          };
+          mapped.sums.push({ ...row, RecordId: recordId(row) });
+        } else if (metric.kind === "histogram") {
+          const row: Omit<OtelMetricHistogramRow, "RecordId"> = {
+            ...common,
+            Count: point.count,
+            Sum: point.sum,
+            BucketCounts: point.bucketCounts,
+            ExplicitBounds: point.explicitBounds,
+            ...NO_EXEMPLARS,
+            Flags: point.flags,
+            Min: point.min,
+            Max: point.max,
+            AggregationTemporality: metric.aggregationTemporality,
+          };
+          mapped.histograms.push({ ...row, RecordId: recordId(row) });
+        }
+      }
+    }
+  }
+  mapped.rows = [...mapped.sums, ...mapped.gauges, ...mapped.histograms];
+  return mapped;
+}
+
+function finitePoint(point: OtlpMetricPoint): boolean {
+  return [point.value, point.sum, point.min, point.max, ...point.explicitBounds].every(Number.isFinite);
 }

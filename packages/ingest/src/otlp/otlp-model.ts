@@ -96,3 +96,51 @@ export function idHex(bytes: Uint8Array, length: number): string | undefined {
   if (bytes.length !== length) return undefined;
   return bytes.every((byte) => byte === 0) ? "" : Buffer.from(bytes).toString("hex");
 }
+
+/** One data point of a gauge, a sum or a histogram (the fields of the other kinds stay at their zero values). */
+export interface OtlpMetricPoint {
+  attributes: OtelAttributes;
+  startTimeUnixNano: bigint;
+  timeUnixNano: bigint;
+  flags: number;
+  /** A gauge's or a sum's value (as_double, or as_int as a number). */
+  value: number;
+  count: number;
+  sum: number;
+  bucketCounts: number[];
+  explicitBounds: number[];
+  min: number;
+  max: number;
+}
+
+/** The metric kinds stored; "other" (exponential histogram, summary, none) is counted as refused. */
+export type OtlpMetricKind = "gauge" | "sum" | "histogram" | "other";
+
+export interface OtlpMetric {
+  name: string;
+  description: string;
+  unit: string;
+  kind: OtlpMetricKind;
+  /** 0 unspecified, 1 delta, 2 cumulative. */
+  aggregationTemporality: number;
+  isMonotonic: boolean;
+  points: OtlpMetricPoint[];
+  /** Data points of a kind not stored. */
+  otherPoints: number;
+}
+
+export function emptyMetricPoint(): OtlpMetricPoint {
+  return {
+    attributes: {},
+    startTimeUnixNano: 0n,
+    timeUnixNano: 0n,
+    flags: 0,
+    value: 0,
+    count: 0,
+    sum: 0,
+    bucketCounts: [],
+    explicitBounds: [],
+    min: 0,
+    max: 0,
+  };
+}

@@ -1,7 +1,7 @@
 /**
- * The OTLP/HTTP receiver: POST /v1/logs and /v1/traces, protobuf (application/x-protobuf) or JSON
+ * The OTLP/HTTP receiver: POST /v1/logs, /v1/traces and /v1/metrics, protobuf (application/x-protobuf) or JSON
  * (application/json), gzip or deflate, the size limit applied after decompression (413). Records become rows of
- * otel_logs and otel_traces (otel-rows.ts), go onto the otel queue (shared's JOB_CATALOG.otel) and are answered 200
+ * otel_logs, otel_traces and otel_metrics_sum, _gauge, _histogram (otel-rows.ts), go onto the otel queue (shared's JOB_CATALOG.otel) and are answered 200
  * only once Redis has them; records that cannot be stored are counted in partial_success with a message. When the
  * queue is unreachable the answer is 503, when its backlog is over INGEST_OTLP_MAX_QUEUED_JOBS 429, both with
  * Retry-After, which OTLP exporters honour. Every answer is in the request's encoding; errors are google.rpc.Status.
@@ -13,12 +13,12 @@ import { Queue } from "bullmq";
 import express from "express";
 import type { Redis } from "ioredis";
 import type { IngestMetrics } from "../metrics.js";
-import { decodeLogsJson, decodeTracesJson } from "./decode-json.js";
-import { decodeLogsRequest, decodeTracesRequest } from "./decode-protobuf.js";
-import { logRows, spanRows, type MappedRows } from "./otel-rows.js";
+import { decodeLogsJson, decodeMetricsJson, decodeTracesJson } from "./decode-json.js";
+import { decodeLogsRequest, decodeMetricsRequest, decodeTracesRequest } from "./decode-protobuf.js";
+import { logRows, metricRows, spanRows, type MappedRows } from "./otel-rows.js";
 import { OtlpDecodeError, ProtobufWriter } from "./protobuf-reader.js";
 
-export const OTLP_PATHS = { "/v1/logs": "logs", "/v1/traces": "traces" } as const;
+export const OTLP_PATHS = { "/v1/logs": "logs", "/v1/traces": "traces", "/v1/metrics": "metrics" } as const;
 export type OtlpPath = keyof typeof OTLP_PATHS;
 type Signal = (typeof OTLP_PATHS)[OtlpPath];
 
@@ -73,7 +73,7 @@ export function createOtlpReceiver(options: OtlpReceiverOptions): OtlpReceiver {
   backlogTimer.unref();
   queue.on("error", (error) => logger.debug("otel queue error", { error: errorMessage(error) }));
 
-  async function enqueue(rows: Pick<OtelJob, "logs" | "spans">, receivedAtMs: number): Promise<void> {
+  async function enqueue(rows: Omit<OtelJob, "receivedAtMs">, receivedAtMs: number): Promise<void> {
     if (FAIL_FAST_STATUSES.has(redis.status)) throw unavailable();
     if (queuedJobs > options.maxQueuedJobs) {
       throw new ApiError("TOO_MANY_REQUESTS", `the otel queue holds over ${options.maxQueuedJobs} jobs; retry later`, {
@@ -82,7 +82,7 @@ export function createOtlpReceiver(options: OtlpReceiverOptions): OtlpReceiver {
     }
     const jobs: { name: string; data: OtelJob; opts: typeof JOB_CATALOG.otel.options }[] = [];
     const { jobName, options: jobOptions } = JOB_CATALOG.otel;
-    for (const [key, list] of Object.entries(rows) as ["logs" | "spans", OtelJob["logs"]][]) {
+    for (const [key, list] of Object.entries(rows) as [keyof typeof rows, unknown[] | undefined][]) {
       for (let start = 0; start < (list?.length ?? 0); start += MAX_ROWS_PER_JOB) {
         jobs.push({ name: jobName, data: { [key]: list?.slice(start, start + MAX_ROWS_PER_JOB), receivedAtMs }, opts: jobOptions });
       }
@@ -113,6 +113,10 @@ export function createOtlpReceiver(options: OtlpReceiverOptions): OtlpReceiver {
         const logs = logRows(encoding === "protobuf" ? decodeLogsRequest(body) : decodeLogsJson(body), receivedAtMs);
         await enqueue({ logs: logs.rows }, receivedAtMs);
         mapped = logs;
+      } else if (signal === "metrics") {
+        const points = metricRows(encoding === "protobuf" ? decodeMetricsRequest(body) : decodeMetricsJson(body));
+        await enqueue({ metricSums: points.sums, metricGauges: points.gauges, metricHistograms: points.histograms }, receivedAtMs);
+        mapped = points;
       } else {
         const spans = spanRows(encoding === "protobuf" ? decodeTracesRequest(body) : decodeTracesJson(body));
         await enqueue({ spans: spans.rows }, receivedAtMs);
@@ -179,7 +183,7 @@ function encodingOf(contentType: string | undefined): Encoding | undefined {
 }
 
 /** The partial_success field of each signal's Export*ServiceResponse (its rejected count, by JSON name). */
-const REJECTED_FIELD: Record<Signal, string> = { logs: "rejectedLogRecords", traces: "rejectedSpans" };
+const REJECTED_FIELD: Record<Signal, string> = { logs: "rejectedLogRecords", traces: "rejectedSpans", metrics: "rejectedDataPoints" };
 
 function sendSuccess(res: ServerResponse, encoding: Encoding, signal: Signal, mapped: MappedRows<unknown>): void {
   const message = mapped.rejected === 0 ? "" : `${mapped.rejected} record(s) refused; the first: ${mapped.firstProblem ?? "unknown"}`;

@@ -8,7 +8,15 @@
 import { CLI_INVOCATION_COLUMN_TYPES, toCliInvocationRow, toClickHouseTime, type RowOf } from "@flowmeter/shared";
 import type { IngestionWarning, RunEvent, StageLogLine, TelemetrySample } from "@flowmeter/shared";
 import { defineRawTable, type RawTableShape, type Retention } from "./raw-table.js";
-import { OTEL_METRIC_TABLES, OTEL_VIEW_TARGETS, otelLogsTable, otelTracesTable } from "./tables/otel-tables.js";
+import {
+  OTEL_METRIC_TABLES,
+  OTEL_VIEW_TARGETS,
+  otelLogsTable,
+  otelMetricGaugeTable,
+  otelMetricHistogramTable,
+  otelMetricSumTable,
+  otelTracesTable,
+} from "./tables/otel-tables.js";
 
 /** flowmeter.cli_invocations: one row per accepted cli_invocation entry (migration 0001; columns and mapping in shared). */
 export const cliInvocationsTable = defineRawTable({
@@ -268,6 +276,9 @@ export const RAW_TABLES: readonly RawTableShape[] = [
   ingestionWarningsTable,
   otelLogsTable,
   otelTracesTable,
+  otelMetricSumTable,
+  otelMetricGaugeTable,
+  otelMetricHistogramTable,
 ];
 
 /**
