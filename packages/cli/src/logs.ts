@@ -5,7 +5,7 @@
  */
 import { redactUrl } from "@flowmeter/platform";
 import { isTerminalRunState, type StageLogLine } from "@flowmeter/shared";
-import { RunStore, lineBytes } from "@flowmeter/runner";
+import { RunStore, lineBytes, logLineMatches } from "@flowmeter/runner";
 import { CliError, EXIT, parseOptions } from "./cli-error.js";
 import { parseRedisClientConfig } from "./config.js";
 import { connectRedis } from "./redis-connection.js";
@@ -13,11 +13,12 @@ import { connectRedis } from "./redis-connection.js";
 const PAGE = 1000;
 const POLL_MS = 300;
 
-export const LOGS_USAGE = `usage: flowmeter logs <run_id> [stage] [--follow] [--raw]
+export const LOGS_USAGE = `usage: flowmeter logs <run_id> [stage] [--grep <text>] [--follow] [--raw]
 
 Prints the output of a run's stages, one line each as "<stage>: <line>" (stderr lines as "<stage> (stderr): <line>"),
 in the order the runner read them; only one stage's lines when a stage is named. --follow (-f) waits for new lines
-until the run has ended. Control characters (ESC, NUL, the other C0 and C1 codes except tab) are written visibly
+until the run has ended. --grep keeps the lines containing the text, ignoring case (a plain substring, as ?q= of the
+run API). Control characters (ESC, NUL, the other C0 and C1 codes except tab) are written visibly
 (\\x1b, \\x00), and bytes that were not UTF-8 as \\xNN; --raw writes every line's bytes exactly as the stage wrote
 them, escape sequences included. Lines come from the runners' Redis (the newest RUNNER_LOG_BUFFER_LINES of each run);
 older ones are in ClickHouse: flowmeter query "SELECT … FROM flowmeter.run_logs WHERE run_id = '…'".
@@ -56,11 +57,14 @@ export function rawLogLine(line: StageLogLine): Buffer {
 export async function logs(args: string[], env: NodeJS.ProcessEnv, out: NodeJS.WritableStream = process.stdout): Promise<number> {
   const follow = args.includes("--follow") || args.includes("-f");
   const raw = args.includes("--raw");
-  const { positional, help } = parseOptions(
+  const { positional, help, options } = parseOptions(
     args.filter((arg) => arg !== "--follow" && arg !== "-f" && arg !== "--raw"),
-    [],
+    ["grep"],
     LOGS_USAGE,
   );
+  const grep = options.get("grep");
+  if (grep === "") throw new CliError(`--grep needs some text\n${LOGS_USAGE}`, EXIT.usage);
+  const keep = grep === undefined ? undefined : (line: StageLogLine) => logLineMatches(line, grep);
   if (help) {
     out.write(LOGS_USAGE);
     return EXIT.ok;
@@ -80,7 +84,7 @@ export async function logs(args: string[], env: NodeJS.ProcessEnv, out: NodeJS.W
       throw new CliError(`no run ${runId} in Redis ${redactUrl(redisUrl)} (prefix ${queuePrefix}): unknown, or past its retention`, EXIT.noInput);
     let fromSeq = 0;
     for (;;) {
-      const page = await store.logs.read(runId, fromSeq, PAGE, stage);
+      const page = await store.logs.read(runId, fromSeq, PAGE, stage, keep);
       for (const line of page.items) out.write(raw ? rawLogLine(line) : `${formatLogLine(line)}\n`);
       fromSeq = page.nextSeq;
       if (page.items.length === PAGE) continue;

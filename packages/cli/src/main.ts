@@ -17,7 +17,7 @@ commands:
   run <file>         submit a workflow run and follow it live
   rerun <run_id> [--failed-only]
                      run an ended run again (or only its stages that did not succeed) as a new run, and follow it
-  logs <run_id> [stage] [--follow]
+  logs <run_id> [stage] [--grep <text>] [--follow]
                      print what a run's stages wrote, line by line
   query "<SQL>"      run a read-only query through the worker's /query
   failed [--redrive] list the telemetry jobs in the queues' failed sets; --redrive retries them

@@ -1,6 +1,7 @@
 /**
- * `flowmeter rerun` against real Redis and a real runner: a failed run re-run with --failed-only runs only the stage
- * that failed and its dependent, linked to the old run; a refused re-run exits 66 saying why.
+ * `flowmeter rerun` and `flowmeter logs --grep` against real Redis and a real runner: a failed run re-run with
+ * --failed-only runs only the stage that failed and its dependent, linked to the old run; a refused re-run exits 66
+ * saying why. --grep prints the lines containing a text, ignoring case.
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -9,6 +10,7 @@ import { createLogger, createRedis } from "@flowmeter/platform";
 import { RunStore, parseRunnerConfig, startRunner, type RunningRunner } from "@flowmeter/runner";
 import { deleteQueuePrefix, tempDir, testQueuePrefix, testRedisUrl } from "@flowmeter/test-utils";
 import { CliError } from "./cli-error.js";
+import { logs } from "./logs.js";
 import { rerun } from "./rerun.js";
 import { run } from "./run.js";
 
@@ -20,7 +22,7 @@ function captured(): { out: NodeJS.WriteStream; text: () => string } {
   return { out, text: () => chunks.join("") };
 }
 
-describe("flowmeter rerun", () => {
+describe("flowmeter rerun and logs --grep", () => {
   const data = tempDir("cli-rerun");
   const prefix = testQueuePrefix("cli-rerun");
   const env = { REDIS_URL: testRedisUrl(), QUEUE_PREFIX: prefix };
@@ -72,5 +74,30 @@ describe("flowmeter rerun", () => {
       new CliError(`every stage of run ${newRunId} succeeded; nothing to re-run with failed_only`, 66),
     );
     await expect(rerun(["no-such-run"], env, captured().out)).rejects.toMatchObject({ exitCode: 66 });
+  });
+
+  it("logs --grep prints only the lines containing the text, ignoring case; with a stage, only that stage's", async () => {
+    const file = join(data.path, "noisy.json");
+    writeFileSync(
+      file,
+      JSON.stringify({
+        name: "noisy",
+        stages: [
+          { name: "one", driver: "shell", run: "seq 1 3000; echo 'ERROR: disk full' >&2; echo done" },
+          { name: "two", driver: "shell", run: "echo 'an error here too'; echo fine", depends_on: ["one"] },
+        ],
+      }),
+    );
+    const submitted = captured();
+    expect(await run([file], env, submitted.out)).toBe(0);
+    const runId = /run (\S+) of workflow/.exec(submitted.text())?.[1] ?? "";
+
+    const all = captured();
+    expect(await logs([runId, "--grep", "error"], env, all.out)).toBe(0);
+    expect(all.text()).toBe("one (stderr): ERROR: disk full\ntwo: an error here too\n");
+    const one = captured();
+    expect(await logs([runId, "one", "--grep=2999"], env, one.out)).toBe(0);
+    expect(one.text()).toBe("one: 2999\n");
+    await expect(logs([runId, "--grep"], env, captured().out)).rejects.toMatchObject({ exitCode: 64 });
   });
 });

@@ -5,7 +5,7 @@ export { lineBytes } from "./execution/log-text.js";
 export { createRunnerMetrics } from "./metrics.js";
 export { loadWorkflowFile } from "./workflow/load-workflow-file.js";
 export { BUILT_IN_DRIVER_NAMES } from "./drivers/driver-registry.js";
-export { RunStore } from "./store/run-store.js";
+export { RunStore, logLineMatches } from "./store/run-store.js";
 export { cancelRun } from "./fleet/cancel-run.js";
 export { followRun } from "./fleet/follow-run.js";
 export { rerunRun } from "./fleet/rerun-run.js";

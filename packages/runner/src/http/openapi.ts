@@ -28,8 +28,11 @@ import {
   STAGE_VIEW_SCHEMA,
   STEP_HEARTBEAT_SCHEMA,
   WORKFLOW_SCHEMA,
+  NAME_PATTERN,
+  RUN_STATES,
   type SchemaType,
 } from "@flowmeter/shared";
+import { LIST_SCAN_BUDGET } from "../store/run-records.js";
 import { EVENTS_LIMIT, LIST_LIMIT, LOGS_LIMIT, MAX_BODY_NESTING_DEPTH, MAX_REQUEST_BODY_BYTES, TELEMETRY_LIMIT } from "./api-limits.js";
 
 const json = (schema: object) => ({ "application/json": { schema } });
@@ -156,14 +159,30 @@ export const OPENAPI_DOCUMENT = {
     "/v1/runs": {
       get: {
         operationId: "listRuns",
-        summary: "Runs, newest first: active ones by creation time, then terminal ones by end time",
+        summary:
+          "Runs, newest first: active ones by creation time, then terminal ones by end time. With a filter (a single state, workflow, since) " +
+          `a page reads at most ${LIST_SCAN_BUDGET} index entries, so it may hold fewer than limit runs (even none) while next_cursor is set.`,
         parameters: [
           {
             name: "state",
             in: "query",
             required: false,
-            schema: { type: "string", enum: ["active", "terminal"] },
-            description: "Default: both (active first).",
+            schema: { type: "string", enum: ["active", "terminal", ...RUN_STATES] },
+            description: "active (queued and running), terminal (succeeded, failed, cancelled) or one state. Default: all runs (active first).",
+          },
+          {
+            name: "workflow",
+            in: "query",
+            required: false,
+            schema: { type: "string", pattern: NAME_PATTERN },
+            description: "Only runs of the workflow with this name.",
+          },
+          {
+            name: "since",
+            in: "query",
+            required: false,
+            schema: { type: "string", minLength: 1, maxLength: 64 },
+            description: "RFC 3339 time: only runs created at or after it.",
           },
           limitParameter(LIST_LIMIT),
           { name: "cursor", in: "query", required: false, schema: { type: "string" }, description: "next_cursor of the previous page." },
@@ -295,6 +314,14 @@ export const OPENAPI_DOCUMENT = {
             description: "Inclusive: lines with seq >= from_seq.",
           },
           { name: "stage", in: "query", required: false, schema: { type: "string", minLength: 1, maxLength: 128 }, description: "Only this stage's lines." },
+          {
+            name: "q",
+            in: "query",
+            required: false,
+            schema: { type: "string", minLength: 1, maxLength: 1000 },
+            description:
+              "Only lines containing this text, ignoring case (a plain substring, not a pattern). next_seq is one past the last line looked at, so paging goes on past lines that did not match.",
+          },
           limitParameter(LOGS_LIMIT),
           { $ref: "#/components/parameters/ApiVersion" },
         ],

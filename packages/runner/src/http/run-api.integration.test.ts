@@ -240,7 +240,15 @@ describe("run API (real Redis, real runner)", () => {
     expect((page.body.lines as StageLogLine[]).map((line) => line.line)).toEqual(["line 2"]);
     const rest = await call(runner.url, "get", "/v1/runs/{run_id}/logs", `/v1/runs/${runId}/logs?stage=b&from_seq=${page.body.next_seq as number}`);
     expect((rest.body.lines as StageLogLine[]).map((line) => line.line)).toEqual(["line 3"]);
-    for (const query of ["from_seq=-1", "from_seq=x", "stage=", "limit=0", `limit=${LOGS_LIMIT.max + 1}`]) {
+
+    // ?q= searches the lines (ignoring case), alone, with a stage, and page by page.
+    const search = async (query: string) => (await call(runner.url, "get", "/v1/runs/{run_id}/logs", `/v1/runs/${runId}/logs?${query}`)).body;
+    expect(((await search("q=LINE")).lines as StageLogLine[]).map((line) => line.line)).toEqual(["line 1", "line 2", "line 3"]);
+    expect(((await search("q=o&stage=a")).lines as StageLogLine[]).map((line) => line.line).sort()).toEqual(["about to fail", "oops"]);
+    const firstHit = await search("q=line%202&limit=1");
+    expect([(firstHit.lines as StageLogLine[]).map((line) => line.line), firstHit.next_seq]).toEqual([["line 2"], firstOfB + 2]);
+    expect(await search(`q=line%202&from_seq=${firstHit.next_seq as number}`)).toMatchObject({ lines: [], next_seq: 6 });
+    for (const query of ["from_seq=-1", "from_seq=x", "stage=", "q=", "limit=0", `limit=${LOGS_LIMIT.max + 1}`]) {
       const res = await call(runner.url, "get", "/v1/runs/{run_id}/logs", `/v1/runs/${runId}/logs?${query}`);
       expect([query, res.status, res.body.code]).toEqual([query, 400, "INVALID_PARAMS"]);
     }
@@ -511,6 +519,52 @@ describe("run API (real Redis, real runner)", () => {
       expect([query, res.status, res.body.code]).toEqual([query, 400, "INVALID_PARAMS"]);
     }
     for (const runId of active) await call(runner.url, "post", "/v1/runs/{run_id}/cancel", `/v1/runs/${runId}/cancel`, { json: { reason: "test cleanup" } });
+  });
+
+  it("lists runs by workflow, by one state and since a time, across pages; a bad since is INVALID_PARAMS", async () => {
+    const before = new Date().toISOString();
+    const made: Array<{ id: string; workflow: string }> = [];
+    for (const [workflow, run] of [
+      ["listed-ok", "true"],
+      ["listed-bad", "exit 1"],
+      ["listed-ok", "true"],
+      ["listed-bad", "exit 1"],
+      ["listed-ok", "true"],
+    ] as const) {
+      const created = await call(runner.url, "post", "/v1/runs", "/v1/runs", {
+        json: { workflow: { name: workflow, stages: [{ name: "s", driver: "shell", run }] } },
+      });
+      made.push({ id: created.body.run_id as string, workflow });
+      await waitForState(runner.url, created.body.run_id as string, ["succeeded", "failed"]);
+    }
+    const walk = async (query: string, limit: number): Promise<string[]> => {
+      const ids: string[] = [];
+      let cursor: string | null = null;
+      for (let pages = 0; pages < 20; pages += 1) {
+        const res: Response = await call(runner.url, "get", "/v1/runs", `/v1/runs?limit=${limit}&${query}${cursor === null ? "" : `&cursor=${cursor}`}`);
+        ids.push(...(res.body.runs as RunView[]).map((run) => run.run_id));
+        cursor = res.body.next_cursor as string | null;
+        if (cursor === null) return ids;
+      }
+      throw new Error("too many pages");
+    };
+    const newestFirst = (workflow: string) =>
+      made
+        .filter((run) => run.workflow === workflow)
+        .map((run) => run.id)
+        .reverse();
+    expect(await walk("workflow=listed-ok", 2)).toEqual(newestFirst("listed-ok"));
+    expect(await walk("workflow=listed-bad&state=failed", 1)).toEqual(newestFirst("listed-bad"));
+    expect(await walk("workflow=listed-bad&state=succeeded", 5)).toEqual([]);
+    expect(await walk("workflow=listed-ok&state=running", 5)).toEqual([]);
+    expect(await walk(`since=${encodeURIComponent(before)}&state=terminal`, 3)).toEqual(made.map((run) => run.id).reverse());
+    const failedSince = await call(runner.url, "get", "/v1/runs", `/v1/runs?state=failed&since=${encodeURIComponent(before)}`);
+    expect((failedSince.body.runs as RunView[]).map((run) => [run.run_id, run.state])).toEqual(newestFirst("listed-bad").map((id) => [id, "failed"]));
+    expect(await walk(`since=${encodeURIComponent(new Date(Date.now() + 60_000).toISOString())}`, 5)).toEqual([]);
+    for (const query of ["since=yesterday", "since=2026-13-45T00:00:00Z", "workflow=no%20spaces", "state=finished", "since="]) {
+      const res = await call(runner.url, "get", "/v1/runs", `/v1/runs?${query}`);
+      expect([query, res.status, res.body.code]).toEqual([query, 400, "INVALID_PARAMS"]);
+    }
   });
 
   it("reads events after a cursor (exclusive), pages with next_from_event_id, and refuses an unknown from_event_id", async () => {

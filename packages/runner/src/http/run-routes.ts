@@ -24,7 +24,7 @@ import { cancelRun } from "../fleet/cancel-run.js";
 import { rerunRun } from "../fleet/rerun-run.js";
 import { submitRun } from "../fleet/submit-run.js";
 import { decodeListCursor, encodeListCursor, isValidRunId, toRunView, type RunListFilter, type RunRecord } from "../store/run-records.js";
-import type { RunStore } from "../store/run-store.js";
+import { logLineMatches, type RunStore } from "../store/run-store.js";
 import type { RunStream, RunStreamPage } from "../store/run-stream.js";
 import { buildStageView } from "../store/stage-view.js";
 import { loadWorkflowFromDir } from "../workflow/workflows-dir.js";
@@ -79,10 +79,12 @@ export function createRunRoutes(options: RunApiOptions): Router {
     stream: RunStream<T>,
     check: (req: Request) => ValidatedRequest,
     stageParameter: string,
+    keep?: (query: Record<string, unknown>) => ((item: T) => boolean) | undefined,
   ): Promise<{ record: RunRecord; page: RunStreamPage<T> }> {
     const { query } = check(req);
     const record = await loadRun(runIdParam(req));
-    const page = await stream.read(record.run_id, query["from_seq"] as number, query["limit"] as number, query[stageParameter] as string | undefined);
+    const stage = query[stageParameter] as string | undefined;
+    const page = await stream.read(record.run_id, query["from_seq"] as number, query["limit"] as number, stage, keep?.(query));
     return { record, page };
   }
 
@@ -98,8 +100,17 @@ export function createRunRoutes(options: RunApiOptions): Router {
       const { query } = REQUESTS.listRuns(req);
       const version = query["api_version"] as ApiVersion;
       const cursorText = query["cursor"] as string | undefined;
+      const since = query["since"] as string | undefined;
+      const sinceMs = since === undefined ? undefined : Date.parse(since);
+      if (sinceMs !== undefined && (Number.isNaN(sinceMs) || !/^\d{4}-\d{2}-\d{2}T/.test(since ?? ""))) {
+        throw new ApiError("INVALID_PARAMS", `since must be an RFC 3339 time (2026-01-31T12:00:00Z), not ${JSON.stringify(since?.slice(0, 50))}`);
+      }
       const page = await records.list(
-        (query["state"] ?? "all") as RunListFilter,
+        {
+          state: (query["state"] ?? "all") as RunListFilter,
+          ...(query["workflow"] === undefined ? {} : { workflow: query["workflow"] as string }),
+          ...(sinceMs === undefined ? {} : { sinceMs }),
+        },
         query["limit"] as number,
         cursorText === undefined ? undefined : decodeListCursor(cursorText),
       );
@@ -200,7 +211,10 @@ export function createRunRoutes(options: RunApiOptions): Router {
   router
     .route("/v1/runs/:runId/logs")
     .get(async function getLogs(req: Request, res: Response) {
-      const { record, page } = await streamPage(req, store.logs, REQUESTS.getLogs, "stage");
+      const { record, page } = await streamPage(req, store.logs, REQUESTS.getLogs, "stage", (query) => {
+        const text = query["q"] as string | undefined;
+        return text === undefined ? undefined : (line) => logLineMatches(line, text);
+      });
       const body: RunLogsResponse = { run_id: record.run_id, attempt_id: record.attempt_id, next_seq: page.nextSeq, lines: page.items };
       res.json(body);
     })

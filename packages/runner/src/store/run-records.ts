@@ -66,8 +66,28 @@ export type EndRunResult = "ended_now" | "ended" | "live" | "changed";
 
 export type LeaseStatus = "renewed" | "ended" | "lost";
 
-/** Which runs a list walks: active (queued, running; newest first), terminal (most recently ended first), or both. */
-export type RunListFilter = "active" | "terminal" | "all";
+/**
+ * Which runs a list walks: active (queued, running; newest first), terminal (most recently ended first), both, or
+ * one state (walking its index).
+ */
+export type RunListFilter = "active" | "terminal" | "all" | RunState;
+
+/** What a list keeps: runs in `state`, of `workflow`, created at or after `sinceMs`. */
+export interface RunListQuery {
+  state?: RunListFilter;
+  workflow?: string;
+  sinceMs?: number;
+}
+
+/** Index entries one list page reads at most when it filters (each costs a record read); a page stops there. */
+export const LIST_SCAN_BUDGET = 5000;
+const LIST_SCAN_BATCH = 200;
+
+function listIndexes(state: RunListFilter): Array<"active" | "terminal"> {
+  if (state === "all") return ["active", "terminal"];
+  if (state === "active" || state === "queued" || state === "running") return ["active"];
+  return ["terminal"];
+}
 
 /** A list cursor: which index, and the member of the last run returned ("" = from its start). Opaque to clients (base64url JSON). */
 export interface ListCursor {
@@ -307,40 +327,67 @@ export class RunRecords {
 
   /**
    * One page of runs, newest first: active ones by creation time, terminal ones by end time; `all` lists the active
-   * runs, then the terminal ones. Records gone since they were indexed (expired) are skipped and unindexed, so a
-   * page may hold fewer than `limit` runs while `nextCursor` is set.
+   * runs, then the terminal ones. `state` may also name one state, `workflow` one workflow, and `sinceMs` keeps runs
+   * created at or after it (the indexes are ordered by time, so the walk stops there). Filtered runs are read and
+   * left out, at most LIST_SCAN_BUDGET index entries per page: a page may hold fewer than `limit` runs (even none)
+   * while `nextCursor` is set. Records gone since they were indexed (expired) are skipped and unindexed.
    */
-  async list(filter: RunListFilter, limit: number, cursor: ListCursor | undefined): Promise<{ records: RunRecord[]; nextCursor: ListCursor | undefined }> {
-    if (cursor !== undefined && filter !== "all" && cursor.index !== filter) {
-      throw new ApiError("INVALID_PARAMS", `cursor belongs to a list of ${cursor.index} runs, not ${filter}`);
+  async list(query: RunListQuery, limit: number, cursor: ListCursor | undefined): Promise<{ records: RunRecord[]; nextCursor: ListCursor | undefined }> {
+    const state = query.state ?? "all";
+    const indexes = listIndexes(state);
+    if (cursor !== undefined && !indexes.includes(cursor.index)) {
+      throw new ApiError("INVALID_PARAMS", `cursor belongs to a list of ${cursor.index} runs, not ${state}`);
     }
-    const indexes: Array<"active" | "terminal"> = filter === "all" ? ["active", "terminal"] : [filter];
-    let start = cursor === undefined ? 0 : indexes.indexOf(cursor.index);
-    let after = cursor?.after === "" ? undefined : cursor?.after;
+    const matches = (record: RunRecord) =>
+      (state === "all" || state === "active" || state === "terminal" || record.state === state) &&
+      (query.workflow === undefined || record.workflow === query.workflow) &&
+      (query.sinceMs === undefined || record.created_at_ms >= query.sinceMs);
+    const filtered = !["all", "active", "terminal"].includes(state) || query.workflow !== undefined || query.sinceMs !== undefined;
+    const lowest = query.sinceMs === undefined ? "-" : `[${String(Math.max(0, query.sinceMs)).padStart(13, "0")}:`;
     const records: RunRecord[] = [];
-    for (; start < indexes.length; start += 1) {
-      const index = indexes[start] as "active" | "terminal";
+    let examined = 0;
+    let position = cursor === undefined ? 0 : indexes.indexOf(cursor.index);
+    let after = cursor?.after === "" ? undefined : cursor?.after;
+    for (; position < indexes.length; position += 1) {
+      const index = indexes[position] as "active" | "terminal";
       const key = runIndexKey(this.limits.prefix, index);
-      const want = limit - records.length;
-      const members = await this.redis.zrevrangebylex(key, after === undefined ? "+" : `(${after}`, "-", "LIMIT", 0, want + 1);
-      const page = members.slice(0, want);
-      const found = await this.getMany(page.map((member) => member.slice(14)));
-      const gone: string[] = [];
-      page.forEach((member, position) => {
-        const record = found[position];
-        if (record === undefined) gone.push(member);
-        else records.push(record);
-      });
-      if (gone.length > 0) await this.redis.zrem(key, ...gone);
-      if (members.length > want) return { records, nextCursor: { index, after: page.at(-1) as string } };
-      after = undefined;
-      if (records.length >= limit && start + 1 < indexes.length) {
-        // The page is full exactly at the end of this index: go on with the next one (if it has anything).
-        const next = indexes[start + 1] as "active" | "terminal";
-        const more = await this.redis.zrevrangebylex(runIndexKey(this.limits.prefix, next), "+", "-", "LIMIT", 0, 1);
-        return { records, nextCursor: more.length > 0 ? { index: next, after: "" } : undefined };
+      for (;;) {
+        if (examined >= LIST_SCAN_BUDGET) return { records, nextCursor: { index, after: after ?? "" } };
+        const want = limit - records.length;
+        const batch = filtered ? Math.min(Math.max(want, LIST_SCAN_BATCH), LIST_SCAN_BUDGET - examined) : want;
+        const members = await this.redis.zrevrangebylex(key, after === undefined ? "+" : `(${after}`, lowest, "LIMIT", 0, batch);
+        const found = await this.getMany(members.map((member) => member.slice(14)));
+        const gone: string[] = [];
+        for (const [offset, member] of members.entries()) {
+          if (records.length >= limit) break;
+          const record = found[offset];
+          if (record === undefined) gone.push(member);
+          else if (matches(record)) records.push(record);
+          after = member;
+          examined += 1;
+        }
+        if (gone.length > 0) await this.redis.zrem(key, ...gone);
+        if (records.length >= limit) return { records, nextCursor: await this.more(indexes, position, after, lowest) };
+        if (members.length < batch) break;
       }
+      after = undefined;
     }
     return { records, nextCursor: undefined };
+  }
+
+  /** Where the next page starts when one was filled at `after` of indexes[position]: undefined when no index has more. */
+  private async more(
+    indexes: ReadonlyArray<"active" | "terminal">,
+    position: number,
+    after: string | undefined,
+    lowest: string,
+  ): Promise<ListCursor | undefined> {
+    for (let next = position; next < indexes.length; next += 1) {
+      const index = indexes[next] as "active" | "terminal";
+      const from = next === position && after !== undefined ? `(${after}` : "+";
+      const left = await this.redis.zrevrangebylex(runIndexKey(this.limits.prefix, index), from, lowest, "LIMIT", 0, 1);
+      if (left.length > 0) return { index, after: next === position ? (after ?? "") : "" };
+    }
+    return undefined;
   }
 }

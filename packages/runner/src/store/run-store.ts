@@ -52,6 +52,11 @@ export function logConcernsStage(line: StageLogLine, stageName: string): boolean
   return line.stage_name === stageName;
 }
 
+/** A log search (`?q=` of the logs API, flowmeter logs --grep): the text anywhere in the line, ignoring case. */
+export function logLineMatches(line: StageLogLine, text: string): boolean {
+  return line.line.toLowerCase().includes(text.toLowerCase());
+}
+
 export class RunStore {
   readonly prefix: string;
   readonly retentionSeconds: number;

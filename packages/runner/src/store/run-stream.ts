@@ -64,18 +64,22 @@ export class RunStream<T extends { run_id: string; seq: number }> {
     }
   }
 
-  /** Items of a run with seq ≥ `fromSeq`, at most `limit`, optionally only those concerning `stageName`. */
-  async read(runId: string, fromSeq: number, limit: number, stageName?: string): Promise<RunStreamPage<T>> {
+  /**
+   * Items of a run with seq ≥ `fromSeq`, at most `limit`, optionally only those concerning `stageName` and those
+   * `keep` keeps (the stream is read on until `limit` are found or it ends; it holds at most `capacity` items).
+   */
+  async read(runId: string, fromSeq: number, limit: number, stageName?: string, keep?: (item: T) => boolean): Promise<RunStreamPage<T>> {
     const key = this.key(runId);
     const items: T[] = [];
     let nextSeq = fromSeq;
     for (;;) {
-      const count = stageName === undefined ? limit : SCAN_CHUNK;
+      const count = stageName === undefined && keep === undefined ? limit : SCAN_CHUNK;
       const entries = (await this.redis.xrange(key, `${nextSeq}-0`, "+", "COUNT", count)) as [string, string[]][];
       for (const [, fields] of entries) {
         const item = JSON.parse(fields[1] ?? "null") as T;
         nextSeq = item.seq + 1;
         if (stageName !== undefined && !this.options.concernsStage(item, stageName)) continue;
+        if (keep !== undefined && !keep(item)) continue;
         items.push(item);
         if (items.length >= limit) return { items, nextSeq };
       }
