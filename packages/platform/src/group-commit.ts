@@ -1,6 +1,7 @@
 /**
  * Group commit: one write in flight at a time, and what is submitted meanwhile goes together in the next write. An
- * item alone is written at once; under load many share a write. Ingest uses it for Redis adds and spool appends.
+ * item alone is written at once; under load many share a write. Ingest uses it for its Redis adds, DurableProducer for
+ * spool appends.
  */
 export class GroupCommit<T> {
   private waiting: Array<{ item: T; resolve: () => void; reject: (error: unknown) => void }> = [];

@@ -7,6 +7,8 @@ export { MethodNotAllowedError, createErrorHandler, methodNotAllowed, notFound, 
 export { exceedsJsonDepth } from "./json-depth.js";
 export { REDACTED, redactCredentials, redactUrl } from "./redact.js";
 export { bearerToken, createSecretMatcher } from "./secrets.js";
+export { DurableProducer, SpoolFullError, withTimeout, type DurableProducerOptions, type SendOptions } from "./durable-producer.js";
+export { GroupCommit } from "./group-commit.js";
 export { ReplayLoop, type ReplayLoopOptions, type ReplayOutcome } from "./replay-loop.js";
 export { SpoolFile, type DrainResult, type SpoolFileOptions } from "./spool-file.js";
 export { uuidV7 } from "./uuid-v7.js";

@@ -65,4 +65,16 @@ describe("ReplayLoop", () => {
     await new Promise((resolve) => setTimeout(resolve, 30));
     expect(passes).toBe(stoppedAt);
   });
+
+  it("retryLater puts a pass that was due at once off by the backoff, and a wake-up meanwhile keeps it there", async () => {
+    const startedAt: number[] = [];
+    const loop = new ReplayLoop({ pass: async () => (startedAt.push(Date.now()), "done"), retryMinMs: 80, retryMaxMs: 80, logger: quiet });
+    const askedAt = Date.now();
+    loop.wake(); // due at once…
+    loop.retryLater(); // …but what it would replay just failed
+    loop.wake();
+    await until(() => startedAt.length === 1);
+    await loop.stop();
+    expect((startedAt[0] ?? 0) - askedAt).toBeGreaterThanOrEqual(75);
+  });
 });

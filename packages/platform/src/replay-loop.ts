@@ -34,6 +34,17 @@ export class ReplayLoop {
     else if (this.timer === undefined) this.startIn(0);
   }
 
+  /**
+   * Asks for the next pass after the backoff rather than now (what was just tried failed: trying again at once would
+   * too); a pass already due sooner is put off. A running pass decides the next one itself.
+   */
+  retryLater(): void {
+    if (this.stopped || this.running !== undefined) return;
+    clearTimeout(this.timer);
+    this.startIn(this.retryDelayMs);
+    this.retryDelayMs = Math.min(this.retryDelayMs * 2, this.options.retryMaxMs);
+  }
+
   /** No more passes; waits for the one running. */
   async stop(): Promise<void> {
     this.stopped = true;

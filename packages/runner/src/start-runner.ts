@@ -14,7 +14,7 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import type { AddressInfo } from "node:net";
 import type { Server } from "node:http";
-import { SpoolFile, createRedis, errorMessage, type Logger } from "@flowmeter/platform";
+import { SpoolFile, createRedis, errorMessage, redisAnswers, type Logger } from "@flowmeter/platform";
 import { type RunEvent } from "@flowmeter/shared";
 import type { RunnerConfig } from "./config.js";
 import { EventPublisher, type SpoolItem } from "./delivery/event-publisher.js";
@@ -27,6 +27,9 @@ import { RunReconciler } from "./fleet/run-reconciler.js";
 import { createRunnerApp } from "./http/app.js";
 import { createRunnerMetrics, type RunnerMetrics } from "./metrics.js";
 import { RunStore } from "./store/run-store.js";
+
+/** How long a spool replay waits for Redis to answer its PING before it tries again later. */
+const SPOOL_PING_TIMEOUT_MS = 3000;
 
 export interface RunningRunner {
   /** http://host:port of the HTTP server. */
@@ -79,6 +82,8 @@ export async function startRunner(config: RunnerConfig, logger: Logger, options:
     spool: new SpoolFile<SpoolItem>(config.spoolDir, logger, { owner: "runner" }),
     logger,
     metrics,
+    // The spool is replayed once Redis answers a PING (a frozen Redis costs a PING's wait, not a delivery's).
+    reachable: () => redisAnswers(store.redis, SPOOL_PING_TIMEOUT_MS),
   });
   await publisher.start();
 

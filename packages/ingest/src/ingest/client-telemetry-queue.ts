@@ -1,4 +1,4 @@
-import { errorMessage, redisAnswers, ReplayLoop, type Logger, type ReplayOutcome, type SpoolFile } from "@flowmeter/platform";
+import { DurableProducer, GroupCommit, SpoolFullError, errorMessage, redisAnswers, withTimeout, type Logger, type SpoolFile } from "@flowmeter/platform";
 import {
   ApiError,
   JOB_CATALOG,
@@ -13,7 +13,6 @@ import {
 } from "@flowmeter/shared";
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
-import { GroupCommit } from "./group-commit.js";
 
 /** Entries per job; a larger request becomes several jobs added in one round trip. */
 export const MAX_ENTRIES_PER_JOB = 1000;
@@ -198,66 +197,58 @@ function isDiskFull(error: unknown): boolean {
  * once; under load, many small requests share a job, which saves a Redis round trip and a worker job each.
  *
  * When Redis is not connected, or the add does not finish within the timeout, the request goes to the local spool
- * instead (appended and fsynced, group-committed the same way), and so does every request after it until the spool
- * has been replayed into the queue, in order. The replay runs on its own (a ReplayLoop: it never waits for another
- * request): it PINGs Redis, drains the spool when Redis answers, and otherwise tries again with backoff (at most 2 s
- * apart), whether Redis refused connections, froze (SIGSTOP: the connection stays "ready" but nothing answers), or is
- * slow. A spool left by a process that died is replayed at the next start. Only when there is no spool, or it is
- * full, or cannot be written (a full disk) is the answer 503 UNAVAILABLE with Retry-After. After a timeout the add
- * may still land later; the spooled copy then duplicates those entries on the queue, and the worker's dedup by entry
- * id absorbs that.
+ * instead, and so does every request after it until the spool has been replayed into the queue, in order: platform's
+ * DurableProducer (appends fsynced and group-committed; the replay runs on its own, PINGs Redis, drains the spool
+ * when Redis answers and otherwise tries again with backoff at most 2 s apart, whether Redis refused connections,
+ * froze or is slow). A spool left by a process that died is replayed at the next start. Only when there is no spool,
+ * or it is full, or cannot be written (a full disk) is the answer 503 UNAVAILABLE with Retry-After. After a timeout
+ * the add may still land later; the spooled copy then duplicates those entries on the queue, and the worker's dedup
+ * by entry id absorbs that.
  */
 export function createEnqueue(
   queue: ClientTelemetryQueue,
   redis: Redis,
   { timeoutMs = ENQUEUE_TIMEOUT_MS, replayTimeoutMs = REPLAY_TIMEOUT_MS, spool }: EnqueueOptions = {},
 ): Enqueuer {
-  let spooled = 0;
-  let spoolBytes = 0;
   let closed = false;
   /** Set while spool appends fail (one log line when it starts, one when it ends). */
   let unwritable: { sinceMs: number; refusedRequests: number } | undefined;
 
-  const changed = (): void => spool?.onChange?.({ items: spooled, bytes: spoolBytes });
   const addAll = (items: AcceptedRequest[]): Promise<void> => addJobs(queue, merge(items), Math.min(...items.map((item) => item.receivedAtMs)));
-
-  const replayLoop = new ReplayLoop({
-    pass: replay,
-    retryMinMs: REPLAY_RETRY_MIN_MS,
-    retryMaxMs: REPLAY_RETRY_MAX_MS,
-    logger: spool?.logger ?? { debug() {}, info() {}, warn() {}, error() {} },
-  });
-
   const adds = new GroupCommit<AcceptedRequest>(addAll);
-  const appends = new GroupCommit<AcceptedRequest>(async (items) => {
-    if (spool === undefined) return;
-    try {
-      await spool.file.append(items);
-    } catch (error) {
-      throw appendFailed(spool, error, items.length);
-    }
-    if (unwritable !== undefined) {
-      spool.logger.info("the ingest spool is writable again", {
-        file: spool.file.path,
-        refused_requests: unwritable.refusedRequests,
-        seconds: Math.round((Date.now() - unwritable.sinceMs) / 1000),
-      });
-      unwritable = undefined;
-    }
-    spooled += items.length;
-    changed();
-    replayLoop.wake();
-  });
+  const producer =
+    spool === undefined
+      ? undefined
+      : new DurableProducer<AcceptedRequest>({
+          spool: spool.file,
+          deliver: addAll,
+          logger: spool.logger,
+          itemsName: "requests",
+          replayTimeoutMs,
+          replayChunk: REPLAY_CHUNK,
+          retryMinMs: REPLAY_RETRY_MIN_MS,
+          retryMaxMs: REPLAY_RETRY_MAX_MS,
+          reachable: () => redisAnswers(redis, replayTimeoutMs),
+          maxBytes: spool.maxBytes,
+          onSpoolChange: spool.onChange,
+          onLinesDropped: spool.onLinesDropped,
+        });
 
-  /** Counts and logs (once per episode) a failed append; the 503 its requests are answered. */
-  function appendFailed(spool: IngestSpool, error: unknown, requests: number): ApiError {
+  /** The 503 a request is answered when the spool cannot take it; counts and logs (once per episode) a failed append. */
+  function spoolRefused(spool: IngestSpool, error: unknown): ApiError {
+    if (error instanceof SpoolFullError) {
+      return new ApiError("UNAVAILABLE", `the queue is unavailable and the local spool is full (INGEST_SPOOL_MAX_BYTES ${spool.maxBytes}); retry later`, {
+        retryAfterSeconds: UNAVAILABLE_RETRY_AFTER_SECONDS,
+        cause: error,
+      });
+    }
     const reason: SpoolWriteFailure = isDiskFull(error) ? "disk_full" : "io_error";
-    spool.onWriteFailed?.(reason, requests);
+    spool.onWriteFailed?.(reason, 1);
     if (unwritable === undefined) {
       unwritable = { sinceMs: Date.now(), refusedRequests: 0 };
       spool.logger.error("cannot write the ingest spool: answering 503 until it can", { file: spool.file.path, reason, error: errorMessage(error) });
     }
-    unwritable.refusedRequests += requests;
+    unwritable.refusedRequests += 1;
     return new ApiError(
       "UNAVAILABLE",
       reason === "disk_full"
@@ -267,96 +258,57 @@ export function createEnqueue(
     );
   }
 
-  function toSpool(batch: IngestBatch, receivedAtMs: number, cause: unknown): Promise<void> {
-    if (spool === undefined || closed) return Promise.reject(unavailable(cause));
-    const item: AcceptedRequest = { batch, receivedAtMs };
-    const size = Buffer.byteLength(JSON.stringify(item)) + 1;
-    if (spoolBytes + size > spool.maxBytes) {
-      return Promise.reject(
-        new ApiError("UNAVAILABLE", `the queue is unavailable and the local spool is full (INGEST_SPOOL_MAX_BYTES ${spool.maxBytes}); retry later`, {
-          retryAfterSeconds: UNAVAILABLE_RETRY_AFTER_SECONDS,
-          cause,
-        }),
-      );
-    }
-    if (spooled === 0 && !appends.busy)
-      spool.logger.warn("queue unreachable: spooling accepted entries locally", { file: spool.file.path, error: errorMessage(cause) });
-    spoolBytes += size;
-    return appends.submit(item).written.catch((error: unknown) => {
-      spoolBytes -= size;
-      throw error;
-    });
-  }
-
-  /** One replay pass: PING, then drain the spool into the queue. */
-  async function replay(): Promise<ReplayOutcome> {
-    if (spool === undefined) return "done";
-    // The file, not the count, says whether anything waits: an append may have landed since the count was read.
-    if (spooled === 0 && (await spool.file.bytes()) === 0) return "done";
-    if (!(await redisAnswers(redis, replayTimeoutMs))) return "retry";
-    const { consumed, dropped, error } = await spool.file.drain((items) => withTimeout(addAll(items), replayTimeoutMs), REPLAY_CHUNK);
-    spooled = Math.max(0, spooled - consumed);
-    if (spooled === 0) spoolBytes = await spool.file.bytes();
-    changed();
-    if (dropped > 0) {
-      spool.onLinesDropped?.(dropped);
-      spool.logger.warn("dropped spool lines cut short: requests that were never answered 202 (a failed write or a crash)", {
-        lines: dropped,
-        file: spool.file.path,
-      });
-    }
-    if (error !== undefined) {
-      spool.logger.debug("spool replay stopped; retrying", { error: errorMessage(error), still_spooled: spooled });
-      return "retry";
-    }
-    spool.logger.info("spool replayed into the queue", { requests: consumed, still_spooled: spooled });
-    return "done";
+  /** The group-committed add of one request; between Redis's reconnect attempts it fails at once. */
+  function add(item: AcceptedRequest): { written: Promise<void>; withdraw: () => void } {
+    if (FAIL_FAST_STATUSES.has(redis.status)) return { written: Promise.reject(new Error(`redis is ${redis.status}`)), withdraw: () => {} };
+    return adds.submit(item);
   }
 
   async function enqueue(batch: IngestBatch, receivedAtMs: number): Promise<void> {
     if (batch.entries.length === 0 && batch.warnings.length === 0) return;
-    // While anything is spooled, later requests go behind it; between reconnect attempts, fail over at once.
-    if (spooled > 0 || appends.busy) return toSpool(batch, receivedAtMs, new Error("the spool is being replayed"));
-    if (FAIL_FAST_STATUSES.has(redis.status)) return toSpool(batch, receivedAtMs, new Error(`redis is ${redis.status}`));
-    const { written, withdraw } = adds.submit({ batch, receivedAtMs });
-    try {
+    const item: AcceptedRequest = { batch, receivedAtMs };
+    if (producer === undefined || spool === undefined) {
+      const { written, withdraw } = add(item);
       // On timeout, an add not sent yet is withdrawn, so it is not stored twice.
-      await withTimeout(written, timeoutMs, withdraw);
+      await withTimeout(written, timeoutMs, withdraw).catch((error: unknown) => {
+        throw unavailable(error);
+      });
+      return;
+    }
+    if (closed) throw unavailable(new Error("ingest is stopping"));
+    let withdraw = (): void => {};
+    let outcome: "sent" | "spooled";
+    try {
+      outcome = await producer.send([item], {
+        timeoutMs,
+        send: () => {
+          const submitted = add(item);
+          withdraw = submitted.withdraw;
+          return submitted.written;
+        },
+        onTimeout: () => withdraw(),
+      });
     } catch (error) {
-      await toSpool(batch, receivedAtMs, error);
+      throw spoolRefused(spool, error);
+    }
+    if (outcome === "spooled" && unwritable !== undefined) {
+      spool.logger.info("the ingest spool is writable again", {
+        file: spool.file.path,
+        refused_requests: unwritable.refusedRequests,
+        seconds: Math.round((Date.now() - unwritable.sinceMs) / 1000),
+      });
+      unwritable = undefined;
     }
   }
 
   return {
     enqueue,
     async open() {
-      if (spool === undefined) return;
-      spooled = await spool.file.open();
-      spoolBytes = await spool.file.bytes();
-      changed();
-      if (spooled > 0) spool.logger.info("replaying the ingest spool left by an earlier process", { requests: spooled, file: spool.file.path });
-      replayLoop.wake();
+      await producer?.open();
     },
     async close() {
       closed = true;
-      await replayLoop.stop();
-      if (spooled > 0) spool?.logger.warn("entries left in the ingest spool for the next start", { requests: spooled, file: spool.file.path });
+      await producer?.close();
     },
   };
-}
-
-/** `promise`, or a rejection after `ms` (calling `onTimeout` first). */
-async function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout?: () => void): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => {
-      onTimeout?.();
-      reject(new Error(`enqueue timed out after ${ms} ms`));
-    }, ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
