@@ -148,6 +148,30 @@ export const STAGE_DEFINITION_SCHEMA = {
     run: { type: "string", minLength: 1 },
     depends_on: { type: "array", items: { type: "string" } },
     retries: { type: "integer", minimum: 0, maximum: 100, description: "Extra attempts after the first failure." },
+    retry: {
+      type: "object",
+      additionalProperties: false,
+      description:
+        "How `retries` are made: the wait before retry n is delay_secs × backoff_factor^(n-1), at most max_delay_secs; with on_exit_codes, only an attempt that exited with one of them is retried (not a timeout, not one that could not start).",
+      properties: {
+        delay_secs: { type: "number", minimum: 0, maximum: 3600, description: "Wait before the first retry; default 0." },
+        backoff_factor: {
+          type: "number",
+          minimum: 1,
+          maximum: 10,
+          description: "Each later wait is this many times the one before; default 1 (the same wait).",
+        },
+        max_delay_secs: { type: "number", minimum: 0, maximum: 86400, description: "The longest wait; default 3600." },
+        on_exit_codes: {
+          type: "array",
+          minItems: 1,
+          maxItems: 256,
+          uniqueItems: true,
+          items: { type: "integer", minimum: 0, maximum: 255 },
+          description: "Exit codes worth retrying; any other failure is final.",
+        },
+      },
+    },
     timeout_secs: { type: "number", exclusiveMinimum: 0 },
     allow_failure: { type: "boolean", description: "A failure does not fail the run, and dependents still run." },
     env: { type: "object", additionalProperties: { type: "string" } },

@@ -20,7 +20,7 @@ import { nodeDriver } from "../drivers/node-driver.js";
 import { shellDriver } from "../drivers/shell-driver.js";
 import { createRunnerMetrics } from "../metrics.js";
 import { validateWorkflow } from "../workflow/validate-workflow.js";
-import { RunExecution, type RunExecutionOptions } from "./run-execution.js";
+import { RunExecution, retryDelayMs, type RunExecutionOptions } from "./run-execution.js";
 
 const quiet = createLogger("runner", "error", () => {});
 const drivers = new DriverRegistry();
@@ -235,6 +235,78 @@ describe("RunExecution", () => {
     expect(failures.map((event) => event.payload.will_retry)).toEqual([true, true]);
     expect(failures[0]?.payload).toMatchObject({ exit_code: 1, error: "exited with code 1", stderr_tail: "attempt 1\n" });
     expect(ofType(events, "stage.started").map((event) => event.payload.max_attempts)).toEqual([3, 3, 3]);
+  });
+
+  it("waits before each retry, the wait growing by backoff_factor up to max_delay_secs", async () => {
+    const { run, events } = execution({
+      name: "backoff",
+      stages: [
+        {
+          name: "flaky",
+          driver: "shell",
+          run: '[ "$FLOWMETER_STAGE_ATTEMPT" -ge 4 ]',
+          retries: 3,
+          retry: { delay_secs: 0.2, backoff_factor: 2, max_delay_secs: 0.5 },
+        },
+      ],
+    });
+    expect(await run.run()).toMatchObject({ status: "succeeded" });
+    expectWellFormed(events);
+    const failures = ofType(events, "stage.failed");
+    expect(failures.map((event) => event.message)).toEqual([
+      'stage "flaky" failed: exited with code 1 (attempt 1 of 4, retrying in 0.2 s)',
+      'stage "flaky" failed: exited with code 1 (attempt 2 of 4, retrying in 0.4 s)',
+      'stage "flaky" failed: exited with code 1 (attempt 3 of 4, retrying in 0.5 s)',
+    ]);
+    // Each next attempt starts no earlier than its wait after the failure (0.2, 0.4, then the 0.5 cap).
+    const starts = ofType(events, "stage.started").slice(1);
+    expect(starts.map((start, index) => start.ts_ms - (failures[index]?.ts_ms ?? 0) >= [200, 400, 500][index]!)).toEqual([true, true, true]);
+    expect(retryDelayMs({ delay_secs: 1, backoff_factor: 3 }, 3)).toBe(9000);
+    expect(retryDelayMs({ delay_secs: 10_000, backoff_factor: 1 }, 1)).toBe(3_600_000);
+    expect(retryDelayMs(undefined, 5)).toBe(0);
+  });
+
+  it("retries only the exit codes in retry.on_exit_codes; any other failure is final", async () => {
+    const { run, events } = execution({
+      name: "codes",
+      stages: [
+        { name: "transient", driver: "shell", run: '[ "$FLOWMETER_STAGE_ATTEMPT" -ge 2 ] || exit 75', retries: 2, retry: { on_exit_codes: [75] } },
+        { name: "broken", driver: "shell", run: "exit 2", retries: 2, retry: { on_exit_codes: [75, 137] } },
+      ],
+    });
+    expect(await run.run()).toMatchObject({ status: "failed" });
+    expectWellFormed(events);
+    expect(ofType(events, "stage.failed", "transient").map((event) => [event.payload.exit_code, event.payload.will_retry])).toEqual([[75, true]]);
+    expect(only(events, "stage.completed", "transient").payload.stage_attempt).toBe(2);
+    const broken = only(events, "stage.failed", "broken");
+    expect([broken.payload.stage_attempt, broken.payload.will_retry, broken.message]).toEqual([
+      1,
+      false,
+      'stage "broken" failed: exited with code 2 (attempt 1 of 3, not retried: exit code not in retry.on_exit_codes)',
+    ]);
+  });
+
+  it("a cancel during a retry wait ends the stage at once: its last attempt failed again as cancelled, then run.cancelled", async () => {
+    const metrics = createRunnerMetrics(drivers.names());
+    const { run, events } = execution(
+      { name: "patient", stages: [{ name: "flaky", driver: "shell", run: "exit 1", retries: 5, retry: { delay_secs: 30 } }] },
+      { metrics },
+    );
+    const done = run.run();
+    await waitFor(() => (ofType(events, "stage.failed").length === 1 ? true : undefined), { timeoutMs: 5000, what: "the first failure" });
+    run.cancel("no more waiting");
+    const outcome = await done;
+    expect(outcome).toMatchObject({ status: "cancelled" });
+    expect(outcome.durationMs).toBeLessThan(5000);
+    expectWellFormed(events);
+    expect(
+      ofType(events, "stage.failed").map((event) => [event.payload.stage_attempt, event.payload.will_retry, event.payload.cancelled, event.payload.error]),
+    ).toEqual([
+      [1, true, false, "exited with code 1"],
+      [1, false, true, "cancelled: no more waiting while waiting to retry"],
+    ]);
+    expect(ofType(events, "stage.started")).toHaveLength(1);
+    expect(await metrics.registry.metrics()).toContain('flowmeter_runner_stage_outcomes_total{driver="shell",status="cancelled"} 1');
   });
 
   it("fails the run when a stage fails its last attempt, and skips its dependents naming it", async () => {

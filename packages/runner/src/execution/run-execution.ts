@@ -8,7 +8,10 @@
  * `run.finished`; a cancelled run ends `run.cancelled` after its running stages got `stage.failed` (exit_code
  * -1) and its not-yet-started stages `stage.skipped`. A run past its policy's `run_timeout_secs` is stopped the same
  * way, but its running stages fail as timed out and the run ends `run.failed` (reason run_timed_out). Stages without
- * their own `timeout_secs` / `retries` take the policy's `stage_timeout_secs` / `stage_retries`. Exactly one
+ * their own `timeout_secs` / `retries` take the policy's `stage_timeout_secs` / `stage_retries`. A stage's `retry`
+ * says how: a wait before each retry (delay, backoff factor, cap; the stage holds its concurrency slot meanwhile),
+ * and with `on_exit_codes` only attempts that exited with one of them are retried. A cancel or run timeout during the
+ * wait ends the stage with a second stage.failed of its last attempt (will_retry false, duration_ms 0). Exactly one
  * terminal event ends the attempt.
  */
 import { errorMessage, uuidV7, type Logger } from "@flowmeter/platform";
@@ -89,6 +92,16 @@ interface StageState {
   rootCause?: string;
 }
 
+const DEFAULT_MAX_RETRY_DELAY_SECS = 3600;
+
+/** The wait before retry `retryNumber` (1 = the first retry), in ms: delay_secs × backoff_factor^(n-1), at most max_delay_secs (default 3600). */
+export function retryDelayMs(retry: StageDefinition["retry"], retryNumber: number): number {
+  const delaySecs = retry?.delay_secs ?? 0;
+  if (delaySecs === 0) return 0;
+  const secs = Math.min(delaySecs * (retry?.backoff_factor ?? 1) ** (retryNumber - 1), retry?.max_delay_secs ?? DEFAULT_MAX_RETRY_DELAY_SECS);
+  return Math.round(secs * 1000);
+}
+
 export class RunExecution {
   readonly runId: string;
   readonly attemptId: string;
@@ -102,6 +115,8 @@ export class RunExecution {
   /** Set when the run outlived policy.run_timeout_secs: the stop is a failure, not a cancel. */
   private runTimedOut = false;
   private wake: (() => void) | undefined;
+  /** Ends the retry waits under way at once (a cancel or the run timeout). */
+  private readonly retryWaits = new Set<() => void>();
   private started = false;
   private readonly secrets: ResolvedSecrets;
   /** The secrets' values, masked in everything this run emits. */
@@ -138,6 +153,7 @@ export class RunExecution {
     this.cancelReason = reason;
     this.runTimedOut = timedOut;
     for (const state of this.stages) state.process?.terminate();
+    for (const endWait of [...this.retryWaits]) endWait();
     this.wake?.();
     return true;
   }
@@ -295,7 +311,10 @@ export class RunExecution {
         return;
       }
 
-      const willRetry = !cancelled && this.cancelReason === undefined && attempt < maxAttempts;
+      const retryable =
+        stage.retry?.on_exit_codes === undefined || (result.spawnError === undefined && !timedOut && stage.retry.on_exit_codes.includes(result.exitCode));
+      const willRetry = !cancelled && this.cancelReason === undefined && attempt < maxAttempts && retryable;
+      const waitMs = willRetry ? retryDelayMs(stage.retry, attempt) : 0;
       const error =
         result.spawnError !== undefined
           ? `could not start: ${result.spawnError}`
@@ -308,7 +327,8 @@ export class RunExecution {
                 : `exited with code ${result.exitCode}`;
       const allowed = stage.allow_failure === true;
       const level: RunEventLevel = willRetry || allowed || cancelled ? "warn" : "error";
-      const suffix = willRetry ? ", retrying" : allowed ? ", allowed to fail" : "";
+      const notRetried = !retryable && attempt < maxAttempts ? `, not retried: exit code not in retry.on_exit_codes` : "";
+      const suffix = willRetry ? (waitMs > 0 ? `, retrying in ${waitMs / 1000} s` : ", retrying") : allowed ? `, allowed to fail${notRetried}` : notRetried;
       this.stageEvent(state, "stage.failed", `failed: ${error} (${attemptsLabel(attempt)}${suffix})`, level, {
         stage_attempt: attempt,
         duration_ms: result.durationMs,
@@ -320,13 +340,49 @@ export class RunExecution {
         allowed_failure: allowed,
         ...(result.stderrTail === "" ? {} : { stderr_tail: this.mask.excerpt(result.stderrTail, { start: result.stderrTailCut }) }),
       });
-      if (willRetry) continue;
+      if (willRetry && (await this.waitToRetry(waitMs))) continue;
+      if (willRetry) {
+        // Stopped while waiting: the attempt that failed is this stage's last; say so, once, as a stop of a running stage would.
+        const stopped = this.runTimedOut
+          ? `stopped: ${this.cancelReason ?? "run timed out"} while waiting to retry`
+          : `cancelled: ${this.cancelReason ?? "run cancelled"} while waiting to retry`;
+        this.stageEvent(state, "stage.failed", `failed: ${stopped} (${attemptsLabel(attempt)})`, "warn", {
+          stage_attempt: attempt,
+          duration_ms: 0,
+          exit_code: -1,
+          error: stopped,
+          will_retry: false,
+          timed_out: this.runTimedOut,
+          cancelled: !this.runTimedOut,
+          allowed_failure: allowed,
+        });
+        state.status = "failed";
+        state.failure = stopped;
+        this.options.metrics?.stageOutcomes.inc({ driver: stage.driver, status: this.runTimedOut ? "timed_out" : "cancelled" });
+        return;
+      }
       state.status = "failed";
       state.failure = error;
       const outcome: StageOutcome = cancelled ? "cancelled" : timedOut ? "timed_out" : "failed";
       this.options.metrics?.stageOutcomes.inc({ driver: stage.driver, status: outcome });
       return;
     }
+  }
+
+  /** Waits `ms` before a retry; false when the run was stopped (cancel, run timeout) before or during the wait. */
+  private async waitToRetry(ms: number): Promise<boolean> {
+    if (ms > 0 && this.cancelReason === undefined) {
+      await new Promise<void>((resolve) => {
+        const endWait = () => {
+          clearTimeout(timer);
+          this.retryWaits.delete(endWait);
+          resolve();
+        };
+        const timer = setTimeout(endWait, ms);
+        this.retryWaits.add(endWait);
+      });
+    }
+    return this.cancelReason === undefined;
   }
 
   /** One process run, with its heartbeats. */

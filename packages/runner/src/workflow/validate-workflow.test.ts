@@ -37,6 +37,33 @@ describe("validateWorkflow", () => {
     });
   });
 
+  it("takes a retry policy (delay, backoff, cap, exit codes) and names each bad field", () => {
+    const retry = { delay_secs: 1.5, backoff_factor: 2, max_delay_secs: 60, on_exit_codes: [75, 75, 137] };
+    expect(validateWorkflow({ name: "r", stages: [stage("a", { retries: 3, retry })] }, { drivers }).stages[0]).toEqual({
+      ...stage("a"),
+      retries: 3,
+      retry: { delay_secs: 1.5, backoff_factor: 2, max_delay_secs: 60, on_exit_codes: [75, 137] },
+    });
+    expect(
+      problems({
+        name: "r",
+        stages: [
+          stage("a", { retry: { delay_secs: -1, backoff_factor: 0.5, max_delay_secs: "1m", on_exit_codes: [256], jitter: true } }),
+          stage("b", { retry: [] }),
+          stage("c", { retry: { on_exit_codes: [] } }),
+        ],
+      }),
+    ).toEqual([
+      'stage "a": retry: unknown field "jitter" (known: delay_secs, backoff_factor, max_delay_secs, on_exit_codes)',
+      'stage "a": retry.delay_secs must be a number between 0 and 3600',
+      'stage "a": retry.backoff_factor must be a number between 1 and 10',
+      'stage "a": retry.max_delay_secs must be a number between 0 and 86400',
+      'stage "a": retry.on_exit_codes must be a non-empty list of exit codes (integers 0-255)',
+      'stage "b": retry must be a map with delay_secs, backoff_factor, max_delay_secs, on_exit_codes',
+      'stage "c": retry.on_exit_codes must be a non-empty list of exit codes (integers 0-255)',
+    ]);
+  });
+
   it("names the stage and the unknown dependency", () => {
     expect(problems({ name: "w", stages: [stage("build"), stage("test", { depends_on: ["buidl"] })] })).toEqual([
       'stage "test": depends_on names unknown stage "buidl"',
@@ -87,7 +114,7 @@ describe("validateWorkflow", () => {
       'stage "b": allow_failure must be true or false',
       'stage "b": env.CI must be a string (quote numbers and booleans)',
       'stage "b": env name "bad-name" is not a valid variable name',
-      'stage "c": unknown field "dependson" (known: name, driver, run, depends_on, retries, timeout_secs, allow_failure, env)',
+      'stage "c": unknown field "dependson" (known: name, driver, run, depends_on, retries, retry, timeout_secs, allow_failure, env)',
       "stages[4]: must be an object with name, driver and run",
       'stages[5]: name "has space" must be 1-128 characters of letters, digits, "_", "." or "-"',
       'stage "yaml-bool": run must be a string; YAML read true as a boolean, quote it ("true")',

@@ -17,7 +17,10 @@ export interface ValidateWorkflowOptions {
 const NAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 const WORKFLOW_KEYS = new Set(["name", "concurrency", "secrets", "stages"]);
 const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const STAGE_KEYS = new Set(["name", "driver", "run", "depends_on", "retries", "timeout_secs", "allow_failure", "env"]);
+const STAGE_KEYS = new Set(["name", "driver", "run", "depends_on", "retries", "retry", "timeout_secs", "allow_failure", "env"]);
+const RETRY_KEYS = ["delay_secs", "backoff_factor", "max_delay_secs", "on_exit_codes"];
+/** Bounds of a stage's `retry` (the shared STAGE_DEFINITION_SCHEMA says the same). */
+export const RETRY_LIMITS = { delay_secs: 3600, backoff_factor: 10, max_delay_secs: 86_400 } as const;
 export const MAX_RETRIES = 100;
 export const MAX_TIMEOUT_SECS = 7 * 86_400;
 export const MAX_CONCURRENCY = 1000;
@@ -177,6 +180,7 @@ function validateStage(raw: unknown, index: number, drivers: readonly string[], 
   if (retries !== undefined && !(Number.isInteger(retries) && (retries as number) >= 0 && (retries as number) <= MAX_RETRIES)) {
     problems.push(`${label}: retries must be an integer between 0 and ${MAX_RETRIES}`);
   }
+  const retry = validateRetry(raw["retry"], label, problems);
   const timeout = raw["timeout_secs"];
   if (timeout !== undefined && !(typeof timeout === "number" && Number.isFinite(timeout) && timeout > 0 && timeout <= MAX_TIMEOUT_SECS)) {
     problems.push(`${label}: timeout_secs must be a number of seconds above 0 and at most ${MAX_TIMEOUT_SECS}`);
@@ -202,10 +206,45 @@ function validateStage(raw: unknown, index: number, drivers: readonly string[], 
     run: run as string,
     ...(dependencies === undefined ? {} : { depends_on: dependencies }),
     ...(retries === undefined ? {} : { retries: retries as number }),
+    ...(retry === undefined ? {} : { retry }),
     ...(timeout === undefined ? {} : { timeout_secs: timeout as number }),
     ...(allowFailure === undefined ? {} : { allow_failure: allowFailure as boolean }),
     ...(env === undefined ? {} : { env: { ...(env as Record<string, string>) } }),
   };
+}
+
+type StageRetry = NonNullable<StageDefinition["retry"]>;
+
+function validateRetry(value: unknown, label: string, problems: string[]): StageRetry | undefined {
+  if (value === undefined) return undefined;
+  if (!isRecord(value)) {
+    problems.push(`${label}: retry must be a map with ${RETRY_KEYS.join(", ")}`);
+    return undefined;
+  }
+  const retry: StageRetry = {};
+  for (const key of Object.keys(value)) {
+    if (!RETRY_KEYS.includes(key)) problems.push(`${label}: retry: unknown field "${key}" (known: ${RETRY_KEYS.join(", ")})`);
+  }
+  const number = (key: "delay_secs" | "backoff_factor" | "max_delay_secs", min: number): void => {
+    const item = value[key];
+    if (item === undefined) return;
+    if (typeof item === "number" && Number.isFinite(item) && item >= min && item <= RETRY_LIMITS[key]) retry[key] = item;
+    else problems.push(`${label}: retry.${key} must be a number between ${min} and ${RETRY_LIMITS[key]}`);
+  };
+  number("delay_secs", 0);
+  number("backoff_factor", 1);
+  number("max_delay_secs", 0);
+  const codes = value["on_exit_codes"];
+  if (codes !== undefined) {
+    const valid =
+      Array.isArray(codes) &&
+      codes.length > 0 &&
+      codes.length <= 256 &&
+      codes.every((code) => Number.isInteger(code) && (code as number) >= 0 && (code as number) <= 255);
+    if (valid) retry.on_exit_codes = [...new Set(codes as number[])];
+    else problems.push(`${label}: retry.on_exit_codes must be a non-empty list of exit codes (integers 0-255)`);
+  }
+  return retry;
 }
 
 /** Each distinct dependency cycle once, as a path that returns to its start: `["a", "b", "a"]`. */
