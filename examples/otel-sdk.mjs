@@ -10,10 +10,22 @@ import { LoggerProvider, SimpleLogRecordProcessor } from "@opentelemetry/sdk-log
 import { MeterProvider, PeriodicExportingMetricReader } from "@opentelemetry/sdk-metrics";
 import { SimpleSpanProcessor, TracerProvider } from "@opentelemetry/sdk-trace";
 
+/** The exporter, noting each failed export (the SDK only logs them), so that the script can say whether all arrived. */
+const failures = [];
+function watched(exporter) {
+  const send = exporter.export.bind(exporter);
+  exporter.export = (items, done) =>
+    send(items, (result) => {
+      if (result.code !== 0) failures.push(result.error?.message ?? "export failed");
+      done(result);
+    });
+  return exporter;
+}
+
 const resource = resourceFromAttributes({ "service.name": "checkout" });
-const tracing = new TracerProvider({ resource, spanProcessors: [new SimpleSpanProcessor(new OTLPTraceExporter())] });
-const logging = new LoggerProvider({ resource, processors: [new SimpleLogRecordProcessor(new OTLPLogExporter())] });
-const metering = new MeterProvider({ resource, readers: [new PeriodicExportingMetricReader({ exporter: new OTLPMetricExporter() })] });
+const tracing = new TracerProvider({ resource, spanProcessors: [new SimpleSpanProcessor({ exporter: watched(new OTLPTraceExporter()) })] });
+const logging = new LoggerProvider({ resource, processors: [new SimpleLogRecordProcessor({ exporter: watched(new OTLPLogExporter()) })] });
+const metering = new MeterProvider({ resource, readers: [new PeriodicExportingMetricReader({ exporter: watched(new OTLPMetricExporter()) })] });
 
 const span = tracing.getTracer("checkout").startSpan("place order");
 logging.getLogger("checkout").emit({ severityText: "INFO", severityNumber: 9, body: "order placed" });
@@ -22,4 +34,8 @@ span.end();
 
 // Shutting down flushes: each provider exports what it holds before resolving.
 await Promise.all([tracing.shutdown(), logging.shutdown(), metering.shutdown()]);
-console.log(`exported 1 span, 1 log record and 1 metric to ${process.env.OTEL_EXPORTER_OTLP_ENDPOINT ?? "http://localhost:4318"}`);
+const endpoint = process.env.OTEL_EXPORTER_OTLP_ENDPOINT ?? "http://localhost:4318";
+if (failures.length > 0) {
+  console.error(`export to ${endpoint} failed: ${failures.join("; ")}`);
+  process.exitCode = 1;
+} else console.log(`exported 1 span, 1 log record and 1 metric to ${endpoint}`);
