@@ -9,6 +9,7 @@ describe("parseRunnerConfig", () => {
       port: 7071,
       apiTokens: [],
       workflowsDir: "/srv",
+      apiMaxActiveRuns: 10_000,
       maxRuns: 4,
       stageConcurrency: 4,
       sampleIntervalMs: 1000,

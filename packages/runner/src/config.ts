@@ -10,6 +10,8 @@ export interface RunnerConfig {
   apiTokens: readonly string[];
   /** Absolute; `POST /v1/runs {"file": …}` paths resolve under it and may not leave it. */
   workflowsDir: string;
+  /** Active runs (queued and running) of the fleet past which the run API refuses new ones with 429 TOO_MANY_REQUESTS. */
+  apiMaxActiveRuns: number;
   /** Runs executed at once by this process (BullMQ worker concurrency on the `runs` queue). */
   maxRuns: number;
   /** Stages running at once in one run, unless the workflow or the submitted run sets `concurrency`. */
@@ -43,6 +45,8 @@ export interface RunnerConfig {
   redis: { url: string; queuePrefix: string };
 }
 
+export const DEFAULT_API_MAX_ACTIVE_RUNS = 10_000;
+
 /** Reads the runner configuration; throws one ConfigError listing every problem. `cwd` resolves relative directories. */
 export function parseRunnerConfig(env: EnvSource, cwd: string = process.cwd()): RunnerConfig {
   const reader = new EnvReader(env);
@@ -59,6 +63,7 @@ export function parseRunnerConfig(env: EnvSource, cwd: string = process.cwd()): 
     port: reader.port("RUNNER_PORT", 7071),
     apiTokens,
     workflowsDir: resolve(cwd, reader.string("RUNNER_WORKFLOWS_DIR", ".")),
+    apiMaxActiveRuns: reader.int("RUNNER_API_MAX_ACTIVE_RUNS", DEFAULT_API_MAX_ACTIVE_RUNS, { min: 1, max: 10_000_000 }),
     maxRuns: reader.int("RUNNER_MAX_RUNS", 4, { min: 1, max: 1000 }),
     stageConcurrency: reader.int("RUNNER_STAGE_CONCURRENCY", 4, { min: 1, max: 1000 }),
     sampleIntervalMs: reader.int("RUNNER_SAMPLE_INTERVAL_MS", 1000, { min: 100, max: 3_600_000 }),

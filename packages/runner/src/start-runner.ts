@@ -130,7 +130,7 @@ export async function startRunner(config: RunnerConfig, logger: Logger, options:
       spooled_items: publisher.spooledItems,
       redis: producer.status,
     }),
-    runs: { store, workflowsDir: config.workflowsDir, drivers: drivers.names(), apiTokens: config.apiTokens },
+    runs: { store, workflowsDir: config.workflowsDir, drivers: drivers.names(), apiTokens: config.apiTokens, maxActiveRuns: config.apiMaxActiveRuns },
   });
   const server: Server = app.listen(config.port, config.host);
   await once(server, "listening");

@@ -33,7 +33,15 @@ import {
   type SchemaType,
 } from "@flowmeter/shared";
 import { LIST_SCAN_BUDGET } from "../store/run-records.js";
-import { EVENTS_LIMIT, LIST_LIMIT, LOGS_LIMIT, MAX_BODY_NESTING_DEPTH, MAX_REQUEST_BODY_BYTES, TELEMETRY_LIMIT } from "./api-limits.js";
+import {
+  FULL_RETRY_AFTER_SECONDS,
+  EVENTS_LIMIT,
+  LIST_LIMIT,
+  LOGS_LIMIT,
+  MAX_BODY_NESTING_DEPTH,
+  MAX_REQUEST_BODY_BYTES,
+  TELEMETRY_LIMIT,
+} from "./api-limits.js";
 
 const json = (schema: object) => ({ "application/json": { schema } });
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
@@ -105,6 +113,11 @@ export const OPENAPI_DOCUMENT = {
         content: json(ref("Error")),
       },
       NotFound: errorResponse("NOT_FOUND: no such run"),
+      TooManyRuns: {
+        description: `TOO_MANY_REQUESTS: the runners have RUNNER_API_MAX_ACTIVE_RUNS runs queued or running (default 10000); retryable, Retry-After ${FULL_RETRY_AFTER_SECONDS} s`,
+        headers: { "Retry-After": { schema: { type: "integer" } } },
+        content: json(ref("Error")),
+      },
       Unavailable: errorResponse("UNAVAILABLE (503, Redis away; retryable, Retry-After) or INTERNAL_ERROR (500)"),
     },
     schemas: {
@@ -212,6 +225,7 @@ export const OPENAPI_DOCUMENT = {
           ),
           "413": errorResponse("PAYLOAD_TOO_LARGE"),
           "415": { $ref: "#/components/responses/UnsupportedMediaType" },
+          "429": { $ref: "#/components/responses/TooManyRuns" },
           ...RUN_ERRORS,
         },
       },
@@ -378,6 +392,7 @@ export const OPENAPI_DOCUMENT = {
           "409": errorResponse(
             "INVALID_PARAMS: the run has not ended yet, or failed_only and every stage succeeded, or what it was submitted with is no longer kept (a run made by an older runner)",
           ),
+          "429": { $ref: "#/components/responses/TooManyRuns" },
           ...RUN_ERRORS,
         },
       },

@@ -140,7 +140,7 @@ describe("run API (real Redis, real runner)", () => {
   const stores: RunStore[] = [];
   let idleStore: RunStore;
 
-  function apiApp(appPrefix: string, apiTokens: string[] = []): Express {
+  function apiApp(appPrefix: string, apiTokens: string[] = [], maxActiveRuns?: number): Express {
     const redis = createRedis(testRedisUrl(), "producer");
     connections.push(redis);
     const store = new RunStore(redis, { prefix: appPrefix, retentionSeconds: 600 });
@@ -151,7 +151,7 @@ describe("run API (real Redis, real runner)", () => {
       metrics: createRunnerMetrics(["shell", "node"]),
       logger: quiet,
       health: () => ({ status: "ok", runner_id: "api-only", active_runs: 0, spooled_items: 0, redis: redis.status }),
-      runs: { store, workflowsDir, drivers: ["shell", "node"], apiTokens },
+      runs: { store, workflowsDir, drivers: ["shell", "node"], apiTokens, ...(maxActiveRuns === undefined ? {} : { maxActiveRuns }) },
     });
   }
 
@@ -906,6 +906,28 @@ describe("run API (real Redis, real runner)", () => {
     const active = await call(idle, "post", "/v1/runs/{run_id}/rerun", `/v1/runs/${queued.body.run_id as string}/rerun`);
     expect([active.status, active.body.code]).toEqual([409, "INVALID_PARAMS"]);
     expect(active.body.message).toContain("is still queued");
+  });
+
+  it("answers 429 TOO_MANY_REQUESTS with Retry-After to new runs while RUNNER_API_MAX_ACTIVE_RUNS are active; a re-sent create still answers", async () => {
+    const fullPrefix = testQueuePrefix("api-full"); // no runner: its runs stay queued
+    const full = apiApp(fullPrefix, [], 1);
+    try {
+      await waitFor(() => (connections.every((redis) => redis.status === "ready") ? true : undefined));
+      const first = await call(full, "post", "/v1/runs", "/v1/runs", { json: { workflow: sleepy("full", 1), run_id: "full-1" } });
+      expect(first.status).toBe(201);
+      const second = await call(full, "post", "/v1/runs", "/v1/runs", { json: { workflow: sleepy("full", 1) } });
+      expect([second.status, second.headers["retry-after"], second.body.code, second.body.retryable]).toEqual([429, "5", "TOO_MANY_REQUESTS", true]);
+      expect(second.body.message).toContain("RUNNER_API_MAX_ACTIVE_RUNS");
+      // The same create again is idempotent, not a new run: answered as before.
+      expect((await call(full, "post", "/v1/runs", "/v1/runs", { json: { workflow: sleepy("full", 1), run_id: "full-1" } })).status).toBe(200);
+      // Once it ended there is room again; a re-run then fills it, and the next re-run waits.
+      expect((await call(full, "post", "/v1/runs/{run_id}/cancel", "/v1/runs/full-1/cancel")).status).toBe(200);
+      expect((await call(full, "post", "/v1/runs/{run_id}/rerun", "/v1/runs/full-1/rerun")).status).toBe(201);
+      const rerun = await call(full, "post", "/v1/runs/{run_id}/rerun", "/v1/runs/full-1/rerun");
+      expect([rerun.status, rerun.headers["retry-after"], rerun.body.code]).toEqual([429, "5", "TOO_MANY_REQUESTS"]);
+    } finally {
+      await deleteQueuePrefix(fullPrefix);
+    }
   });
 
   it("saw every documented status of every operation, each body valid against the document", () => {

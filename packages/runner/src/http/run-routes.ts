@@ -28,6 +28,8 @@ import { logLineMatches, type RunStore } from "../store/run-store.js";
 import type { RunStream, RunStreamPage } from "../store/run-stream.js";
 import { buildStageView } from "../store/stage-view.js";
 import { loadWorkflowFromDir } from "../workflow/workflows-dir.js";
+import { DEFAULT_API_MAX_ACTIVE_RUNS } from "../config.js";
+import { FULL_RETRY_AFTER_SECONDS } from "./api-limits.js";
 import { operation, type ValidatedRequest } from "./api-validation.js";
 import { createBearerAuth } from "./bearer-auth.js";
 import { jsonBody } from "./json-body.js";
@@ -41,6 +43,8 @@ export interface RunApiOptions {
   drivers: readonly string[];
   /** Bearer tokens; empty: no auth. */
   apiTokens: readonly string[];
+  /** Active runs (queued, running) past which new runs are refused 429 (RUNNER_API_MAX_ACTIVE_RUNS); default DEFAULT_API_MAX_ACTIVE_RUNS. */
+  maxActiveRuns?: number;
 }
 
 /** Every documented operation's request check (OpenAPI document, api-validation.ts). */
@@ -66,6 +70,19 @@ export function createRunRoutes(options: RunApiOptions): Router {
   const { redis, records } = store;
   const checkToken = createBearerAuth(options.apiTokens);
   const router = Router({ strict: true, caseSensitive: true });
+
+  const maxActiveRuns = options.maxActiveRuns ?? DEFAULT_API_MAX_ACTIVE_RUNS;
+
+  /** 429 while the fleet has maxActiveRuns runs queued or running (a re-sent create of an existing run is answered as usual). */
+  async function refuseWhenFull(existingRunId?: string): Promise<void> {
+    if ((await records.activeCount()) < maxActiveRuns) return;
+    if (existingRunId !== undefined && isValidRunId(existingRunId) && (await records.get(existingRunId)) !== undefined) return;
+    throw new ApiError(
+      "TOO_MANY_REQUESTS",
+      `the runners have ${maxActiveRuns} or more runs queued or running (RUNNER_API_MAX_ACTIVE_RUNS); retry after ${FULL_RETRY_AFTER_SECONDS} s`,
+      { retryAfterSeconds: FULL_RETRY_AFTER_SECONDS },
+    );
+  }
 
   async function loadRun(runId: string): Promise<RunRecord> {
     const record = isValidRunId(runId) ? await records.get(runId) : undefined;
@@ -122,6 +139,7 @@ export function createRunRoutes(options: RunApiOptions): Router {
     })
     .post(...jsonBody(), async function createRun(req: Request, res: Response) {
       const body = REQUESTS.createRun(req).body as CreateRunRequest;
+      await refuseWhenFull(body.run_id);
       let created;
       try {
         const workflow: unknown = body.file === undefined ? body.workflow : await loadWorkflowFromDir(workflowsDir, body.file, { drivers });
@@ -243,6 +261,7 @@ export function createRunRoutes(options: RunApiOptions): Router {
       const { query } = REQUESTS.rerun(req);
       const version = query["api_version"] as ApiVersion;
       const old = await loadRun(runIdParam(req));
+      await refuseWhenFull();
       let created;
       try {
         created = await rerunRun(store, old.run_id, { failedOnly: query["failed_only"] as boolean, drivers });

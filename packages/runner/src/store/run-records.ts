@@ -313,6 +313,11 @@ export class RunRecords {
     });
   }
 
+  /** How many runs are active (queued or running), from the index (records expired since are still counted). */
+  async activeCount(): Promise<number> {
+    return this.redis.zcard(runIndexKey(this.limits.prefix, "active"));
+  }
+
   /** Every active run (queued or running), oldest first, `chunk` at a time. */
   async *activeRuns(chunk = 500): AsyncGenerator<RunRecord> {
     const key = runIndexKey(this.limits.prefix, "active");
