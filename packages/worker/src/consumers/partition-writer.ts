@@ -51,6 +51,11 @@ export interface PartitionWriter {
   write(rows: readonly RowLine[]): Promise<number>;
 }
 
+/** shared's partitionOfHash in SQL, over a column holding the hash's lowercase hex: its first 4 bytes, big-endian, modulo the count. */
+export function partitionOfHashSql(hexColumn: string, partitions: number): string {
+  return `reinterpretAsUInt32(reverse(unhex(substring(${hexColumn}, 1, 8)))) % ${partitions}`;
+}
+
 /** A write's two blocks: the rows, then their ids. */
 export interface PartitionWrite {
   rows: Block;
@@ -132,7 +137,11 @@ export async function openPartitionWriter(deps: PartitionWriterDeps, lease: Part
   async function rebuild(): Promise<void> {
     const startedAt = performance.now();
     const result = await deps.clickhouse.exec({
-      query: `SELECT id_hash, toUnixTimestamp(received_at) FROM ${cliInvocationIdsTable.name} WHERE received_at >= now() - INTERVAL ${deps.horizonDays} DAY FORMAT RowBinary`,
+      query:
+        `SELECT id_hash, toUnixTimestamp(received_at) FROM ${cliInvocationIdsTable.name} ` +
+        `WHERE received_at >= now() - INTERVAL ${deps.horizonDays} DAY` +
+        (deps.partitions === 1 ? "" : ` AND ${partitionOfHashSql("id_hash", deps.partitions)} = ${partition}`) +
+        " FORMAT RowBinary",
     });
     const hash = Buffer.alloc(16);
     let carry: Buffer = Buffer.alloc(0);

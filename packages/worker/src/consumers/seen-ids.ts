@@ -22,11 +22,15 @@ class BloomFilter {
   readonly mask: number;
   count = 0;
 
-  constructor(readonly capacity: number) {
-    // A power of two of bits, so a probe is a mask, not a division.
-    const bitCount = 2 ** Math.ceil(Math.log2(capacity * BITS_PER_ID));
+  /** Ids it holds at its error rate: the bits it has (at least `wanted` ids' worth) over BITS_PER_ID. */
+  readonly capacity: number;
+
+  constructor(wanted: number) {
+    // A power of two of bits, so a probe is a mask, not a division; the capacity is what those bits hold.
+    const bitCount = 2 ** Math.ceil(Math.log2(wanted * BITS_PER_ID));
     this.bits = new Uint32Array(bitCount / 32);
     this.mask = bitCount - 1;
+    this.capacity = Math.floor(bitCount / BITS_PER_ID);
   }
 
   add(first: number, step: number): void {
