@@ -69,6 +69,7 @@ export const RUN_VIEW_SCHEMA = {
     "cancel_reason",
     "policy",
     "rerun_of",
+    "waiting_reason",
     "last_event",
   ],
   properties: {
@@ -87,6 +88,10 @@ export const RUN_VIEW_SCHEMA = {
     cancel_reason: { ...nullable("string"), description: "Set once a cancel was asked for (the first reason wins)." },
     policy: { oneOf: [{ type: "null" }, RUN_POLICY_SCHEMA], description: "The policy the run was submitted with." },
     rerun_of: { ...nullable("string"), description: "The run this one re-runs (POST /v1/runs/{run_id}/rerun), or null." },
+    waiting_reason: {
+      ...nullable("string"),
+      description: "While queued: why a runner that took it did not start it (its workflow's max_concurrent_runs are running); null otherwise.",
+    },
     last_event: {
       description: "The latest stored event; event_type is PascalCase with api_version=v2.",
       oneOf: [

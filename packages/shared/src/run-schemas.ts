@@ -185,6 +185,12 @@ export const WORKFLOW_SCHEMA = {
   properties: {
     name: { type: "string", pattern: NAME_PATTERN },
     concurrency: { type: "integer", minimum: 1, maximum: 1000, description: "Most stages running at once in one run of this workflow." },
+    max_concurrent_runs: {
+      type: "integer",
+      minimum: 1,
+      maximum: 1000,
+      description: "Most runs of this workflow (by name) running at once across the fleet; the others wait queued, their waiting_reason saying why.",
+    },
     secrets: {
       type: "object",
       description:

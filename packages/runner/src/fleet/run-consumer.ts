@@ -8,7 +8,7 @@
  * and fails it (runner_restarted, the reconciler's path) instead of running it again; a run running elsewhere with a
  * live lease, or already ended, is left alone. BullMQ's lock and stall check use the lease duration.
  */
-import { UnrecoverableError, Worker, type Job } from "bullmq";
+import { DelayedError, UnrecoverableError, Worker, type Job } from "bullmq";
 import type { Redis } from "ioredis";
 import { createRedis, errorMessage, uuidV7, type Logger } from "@flowmeter/platform";
 import { JOB_CATALOG, payloadProblem, type RunJob, type RunPolicy } from "@flowmeter/shared";
@@ -61,6 +61,9 @@ export type RunJobResult =
   | { runId: string; status: "owned_elsewhere"; runnerId: string }
   | { runId: string; status: "runner_restarted" };
 
+/** How soon a run waiting for its workflow's max_concurrent_runs is looked at again. */
+const WAITING_RECHECK_MS = 500;
+
 export class RunConsumer {
   private worker: Worker<RunJob, RunJobResult> | undefined;
   private workerConnection: Redis | undefined;
@@ -102,7 +105,7 @@ export class RunConsumer {
 
     this.workerConnection = createRedis(redisUrl, "worker");
     this.workerConnection.on("error", (error) => logger.debug("run consumer connection error", { error: errorMessage(error) }));
-    this.worker = new Worker<RunJob, RunJobResult>(JOB_CATALOG.runs.queue, (job) => this.process(job), {
+    this.worker = new Worker<RunJob, RunJobResult>(JOB_CATALOG.runs.queue, (job, token) => this.process(job, token), {
       connection: this.workerConnection,
       prefix: store.prefix,
       concurrency: this.options.maxRuns,
@@ -148,7 +151,7 @@ export class RunConsumer {
     }
   }
 
-  private async process(job: Job<RunJob, RunJobResult>): Promise<RunJobResult> {
+  private async process(job: Job<RunJob, RunJobResult>, token: string | undefined): Promise<RunJobResult> {
     const { logger, store, drivers, execution: settings } = this.options;
     const problem = payloadProblem("runs", job.data);
     if (problem !== undefined) {
@@ -163,7 +166,14 @@ export class RunConsumer {
       logger.warn("run re-delivered while executing here; not running it twice", { run_id: runId });
       return { runId, status: "owned_elsewhere", runnerId: this.options.runnerId };
     }
-    const claim = await this.claim(runId, workflowName, data.policy);
+    const maxConcurrentRuns = (data.workflow as { max_concurrent_runs?: unknown }).max_concurrent_runs;
+    const claim = await this.claim(runId, workflowName, data.policy, typeof maxConcurrentRuns === "number" ? maxConcurrentRuns : undefined);
+    if (claim.status === "waiting") {
+      // Its workflow has max_concurrent_runs running: back to the queue, delayed, looked at again then (the record says why).
+      logger.debug("run waits for its workflow's limit", { run_id: runId, reason: claim.reason });
+      await job.moveToDelayed(Date.now() + WAITING_RECHECK_MS, token);
+      throw new DelayedError();
+    }
     if (claim.status === "ended") {
       logger.warn("run already ended; not running it again", { run_id: runId, state: claim.state });
       return { runId, status: "already_ended", state: claim.state };
@@ -228,11 +238,11 @@ export class RunConsumer {
   }
 
   /** Claims the run's record, retrying a Redis error twice (a lost reply is safe: a runner may re-claim its own run). */
-  private async claim(runId: string, workflowName: string, policy: RunPolicy | undefined): Promise<ClaimResult> {
+  private async claim(runId: string, workflowName: string, policy: RunPolicy | undefined, maxConcurrentRuns: number | undefined): Promise<ClaimResult> {
     const attemptId = uuidV7();
     for (let attempt = 1; ; attempt += 1) {
       try {
-        return await this.options.store.records.claim(runId, this.options.runnerId, this.options.leaseMs, attemptId, workflowName, policy);
+        return await this.options.store.records.claim(runId, this.options.runnerId, this.options.leaseMs, attemptId, workflowName, policy, maxConcurrentRuns);
       } catch (error) {
         if (attempt >= 3) throw error;
         this.options.logger.warn("could not claim a run; retrying", { run_id: runId, error: errorMessage(error) });

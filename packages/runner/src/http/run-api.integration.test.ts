@@ -908,6 +908,27 @@ describe("run API (real Redis, real runner)", () => {
     expect(active.body.message).toContain("is still queued");
   });
 
+  it("holds runs of a workflow past its max_concurrent_runs queued, saying why, and starts them as others end", async () => {
+    const workflow = { name: "one-at-a-time", max_concurrent_runs: 1, stages: [{ name: "hold", driver: "shell", run: "sleep 0.8" }] };
+    const first = (await call(runner.url, "post", "/v1/runs", "/v1/runs", { json: { workflow } })).body.run_id as string;
+    await waitForState(runner.url, first, ["running"]);
+    const second = (await call(runner.url, "post", "/v1/runs", "/v1/runs", { json: { workflow } })).body.run_id as string;
+    const waiting = await waitFor(
+      async () => {
+        const run = await getRun(runner.url, second);
+        return run.waiting_reason === null ? undefined : run;
+      },
+      { timeoutMs: 5000, what: "the second run's waiting_reason" },
+    );
+    expect(waiting).toMatchObject({ state: "queued", waiting_reason: 'workflow "one-at-a-time" has 1 of its max_concurrent_runs 1 running' });
+    const ended = await waitForState(runner.url, first, ["succeeded", "failed"]);
+    const later = await waitForState(runner.url, second, ["succeeded", "failed"]);
+    expect([ended.state, later.state, later.waiting_reason]).toEqual(["succeeded", "succeeded", null]);
+    expect(Date.parse(later.started_at ?? "")).toBeGreaterThanOrEqual(Date.parse(ended.ended_at ?? ""));
+    const invalid = await call(runner.url, "post", "/v1/runs", "/v1/runs", { json: { workflow: { ...workflow, max_concurrent_runs: 0 } } });
+    expect([invalid.status, invalid.body.message]).toEqual([400, "invalid workflow: workflow: max_concurrent_runs must be an integer between 1 and 1000"]);
+  });
+
   it("answers 429 TOO_MANY_REQUESTS with Retry-After to new runs while RUNNER_API_MAX_ACTIVE_RUNS are active; a re-sent create still answers", async () => {
     const fullPrefix = testQueuePrefix("api-full"); // no runner: its runs stay queued
     const full = apiApp(fullPrefix, [], 1);

@@ -13,7 +13,8 @@
  * - `request`: what the run was submitted with (workflow, input, concurrency, policy), JSON, to re-run it; it expires
  *   with the record.
  * Per prefix: `run-index:active` and `run-index:terminal` (sorted sets listing runs; not `runs:…`, which BullMQ's
- * runs queue owns) and the pub/sub channel `runner:cancel`.
+ * runs queue owns), the pub/sub channel `runner:cancel`, and per workflow with `max_concurrent_runs`
+ * `workflow-running:<name>` (set of its runs claimed running; members no longer running are dropped at each claim).
  */
 export type RunKeySuffix = "events" | "event-ids" | "terminal" | "cancel" | "record" | "samples" | "logs" | "request";
 
@@ -44,6 +45,11 @@ export function runKey(prefix: string, runId: string, suffix: RunKeySuffix): str
 /** The per-prefix indexes of run records: active (queued, running) by creation time, terminal by end time. */
 export function runIndexKey(prefix: string, which: "active" | "terminal"): string {
   return `${prefix}:run-index:${which}`;
+}
+
+/** The runs of a workflow claimed running, for its `max_concurrent_runs` (the CLAIM script). */
+export function workflowRunningKey(prefix: string, workflow: string): string {
+  return `${prefix}:workflow-running:${workflow}`;
 }
 
 /** The pub/sub channel every runner of a prefix listens on for cancel requests. */

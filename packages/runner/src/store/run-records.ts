@@ -22,7 +22,7 @@ import {
   type TerminalReason,
 } from "@flowmeter/shared";
 import { eventScriptArgs } from "./run-event-store.js";
-import { eventScriptKeys, runIndexKey, runKey, type RunLimits } from "./run-keys.js";
+import { eventScriptKeys, runIndexKey, runKey, workflowRunningKey, type RunLimits } from "./run-keys.js";
 import { RUN_SCRIPTS } from "./run-scripts.js";
 
 /** The record hash as stored; numbers are strings, absent fields are missing. */
@@ -46,6 +46,8 @@ export interface RunRecord {
   last_event_type?: string;
   /** The run this one re-runs (POST /v1/runs/{id}/rerun). */
   rerun_of?: string;
+  /** Why a queued run was not started when a runner last took it (its workflow's max_concurrent_runs). */
+  waiting_reason?: string;
 }
 
 /** What a run was submitted with, kept to re-run it (run-keys.ts `request`). */
@@ -60,7 +62,8 @@ export type ClaimResult =
   | { status: "claimed"; attemptId: string }
   | { status: "expired"; attemptId: string }
   | { status: "owned"; runnerId: string }
-  | { status: "ended"; state: string };
+  | { status: "ended"; state: string }
+  | { status: "waiting"; reason: string };
 
 export type EndRunResult = "ended_now" | "ended" | "live" | "changed";
 
@@ -119,7 +122,7 @@ function parseRecord(hash: Record<string, string>): RunRecord | undefined {
     const value = toNumber(hash[key]);
     if (value !== undefined) record[key] = value;
   }
-  for (const key of ["runner_id", "error", "cancel_reason", "last_event_id", "last_event_type", "rerun_of"] as const) {
+  for (const key of ["runner_id", "error", "cancel_reason", "last_event_id", "last_event_type", "rerun_of", "waiting_reason"] as const) {
     const value = hash[key];
     if (value !== undefined && value !== "") record[key] = value;
   }
@@ -158,6 +161,7 @@ export function toRunView(record: RunRecord, version: ApiVersion): RunView {
     cancel_reason: record.cancel_reason ?? null,
     policy: record.policy ?? null,
     rerun_of: record.rerun_of ?? null,
+    waiting_reason: record.state === "queued" ? (record.waiting_reason ?? null) : null,
     last_event:
       record.last_event_id === undefined || record.last_seq === undefined
         ? null
@@ -239,12 +243,21 @@ export class RunRecords {
     return (await RUN_SCRIPTS.discard.run(this.redis, [this.recordKey(runId), runIndexKey(this.limits.prefix, "active")], [runId, attemptId])) === 1;
   }
 
-  /** A runner taking a run's job: see the CLAIM script. */
-  async claim(runId: string, runnerId: string, leaseMs: number, attemptId: string, workflow: string, policy?: RunPolicy): Promise<ClaimResult> {
+  /** A runner taking a run's job: see the CLAIM script. `maxConcurrentRuns`: the workflow's max_concurrent_runs. */
+  async claim(
+    runId: string,
+    runnerId: string,
+    leaseMs: number,
+    attemptId: string,
+    workflow: string,
+    policy?: RunPolicy,
+    maxConcurrentRuns?: number,
+  ): Promise<ClaimResult> {
+    const { prefix, retentionSeconds } = this.limits;
     const [status, value] = (await RUN_SCRIPTS.claim.run(
       this.redis,
-      [this.recordKey(runId), runIndexKey(this.limits.prefix, "active"), runKey(this.limits.prefix, runId, "terminal")],
-      [runId, runnerId, leaseMs, attemptId, workflow, policy === undefined ? "" : JSON.stringify(policy)],
+      [this.recordKey(runId), runIndexKey(prefix, "active"), runKey(prefix, runId, "terminal"), workflowRunningKey(prefix, workflow)],
+      [runId, runnerId, leaseMs, attemptId, workflow, policy === undefined ? "" : JSON.stringify(policy), maxConcurrentRuns ?? "", retentionSeconds],
     )) as [string, string];
     switch (status) {
       case "claimed":
@@ -253,6 +266,8 @@ export class RunRecords {
         return { status, attemptId: value };
       case "owned":
         return { status, runnerId: value };
+      case "waiting":
+        return { status, reason: value };
       default:
         return { status: "ended", state: value };
     }

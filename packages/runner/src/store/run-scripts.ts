@@ -126,11 +126,13 @@ redis.call('ZREM', KEYS[2], member(r[3], ARGV[1]))
 return 1`;
 
 /**
- * A runner taking a run's job. KEYS: record, run-index:active, terminal. ARGV: run_id, runner_id, lease_ms,
- * attempt_id (for a job queued without a record), workflow, policy JSON ('' for none).
+ * A runner taking a run's job. KEYS: record, run-index:active, terminal, workflow-running. ARGV: run_id, runner_id,
+ * lease_ms, attempt_id (for a job queued without a record), workflow, policy JSON ('' for none), the workflow's
+ * max_concurrent_runs ('' for none), retention seconds.
  * Returns {'claimed', attempt_id} (also when this runner holds it already: the caller must not be executing it) |
  * {'expired', attempt_id} (running, lease ran out: its runner died) | {'owned', runner_id} (running elsewhere,
- * lease live) | {'ended', state}.
+ * lease live) | {'ended', state} | {'waiting', reason} (queued, and its workflow has max_concurrent_runs running: the
+ * reason is stored in the record's waiting_reason until a claim takes it).
  */
 const CLAIM = `${PRELUDE}
 local now = now_ms()
@@ -145,6 +147,23 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
 end
 local r = redis.call('HMGET', KEYS[1], 'state', 'attempt_id', 'runner_id', 'lease_expires_at_ms')
 if r[1] == 'queued' then
+  if ARGV[7] ~= '' then
+    local limit = tonumber(ARGV[7])
+    -- Runs that ended (or vanished) since they were claimed leave the set here; a dead runner's run stays until it is ended.
+    local record_prefix = string.sub(KEYS[1], 1, #KEYS[1] - #(ARGV[1] .. ':record'))
+    for _, other in ipairs(redis.call('SMEMBERS', KEYS[4])) do
+      if redis.call('HGET', record_prefix .. other .. ':record', 'state') ~= 'running' then redis.call('SREM', KEYS[4], other) end
+    end
+    local running = redis.call('SCARD', KEYS[4])
+    if running >= limit then
+      local reason = 'workflow "' .. ARGV[5] .. '" has ' .. running .. ' of its max_concurrent_runs ' .. limit .. ' running'
+      redis.call('HSET', KEYS[1], 'waiting_reason', reason)
+      return {'waiting', reason}
+    end
+    redis.call('SADD', KEYS[4], ARGV[1])
+    redis.call('EXPIRE', KEYS[4], tonumber(ARGV[8]))
+    redis.call('HDEL', KEYS[1], 'waiting_reason')
+  end
   redis.call('HSET', KEYS[1], 'state', 'running', 'started_at_ms', ms(now), 'runner_id', ARGV[2], 'heartbeat_at_ms', ms(now), 'lease_expires_at_ms', lease_until)
   return {'claimed', r[2]}
 end

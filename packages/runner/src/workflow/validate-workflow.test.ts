@@ -123,7 +123,7 @@ describe("validateWorkflow", () => {
 
   it("rejects a bad workflow name, concurrency, unknown keys and empty stages", () => {
     expect(problems({ concurrency: 0, stage: [], stages: [] })).toEqual([
-      'workflow: unknown field "stage" (known: name, concurrency, secrets, stages)',
+      'workflow: unknown field "stage" (known: name, concurrency, max_concurrent_runs, secrets, stages)',
       'workflow: name is required: 1-128 characters of letters, digits, "_", "." or "-"',
       "workflow: concurrency must be an integer between 1 and 1000",
       "workflow: stages must be a non-empty list",

@@ -15,7 +15,7 @@ export interface ValidateWorkflowOptions {
 
 /** Stage and workflow names: letters, digits, `_ . -`; no commas or spaces, so names can be joined and used in paths. */
 const NAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
-const WORKFLOW_KEYS = new Set(["name", "concurrency", "secrets", "stages"]);
+const WORKFLOW_KEYS = new Set(["name", "concurrency", "max_concurrent_runs", "secrets", "stages"]);
 const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const STAGE_KEYS = new Set(["name", "driver", "run", "depends_on", "retries", "retry", "timeout_secs", "allow_failure", "env"]);
 const RETRY_KEYS = ["delay_secs", "backoff_factor", "max_delay_secs", "on_exit_codes"];
@@ -57,6 +57,10 @@ export function validateWorkflow(value: unknown, options: ValidateWorkflowOption
   if (concurrency !== undefined && !isValidConcurrency(concurrency)) {
     problems.push(`workflow: concurrency must be an integer between 1 and ${MAX_CONCURRENCY}`);
   }
+  const maxConcurrentRuns = value["max_concurrent_runs"];
+  if (maxConcurrentRuns !== undefined && !isValidConcurrency(maxConcurrentRuns)) {
+    problems.push(`workflow: max_concurrent_runs must be an integer between 1 and ${MAX_CONCURRENCY}`);
+  }
   const secrets = validateSecrets(value["secrets"], problems);
   const rawStages = value["stages"];
   if (!Array.isArray(rawStages) || rawStages.length === 0) {
@@ -96,6 +100,7 @@ export function validateWorkflow(value: unknown, options: ValidateWorkflowOption
   return {
     name: name as string,
     ...(concurrency === undefined ? {} : { concurrency: concurrency as number }),
+    ...(maxConcurrentRuns === undefined ? {} : { max_concurrent_runs: maxConcurrentRuns as number }),
     ...(secrets === undefined ? {} : { secrets }),
     stages,
   };
