@@ -88,13 +88,20 @@ export async function followSubmittedRun(
     drawn = lines.length;
   };
   const ticker = setInterval(draw, 250);
-  const hint = setTimeout(
-    () =>
-      out.write(
-        `no runner has started run ${runId} yet; runners take runs from Redis ${redactUrl(redisUrl)} (prefix ${queuePrefix}). Is one running (npm start)?\n`,
-      ),
-    NO_RUNNER_HINT_MS,
-  );
+  const hint = setTimeout(() => {
+    // A runner that took it and held it back (its workflow's max_concurrent_runs) says why in the record.
+    void store.records
+      .get(runId)
+      .catch(() => undefined)
+      .then((record) => {
+        if (record?.state !== "queued") return;
+        out.write(
+          record.waiting_reason !== undefined
+            ? `run ${runId} waits: ${record.waiting_reason}\n`
+            : `no runner has started run ${runId} yet; runners take runs from Redis ${redactUrl(redisUrl)} (prefix ${queuePrefix}). Is one running (npm start)?\n`,
+        );
+      });
+  }, NO_RUNNER_HINT_MS);
 
   const stopFollowing = new AbortController();
   let interrupts = 0;
