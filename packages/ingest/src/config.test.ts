@@ -15,6 +15,8 @@ describe("parseIngestConfig", () => {
       bodyBytesInFlight: 134_217_728,
       maxEntriesPerRequest: 10_000,
       maxEntryBytes: 65_536,
+      otlpMaxBodyBytes: 20_971_520,
+      otlpMaxQueuedJobs: 10_000,
       rateLimitEntriesPerSecond: 100_000,
       logLevel: "info",
       redis: { url: DEFAULT_REDIS_URL, queuePrefix: "flowmeter", partitions: 1 },
