@@ -7,6 +7,7 @@ import {
   redisAnswers,
   serveMetrics,
   type Logger,
+  type SpoolFile,
 } from "@flowmeter/platform";
 import { ApiError, REPAIRS_KEY, type CliInvocationEvent, type EntryRepairs } from "@flowmeter/shared";
 import type { IncomingMessage, RequestListener, ServerResponse } from "node:http";
@@ -37,8 +38,10 @@ export interface IngestAppOptions {
   logger: Logger;
   /** Where accepted entries go while Redis is away; without one, such requests are answered 503. */
   spool?: Omit<IngestSpool, "onChange" | "onWriteFailed" | "onLinesDropped" | "logger">;
-  /** The otel queue (otlp-receiver.ts createOtlpQueue) for POST /v1/logs and /v1/traces; without it they answer 404. */
+  /** The otel queue (otlp-receiver.ts createOtlpQueue) for POST /v1/logs, /v1/traces and /v1/metrics; without it they answer 404. */
   otlpQueue?: Queue<OtelJob>;
+  /** Where OTLP exports go while Redis is away (spool owner `otlp`); without one they are answered 503 then. */
+  otlpSpool?: { file: SpoolFile<OtelJob>; maxBytes: number };
 }
 
 export interface IngestApp {
@@ -56,7 +59,7 @@ export interface IngestApp {
 
 const HEALTH_PING_TIMEOUT_MS = 1000;
 
-export function createIngestApp({ config, queue, redis, logger, spool, otlpQueue }: IngestAppOptions): IngestApp {
+export function createIngestApp({ config, queue, redis, logger, spool, otlpQueue, otlpSpool }: IngestAppOptions): IngestApp {
   const metrics = createIngestMetrics();
   const authenticate = createAuthenticate(config.apiKeys);
   const rateLimiter = createRateLimiter({ ratePerSecond: config.rateLimitEntriesPerSecond });
@@ -89,6 +92,7 @@ export function createIngestApp({ config, queue, redis, logger, spool, otlpQueue
           authenticate,
           metrics,
           logger,
+          spool: otlpSpool,
         });
   // Queue errors mirror the connection's; without a listener an EventEmitter "error" would crash the process.
   for (const partition of queue.partitions) partition.on("error", (error) => logger.debug("queue error", { error: errorMessage(error) }));
@@ -220,7 +224,10 @@ export function createIngestApp({ config, queue, redis, logger, spool, otlpQueue
   return {
     app: serve,
     metrics,
-    open: () => enqueuer.open(),
+    async open() {
+      await enqueuer.open();
+      await otlp?.open();
+    },
     async close() {
       await Promise.allSettled([...inFlight]);
       await otlp?.close();

@@ -4,6 +4,7 @@ import { SpoolFile, createRedis, errorMessage, partitionCountProblem, type Logge
 import { createIngestApp, type IngestApp } from "./app.js";
 import type { IngestConfig } from "./config.js";
 import { closeIngestQueue, createIngestQueue, type AcceptedRequest } from "./ingest/client-telemetry-queue.js";
+import type { OtelJob } from "@flowmeter/shared";
 import { createOtlpQueue } from "./otlp/otlp-receiver.js";
 
 export interface IngestServer {
@@ -56,7 +57,12 @@ export async function startIngestServer(config: IngestConfig, logger: Logger): P
       ? undefined
       : { file: new SpoolFile<AcceptedRequest>(config.spoolDir, logger, { owner: "ingest", fsync: true }), maxBytes: config.spoolMaxBytes };
   const otlpQueue = createOtlpQueue(redis, config.redis.queuePrefix);
-  const ingest = createIngestApp({ config, queue, redis, logger, spool, otlpQueue });
+  // OTLP exports share INGEST_SPOOL_MAX_BYTES's budget size, in a spool file of their own.
+  const otlpSpool =
+    config.spoolMaxBytes === 0
+      ? undefined
+      : { file: new SpoolFile<OtelJob>(config.spoolDir, logger, { owner: "otlp", fsync: true }), maxBytes: config.spoolMaxBytes };
+  const ingest = createIngestApp({ config, queue, redis, logger, spool, otlpQueue, otlpSpool });
   const server = createServer(ingest.app);
   server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
   // Above the keep-alive timeout, as proxies advise, so the two never race on a reused connection.

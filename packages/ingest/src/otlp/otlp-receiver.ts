@@ -2,12 +2,23 @@
  * The OTLP/HTTP receiver: POST /v1/logs, /v1/traces and /v1/metrics, protobuf (application/x-protobuf) or JSON
  * (application/json), gzip or deflate, the size limit applied after decompression (413). Records become rows of
  * otel_logs, otel_traces and otel_metrics_sum, _gauge, _histogram (otel-rows.ts), go onto the otel queue (shared's JOB_CATALOG.otel) and are answered 200
- * only once Redis has them; records that cannot be stored are counted in partial_success with a message. When the
- * queue is unreachable the answer is 503, when its backlog is over INGEST_OTLP_MAX_QUEUED_JOBS 429, both with
+ * only once they are durable: on the queue, or, while Redis is away or slow, in ingest's local spool (the `otlp`
+ * spool file beside the client-telemetry one, replayed into the queue on its own: platform's DurableProducer);
+ * records that cannot be stored are counted in partial_success with a message. When neither the queue nor the spool
+ * takes an export the answer is 503, when the queue's backlog is over INGEST_OTLP_MAX_QUEUED_JOBS 429, both with
  * Retry-After, which OTLP exporters honour. Every answer is in the request's encoding; errors are google.rpc.Status.
  */
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
-import { browserRequestRefusal, errorMessage, toErrorResponse, type Logger } from "@flowmeter/platform";
+import {
+  DurableProducer,
+  browserRequestRefusal,
+  errorMessage,
+  redisAnswers,
+  toErrorResponse,
+  withTimeout,
+  type Logger,
+  type SpoolFile,
+} from "@flowmeter/platform";
 import { ApiError, JOB_CATALOG, type OtelJob } from "@flowmeter/shared";
 import { Queue } from "bullmq";
 import express from "express";
@@ -30,6 +41,11 @@ const BACKLOG_RETRY_AFTER_SECONDS = 2;
 /** How often the queue's backlog is read (never on a request's path). */
 const BACKLOG_SAMPLE_MS = 1000;
 const FAIL_FAST_STATUSES: ReadonlySet<string> = new Set(["reconnecting", "close", "end"]);
+/** Replay of the spool: jobs per add, how long a PING or an add may take, backoff between passes. */
+const REPLAY_CHUNK = 50;
+const REPLAY_TIMEOUT_MS = 5000;
+const REPLAY_RETRY_MIN_MS = 250;
+const REPLAY_RETRY_MAX_MS = 2000;
 
 export function createOtlpQueue(connection: Redis, prefix: string): Queue<OtelJob> {
   return new Queue<OtelJob>(JOB_CATALOG.otel.queue, { connection, prefix });
@@ -48,11 +64,15 @@ export interface OtlpReceiverOptions {
   authenticate: (headers: IncomingHttpHeaders, remoteAddress: string | undefined) => string;
   metrics: IngestMetrics;
   logger: Logger;
+  /** Where exports go while Redis is away or slow (owner `otlp`), at most `maxBytes`; without one they are answered 503. */
+  spool?: { file: SpoolFile<OtelJob>; maxBytes: number };
 }
 
 export interface OtlpReceiver {
   serve(req: IncomingMessage, res: ServerResponse, path: OtlpPath): void;
-  /** Waits for exports in flight; stops sampling the backlog. Does not close the queue. */
+  /** Opens the spool and replays what an earlier process left in it. */
+  open(): Promise<void>;
+  /** Waits for exports in flight; stops sampling the backlog and replaying. Does not close the queue. */
   close(): Promise<void>;
 }
 
@@ -72,34 +92,51 @@ export function createOtlpReceiver(options: OtlpReceiverOptions): OtlpReceiver {
   }, BACKLOG_SAMPLE_MS);
   backlogTimer.unref();
   queue.on("error", (error) => logger.debug("otel queue error", { error: errorMessage(error) }));
+  const { jobName, options: jobOptions } = JOB_CATALOG.otel;
+  const addJobs = async (jobs: OtelJob[]): Promise<void> => {
+    await queue.addBulk(jobs.map((data) => ({ name: jobName, data, opts: jobOptions })));
+  };
+  const producer =
+    options.spool === undefined
+      ? undefined
+      : new DurableProducer<OtelJob>({
+          spool: options.spool.file,
+          deliver: addJobs,
+          logger,
+          itemsName: "otel jobs",
+          replayTimeoutMs: REPLAY_TIMEOUT_MS,
+          replayChunk: REPLAY_CHUNK,
+          retryMinMs: REPLAY_RETRY_MIN_MS,
+          retryMaxMs: REPLAY_RETRY_MAX_MS,
+          reachable: () => redisAnswers(redis, REPLAY_TIMEOUT_MS),
+          maxBytes: options.spool.maxBytes,
+        });
 
   async function enqueue(rows: Omit<OtelJob, "receivedAtMs">, receivedAtMs: number): Promise<void> {
-    if (FAIL_FAST_STATUSES.has(redis.status)) throw unavailable();
     if (queuedJobs > options.maxQueuedJobs) {
       throw new ApiError("TOO_MANY_REQUESTS", `the otel queue holds over ${options.maxQueuedJobs} jobs; retry later`, {
         retryAfterSeconds: BACKLOG_RETRY_AFTER_SECONDS,
       });
     }
-    const jobs: { name: string; data: OtelJob; opts: typeof JOB_CATALOG.otel.options }[] = [];
-    const { jobName, options: jobOptions } = JOB_CATALOG.otel;
+    const jobs: OtelJob[] = [];
     for (const [key, list] of Object.entries(rows) as [keyof typeof rows, unknown[] | undefined][]) {
       for (let start = 0; start < (list?.length ?? 0); start += MAX_ROWS_PER_JOB) {
-        jobs.push({ name: jobName, data: { [key]: list?.slice(start, start + MAX_ROWS_PER_JOB), receivedAtMs }, opts: jobOptions });
+        jobs.push({ [key]: list?.slice(start, start + MAX_ROWS_PER_JOB), receivedAtMs });
       }
     }
     if (jobs.length === 0) return;
-    let timer: NodeJS.Timeout | undefined;
     try {
-      await Promise.race([
-        queue.addBulk(jobs),
-        new Promise((_resolve, reject) => {
-          timer = setTimeout(() => reject(new Error(`enqueue timed out after ${ENQUEUE_TIMEOUT_MS} ms`)), ENQUEUE_TIMEOUT_MS);
-        }),
-      ]);
+      if (producer === undefined) {
+        if (FAIL_FAST_STATUSES.has(redis.status)) throw new Error(`redis is ${redis.status}`);
+        await withTimeout(addJobs(jobs), ENQUEUE_TIMEOUT_MS);
+      } else if (FAIL_FAST_STATUSES.has(redis.status)) {
+        // Between Redis's reconnect attempts: straight to the spool, without waiting for a send to time out.
+        await producer.spoolItems(jobs);
+      } else {
+        await producer.send(jobs, { timeoutMs: ENQUEUE_TIMEOUT_MS });
+      }
     } catch (error) {
       throw unavailable(error);
-    } finally {
-      clearTimeout(timer);
     }
   }
 
@@ -164,9 +201,14 @@ export function createOtlpReceiver(options: OtlpReceiverOptions): OtlpReceiver {
 
   return {
     serve,
+    async open() {
+      await producer?.open();
+    },
     async close() {
       clearInterval(backlogTimer);
       await Promise.allSettled([...inFlight]);
+      // What is still spooled stays for the next start.
+      await producer?.close();
     },
   };
 }
