@@ -23,7 +23,7 @@ import { RerunRefusedError, RunIdConflictError, UnknownEventCursorError, Workflo
 import { cancelRun } from "../fleet/cancel-run.js";
 import { rerunRun } from "../fleet/rerun-run.js";
 import { submitRun } from "../fleet/submit-run.js";
-import { decodeListCursor, encodeListCursor, isValidRunId, toRunView, type RunListFilter, type RunRecord } from "../store/run-records.js";
+import { isValidRunId, type RunListFilter, type RunRecord } from "../store/run-records.js";
 import { logLineMatches, type RunStore } from "../store/run-store.js";
 import type { RunStream, RunStreamPage } from "../store/run-stream.js";
 import { buildStageView } from "../store/stage-view.js";
@@ -33,6 +33,7 @@ import { FULL_RETRY_AFTER_SECONDS } from "./api-limits.js";
 import { operation, type ValidatedRequest } from "./api-validation.js";
 import { createBearerAuth } from "./bearer-auth.js";
 import { jsonBody } from "./json-body.js";
+import { decodeListCursor, encodeListCursor, toEventView, toRunView } from "./run-views.js";
 
 export interface RunApiOptions {
   /** The fleet's runs; its connection is a producer one, so requests answer 503 at once while Redis is away. */
@@ -122,14 +123,15 @@ export function createRunRoutes(options: RunApiOptions): Router {
       if (sinceMs !== undefined && (Number.isNaN(sinceMs) || !/^\d{4}-\d{2}-\d{2}T/.test(since ?? ""))) {
         throw new ApiError("INVALID_PARAMS", `since must be an RFC 3339 time (2026-01-31T12:00:00Z), not ${JSON.stringify(since?.slice(0, 50))}`);
       }
+      const state = (query["state"] ?? "all") as RunListFilter;
       const page = await records.list(
         {
-          state: (query["state"] ?? "all") as RunListFilter,
+          state,
           ...(query["workflow"] === undefined ? {} : { workflow: query["workflow"] as string }),
           ...(sinceMs === undefined ? {} : { sinceMs }),
         },
         query["limit"] as number,
-        cursorText === undefined ? undefined : decodeListCursor(cursorText),
+        cursorText === undefined ? undefined : decodeListCursor(cursorText, state),
       );
       const body: RunListResponse = {
         runs: page.records.map((record) => toRunView(record, version)),
@@ -198,7 +200,7 @@ export function createRunRoutes(options: RunApiOptions): Router {
       }
       const body: RunEventsResponse = {
         run_id: record.run_id,
-        events: page.events.map((event) => (version === "v2" ? { ...event, event_type: event.event_type_v2 } : event)),
+        events: page.events.map((event) => toEventView(event, version)),
         next_from_event_id: page.events.at(-1)?.event_id ?? from ?? null,
         has_more: page.hasMore,
       };

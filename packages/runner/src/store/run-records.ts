@@ -9,18 +9,7 @@
  * cancelled. A terminal record expires `retentionSeconds` after the run ended, with the run's events.
  */
 import type { Redis } from "ioredis";
-import {
-  ApiError,
-  RUN_EVENT_V2_NAMES,
-  type ApiVersion,
-  type RunEvent,
-  type RunEventType,
-  type RunEventTypeV2,
-  type RunPolicy,
-  type RunState,
-  type RunView,
-  type TerminalReason,
-} from "@flowmeter/shared";
+import { type RunEvent, type RunPolicy, type RunState, type TerminalReason } from "@flowmeter/shared";
 import { eventScriptArgs } from "./run-event-store.js";
 import { eventScriptKeys, runIndexKey, runKey, workflowRunningKey, type RunLimits } from "./run-keys.js";
 import { RUN_SCRIPTS } from "./run-scripts.js";
@@ -86,13 +75,14 @@ export interface RunListQuery {
 export const LIST_SCAN_BUDGET = 5000;
 const LIST_SCAN_BATCH = 200;
 
-function listIndexes(state: RunListFilter): Array<"active" | "terminal"> {
+/** The indexes a list of `state` walks, in order; a cursor of that list names one of them. */
+export function listIndexes(state: RunListFilter): Array<"active" | "terminal"> {
   if (state === "all") return ["active", "terminal"];
   if (state === "active" || state === "queued" || state === "running") return ["active"];
   return ["terminal"];
 }
 
-/** A list cursor: which index, and the member of the last run returned ("" = from its start). Opaque to clients (base64url JSON). */
+/** Where a list page starts: which index, and the member of the last run returned ("" = from its start). The API's text form: http/run-views.ts. */
 export interface ListCursor {
   index: "active" | "terminal";
   after: string;
@@ -131,60 +121,6 @@ function parseRecord(hash: Record<string, string>): RunRecord | undefined {
   if (reason !== undefined && reason !== "") record.terminal_reason = (reason === "completed" ? "succeeded" : reason) as TerminalReason;
   if (hash["policy"] !== undefined && hash["policy"] !== "") record.policy = JSON.parse(hash["policy"]) as RunPolicy;
   return record;
-}
-
-function iso(ms: number | undefined): string | null {
-  return ms === undefined ? null : new Date(ms).toISOString();
-}
-
-/** The event type as an API version names it (a stored type is one of RUN_EVENT_TYPES). */
-export function eventTypeFor(type: string, version: ApiVersion): RunEventType | RunEventTypeV2 {
-  const stored = type as RunEventType;
-  return version === "v2" ? (RUN_EVENT_V2_NAMES[stored] ?? stored) : stored;
-}
-
-/** The API body of a record. */
-export function toRunView(record: RunRecord, version: ApiVersion): RunView {
-  return {
-    run_id: record.run_id,
-    attempt_id: record.attempt_id,
-    state: record.state,
-    workflow: record.workflow,
-    created_at: new Date(record.created_at_ms).toISOString(),
-    started_at: iso(record.started_at_ms),
-    ended_at: iso(record.ended_at_ms),
-    runner_id: record.runner_id ?? null,
-    heartbeat_at: iso(record.heartbeat_at_ms),
-    lease_expires_at: iso(record.lease_expires_at_ms),
-    terminal_reason: record.terminal_reason ?? null,
-    error: record.error ?? null,
-    cancel_reason: record.cancel_reason ?? null,
-    policy: record.policy ?? null,
-    rerun_of: record.rerun_of ?? null,
-    waiting_reason: record.state === "queued" ? (record.waiting_reason ?? null) : null,
-    last_event:
-      record.last_event_id === undefined || record.last_seq === undefined
-        ? null
-        : { event_id: record.last_event_id, seq: record.last_seq, event_type: eventTypeFor(record.last_event_type ?? "", version) },
-  };
-}
-
-export function encodeListCursor(cursor: ListCursor): string {
-  return Buffer.from(JSON.stringify([cursor.index, cursor.after])).toString("base64url");
-}
-
-/** Throws ApiError INVALID_PARAMS for anything encodeListCursor did not make. */
-export function decodeListCursor(text: string): ListCursor {
-  try {
-    const value: unknown = JSON.parse(Buffer.from(text, "base64url").toString("utf8"));
-    const [index, after, ...rest] = Array.isArray(value) ? (value as unknown[]) : [];
-    if (rest.length === 0 && (index === "active" || index === "terminal") && typeof after === "string" && (after === "" || /^\d{13}:/.test(after))) {
-      return { index, after };
-    }
-  } catch {
-    // fall through
-  }
-  throw new ApiError("INVALID_PARAMS", "cursor is not one this API returned (pass next_cursor unchanged)");
 }
 
 export class RunRecords {
@@ -356,7 +292,8 @@ export class RunRecords {
     const state = query.state ?? "all";
     const indexes = listIndexes(state);
     if (cursor !== undefined && !indexes.includes(cursor.index)) {
-      throw new ApiError("INVALID_PARAMS", `cursor belongs to a list of ${cursor.index} runs, not ${state}`);
+      // The API refuses such a cursor first (http/run-views.ts decodeListCursor); here it is a caller's bug.
+      throw new Error(`cursor belongs to a list of ${cursor.index} runs, not ${state}`);
     }
     const matches = (record: RunRecord) =>
       (state === "all" || state === "active" || state === "terminal" || record.state === state) &&
