@@ -11,7 +11,7 @@ import { join } from "node:path";
 import type { ClickHouseClient } from "@clickhouse/client";
 import type { Logger } from "@flowmeter/platform";
 import { insertBlockThroughClient, toBlock } from "./block-writer.js";
-import { createClusterRenderer } from "./cluster-ddl.js";
+import { createClusterRenderer } from "./ddl/cluster-ddl.js";
 import { ClusterRenderError } from "./cluster-names.js";
 
 export class MigrationError extends Error {

@@ -9,11 +9,13 @@
  *  - an INSERT … SELECT (a backfill) runs once, as written: it reads and writes the Distributed tables, so each row
  *    lands on its shard.
  * A statement outside these rules throws ClusterRenderError naming its file, so a new migration cannot silently
- * leave cluster mode behind: extend the rules, or write the migration so they cover it.
+ * leave cluster mode behind: extend the rules, or write the migration so they cover it. The statements are read with
+ * the lexer in sql-statement.ts; the rules are here.
  */
-import { RETRY_MAX_DELAY_MS_LIMIT } from "../config.js";
-import { ClusterRenderError, localTable, onCluster } from "./cluster-names.js";
-import { rawTableNamed } from "./raw-tables.js";
+import { RETRY_MAX_DELAY_MS_LIMIT } from "../../config.js";
+import { ClusterRenderError, localTable, onCluster } from "../cluster-names.js";
+import { rawTableNamed } from "../raw-tables.js";
+import { SqlStatement, type Lexeme } from "./sql-statement.js";
 
 const DATABASE = "flowmeter";
 
@@ -70,8 +72,8 @@ export function createClusterRenderer(cluster: string): ClusterRenderer {
   const sharded = new Set<string>();
   return {
     render(file, sql) {
-      const statement = new Statement(file, sql);
-      const kind = statement.kind();
+      const statement = readStatement(file, sql);
+      const kind = statementKind(statement);
       switch (kind) {
         case "CREATE DATABASE":
           return [statement.withClauseAfterName(clause)];
@@ -102,7 +104,42 @@ export function renderClusterMigrations(migrations: readonly { file: string; sql
   return migrations.map(({ file, sql }) => renderer.render(file, sql));
 }
 
-function renderTable(statement: Statement, cluster: string, clause: string, sharded: Set<string>): string[] {
+/** The statement, refused when it is already a cluster form (ON CLUSTER) or more than one statement. */
+function readStatement(file: string, sql: string): SqlStatement {
+  const statement = new SqlStatement(sql, DATABASE, (reason) => new ClusterRenderError(`${file}: cannot render for a cluster: ${reason}`));
+  const { lexemes } = statement;
+  if (lexemes.some((lexeme, index) => lexeme.isWord("ON") && lexeme.depth === 0 && lexemes[index + 1]?.isWord("CLUSTER"))) {
+    statement.fail("already has ON CLUSTER; single-node migrations never do, the cluster form adds it");
+  }
+  if (lexemes.some((lexeme) => lexeme.is(";"))) statement.fail("holds more than one statement; a migration is one statement");
+  return statement;
+}
+
+function statementKind(
+  statement: SqlStatement,
+): "CREATE DATABASE" | "CREATE TABLE" | "CREATE MATERIALIZED VIEW" | "CREATE VIEW" | "ALTER TABLE" | "DROP TABLE" | "DROP VIEW" | "INSERT INTO" {
+  const words = statement.leadingWords(5);
+  const head = words.join(" ").toUpperCase();
+  const kinds = [
+    ["CREATE DATABASE", "CREATE DATABASE"],
+    ["CREATE TABLE", "CREATE TABLE"],
+    ["CREATE MATERIALIZED VIEW", "CREATE MATERIALIZED VIEW"],
+    ["CREATE VIEW", "CREATE VIEW"],
+    ["CREATE OR REPLACE VIEW", "CREATE VIEW"],
+    ["ALTER TABLE", "ALTER TABLE"],
+    ["DROP TABLE", "DROP TABLE"],
+    ["DROP VIEW", "DROP VIEW"],
+    ["INSERT INTO", "INSERT INTO"],
+  ] as const;
+  const found = kinds.find(([prefix]) => head === prefix || head.startsWith(`${prefix} `));
+  if (!found)
+    statement.fail(
+      `"${words.join(" ")}" statements have no cluster form here (CREATE DATABASE/TABLE/VIEW/MATERIALIZED VIEW, ALTER TABLE, DROP TABLE/VIEW, INSERT INTO)`,
+    );
+  return found[1];
+}
+
+function renderTable(statement: SqlStatement, cluster: string, clause: string, sharded: Set<string>): string[] {
   const { name } = statement.objectName();
   const columns = statement.next(statement.nameEndIndex);
   if (!columns?.is("(")) statement.fail("CREATE TABLE without a column list (… AS …) has no mechanical cluster form; write its columns out");
@@ -140,7 +177,7 @@ function renderTable(statement: Statement, cluster: string, clause: string, shar
  * The table's SETTINGS for a replicated engine: non_replicated_deduplication_window becomes the replicated count window,
  * and the time window is set (REPLICATED_DEDUPLICATION_WINDOW_SECONDS) unless the file sets one.
  */
-function replicatedSettings(statement: Statement, settings: Lexeme | undefined): string[] {
+function replicatedSettings(statement: SqlStatement, settings: Lexeme | undefined): string[] {
   const items = settings === undefined ? [] : statement.splitTopLevel(settings.index + 1, statement.lexemes.length);
   const rendered: string[] = [];
   const names = new Set<string>();
@@ -161,7 +198,7 @@ function replicatedSettings(statement: Statement, settings: Lexeme | undefined):
   return rendered;
 }
 
-function sortingKeyHash(statement: Statement, from: number): string {
+function sortingKeyHash(statement: SqlStatement, from: number): string {
   const order = statement.topLevelWord("ORDER", from);
   const by = order === undefined ? undefined : statement.next(order.index + 1);
   if (!order || !by?.isWord("BY")) statement.fail("CREATE TABLE without ORDER BY: give the table a sharding key in the registry (raw-tables.ts)");
@@ -183,7 +220,7 @@ function sortingKeyHash(statement: Statement, from: number): string {
   return `cityHash64(${columns.join(", ")})`;
 }
 
-function renderMaterializedView(statement: Statement, clause: string, sharded: Set<string>): string {
+function renderMaterializedView(statement: SqlStatement, clause: string, sharded: Set<string>): string {
   statement.objectName();
   const to = statement.next(statement.nameEndIndex);
   if (!to?.isWord("TO")) statement.fail("a materialized view without TO keeps its rows in an inner table, which has no cluster form here; give it a TO table");
@@ -211,7 +248,7 @@ function renderMaterializedView(statement: Statement, clause: string, sharded: S
   return `${statement.sql.slice(0, statement.nameEnd)} ${clause} TO ${DATABASE}.${localTable(target.name)} ${body.trimStart()}`;
 }
 
-function renderAlter(statement: Statement, clause: string, sharded: Set<string>): string[] {
+function renderAlter(statement: SqlStatement, clause: string, sharded: Set<string>): string[] {
   const { name } = statement.objectName();
   if (!sharded.has(name)) statement.fail(`ALTER of ${DATABASE}.${name}, which no earlier migration created as a table`);
   const firstCommand = statement.lexemes[statement.nameEndIndex];
@@ -238,204 +275,11 @@ function renderAlter(statement: Statement, clause: string, sharded: Set<string>)
   return [alter(localTable(name), local), ...(distributed.length > 0 ? [alter(name, distributed)] : [])];
 }
 
-function renderDrop(statement: Statement, clause: string, sharded: Set<string>): string[] {
+function renderDrop(statement: SqlStatement, clause: string, sharded: Set<string>): string[] {
   const { name } = statement.objectName();
   const head = statement.sql.slice(0, statement.nameStart);
   const tail = statement.sql.slice(statement.nameEnd);
   if (!sharded.has(name)) return [statement.withClauseAfterName(clause)];
   sharded.delete(name);
   return [`${head}${DATABASE}.${name} ${clause}${tail}`, `${head}${DATABASE}.${localTable(name)} ${clause}${tail}`];
-}
-
-interface Lexeme {
-  kind: "word" | "string" | "identifier" | "number" | "symbol";
-  text: string;
-  start: number;
-  end: number;
-  /** Parentheses open around it (for a parenthesis, around the pair). */
-  depth: number;
-  index: number;
-  is(symbol: string): boolean;
-  isWord(word: string): boolean;
-}
-
-const TOKEN =
-  /(?<space>\s+)|(?<comment>--[^\n]*|\/\*[\s\S]*?\*\/)|(?<string>'(?:[^'\\]|\\[\s\S]|'')*')|(?<identifier>`(?:[^`\\]|\\[\s\S])*`|"(?:[^"\\]|\\[\s\S])*")|(?<word>[A-Za-z_][A-Za-z0-9_$]*)|(?<number>\d[\w.]*)|(?<symbol>[\s\S])/y;
-
-function tokens(sql: string): { kind: string; text: string }[] {
-  const found: { kind: string; text: string }[] = [];
-  TOKEN.lastIndex = 0;
-  for (let match = TOKEN.exec(sql); match !== null && match[0] !== ""; match = TOKEN.exec(sql)) {
-    const kind = Object.entries(match.groups ?? {}).find(([, text]) => text !== undefined)?.[0] ?? "symbol";
-    found.push({ kind, text: match[0] });
-  }
-  return found;
-}
-
-/** One statement without its comments (blank lines left by them dropped), cut into lexemes. */
-class Statement {
-  readonly sql: string;
-  readonly lexemes: Lexeme[] = [];
-  /** Where the statement's object name (`flowmeter.x`) starts and ends, once objectName() has read it. */
-  nameStart = 0;
-  nameEnd = 0;
-  nameEndIndex = 0;
-
-  constructor(
-    readonly file: string,
-    source: string,
-  ) {
-    const withoutComments = tokens(source)
-      .filter((token) => token.kind !== "comment")
-      .map((token) => token.text)
-      .join("");
-    this.sql = withoutComments
-      .split("\n")
-      .map((line) => line.trimEnd())
-      .filter((line) => line !== "")
-      .join("\n")
-      .trim()
-      .replace(/;$/, "")
-      .trimEnd();
-    let offset = 0;
-    let depth = 0;
-    for (const { kind, text } of tokens(this.sql)) {
-      const start = offset;
-      offset += text.length;
-      if (kind === "space") continue;
-      if (text === ")") depth -= 1;
-      this.lexemes.push({
-        kind: kind as Lexeme["kind"],
-        text,
-        start,
-        end: offset,
-        depth,
-        index: this.lexemes.length,
-        is: (symbol) => kind === "symbol" && text === symbol,
-        isWord: (word) => kind === "word" && text.toUpperCase() === word,
-      });
-      if (text === "(") depth += 1;
-    }
-    if (depth !== 0 || offset !== this.sql.length) this.fail("unbalanced parentheses or an unterminated string");
-    if (this.lexemes.some((lexeme, index) => lexeme.isWord("ON") && lexeme.depth === 0 && this.lexemes[index + 1]?.isWord("CLUSTER"))) {
-      this.fail("already has ON CLUSTER; single-node migrations never do, the cluster form adds it");
-    }
-    if (this.lexemes.some((lexeme) => lexeme.is(";"))) this.fail("holds more than one statement; a migration is one statement");
-  }
-
-  fail(reason: string): never {
-    throw new ClusterRenderError(`${this.file}: cannot render for a cluster: ${reason}`);
-  }
-
-  next(index: number): Lexeme | undefined {
-    return this.lexemes[index];
-  }
-
-  kind(): "CREATE DATABASE" | "CREATE TABLE" | "CREATE MATERIALIZED VIEW" | "CREATE VIEW" | "ALTER TABLE" | "DROP TABLE" | "DROP VIEW" | "INSERT INTO" {
-    const words: string[] = [];
-    for (const lexeme of this.lexemes.slice(0, 5)) {
-      if (lexeme.kind !== "word") break;
-      words.push(lexeme.text);
-    }
-    const head = words.join(" ").toUpperCase();
-    const kinds = [
-      ["CREATE DATABASE", "CREATE DATABASE"],
-      ["CREATE TABLE", "CREATE TABLE"],
-      ["CREATE MATERIALIZED VIEW", "CREATE MATERIALIZED VIEW"],
-      ["CREATE VIEW", "CREATE VIEW"],
-      ["CREATE OR REPLACE VIEW", "CREATE VIEW"],
-      ["ALTER TABLE", "ALTER TABLE"],
-      ["DROP TABLE", "DROP TABLE"],
-      ["DROP VIEW", "DROP VIEW"],
-      ["INSERT INTO", "INSERT INTO"],
-    ] as const;
-    const found = kinds.find(([prefix]) => head === prefix || head.startsWith(`${prefix} `));
-    if (!found)
-      this.fail(
-        `"${words.join(" ")}" statements have no cluster form here (CREATE DATABASE/TABLE/VIEW/MATERIALIZED VIEW, ALTER TABLE, DROP TABLE/VIEW, INSERT INTO)`,
-      );
-    return found[1];
-  }
-
-  /** The object the statement creates, alters or drops: the first name after its keywords and IF [NOT] EXISTS. */
-  objectName(): { name: string } {
-    let index = 0;
-    while (index < this.lexemes.length) {
-      const lexeme = this.lexemes[index];
-      if (!lexeme || lexeme.kind !== "word") break;
-      const upper = lexeme.text.toUpperCase();
-      if (!["CREATE", "OR", "REPLACE", "DATABASE", "TABLE", "MATERIALIZED", "VIEW", "ALTER", "DROP", "IF", "NOT", "EXISTS"].includes(upper)) break;
-      index += 1;
-    }
-    if (this.lexemes[0]?.isWord("CREATE") && this.lexemes[1]?.isWord("DATABASE")) {
-      const lexeme = this.lexemes[index];
-      if (lexeme?.kind !== "word") this.fail("CREATE DATABASE without a name");
-      this.nameStart = lexeme.start;
-      this.nameEnd = lexeme.end;
-      this.nameEndIndex = index + 1;
-      return { name: lexeme.text };
-    }
-    const name = this.qualifiedNameAt(index);
-    this.nameStart = name.start;
-    this.nameEnd = name.end;
-    this.nameEndIndex = name.endIndex;
-    return { name: name.name };
-  }
-
-  /** `flowmeter.<name>` at `index`; anything else fails (migrations name their objects with the database). */
-  qualifiedNameAt(index: number): { name: string; start: number; end: number; endIndex: number } {
-    const database = this.lexemes[index];
-    const dot = this.lexemes[index + 1];
-    const name = this.lexemes[index + 2];
-    if (!database?.isWord(DATABASE.toUpperCase()) || !dot?.is(".") || name?.kind !== "word") {
-      this.fail(`expected ${DATABASE}.<name> at "${this.sql.slice(database?.start ?? 0, (database?.start ?? 0) + 40)}"`);
-    }
-    return { name: name.text, start: database.start, end: name.end, endIndex: index + 3 };
-  }
-
-  /** Every `flowmeter.<name>` from `index` on. */
-  *qualifiedReferences(index: number): Generator<{ name: string; start: number; end: number }> {
-    for (let at = index; at + 2 < this.lexemes.length; at += 1) {
-      const [database, dot, name] = [this.lexemes[at], this.lexemes[at + 1], this.lexemes[at + 2]];
-      if (database?.isWord(DATABASE.toUpperCase()) && dot?.is(".") && name?.kind === "word" && dot.start === database.end && name.start === dot.end) {
-        yield { name: name.text, start: database.start, end: name.end };
-        at += 2;
-      }
-    }
-  }
-
-  withClauseAfterName(clause: string): string {
-    this.objectName();
-    return `${this.sql.slice(0, this.nameEnd)} ${clause}${this.sql.slice(this.nameEnd)}`;
-  }
-
-  /** The parenthesis closing the one at `index`. */
-  closing(index: number): Lexeme {
-    const open = this.lexemes[index];
-    const close = this.lexemes.slice(index + 1).find((lexeme) => lexeme.is(")") && lexeme.depth === open?.depth);
-    if (!open || !close) this.fail("unbalanced parentheses");
-    return close;
-  }
-
-  /** The first `word` outside parentheses from `index` on. */
-  topLevelWord(word: string, index: number): Lexeme | undefined {
-    return this.lexemes.slice(index).find((lexeme) => lexeme.depth === 0 && lexeme.isWord(word));
-  }
-
-  /** The source text of lexemes [from, to) cut at the commas at the depth of `from`, each piece trimmed. */
-  splitTopLevel(from: number, to: number): { text: string }[] {
-    const depth = this.lexemes[from]?.depth ?? 0;
-    const pieces: { text: string }[] = [];
-    let start = from;
-    for (let index = from; index <= to; index += 1) {
-      const lexeme = this.lexemes[index];
-      if (index === to || (lexeme?.is(",") && lexeme.depth === depth)) {
-        const first = this.lexemes[start];
-        const last = this.lexemes[index - 1];
-        if (first && last && index > start) pieces.push({ text: this.sql.slice(first.start, last.end) });
-        start = index + 1;
-      }
-    }
-    return pieces;
-  }
 }

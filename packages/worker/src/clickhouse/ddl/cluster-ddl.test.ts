@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { parseWorkerConfig, RETRY_MAX_DELAY_MS_LIMIT } from "../config.js";
+import { parseWorkerConfig, RETRY_MAX_DELAY_MS_LIMIT } from "../../config.js";
 import { createClusterRenderer, renderClusterMigrations, REPLICATED_DEDUPLICATION_WINDOW_SECONDS } from "./cluster-ddl.js";
-import { ClusterRenderError } from "./cluster-names.js";
-import { readMigrations, type Migration } from "./migrate.js";
+import { ClusterRenderError } from "../cluster-names.js";
+import { readMigrations, type Migration } from "../migrate.js";
 
 const migrations = readMigrations(parseWorkerConfig({}).clickhouse.migrationsDir);
 const fileOf = (migration: Migration) => `${String(migration.version).padStart(4, "0")}_${migration.name}.sql`;
