@@ -174,11 +174,11 @@ function rollupChecks(since: string): [rollup: string, raw: string][] {
     ],
     [
       `SELECT minute, driver, status, sum(entries) FROM flowmeter.driver_stats_1m WHERE source = 'client' AND ${rollupSince} AND ${own("driver")} GROUP BY ALL HAVING sum(entries) > 0 ORDER BY ALL`,
-      `SELECT toStartOfMinute(completed_at), driver, status, count() FROM flowmeter.cli_invocations FINAL WHERE is_child AND ${rawSince} AND ${own("driver")} GROUP BY ALL ORDER BY ALL`,
+      `SELECT toStartOfMinute(completed_at), driver, multiIf(status = 'success', 'succeeded', status = 'user_error', 'user_error', 'failed'), count() FROM flowmeter.cli_invocations FINAL WHERE is_child AND ${rawSince} AND ${own("driver")} GROUP BY ALL ORDER BY ALL`,
     ],
     [
       `SELECT minute, workflow, stage, driver, status, sum(entries) FROM flowmeter.stage_stats_1m WHERE workflow != '' AND ${rollupSince} AND ${own("workflow")} GROUP BY ALL HAVING sum(entries) > 0 ORDER BY ALL`,
-      `SELECT toStartOfMinute(completed_at), workflow_name, step_name, driver, status, count() FROM flowmeter.cli_invocations FINAL WHERE is_child AND ${rawSince} AND ${own("workflow_name")} GROUP BY ALL ORDER BY ALL`,
+      `SELECT toStartOfMinute(completed_at), workflow_name, step_name, driver, multiIf(status = 'success', 'succeeded', status = 'user_error', 'user_error', 'failed'), count() FROM flowmeter.cli_invocations FINAL WHERE is_child AND ${rawSince} AND ${own("workflow_name")} GROUP BY ALL ORDER BY ALL`,
     ],
   ];
 }

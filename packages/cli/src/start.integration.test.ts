@@ -71,7 +71,7 @@ describe("flowmeter start", () => {
     const row = await waitFor(async () => (await query("SELECT source, driver, status, count FROM flowmeter.driver_stats")) || undefined, {
       what: "driver_stats row",
     });
-    expect(row).toBe("client\tloopback\terror\t1");
+    expect(row).toBe("client\tloopback\tfailed\t1");
     expect(await query("SELECT command, subcommand, count FROM flowmeter.command_stats ORDER BY command")).toBe("model\tmethod\t1\nworkflow\trun\t1");
   });
 

@@ -13,6 +13,8 @@ import { JOB_CATALOG, type ClientTelemetryJob } from "@flowmeter/shared";
 import { childEntry, deleteQueuePrefix, freePort, parentEntry, tempDir, testQueuePrefix, testRedisUrl, waitFor } from "@flowmeter/test-utils";
 
 const dist = fileURLToPath(new URL("../dist/", import.meta.url));
+/** A client entry's status in the outcome vocabulary of driver_stats and stage_stats (migrations 0045, 0047). */
+const OUTCOME_OF_STATUS = "multiIf(status = 'success', 'succeeded', status = 'user_error', 'user_error', 'failed')";
 
 describe("worker killed mid-batch", () => {
   const data = tempDir("crash");
@@ -91,11 +93,11 @@ describe("worker killed mid-batch", () => {
       ],
       [
         `SELECT minute, driver, status, sum(entries) FROM flowmeter.driver_stats_1m WHERE source = 'client' AND driver = '${command}' GROUP BY ALL ORDER BY ALL`,
-        `SELECT toStartOfMinute(completed_at), driver, status, count() FROM ${raw} AND is_child GROUP BY ALL ORDER BY ALL`,
+        `SELECT toStartOfMinute(completed_at), driver, ${OUTCOME_OF_STATUS}, count() FROM ${raw} AND is_child GROUP BY ALL ORDER BY ALL`,
       ],
       [
         `SELECT minute, workflow, stage, driver, status, sum(entries) FROM flowmeter.stage_stats_1m WHERE workflow = '${command}' GROUP BY ALL ORDER BY ALL`,
-        `SELECT toStartOfMinute(completed_at), workflow_name, step_name, driver, status, count() FROM ${raw} AND is_child GROUP BY ALL ORDER BY ALL`,
+        `SELECT toStartOfMinute(completed_at), workflow_name, step_name, driver, ${OUTCOME_OF_STATUS}, count() FROM ${raw} AND is_child GROUP BY ALL ORDER BY ALL`,
       ],
     ];
     const compared: { rollup: string; raw: string }[] = [];

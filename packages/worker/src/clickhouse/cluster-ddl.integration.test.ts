@@ -114,7 +114,7 @@ describe("the cluster form of the schema, in chDB", () => {
     for (const statement of sent) {
       const literal = statement.replaceAll("\\", "\\\\").replaceAll("'", "\\'");
       const [parsed] = await rows<{ formatted: string }>(`SELECT formatQuery('${literal}') AS formatted`);
-      expect(parsed?.formatted).toMatch(/^(CREATE|ALTER|INSERT INTO)/);
+      expect(parsed?.formatted).toMatch(/^(CREATE|ALTER|DROP|INSERT INTO)/);
     }
   });
 

@@ -96,7 +96,7 @@ const RUN_EVENT_COLUMNS = {
   group_id: "LowCardinality(String)",
   driver: "LowCardinality(String)",
   stage_attempt: "UInt32",
-  /** succeeded | failed | skipped on the event that ends a stage, else '' (stageOutcome). */
+  /** succeeded | failed | cancelled | timed_out | skipped on the event that ends a stage, else '' (stageOutcome). */
   stage_outcome: "LowCardinality(String)",
   duration_ms: "Float64",
   exit_code: "Nullable(Int32)",
@@ -107,13 +107,17 @@ const RUN_EVENT_COLUMNS = {
 
 export type RunEventRow = RowOf<typeof RUN_EVENT_COLUMNS>;
 
-/** The outcome when this event ends its stage: a failed attempt that will be retried does not. */
-export function stageOutcome(event: RunEvent): "" | "succeeded" | "failed" | "skipped" {
+/**
+ * The outcome when this event ends its stage, in the outcome vocabulary (docs/spec.md §6), the words of the runner's
+ * stage_outcomes metric: a failed attempt that will be retried does not end it; a cancel wins over a timeout, as there.
+ */
+export function stageOutcome(event: RunEvent): "" | "succeeded" | "failed" | "cancelled" | "timed_out" | "skipped" {
   switch (event.event_type) {
     case "stage.completed":
       return "succeeded";
     case "stage.failed":
-      return event.payload.will_retry ? "" : "failed";
+      if (event.payload.will_retry) return "";
+      return event.payload.cancelled ? "cancelled" : event.payload.timed_out ? "timed_out" : "failed";
     case "stage.skipped":
       return "skipped";
     default:

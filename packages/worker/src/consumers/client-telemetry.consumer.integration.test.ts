@@ -189,8 +189,8 @@ describe("client telemetry consumer (real Redis, chDB)", () => {
       `SELECT driver, status, count FROM flowmeter.stage_stats WHERE workflow = '${workflow}' ORDER BY driver`,
     );
     expect(drivers.map((row) => [row.driver, row.status, Number(row.count)])).toEqual([
-      ["local", "success", 1],
-      ["loopback", "error", 1],
+      ["local", "succeeded", 1],
+      ["loopback", "failed", 1],
     ]);
   });
 
@@ -219,9 +219,9 @@ describe("client telemetry consumer (real Redis, chDB)", () => {
     const [rollup] = await rows<{ n: string }>(`SELECT sum(count) AS n FROM flowmeter.command_stats WHERE command = '${command}'`);
     expect(Number(rollup?.n)).toBe(21);
 
-    // Rollup counts equal a GROUP BY over the raw rows, group by group.
+    // Rollup counts equal a GROUP BY over the raw rows, group by group (client words mapped to the outcome vocabulary).
     const fromRaw = await rows<{ stage: string; status: string; n: string }>(
-      `SELECT step_name AS stage, status, count() AS n FROM flowmeter.cli_invocations WHERE workflow_name = '${workflow}' GROUP BY stage, status ORDER BY stage, status`,
+      `SELECT step_name AS stage, if(status = 'success', 'succeeded', 'failed') AS status, count() AS n FROM flowmeter.cli_invocations WHERE workflow_name = '${workflow}' GROUP BY stage, status ORDER BY stage, status`,
     );
     const fromRollup = await rows<{ stage: string; status: string; n: string }>(
       `SELECT stage, status, sum(count) AS n FROM flowmeter.stage_stats WHERE workflow = '${workflow}' GROUP BY stage, status ORDER BY stage, status`,
