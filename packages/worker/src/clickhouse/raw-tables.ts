@@ -5,7 +5,7 @@
  * definition against ClickHouse after the migrations (columns and types, which tables views read, a retention entry
  * for every table). The tables themselves are created by the migrations (infra/clickhouse/migrations).
  */
-import { CLI_INVOCATION_COLUMN_TYPES, toCliInvocationRow, toClickHouseTime, type RowOf } from "@flowmeter/shared";
+import { CLI_INVOCATION_COLUMN_TYPES, toCliInvocationRow, toClickHouseTime, type RowOf, type RunEventPayloads } from "@flowmeter/shared";
 import type { IngestionWarning, RunEvent, StageLogLine, TelemetrySample } from "@flowmeter/shared";
 import { defineRawTable, type RawTableShape, type Retention } from "./raw-table.js";
 import {
@@ -125,10 +125,13 @@ export function stageOutcome(event: RunEvent): "" | "succeeded" | "failed" | "ca
   }
 }
 
+/** A field name some event's payload has (shared's RunEventPayloads): renaming one there breaks the build here, not the column. */
+type PayloadFieldName = { [T in keyof RunEventPayloads]: keyof RunEventPayloads[T] & string }[keyof RunEventPayloads];
+
 function runEventRow(event: RunEvent, receivedAt: string): RunEventRow {
   const payload: Record<string, unknown> = event.payload;
-  const numberField = (name: string) => (typeof payload[name] === "number" ? payload[name] : undefined);
-  const textField = (name: string) => (typeof payload[name] === "string" ? payload[name] : "");
+  const numberField = (name: PayloadFieldName) => (typeof payload[name] === "number" ? payload[name] : undefined);
+  const textField = (name: PayloadFieldName) => (typeof payload[name] === "string" ? payload[name] : "");
   return {
     event_id: event.event_id,
     run_id: event.run_id,
