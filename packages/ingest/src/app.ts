@@ -30,7 +30,7 @@ export interface IngestAppOptions {
     IngestConfig,
     "host" | "bodyBytesInFlight" | "apiKeys" | "maxBodyBytes" | "maxEntriesPerRequest" | "maxEntryBytes" | "rateLimitEntriesPerSecond"
   > &
-    Partial<Pick<IngestConfig, "otlpMaxBodyBytes" | "otlpMaxQueuedJobs">>;
+    Partial<Pick<IngestConfig, "otlpMaxBodyBytes" | "otlpMaxQueuedJobs" | "enqueueLingerMs">>;
   /** Queue from createIngestQueue(); the caller owns it and closes it. */
   queue: ClientTelemetryQueue;
   /** The queue's connection, used for the fast "disconnected" check and /healthz; the caller owns it. */
@@ -66,6 +66,7 @@ export function createIngestApp({ config, queue, redis, logger, spool, otlpQueue
   const inFlight = new Set<Promise<unknown>>();
   const bodyBudget = new ByteBudget(config.bodyBytesInFlight);
   const enqueuer = createEnqueue(queue, redis, {
+    lingerMs: config.enqueueLingerMs ?? 0,
     spool:
       spool === undefined
         ? undefined

@@ -17,6 +17,7 @@ describe("parseIngestConfig", () => {
       maxEntryBytes: 65_536,
       otlpMaxBodyBytes: 20_971_520,
       otlpMaxQueuedJobs: 10_000,
+      enqueueLingerMs: 1,
       rateLimitEntriesPerSecond: 100_000,
       logLevel: "info",
       redis: { url: DEFAULT_REDIS_URL, queuePrefix: "flowmeter", partitions: 1 },

@@ -34,6 +34,11 @@ export interface IngestConfig {
   otlpMaxBodyBytes: number;
   /** INGEST_OTLP_MAX_QUEUED_JOBS: above this many jobs waiting on the otel queue, OTLP exports are answered 429. */
   otlpMaxQueuedJobs: number;
+  /**
+   * How long a request that finds no Redis add in flight waits for others to share its add (and its worker job):
+   * fewer, larger jobs when requests come one entry at a time, for a few ms of latency.
+   */
+  enqueueLingerMs: number;
 }
 
 export const LOOPBACK_HOST = "127.0.0.1";
@@ -66,6 +71,7 @@ export function parseIngestConfig(env: EnvSource): IngestConfig {
     // The OTLP specification's recommended limit: 20 MiB after decompression.
     otlpMaxBodyBytes: reader.int("INGEST_OTLP_MAX_BODY_BYTES", 20 * 1024 * 1024, { min: 1024, max: 1024 * 1024 * 1024 }),
     otlpMaxQueuedJobs: reader.int("INGEST_OTLP_MAX_QUEUED_JOBS", 10_000, { min: 1, max: 100_000_000 }),
+    enqueueLingerMs: reader.int("INGEST_ENQUEUE_LINGER_MS", 1, { min: 0, max: 100 }),
   };
   return reader.finish(config);
 }

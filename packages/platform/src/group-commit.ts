@@ -1,13 +1,22 @@
 /**
  * Group commit: one write in flight at a time, and what is submitted meanwhile goes together in the next write. An
- * item alone is written at once; under load many share a write. Ingest uses it for its Redis adds, DurableProducer for
- * spool appends.
+ * item alone is written at once, or, with `lingerMs`, after waiting that long for others to join it (Kafka's
+ * linger.ms: a little latency for fewer, larger writes when items come one by one); items that waited for a write in
+ * flight go as soon as it ends. Ingest uses it for its Redis adds, DurableProducer for spool appends.
  */
 export class GroupCommit<T> {
   private waiting: Array<{ item: T; resolve: () => void; reject: (error: unknown) => void }> = [];
   private writing = false;
+  private lingering: NodeJS.Timeout | undefined;
 
-  constructor(private readonly write: (items: T[]) => Promise<void>) {}
+  /**
+   * `lingerMs`: how long items that find no write in flight wait for others; `lingerWhile`: whether the items waiting
+   * are still few enough to wait (default: always), so large items go at once.
+   */
+  constructor(
+    private readonly write: (items: T[]) => Promise<void>,
+    private readonly linger: { lingerMs: number; lingerWhile?: (items: readonly T[]) => boolean } = { lingerMs: 0 },
+  ) {}
 
   /** True while a write is in flight or items wait for the next one. */
   get busy(): boolean {
@@ -28,8 +37,16 @@ export class GroupCommit<T> {
     return { written, withdraw: () => (this.waiting = this.waiting.filter((candidate) => candidate !== entry)) };
   }
 
-  private writeWaiting(): void {
+  private writeWaiting(lingered = false): void {
     if (this.writing || this.waiting.length === 0) return;
+    const { lingerMs, lingerWhile = () => true } = this.linger;
+    if (lingerMs > 0 && !lingered && lingerWhile(this.waiting.map((pending) => pending.item))) {
+      this.lingering ??= setTimeout(() => {
+        this.lingering = undefined;
+        this.writeWaiting(true);
+      }, lingerMs);
+      return;
+    }
     const group = this.waiting;
     this.waiting = [];
     this.writing = true;
@@ -40,7 +57,7 @@ export class GroupCommit<T> {
       )
       .finally(() => {
         this.writing = false;
-        this.writeWaiting();
+        this.writeWaiting(true);
       });
   }
 }

@@ -19,6 +19,8 @@ export const MAX_ENTRIES_PER_JOB = 1000;
 /** Under the real CLI's 2 s request timeout, so a slow Redis still leaves time to spool and answer 202. */
 export const ENQUEUE_TIMEOUT_MS = 1000;
 export const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
+/** Requests waiting for an add linger (INGEST_ENQUEUE_LINGER_MS) only while they hold fewer entries than this. */
+const LINGER_BELOW_ENTRIES = 50;
 
 const FAIL_FAST_STATUSES: ReadonlySet<string> = new Set(["reconnecting", "close", "end"]);
 
@@ -164,6 +166,8 @@ export interface IngestSpool {
 
 export interface EnqueueOptions {
   timeoutMs?: number;
+  /** How long a request alone waits for others to share its Redis add (INGEST_ENQUEUE_LINGER_MS). */
+  lingerMs?: number;
   /** How long a replay waits for Redis to answer a PING or take a chunk before it tries again later. */
   replayTimeoutMs?: number;
   /** Without a spool, a request that cannot reach Redis is answered 503. */
@@ -208,14 +212,18 @@ function isDiskFull(error: unknown): boolean {
 export function createEnqueue(
   queue: ClientTelemetryQueue,
   redis: Redis,
-  { timeoutMs = ENQUEUE_TIMEOUT_MS, replayTimeoutMs = REPLAY_TIMEOUT_MS, spool }: EnqueueOptions = {},
+  { timeoutMs = ENQUEUE_TIMEOUT_MS, lingerMs = 0, replayTimeoutMs = REPLAY_TIMEOUT_MS, spool }: EnqueueOptions = {},
 ): Enqueuer {
   let closed = false;
   /** Set while spool appends fail (one log line when it starts, one when it ends). */
   let unwritable: { sinceMs: number; refusedRequests: number } | undefined;
 
   const addAll = (items: AcceptedRequest[]): Promise<void> => addJobs(queue, merge(items), Math.min(...items.map((item) => item.receivedAtMs)));
-  const adds = new GroupCommit<AcceptedRequest>(addAll);
+  // Only small requests wait for company: a request of LINGER_BELOW_ENTRIES or more is a job's worth already.
+  const adds = new GroupCommit<AcceptedRequest>(addAll, {
+    lingerMs,
+    lingerWhile: (items) => items.reduce((sum, item) => sum + item.batch.entries.length, 0) < LINGER_BELOW_ENTRIES,
+  });
   const producer =
     spool === undefined
       ? undefined
