@@ -15,7 +15,8 @@ import request, { type Response } from "supertest";
 import { afterEach, describe, expect, it } from "vitest";
 import { clientVersionOf, createIngestApp, type IngestApp } from "./app.js";
 import { parseIngestConfig } from "./config.js";
-import { closeIngestQueue, createIngestQueue, ENQUEUE_TIMEOUT_MS, type ClientTelemetryQueue } from "./ingest/client-telemetry-queue.js";
+import { closeIngestQueue, createIngestQueue, type ClientTelemetryQueue } from "./ingest/client-telemetry-queue.js";
+import { ENQUEUE_TIMEOUT_MS } from "./ingest/queue-availability.js";
 
 /** The exact batch of docs/swamp-telemetry.md §5: a parent and one failed child. */
 const SWAMP_BATCH = `{"events":[

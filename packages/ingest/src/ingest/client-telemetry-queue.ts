@@ -13,16 +13,12 @@ import {
 } from "@flowmeter/shared";
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
+import { ENQUEUE_TIMEOUT_MS, REPLAY, UNAVAILABLE_RETRY_AFTER_SECONDS, redisIsAway, unavailable } from "./queue-availability.js";
 
 /** Entries per job; a larger request becomes several jobs added in one round trip. */
 export const MAX_ENTRIES_PER_JOB = 1000;
-/** Under the real CLI's 2 s request timeout, so a slow Redis still leaves time to spool and answer 202. */
-export const ENQUEUE_TIMEOUT_MS = 1000;
-export const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
 /** Requests waiting for an add linger (INGEST_ENQUEUE_LINGER_MS) only while they hold fewer entries than this. */
 const LINGER_BELOW_ENTRIES = 50;
-
-const FAIL_FAST_STATUSES: ReadonlySet<string> = new Set(["reconnecting", "close", "end"]);
 
 /** The queues ingest produces to: one per partition of the client-telemetry stream (shared's queues.ts), by index. */
 export interface ClientTelemetryQueue {
@@ -63,10 +59,6 @@ async function settle(promise: Promise<unknown>, ms: number): Promise<void> {
     }),
   ]);
   clearTimeout(timer);
-}
-
-function unavailable(cause?: unknown): ApiError {
-  return new ApiError("UNAVAILABLE", "the queue is unavailable; retry later", { retryAfterSeconds: UNAVAILABLE_RETRY_AFTER_SECONDS, cause });
 }
 
 /** What one request puts on the queue: its entries to store and the warnings about its repaired and refused ones. */
@@ -182,14 +174,6 @@ export interface Enqueuer {
   close(): Promise<void>;
 }
 
-/** How many spooled requests go to Redis in one add while the spool is replayed. */
-const REPLAY_CHUNK = 50;
-/** Replay backoff: first retry after this, doubling up to REPLAY_RETRY_MAX_MS, so a replay starts within ~2 s of Redis answering. */
-const REPLAY_RETRY_MIN_MS = 250;
-const REPLAY_RETRY_MAX_MS = 2000;
-/** No client waits on a replay, so it gives a slow Redis longer than a request's enqueue (fewer adds that time out yet land). */
-export const REPLAY_TIMEOUT_MS = 5000;
-
 function isDiskFull(error: unknown): boolean {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   return code === "ENOSPC" || code === "EDQUOT";
@@ -212,7 +196,7 @@ function isDiskFull(error: unknown): boolean {
 export function createEnqueue(
   queue: ClientTelemetryQueue,
   redis: Redis,
-  { timeoutMs = ENQUEUE_TIMEOUT_MS, lingerMs = 0, replayTimeoutMs = REPLAY_TIMEOUT_MS, spool }: EnqueueOptions = {},
+  { timeoutMs = ENQUEUE_TIMEOUT_MS, lingerMs = 0, replayTimeoutMs = REPLAY.timeoutMs, spool }: EnqueueOptions = {},
 ): Enqueuer {
   let closed = false;
   /** Set while spool appends fail (one log line when it starts, one when it ends). */
@@ -233,9 +217,9 @@ export function createEnqueue(
           logger: spool.logger,
           itemsName: "requests",
           replayTimeoutMs,
-          replayChunk: REPLAY_CHUNK,
-          retryMinMs: REPLAY_RETRY_MIN_MS,
-          retryMaxMs: REPLAY_RETRY_MAX_MS,
+          replayChunk: REPLAY.chunk,
+          retryMinMs: REPLAY.retryMinMs,
+          retryMaxMs: REPLAY.retryMaxMs,
           reachable: () => redisAnswers(redis, replayTimeoutMs),
           maxBytes: spool.maxBytes,
           onSpoolChange: spool.onChange,
@@ -268,7 +252,7 @@ export function createEnqueue(
 
   /** The group-committed add of one request; between Redis's reconnect attempts it fails at once. */
   function add(item: AcceptedRequest): { written: Promise<void>; withdraw: () => void } {
-    if (FAIL_FAST_STATUSES.has(redis.status)) return { written: Promise.reject(new Error(`redis is ${redis.status}`)), withdraw: () => {} };
+    if (redisIsAway(redis)) return { written: Promise.reject(new Error(`redis is ${redis.status}`)), withdraw: () => {} };
     return adds.submit(item);
   }
 

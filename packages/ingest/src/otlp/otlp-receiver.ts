@@ -24,6 +24,7 @@ import { Queue } from "bullmq";
 import express from "express";
 import type { Redis } from "ioredis";
 import type { IngestMetrics } from "../metrics.js";
+import { ENQUEUE_TIMEOUT_MS, REPLAY, redisIsAway, unavailable } from "../ingest/queue-availability.js";
 import { decodeLogsJson, decodeMetricsJson, decodeTracesJson } from "./decode-json.js";
 import { decodeLogsRequest, decodeMetricsRequest, decodeTracesRequest } from "./decode-protobuf.js";
 import { logRows, metricRows, spanRows, type MappedRows } from "./otel-rows.js";
@@ -35,17 +36,9 @@ type Signal = (typeof OTLP_PATHS)[OtlpPath];
 
 /** Rows per queue job; a larger export becomes several jobs added in one round trip. */
 const MAX_ROWS_PER_JOB = 1000;
-const ENQUEUE_TIMEOUT_MS = 1000;
-const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
 const BACKLOG_RETRY_AFTER_SECONDS = 2;
 /** How often the queue's backlog is read (never on a request's path). */
 const BACKLOG_SAMPLE_MS = 1000;
-const FAIL_FAST_STATUSES: ReadonlySet<string> = new Set(["reconnecting", "close", "end"]);
-/** Replay of the spool: jobs per add, how long a PING or an add may take, backoff between passes. */
-const REPLAY_CHUNK = 50;
-const REPLAY_TIMEOUT_MS = 5000;
-const REPLAY_RETRY_MIN_MS = 250;
-const REPLAY_RETRY_MAX_MS = 2000;
 
 export function createOtlpQueue(connection: Redis, prefix: string): Queue<OtelJob> {
   return new Queue<OtelJob>(JOB_CATALOG.otel.queue, { connection, prefix });
@@ -104,11 +97,11 @@ export function createOtlpReceiver(options: OtlpReceiverOptions): OtlpReceiver {
           deliver: addJobs,
           logger,
           itemsName: "otel jobs",
-          replayTimeoutMs: REPLAY_TIMEOUT_MS,
-          replayChunk: REPLAY_CHUNK,
-          retryMinMs: REPLAY_RETRY_MIN_MS,
-          retryMaxMs: REPLAY_RETRY_MAX_MS,
-          reachable: () => redisAnswers(redis, REPLAY_TIMEOUT_MS),
+          replayTimeoutMs: REPLAY.timeoutMs,
+          replayChunk: REPLAY.chunk,
+          retryMinMs: REPLAY.retryMinMs,
+          retryMaxMs: REPLAY.retryMaxMs,
+          reachable: () => redisAnswers(redis, REPLAY.timeoutMs),
           maxBytes: options.spool.maxBytes,
         });
 
@@ -127,9 +120,9 @@ export function createOtlpReceiver(options: OtlpReceiverOptions): OtlpReceiver {
     if (jobs.length === 0) return;
     try {
       if (producer === undefined) {
-        if (FAIL_FAST_STATUSES.has(redis.status)) throw new Error(`redis is ${redis.status}`);
+        if (redisIsAway(redis)) throw new Error(`redis is ${redis.status}`);
         await withTimeout(addJobs(jobs), ENQUEUE_TIMEOUT_MS);
-      } else if (FAIL_FAST_STATUSES.has(redis.status)) {
+      } else if (redisIsAway(redis)) {
         // Between Redis's reconnect attempts: straight to the spool, without waiting for a send to time out.
         await producer.spoolItems(jobs);
       } else {
@@ -211,10 +204,6 @@ export function createOtlpReceiver(options: OtlpReceiverOptions): OtlpReceiver {
       await producer?.close();
     },
   };
-}
-
-function unavailable(cause?: unknown): ApiError {
-  return new ApiError("UNAVAILABLE", "the queue is unavailable; retry later", { retryAfterSeconds: UNAVAILABLE_RETRY_AFTER_SECONDS, cause });
 }
 
 function encodingOf(contentType: string | undefined): Encoding | undefined {
