@@ -4,7 +4,7 @@
  * lost or the worker stops, then waits for the lease again. Workers listing the same partition are each other's
  * standby: one writes it, the other takes over within WORKER_WRITE_LOCK_TTL_MS of its death.
  */
-import { errorMessage, type Logger } from "@flowmeter/platform";
+import { createRepeatThrottle, errorMessage, type Logger } from "@flowmeter/platform";
 import { queueOf } from "@flowmeter/shared";
 import type { WorkerConfig } from "../config.js";
 import type { ConsumerDeps } from "./client-telemetry.consumer.js";
@@ -33,6 +33,7 @@ export function startPartitionConsumers(
 ): PartitionConsumers {
   const held = new Map<number, { lease: PartitionLease; consumer: QueueConsumer }>();
   let stopping = false;
+  const shouldLog = createRepeatThrottle();
 
   async function run(partition: number): Promise<void> {
     let waitingLogged = false;
@@ -70,7 +71,10 @@ export function startPartitionConsumers(
         logger.error("lost a partition's lease (the worker stalled past WORKER_WRITE_LOCK_TTL_MS); its jobs go back to the queue", { partition });
         await consumer.close().catch(() => undefined);
       } catch (error) {
-        logger.warn("could not take a partition over; retrying", { partition, error: errorMessage(error) });
+        // Every second while ClickHouse is away: logged once per error every 30 s.
+        if (shouldLog(`${partition} ${errorMessage(error)}`)) {
+          logger.warn("could not take a partition over; retrying (repeats are logged every 30 s)", { partition, error: errorMessage(error) });
+        }
         await lease.release();
         await new Promise((resolve) => setTimeout(resolve, ACQUIRE_POLL_MS));
       }

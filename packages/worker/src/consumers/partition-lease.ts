@@ -20,7 +20,7 @@ export interface PartitionLease {
 const RENEW_SCRIPT = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end`;
 const RELEASE_SCRIPT = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end`;
 
-export function partitionLeaseKey(queuePrefix: string, partition: number): string {
+function partitionLeaseKey(queuePrefix: string, partition: number): string {
   return `${queuePrefix}:partition-lease:${partition}`;
 }
 
